@@ -1,0 +1,72 @@
+#!/usr/bin/env node
+/**
+ * Composition root of the runner-fleet CLI: resolves the command and runs it. Each command lives in its own file
+ * and is imported only when it runs.
+ */
+import type { Command, CommandIo } from './command.js';
+import { UsageError } from './command.js';
+
+const commands: Record<string, () => Promise<{ command: Command }>> = {
+  start: () => import('./start.js'),
+  validate: () => import('./validate.js'),
+  demo: () => import('./demo.js'),
+  simulate: () => import('./simulate.js'),
+  'emulate-runner': () => import('./emulate-runner.js'),
+  status: () => import('./status.js'),
+  doctor: () => import('./doctor.js'),
+  rbac: () => import('./rbac.js'),
+};
+
+async function help(io: CommandIo): Promise<void> {
+  io.stdout.write('Usage: runner-fleet <command> [options]\n\nCommands:\n');
+  for (const [name, load] of Object.entries(commands)) {
+    const { command } = await load();
+    io.stdout.write(`  ${name.padEnd(16)}${command.summary}\n`);
+  }
+  io.stdout.write('\nRun `runner-fleet <command> --help` for the options of a command.\n');
+}
+
+export async function main(argv: string[], io: CommandIo): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    await help(io);
+    return name === undefined ? 2 : 0;
+  }
+  if (name === '--version') {
+    const { createRequire } = await import('node:module');
+    const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
+    io.stdout.write(`${pkg.version}\n`);
+    return 0;
+  }
+  const load = commands[name];
+  if (!load) {
+    io.stderr.write(`runner-fleet: unknown command '${name}'. Run 'runner-fleet --help' for the list.\n`);
+    return 2;
+  }
+  const { command } = await load();
+  if (rest.includes('--help') || rest.includes('-h')) {
+    io.stdout.write(`${command.usage.trimEnd()}\n`);
+    return 0;
+  }
+  try {
+    return await command.run(rest, io);
+  } catch (error) {
+    if (error instanceof UsageError) {
+      io.stderr.write(`runner-fleet ${name}: ${error.message}\n\n${command.usage.trimEnd()}\n`);
+      return 2;
+    }
+    throw error;
+  }
+}
+
+const io: CommandIo = { stdout: process.stdout, stderr: process.stderr, env: process.env };
+main(process.argv.slice(2), io).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    const message = error instanceof Error ? error.message : String(error);
+    process.stderr.write(`runner-fleet: ${message}\n`);
+    process.exitCode = 1;
+  },
+);

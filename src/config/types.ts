@@ -1,0 +1,79 @@
+/**
+ * The parsed, validated fleet configuration. `config/schema.ts` (zod) produces exactly these shapes; everything
+ * downstream codes against these types, never against raw YAML. Durations are milliseconds after parsing; secret
+ * references (`${env:NAME}`, `${file:PATH}`) are resolved. The object is deep-frozen.
+ */
+
+/** Where runners register: an organization, one repository (`owner/name`) or an enterprise (classic PAT only). */
+export type Scope = { readonly org: string } | { readonly repo: string } | { readonly enterprise: string };
+
+export type RegistrationMode = 'jit' | 'token';
+
+/** Cloud identity given to runner pods (and, in kubernetes container mode, to job pods). */
+export interface IdentityConfig {
+  readonly aws?: { readonly roleArn: string };
+  readonly gcp?: { readonly serviceAccount: string };
+  readonly azure?: { readonly clientId: string };
+}
+
+/** A provider block: `kind` selects the provider; the rest is validated by that provider's `schema.ts`. */
+export interface ProviderConfig {
+  readonly kind: string;
+  readonly [key: string]: unknown;
+}
+
+export interface ScaleSetConfig {
+  readonly name: string;
+  readonly scope: Scope;
+  readonly runnerGroup: string;
+  /** Labels as configured, without the implicit `self-hosted`. */
+  readonly labels: readonly string[];
+  readonly minIdle: number;
+  readonly max: number;
+  readonly ephemeral: boolean;
+  readonly registration: RegistrationMode;
+  readonly priority: number;
+  /** ms */
+  readonly bootstrapTimeout: number;
+  /** ms */
+  readonly idleTimeout: number;
+  readonly identity?: IdentityConfig;
+  readonly provider: ProviderConfig;
+}
+
+export type GitHubAuthConfig =
+  | { readonly app: { readonly id: number; readonly privateKey: string; readonly installationId?: number } }
+  | { readonly token: string };
+
+export interface GitHubConfig {
+  /** Web URL: https://github.com or the GHES URL. */
+  readonly url: string;
+  /** REST base: https://api.github.com, <url>/api/v3 for GHES, or set explicitly (the simulator). */
+  readonly apiUrl: string;
+  /** True when `url` is not github.com (GHES): API under /api/v3. */
+  readonly ghes: boolean;
+  readonly auth: GitHubAuthConfig;
+}
+
+export interface FleetConfig {
+  /** Fleet name: owner label on every instance this controller creates. Default `runner-fleet`. */
+  readonly name: string;
+  readonly github: GitHubConfig;
+  readonly webhook: { readonly secret: string };
+  readonly server: {
+    readonly host: string;
+    readonly port: number;
+    /** Bearer token the dashboard and /api/v1 require when the server is not on loopback. */
+    readonly dashboardToken?: string;
+  };
+  readonly store: { readonly path: string };
+  readonly controller: {
+    /** ms between full resyncs (list runners + list instances). Default 30 s. */
+    readonly resyncInterval: number;
+    /** ms a GitHub runner with our prefix and no instance may exist before it is deregistered. Default 2 min. */
+    readonly orphanGracePeriod: number;
+    /** ms base of the exponential backoff after a failed runner. Default 5 s. */
+    readonly failureBackoff: number;
+  };
+  readonly scaleSets: readonly ScaleSetConfig[];
+}
