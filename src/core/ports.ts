@@ -1,0 +1,84 @@
+/**
+ * The ports the core needs from the outside world. github/ implements GitHubPort; store/ implements WebhookSink.
+ * Type-only: the core stays free of SDKs and can be driven by any implementation that speaks to a real peer.
+ */
+import type { Scope } from '../config/types.js';
+import type { GitHubRunner, JobStatus } from './types.js';
+
+export interface JitConfigRequest {
+  readonly name: string;
+  /** Runner group name; the client resolves it to an id (cached). */
+  readonly runnerGroup: string;
+  /** Labels for the runner, without `self-hosted` (GitHub adds it). */
+  readonly labels: readonly string[];
+  readonly workFolder?: string;
+}
+
+export interface JitConfigResult {
+  readonly runner: GitHubRunner;
+  /** Secret: never log it. */
+  readonly encodedJitConfig: string;
+}
+
+export interface RegistrationToken {
+  /** Secret: never log it. */
+  readonly token: string;
+  /** ms epoch */
+  readonly expiresAt: number;
+}
+
+export interface JobInfo {
+  readonly id: number;
+  readonly status: JobStatus;
+  readonly conclusion: string | null;
+  readonly runnerName: string | null;
+  readonly labels: readonly string[];
+}
+
+export interface GitHubPort {
+  /** 201 -> result. A 409 (name exists, e.g. after a retried call) resolves to the existing runner with
+   *  encodedJitConfig '' : the caller must treat that runner as created but without a usable config. */
+  generateJitConfig(scope: Scope, request: JitConfigRequest, signal?: AbortSignal): Promise<JitConfigResult>;
+  /** Cached per scope until shortly before expiry: one token serves many runners. */
+  registrationToken(scope: Scope, signal?: AbortSignal): Promise<RegistrationToken>;
+  /** Every runner of the scope whose name starts with `namePrefix` (all pages). */
+  listRunners(scope: Scope, namePrefix: string, signal?: AbortSignal): Promise<GitHubRunner[]>;
+  /** null when GitHub answers 404. */
+  getRunner(scope: Scope, runnerId: number, signal?: AbortSignal): Promise<GitHubRunner | null>;
+  /** 404 is success. */
+  deleteRunner(scope: Scope, runnerId: number, signal?: AbortSignal): Promise<void>;
+  /** null when GitHub answers 404. */
+  getJob(owner: string, repo: string, jobId: number, signal?: AbortSignal): Promise<JobInfo | null>;
+  /** Web URL runners register against in token mode (e.g. https://github.com/octo-org). */
+  registrationUrl(scope: Scope): string;
+}
+
+/** A `workflow_job` webhook after signature verification and parsing. */
+export interface WorkflowJobEvent {
+  readonly deliveryId: string;
+  readonly action: 'queued' | 'in_progress' | 'completed' | 'waiting';
+  readonly installationId: number | null;
+  readonly job: {
+    readonly id: number;
+    readonly runId: number;
+    readonly owner: string;
+    readonly repo: string;
+    readonly labels: readonly string[];
+    readonly status: string;
+    readonly conclusion: string | null;
+    readonly runnerId: number | null;
+    readonly runnerName: string | null;
+    /** ms epoch, from the payload's created_at / started_at / completed_at */
+    readonly createdAt: number | null;
+    readonly startedAt: number | null;
+    readonly completedAt: number | null;
+  };
+}
+
+export interface WebhookSink {
+  /**
+   * Persist the event durably (synchronously) before the HTTP reply. Returns duplicate=true when this delivery id,
+   * or this (job id, action) pair, was already accepted; the event is then not applied again.
+   */
+  acceptWorkflowJob(event: WorkflowJobEvent): { readonly duplicate: boolean };
+}
