@@ -1,0 +1,144 @@
+/**
+ * Loading fleet.yaml: YAML (with node positions) -> secret references resolved -> zod schema -> cross-field rules
+ * -> one deep-frozen FleetConfig, or every problem found, each with its line and column.
+ */
+import { readFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { LineCounter, parseDocument } from 'yaml';
+import type { Document } from 'yaml';
+import type { z } from 'zod';
+import { positionOf } from './locate.js';
+import { errorMap, knownKeysAt, unknownKeyMessage } from './messages.js';
+import type { PathIssue, Problem } from './problem.js';
+import { formatPath } from './problem.js';
+import { checkRules } from './rules.js';
+import { fleetConfigSchema } from './schema.js';
+import { resolveSecrets } from './secrets.js';
+import type { FleetConfig } from './types.js';
+
+export interface LoadOptions {
+  /** Environment for `${env:NAME}` references (the CLI passes process.env). */
+  readonly env: Readonly<Record<string, string | undefined>>;
+  /** Reads a UTF-8 file: the config itself (loadConfig) and `${file:PATH}` references. Default: node:fs. */
+  readonly readFile?: (path: string) => string;
+}
+
+export type LoadResult =
+  | { readonly ok: true; readonly config: FleetConfig }
+  | { readonly ok: false; readonly problems: readonly Problem[] };
+
+const readUtf8 = (path: string) => readFileSync(path, 'utf8');
+
+/** Secrets shorter than this are not scrubbed from messages: replacing "a" or "80" would garble them. */
+const MIN_SCRUB_LENGTH = 4;
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const item of Object.values(value)) deepFreeze(item);
+  }
+  return value;
+}
+
+const startsWith = (path: readonly PropertyKey[], prefix: readonly PropertyKey[]) =>
+  prefix.length <= path.length && prefix.every((segment, index) => path[index] === segment);
+
+/** zod issues as PathIssues; an unknown-keys issue becomes one issue per key, located at the key. */
+function schemaIssues(issues: readonly z.core.$ZodIssue[], raw: unknown): PathIssue[] {
+  return issues.flatMap((issue): PathIssue[] => {
+    const path = issue.path as PropertyKey[];
+    if (issue.code === 'unrecognized_keys') {
+      const known = knownKeysAt(path, raw);
+      return issue.keys.map((key) => ({
+        path: [...path, key],
+        message: unknownKeyMessage(key, known),
+        target: 'key',
+      }));
+    }
+    return [{ path, message: issue.message }];
+  });
+}
+
+/** Validates fleet.yaml text. `fileName` names the file in problems; relative `${file:...}` start from its directory. */
+export function parseConfig(text: string, fileName: string, options: LoadOptions): LoadResult {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false }) as Document;
+  const problem = (offset: number, path: string, message: string): Problem => ({
+    file: fileName,
+    ...lineCounter.linePos(offset),
+    path,
+    message,
+  });
+
+  const syntax = [...doc.errors, ...doc.warnings];
+  if (syntax.length > 0)
+    return { ok: false, problems: syntax.map((error) => problem(error.pos[0], '', error.message)) };
+  if (doc.contents === null) {
+    return {
+      ok: false,
+      problems: [problem(0, '', 'the file is empty; expected a mapping with github, webhook and scaleSets')],
+    };
+  }
+  let raw: unknown;
+  try {
+    raw = doc.toJS({ maxAliasCount: 100 });
+  } catch (error) {
+    return { ok: false, problems: [problem(0, '', (error as Error).message)] };
+  }
+
+  const secrets = resolveSecrets(raw, {
+    env: options.env,
+    readFile: options.readFile ?? readUtf8,
+    baseDir: dirname(fileName),
+  });
+  const parsed = fleetConfigSchema.safeParse(secrets.value, { error: errorMap });
+  // A value whose reference failed is incomplete; schema complaints about it would only repeat the problem.
+  const failed = secrets.issues.map((issue) => issue.path);
+  const issues = [
+    ...secrets.issues,
+    ...schemaIssues(parsed.error?.issues ?? [], secrets.value).filter(
+      (issue) => !failed.some((path) => startsWith(issue.path, path)),
+    ),
+    ...checkRules(secrets.value),
+  ];
+
+  if (issues.length === 0 && parsed.success) return { ok: true, config: deepFreeze(parsed.data) };
+
+  const scrub = secrets.secrets
+    .filter((secret) => secret.length >= MIN_SCRUB_LENGTH)
+    .sort((a, b) => b.length - a.length);
+  const seen = new Set<string>();
+  const problems = issues
+    .map((issue) => {
+      let message = issue.message;
+      for (const secret of scrub) message = message.split(secret).join('[secret]');
+      const { line, col } = positionOf(doc, lineCounter, issue.path, issue.target);
+      return { file: fileName, line, col, path: formatPath(issue.path), message };
+    })
+    .filter((item) => {
+      const key = `${item.line}:${item.col}:${item.path}:${item.message}`;
+      return seen.has(key) ? false : (seen.add(key), true);
+    })
+    .sort((a, b) => a.line - b.line || a.col - b.col);
+  return { ok: false, problems };
+}
+
+/** Reads and validates a fleet.yaml file. An unreadable file is one problem at line 0. */
+export function loadConfig(path: string, options: LoadOptions): LoadResult {
+  const readFile = options.readFile ?? readUtf8;
+  let text: string;
+  try {
+    text = readFile(path);
+  } catch (error) {
+    const code = (error as { code?: unknown }).code;
+    const reason =
+      code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : String(code ?? error);
+    return {
+      ok: false,
+      problems: [
+        { file: path, line: 0, col: 0, path: '', message: `cannot read the config file: ${reason}` },
+      ],
+    };
+  }
+  return parseConfig(text, path, options);
+}

@@ -1,0 +1,352 @@
+/**
+ * The fleet.yaml schema (zod 4). Objects are strict: an unknown key is an error, since a misspelt key silently
+ * falling back to a default is the classic autoscaler misconfiguration. `.describe()` texts feed the generated
+ * docs/configuration.md. Rules that span several fields or scale sets live in rules.ts.
+ */
+import { z } from 'zod';
+import { providerSchema } from '../providers/schemas.js';
+import { DEFAULTS, IMPLICIT_LABEL } from './defaults.js';
+import { duration } from './duration.js';
+import { dnsLabel, httpUrl, nonEmpty, whenObject } from './formats.js';
+import type { FleetConfig, GitHubAuthConfig, Scope } from './types.js';
+
+/** Longest scale set name: runner names `<scale-set>-<random>` and pod names must fit in a DNS label. */
+export const MAX_SCALE_SET_NAME = 40;
+export const MAX_LABELS = 100;
+
+const LOGIN = /^[A-Za-z0-9][A-Za-z0-9-]{0,38}$/;
+const REPO = /^[A-Za-z0-9][A-Za-z0-9-]{0,38}\/[A-Za-z0-9._-]{1,100}$/;
+const PEM_PRIVATE_KEY =
+  /^-----BEGIN (RSA )?PRIVATE KEY-----\r?\n[A-Za-z0-9+/=\r\n]+-----END \1PRIVATE KEY-----$/;
+
+/** Adds one issue at the object unless exactly one of `keys` is present. Runs even when a field failed. */
+function exactlyOne(keys: readonly string[], message: string) {
+  return [
+    (value: Record<string, unknown>, ctx: z.RefinementCtx) => {
+      if (keys.filter((key) => value[key] !== undefined).length !== 1)
+        ctx.addIssue({ code: 'custom', message });
+    },
+    whenObject,
+  ] as const;
+}
+
+/** An integer id, also accepted as a string of digits so it can come from `${env:...}`. */
+function numericId(what: string) {
+  return z
+    .union([z.number().int().positive(), z.string().regex(/^[1-9]\d*$/)], {
+      error: `expected a positive integer (${what})`,
+    })
+    .transform(Number)
+    .meta({ docType: 'integer' });
+}
+
+const privateKey = z
+  .string()
+  .superRefine((value, ctx) => {
+    // Never echo the value: it is (or is meant to be) a private key.
+    if (/-----BEGIN ENCRYPTED PRIVATE KEY-----/.test(value)) {
+      ctx.addIssue({
+        code: 'custom',
+        message: 'encrypted private keys are not supported; export it unencrypted',
+      });
+    } else if (!PEM_PRIVATE_KEY.test(value.trim())) {
+      ctx.addIssue({
+        code: 'custom',
+        message:
+          'must be a PEM private key (-----BEGIN RSA PRIVATE KEY----- or -----BEGIN PRIVATE KEY-----); ' +
+          'keep it in a file and write ${file:/path/to/app.pem}',
+      });
+    }
+  })
+  .meta({ docType: 'PEM string' });
+
+const appAuth = z.strictObject({
+  id: numericId('the GitHub App id').describe('GitHub App id.'),
+  privateKey: privateKey.describe('The App private key (PEM). Use `${file:...}` or `${env:...}`.'),
+  installationId: numericId('the installation id')
+    .optional()
+    .describe('Installation id. Default: looked up per scope (org, repo or enterprise).'),
+});
+
+const authSchema = z
+  .strictObject({
+    app: appAuth.optional().describe('Authenticate as a GitHub App (recommended for org and repo scopes).'),
+    token: z
+      .string()
+      .regex(/^\S+$/, { error: 'must be a token: no spaces or newlines, not empty' })
+      .optional()
+      .meta({ docType: 'secret string' })
+      .describe('A personal access token (classic PAT with manage_runners:enterprise for enterprise scope).'),
+  })
+  .superRefine(...exactlyOne(['app', 'token'], 'give exactly one of `app` or `token`'))
+  .transform((auth): GitHubAuthConfig =>
+    auth.app !== undefined ? { app: auth.app } : { token: auth.token! },
+  );
+
+/** The REST base for a web URL: api.github.com, api.<sub>.ghe.com (data residency), or <url>/api/v3 (GHES). */
+export function deriveApiUrl(url: string): { apiUrl: string; ghes: boolean } {
+  const host = new URL(url).hostname.toLowerCase();
+  if (host === 'github.com' || host === 'www.github.com')
+    return { apiUrl: 'https://api.github.com', ghes: false };
+  if (host.endsWith('.ghe.com')) return { apiUrl: `https://api.${host}`, ghes: false };
+  return { apiUrl: `${url}/api/v3`, ghes: true };
+}
+
+const githubSchema = z
+  .strictObject({
+    url: httpUrl()
+      .prefault(DEFAULTS.githubUrl)
+      .describe('Web URL of GitHub: https://github.com, a GHE.com URL or a GitHub Enterprise Server URL.'),
+    apiUrl: httpUrl()
+      .optional()
+      .describe(
+        'REST API base. Default: derived from `url` (see Derived values). Set it for the simulator, e.g. ' +
+          'http://127.0.0.1:3000.',
+      ),
+    auth: authSchema.describe('Exactly one of `app` or `token`.'),
+  })
+  .transform((github) => {
+    const derived = deriveApiUrl(github.url);
+    return {
+      url: github.url,
+      apiUrl: github.apiUrl ?? derived.apiUrl,
+      ghes: derived.ghes,
+      auth: github.auth,
+    };
+  });
+
+const scopeSchema = z
+  .strictObject({
+    org: z
+      .string()
+      .regex(LOGIN, { error: 'must be an organization login' })
+      .optional()
+      .describe('Organization login.'),
+    repo: z
+      .string()
+      .regex(REPO, { error: 'must be owner/name' })
+      .optional()
+      .describe('Repository as `owner/name`.'),
+    enterprise: z
+      .string()
+      .regex(LOGIN, { error: 'must be an enterprise slug' })
+      .optional()
+      .describe('Enterprise slug (needs `github.auth.token`).'),
+  })
+  .superRefine(
+    ...exactlyOne(['org', 'repo', 'enterprise'], 'give exactly one of `org`, `repo` or `enterprise`'),
+  )
+  .transform((scope): Scope => {
+    if (scope.org !== undefined) return { org: scope.org };
+    if (scope.repo !== undefined) return { repo: scope.repo };
+    return { enterprise: scope.enterprise! };
+  });
+
+const label = z.string().superRefine((value, ctx) => {
+  if (value.trim() === '') ctx.addIssue({ code: 'custom', message: 'must not be empty' });
+  else if (value.trim() !== value)
+    ctx.addIssue({ code: 'custom', message: 'must not start or end with spaces' });
+  else if (value.includes(',')) ctx.addIssue({ code: 'custom', message: 'must not contain a comma' });
+});
+
+const isImplicit = (value: string) => value.toLowerCase() === IMPLICIT_LABEL;
+
+const labelsSchema = z
+  .array(label)
+  .superRefine((labels, ctx) => {
+    const seen = new Map<string, number>();
+    labels.forEach((value, index) => {
+      const key = value.toLowerCase();
+      const first = seen.get(key);
+      if (first !== undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          path: [index],
+          message: `duplicate label (same as labels[${first}])`,
+        });
+      } else seen.set(key, index);
+    });
+    const count = labels.filter((value) => !isImplicit(value)).length;
+    if (count < 1) {
+      ctx.addIssue({ code: 'custom', message: `needs at least one label besides ${IMPLICIT_LABEL}` });
+    } else if (count > MAX_LABELS) {
+      ctx.addIssue({ code: 'custom', message: `at most ${MAX_LABELS} labels` });
+    }
+  })
+  .transform((labels) => labels.filter((value) => !isImplicit(value)));
+
+const identitySchema = z
+  .strictObject({
+    aws: z
+      .strictObject({
+        roleArn: z
+          .string()
+          .regex(/^arn:aws(-[a-z]+)*:iam::\d{12}:role\/([\w+=,.@-]+\/)*[\w+=,.@-]{1,64}$/, {
+            error: 'must be an IAM role ARN: arn:aws:iam::<12-digit account>:role/<path/name>',
+          })
+          .describe('IAM role ARN, set as the IRSA annotation `eks.amazonaws.com/role-arn`.'),
+      })
+      .optional()
+      .describe('AWS IAM Roles for Service Accounts (IRSA).'),
+    gcp: z
+      .strictObject({
+        serviceAccount: z
+          .string()
+          .regex(/^[a-z]([-a-z0-9]*[a-z0-9])?@[a-z]([-a-z0-9]*[a-z0-9])?\.iam\.gserviceaccount\.com$/, {
+            error: 'must be a Google service account: <name>@<project>.iam.gserviceaccount.com',
+          })
+          .describe('Google service account, set as `iam.gke.io/gcp-service-account`.'),
+      })
+      .optional()
+      .describe('GKE Workload Identity.'),
+    azure: z
+      .strictObject({
+        clientId: z
+          .string()
+          .regex(/^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/, {
+            error: 'must be a client id GUID: xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx',
+          })
+          .describe(
+            'Managed identity or app client id: annotation `azure.workload.identity/client-id` and pod label ' +
+              '`azure.workload.identity/use: "true"`.',
+          ),
+      })
+      .optional()
+      .describe('Azure Workload Identity.'),
+  })
+  .superRefine((value, ctx) => {
+    if (value.aws === undefined && value.gcp === undefined && value.azure === undefined) {
+      ctx.addIssue({ code: 'custom', message: 'give one of `aws`, `gcp` or `azure`' });
+    }
+  }, whenObject);
+
+export const scaleSetSchema = z.strictObject({
+  name: dnsLabel(MAX_SCALE_SET_NAME).describe(
+    `Unique name, at most ${MAX_SCALE_SET_NAME} characters of [a-z0-9-]: runner names are \`<name>-<random>\`.`,
+  ),
+  scope: scopeSchema.describe('Where runners register: exactly one of `org`, `repo` or `enterprise`.'),
+  runnerGroup: nonEmpty()
+    .default(DEFAULTS.runnerGroup)
+    .describe('Runner group (org and enterprise scope; repository runners are always in Default).'),
+  labels: labelsSchema.describe(
+    `1 to ${MAX_LABELS} labels, matched case-insensitively against a job's \`runs-on\`. \`${IMPLICIT_LABEL}\` is ` +
+      'implicit (accepted and dropped).',
+  ),
+  minIdle: z
+    .number()
+    .int()
+    .min(0, { error: 'must be 0 or more' })
+    .default(DEFAULTS.minIdle)
+    .describe('Idle runners kept ready when no job waits.'),
+  max: z
+    .number()
+    .int()
+    .min(1, { error: 'must be at least 1' })
+    .describe('Most runners of this scale set at once, in any state but deleted.'),
+  ephemeral: z
+    .boolean()
+    .default(DEFAULTS.ephemeral)
+    .describe('Single-use runners, removed after one job. `false` needs `registration: token`.'),
+  registration: z
+    .enum(['jit', 'token'])
+    .default(DEFAULTS.registration)
+    .describe(
+      '`jit`: a just-in-time config per runner (one API call, one job); `token`: a registration token and ' +
+        'config.sh (persistent runners, GHES without JIT).',
+    ),
+  priority: z
+    .number()
+    .int()
+    .default(DEFAULTS.priority)
+    .describe(
+      'When several scale sets match a job, the highest priority wins (then fewest extra labels, then name).',
+    ),
+  bootstrapTimeout: duration({ min: 1 })
+    .prefault(DEFAULTS.bootstrapTimeout)
+    .describe('A runner not online this long after its instance was created is deleted and replaced.'),
+  idleTimeout: duration({ min: 1 })
+    .prefault(DEFAULTS.idleTimeout)
+    .describe('Persistent runners idle this long (above minIdle) are removed.'),
+  identity: identitySchema
+    .optional()
+    .describe('Cloud identity for runner pods, and job pods in kubernetes container mode (kubernetes only).'),
+  provider: providerSchema.describe(
+    'Where the runners run: `kind` selects the provider block (see Providers).',
+  ),
+});
+
+export const fleetConfigSchema = z
+  .strictObject({
+    name: dnsLabel()
+      .default(DEFAULTS.name)
+      .describe('Fleet name: owner label/tag on everything this controller creates. A DNS label.'),
+    github: githubSchema.describe('Which GitHub, and how to authenticate.'),
+    webhook: z
+      .strictObject({
+        secret: nonEmpty()
+          .meta({ docType: 'secret string' })
+          .describe('Webhook secret (HMAC key of X-Hub-Signature-256). Use `${env:...}` or `${file:...}`.'),
+      })
+      .describe('The workflow_job webhook this controller receives at POST /webhook.'),
+    server: z
+      .strictObject({
+        host: nonEmpty().default(DEFAULTS.serverHost).describe('Listen address.'),
+        port: z
+          .number()
+          .int()
+          .min(0, { error: 'must be a port number, 0 to 65535' })
+          .max(65535, { error: 'must be a port number, 0 to 65535' })
+          .default(DEFAULTS.serverPort)
+          .describe('Listen port (0: any free port).'),
+        dashboardToken: nonEmpty()
+          .optional()
+          .meta({ docType: 'secret string' })
+          .describe('Bearer token required by the dashboard and /api/v1 when the server is not on loopback.'),
+      })
+      .prefault({})
+      .describe('HTTP server: webhook, health, metrics, API and dashboard.'),
+    store: z
+      .strictObject({
+        path: nonEmpty()
+          .default(DEFAULTS.storePath)
+          .describe('SQLite database file (relative to the working directory).'),
+      })
+      .prefault({})
+      .describe('The controller state.'),
+    controller: z
+      .strictObject({
+        resyncInterval: duration({ min: 1 })
+          .prefault(DEFAULTS.resyncInterval)
+          .describe('Time between full resyncs (list runners from GitHub and instances from providers).'),
+        orphanGracePeriod: duration()
+          .prefault(DEFAULTS.orphanGracePeriod)
+          .describe(
+            'How long a runner with this fleet’s name prefix and no instance may exist before removal.',
+          ),
+        failureBackoff: duration({ min: 1 })
+          .prefault(DEFAULTS.failureBackoff)
+          .describe('Base of the exponential backoff after a runner fails before taking a job.'),
+      })
+      .prefault({})
+      .describe('Reconciler timing.'),
+    scaleSets: z
+      .array(scaleSetSchema)
+      .min(1, { error: 'needs at least one scale set' })
+      .describe('Groups of identical runners.'),
+  })
+  .transform((config) => ({
+    ...config,
+    // The sim provider talks to the simulator that also serves the GitHub API, unless told otherwise.
+    scaleSets: config.scaleSets.map((set) =>
+      set.provider.kind === 'sim' && set.provider.url === undefined
+        ? { ...set, provider: { ...set.provider, url: new URL(config.github.apiUrl).origin } }
+        : set,
+    ),
+  }));
+
+export type ParsedFleetConfig = z.output<typeof fleetConfigSchema>;
+
+// Compile-time contract: the schema's output must be usable wherever FleetConfig (config/types.ts) is expected.
+type Expect<T extends true> = T;
+type Assignable<From, To> = [From] extends [To] ? true : false;
+export type SchemaOutputIsFleetConfig = Expect<Assignable<ParsedFleetConfig, FleetConfig>>;
