@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Builds the helm CLI from the Go module proxy (no prebuilt download) into a cache outside the repository, keyed by
+# version, and prints the binary's path as the last line. Only a fresh machine pays the build (about 2 minutes).
+#
+#   scripts/install-helm.sh           build when missing, print the path
+#   scripts/install-helm.sh --check   exit 0 when cached (printing the path), 1 otherwise
+#
+# Layout, shared with scripts/testenv: $CACHE/helm-<version>/bin/helm with a .complete stamp, where CACHE is
+# ${RUNNER_FLEET_CACHE:-$HOME/.cache/runner-fleet}; Go's module and build caches live under $CACHE/go.
+# HELM_VERSION overrides the version; its go.mod `go` directive must fit the local Go (GOTOOLCHAIN=local).
+set -euo pipefail
+
+HELM_VERSION="${HELM_VERSION:-v3.22.0}"
+cache="${RUNNER_FLEET_CACHE:-$HOME/.cache/runner-fleet}"
+dir="$cache/helm-$HELM_VERSION"
+bin="$dir/bin/helm"
+
+if [ -f "$dir/.complete" ] && [ -x "$bin" ]; then
+  echo "$bin"
+  exit 0
+fi
+if [ "${1:-}" = "--check" ]; then
+  echo "helm $HELM_VERSION is not built; run scripts/install-helm.sh" >&2
+  exit 1
+fi
+command -v go >/dev/null 2>&1 || {
+  echo "install-helm: Go is not installed; cannot build helm $HELM_VERSION" >&2
+  exit 1
+}
+
+mkdir -p "$cache"
+# Two test files may start the build at once: the second waits, then finds the binary cached.
+exec 9>"$cache/.helm-build.lock"
+flock 9
+if [ -f "$dir/.complete" ] && [ -x "$bin" ]; then
+  echo "$bin"
+  exit 0
+fi
+
+export GOTOOLCHAIN=local
+export GOMODCACHE="$cache/go/mod"
+export GOCACHE="$cache/go/build"
+export GOFLAGS="-modcacherw -buildvcs=false -trimpath"
+export CGO_ENABLED=0
+mkdir -p "$GOMODCACHE" "$GOCACHE"
+
+work="$(mktemp -d "$cache/.helm-build.XXXXXX")"
+trap 'rm -rf "$work"' EXIT
+echo "install-helm: building helm $HELM_VERSION with $(go version)" >&2
+start=$(date +%s)
+# The version variable makes `helm version` report the release instead of "main".
+GOBIN="$work/bin" go install -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" \
+  "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" >&2
+"$work/bin/helm" version --short >&2
+rm -rf "$dir"
+mkdir -p "$dir"
+mv "$work/bin" "$dir/bin"
+touch "$dir/.complete"
+echo "install-helm: built in $(($(date +%s) - start)) s" >&2
+echo "$bin"

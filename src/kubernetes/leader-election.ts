@@ -1,0 +1,283 @@
+/**
+ * Leader election on a coordination.k8s.io/v1 Lease, so that of several controller replicas exactly one acts.
+ *
+ * The algorithm is client-go's: a candidate takes the Lease when it is free or when its record has not changed for
+ * `leaseDuration` as observed on the candidate's own clock (so clock skew between nodes does not matter); every
+ * write carries the resourceVersion that was read, so two candidates can never both win (the loser gets 409).
+ * The leader renews every `retryPeriod` and steps down (aborting the signal given to `onStartedLeading`) when it
+ * has not renewed for `renewDeadline`, which is shorter than `leaseDuration`: it stops acting before anyone else
+ * may start. With the defaults (12 s / 8 s / 2 s) a replica takes over at most 14 s after the leader died, and
+ * within one retry period after a leader that shut down cleanly released the Lease.
+ */
+import type { KubeConfig, V1Lease, V1LeaseSpec } from '@kubernetes/client-node';
+import { CoordinationV1Api, V1MicroTime } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import { describeApiError, isConflict, isNotFound, withSignal } from './api.js';
+
+export interface LeaderElectionOptions {
+  readonly kubeConfig: KubeConfig;
+  readonly namespace: string;
+  /** Lease name, e.g. leaseNameFor(fleet). */
+  readonly name: string;
+  /** Unique per replica: pod name plus a random suffix. */
+  readonly identity: string;
+  readonly leaseDurationMs?: number;
+  readonly renewDeadlineMs?: number;
+  readonly retryPeriodMs?: number;
+  /** Release the Lease when `run`'s signal is aborted, so a successor need not wait out the lease (default true). */
+  readonly releaseOnStop?: boolean;
+  readonly logger?: Logger;
+  readonly now?: () => number;
+  readonly sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
+  /** Runs while this replica leads; `signal` aborts when leadership is lost or the elector stops. */
+  readonly onStartedLeading: (signal: AbortSignal) => void | Promise<void>;
+  readonly onStoppedLeading?: () => void;
+  /** Called when the observed holder changes (also for this replica). */
+  readonly onNewLeader?: (identity: string) => void;
+}
+
+export const LEADER_ELECTION_DEFAULTS = {
+  leaseDurationMs: 12_000,
+  renewDeadlineMs: 8_000,
+  retryPeriodMs: 2_000,
+};
+
+export class LeaderElectionError extends Error {
+  readonly code: string;
+  constructor(message: string, options: { code: string; cause?: unknown }) {
+    super(message, { cause: options.cause });
+    this.name = 'LeaderElectionError';
+    this.code = options.code;
+  }
+}
+
+function defaultSleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
+
+interface Observed {
+  readonly holder: string;
+  readonly renewTime: string;
+  readonly transitions: number;
+}
+
+export class LeaderElector {
+  readonly #api: CoordinationV1Api;
+  readonly #o: Required<
+    Pick<LeaderElectionOptions, 'leaseDurationMs' | 'renewDeadlineMs' | 'retryPeriodMs'>
+  > &
+    LeaderElectionOptions;
+  readonly #now: () => number;
+  readonly #sleep: (ms: number, signal: AbortSignal) => Promise<void>;
+  #observed: Observed | undefined;
+  #observedAt = 0;
+  /** The Lease as last written by this replica: renewals try it first and read only after a conflict. */
+  #mine: V1Lease | undefined;
+  #leading = false;
+
+  constructor(options: LeaderElectionOptions) {
+    const o = { ...LEADER_ELECTION_DEFAULTS, ...options };
+    if (!(o.renewDeadlineMs < o.leaseDurationMs) || !(o.retryPeriodMs < o.renewDeadlineMs)) {
+      throw new LeaderElectionError('leader election needs retryPeriod < renewDeadline < leaseDuration', {
+        code: 'leader-election-timing',
+      });
+    }
+    this.#o = o;
+    this.#api = options.kubeConfig.makeApiClient(CoordinationV1Api);
+    this.#now = options.now ?? Date.now;
+    this.#sleep = options.sleep ?? defaultSleep;
+  }
+
+  get isLeader(): boolean {
+    return this.#leading;
+  }
+
+  /** The holder this replica last observed ('' when the Lease is free). */
+  get leader(): string | undefined {
+    return this.#observed?.holder;
+  }
+
+  /**
+   * Campaigns until elected, leads until leadership is lost or `signal` aborts, then returns. A replica that lost
+   * leadership should exit (its in-memory state may be stale) rather than campaign again.
+   */
+  async run(signal: AbortSignal): Promise<void> {
+    while (!signal.aborted) {
+      if (await this.#attempt(signal)) break;
+      await this.#sleep(this.#jittered(this.#o.retryPeriodMs), signal);
+    }
+    if (signal.aborted) return;
+    await this.#lead(signal);
+  }
+
+  async #lead(signal: AbortSignal): Promise<void> {
+    this.#leading = true;
+    const leading = new AbortController();
+    const stop = () => leading.abort();
+    signal.addEventListener('abort', stop, { once: true });
+    this.#o.logger?.info({ lease: this.#o.name, identity: this.#o.identity }, 'became leader');
+    // The work runs beside the renew loop; its failure is logged, leadership is what ends it.
+    const work = Promise.resolve()
+      .then(() => this.#o.onStartedLeading(leading.signal))
+      .catch((error: unknown) => this.#o.logger?.error({ err: error }, 'leader work failed'));
+    let lastRenew = this.#now();
+    try {
+      while (!signal.aborted) {
+        await this.#sleep(this.#o.retryPeriodMs, signal);
+        if (signal.aborted) break;
+        if (await this.#attempt(signal, this.#o.renewDeadlineMs - (this.#now() - lastRenew))) {
+          lastRenew = this.#now();
+        } else if (this.#now() - lastRenew >= this.#o.renewDeadlineMs) {
+          this.#o.logger?.warn({ lease: this.#o.name }, 'leadership lost: could not renew the lease in time');
+          break;
+        }
+      }
+    } finally {
+      this.#leading = false;
+      signal.removeEventListener('abort', stop);
+      leading.abort();
+      if (signal.aborted && (this.#o.releaseOnStop ?? true)) await this.#release();
+      await work;
+      this.#o.onStoppedLeading?.();
+    }
+  }
+
+  #jittered(ms: number): number {
+    return ms * (1 + Math.random() * 0.2);
+  }
+
+  #requestSignal(signal: AbortSignal, budgetMs: number): AbortSignal {
+    return AbortSignal.any([signal, AbortSignal.timeout(Math.max(1_000, budgetMs))]);
+  }
+
+  #observe(spec: V1LeaseSpec | undefined): void {
+    const next: Observed = {
+      holder: spec?.holderIdentity ?? '',
+      renewTime: spec?.renewTime ? new Date(spec.renewTime).toISOString() : '',
+      transitions: spec?.leaseTransitions ?? 0,
+    };
+    const prev = this.#observed;
+    if (
+      !prev ||
+      prev.holder !== next.holder ||
+      prev.renewTime !== next.renewTime ||
+      prev.transitions !== next.transitions
+    ) {
+      this.#observed = next;
+      this.#observedAt = this.#now();
+      if (prev?.holder !== next.holder && next.holder !== '') this.#o.onNewLeader?.(next.holder);
+    }
+  }
+
+  #spec(previous: V1LeaseSpec | undefined): V1LeaseSpec {
+    const now = new V1MicroTime(this.#now());
+    const wasMine = previous?.holderIdentity === this.#o.identity;
+    return {
+      holderIdentity: this.#o.identity,
+      leaseDurationSeconds: Math.ceil(this.#o.leaseDurationMs / 1000),
+      acquireTime:
+        wasMine && previous?.acquireTime ? new V1MicroTime(new Date(previous.acquireTime).getTime()) : now,
+      renewTime: now,
+      leaseTransitions: wasMine ? (previous?.leaseTransitions ?? 0) : (previous?.leaseTransitions ?? 0) + 1,
+    };
+  }
+
+  /** One acquire-or-renew step; true when this replica holds the Lease afterwards. Never throws. */
+  async #attempt(signal: AbortSignal, budgetMs = this.#o.renewDeadlineMs): Promise<boolean> {
+    const { namespace, name } = this.#o;
+    const options = withSignal(this.#requestSignal(signal, budgetMs));
+    try {
+      // Fast path for the leader: write over its own last version; a conflict means someone else wrote.
+      if (this.#mine && this.#leading) {
+        try {
+          const body: V1Lease = { ...this.#mine, spec: this.#spec(this.#mine.spec) };
+          this.#mine = await this.#api.replaceNamespacedLease({ name, namespace, body }, options);
+          this.#observe(this.#mine.spec);
+          return true;
+        } catch (error) {
+          if (!isConflict(error)) throw error;
+        }
+      }
+      let lease: V1Lease;
+      try {
+        lease = await this.#api.readNamespacedLease({ name, namespace }, options);
+      } catch (error) {
+        if (!isNotFound(error)) throw error;
+        const body: V1Lease = {
+          metadata: { name, namespace },
+          spec: { ...this.#spec(undefined), leaseTransitions: 0 },
+        };
+        try {
+          this.#mine = await this.#api.createNamespacedLease({ namespace, body }, options);
+        } catch (createError) {
+          if (isConflict(createError)) return false;
+          throw createError;
+        }
+        this.#observe(this.#mine.spec);
+        return true;
+      }
+      this.#observe(lease.spec);
+      const holder = lease.spec?.holderIdentity ?? '';
+      const durationMs =
+        (lease.spec?.leaseDurationSeconds ?? Math.ceil(this.#o.leaseDurationMs / 1000)) * 1000;
+      if (holder !== '' && holder !== this.#o.identity && this.#observedAt + durationMs > this.#now()) {
+        return false;
+      }
+      const body: V1Lease = { ...lease, spec: this.#spec(lease.spec) };
+      try {
+        this.#mine = await this.#api.replaceNamespacedLease({ name, namespace, body }, options);
+      } catch (error) {
+        if (isConflict(error)) return false;
+        throw error;
+      }
+      this.#observe(this.#mine.spec);
+      return true;
+    } catch (error) {
+      if (!signal.aborted) {
+        this.#o.logger?.warn(
+          { lease: name, error: describeApiError(error) },
+          'leader election: lease call failed',
+        );
+      }
+      return false;
+    }
+  }
+
+  /** Marks the Lease free so a successor need not wait for it to expire. Best effort. */
+  async #release(): Promise<void> {
+    if (!this.#mine) return;
+    const { namespace, name } = this.#o;
+    try {
+      const body: V1Lease = {
+        ...this.#mine,
+        spec: {
+          ...this.#mine.spec,
+          holderIdentity: '',
+          leaseDurationSeconds: 1,
+          renewTime: new V1MicroTime(this.#now()),
+        },
+      };
+      await this.#api.replaceNamespacedLease(
+        { name, namespace, body },
+        withSignal(AbortSignal.timeout(2_000)),
+      );
+      this.#o.logger?.info({ lease: name }, 'leader election: lease released');
+    } catch (error) {
+      this.#o.logger?.warn(
+        { lease: name, error: describeApiError(error) },
+        'leader election: release failed',
+      );
+    } finally {
+      this.#mine = undefined;
+    }
+  }
+}
