@@ -336,6 +336,22 @@ describe('process provider', () => {
     expect(await stateOf(provider, spec.name)).toBeUndefined();
   });
 
+  it('an aborted delete rejects as retryable and leaves the instance for the next delete', async () => {
+    provider = new ProcessProvider(config(workDir, { stopGracePeriod: 20_000 }), context());
+    const spec = jitSpec('abort-delete', { term: 'ignore' });
+    await provider.create(spec, signal());
+    const runner = await runnerPid(spec.name);
+    const error = await provider.delete(spec.name, AbortSignal.timeout(300)).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ProviderError);
+    expect(error).toMatchObject({ code: 'aborted', retryable: true });
+    expect(await stateOf(provider, spec.name)).toMatchObject({ state: 'running' });
+    await new ProcessProvider(config(workDir, { stopGracePeriod: 100 }), context()).delete(
+      spec.name,
+      signal(),
+    );
+    expect(alive(runner)).toBe(false);
+  });
+
   it('re-adopts runners after the controller is killed with SIGKILL, and knows how they ended', async () => {
     const first = jitSpec('restart-exits', { sleep: 2500, exit: 3 });
     const held = jitSpec('restart-held');

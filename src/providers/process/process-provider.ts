@@ -118,7 +118,7 @@ export class ProcessProvider implements Provider {
     }
     const instances: Instance[] = [];
     for (const entry of entries) {
-      signal.throwIfAborted();
+      if (signal.aborted) throw aborted('list', signal);
       if (entry.startsWith('.deleted-')) {
         // Left by a delete that crashed between its rename and its removal.
         await rm(join(this.#workDir, entry), { recursive: true, force: true }).catch(() => undefined);
@@ -151,7 +151,7 @@ export class ProcessProvider implements Provider {
   }
 
   async #create(spec: InstanceSpec, signal: AbortSignal): Promise<Instance> {
-    signal.throwIfAborted();
+    if (signal.aborted) throw aborted('create', signal);
     const dir = this.#dir(spec.name);
     const existing = await readRecord(dir);
     if (existing !== null) return this.#existing(existing, spec);
@@ -322,13 +322,7 @@ export class ProcessProvider implements Provider {
     const deadline = this.#now() + ms;
     for (;;) {
       if (!groupAlive(identity, this.#bootId)) return true;
-      if (signal.aborted) {
-        throw new ProviderError('delete aborted while waiting for the runner to stop', {
-          code: 'aborted',
-          retryable: true,
-          cause: signal.reason,
-        });
-      }
+      if (signal.aborted) throw aborted('delete', signal);
       if (this.#now() >= deadline) return false;
       await this.#sleep(Math.min(50, Math.max(1, deadline - this.#now())));
     }
@@ -367,8 +361,9 @@ export class ProcessProvider implements Provider {
     const withId = { ...base, providerId: String(identity.pid) };
     const code = await readExitCode(dir);
     if (code !== null) return exited(withId, code);
+    // The group, not the wrapper, is the runner: a SIGTERM kills the wrapper at once while the runner winds down.
+    if (groupAlive(identity, this.#bootId)) return { ...withId, state: 'running' };
     const exit = this.#exits.get(record.name);
-    if (exit === undefined && groupAlive(identity, this.#bootId)) return { ...withId, state: 'running' };
     // It ended between the two reads, or ended without the wrapper recording a status (the wrapper was killed).
     const late = await readExitCode(dir);
     if (late !== null) return exited(withId, late);
@@ -437,6 +432,14 @@ function exited(base: Omit<Instance, 'state'>, code: number): Instance {
   return code === 0
     ? { ...base, state: 'succeeded', message: 'runner exited with code 0' }
     : { ...base, state: 'failed', message: `runner exited with code ${code}` };
+}
+
+function aborted(op: string, signal: AbortSignal): ProviderError {
+  return new ProviderError(`process provider ${op} aborted`, {
+    code: 'aborted',
+    retryable: true,
+    cause: signal.reason,
+  });
 }
 
 function checkName(name: string): void {
