@@ -1,4 +1,4 @@
-export { createLogger, childLogger, redactionPaths } from './logger.js';
+export { createLogger, childLogger, configSecrets, redactionPaths } from './logger.js';
 export type { Logger, LogLevel, CreateLoggerOptions } from './logger.js';
 export { createMetrics, METRIC_DEFINITIONS } from './metrics.js';
 export type { FleetMetrics, MetricDefinition, MetricKey, CreateMetricsOptions } from './metrics.js';

@@ -61,3 +61,18 @@ export function childLogger(
   if (fields.jobId !== undefined) bindings.jobId = fields.jobId;
   return logger.child(bindings);
 }
+
+/** Every secret value in a parsed configuration: pass them as `knownSecrets` when building the logger. */
+export function configSecrets(config: {
+  readonly github?: { readonly auth: { readonly token: string } | { readonly app: { readonly privateKey: string } } };
+  readonly webhook?: { readonly secret: string };
+  readonly server?: { readonly dashboardToken?: string };
+}): string[] {
+  const secrets: string[] = [];
+  const auth = config.github?.auth;
+  if (auth && 'token' in auth) secrets.push(auth.token);
+  if (auth && 'app' in auth) secrets.push(auth.app.privateKey);
+  if (config.webhook?.secret) secrets.push(config.webhook.secret);
+  if (config.server?.dashboardToken) secrets.push(config.server.dashboardToken);
+  return secrets;
+}

@@ -1,0 +1,246 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { createServer } from '../../src/server/server.js';
+import { ServerConfigError, isLoopbackHost } from '../../src/server/auth.js';
+import { createLogger } from '../../src/telemetry/logger.js';
+import { createMetrics } from '../../src/telemetry/metrics.js';
+import {
+  DASHBOARD_TOKEN,
+  MemorySink,
+  SECRET,
+  leakyReadModel,
+  signedHeaders,
+  startTestServer,
+  testConfig,
+  workflowJobPayload,
+} from './helpers.js';
+import type { TestServer } from './helpers.js';
+
+let t: TestServer | null = null;
+afterEach(async () => {
+  await t?.server.close();
+  t = null;
+});
+
+const silent = createLogger({ level: 'silent' });
+
+describe('health and metrics', () => {
+  it('/healthz is up while /readyz follows isReady (and a failing check is not ready)', async () => {
+    let ready: boolean | Error = false;
+    t = await startTestServer({
+      isReady: () => {
+        if (ready instanceof Error) throw ready;
+        return ready;
+      },
+    });
+    const { app } = t.server;
+    expect((await app.inject({ url: '/healthz' })).statusCode).toBe(200);
+    expect((await app.inject({ url: '/readyz' })).statusCode).toBe(503);
+    ready = true;
+    expect((await app.inject({ url: '/readyz' })).json()).toEqual({ status: 'ready' });
+    ready = new Error('store closed');
+    expect((await app.inject({ url: '/readyz' })).statusCode).toBe(503);
+  });
+
+  it('/metrics serves the Prometheus text of the instance registry', async () => {
+    t = await startTestServer();
+    t.metrics.jobs.inc({ scale_set: 'linux-small', event: 'queued' });
+    const res = await t.server.app.inject({ url: '/metrics' });
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['content-type']).toContain('text/plain');
+    expect(res.body).toContain('runner_fleet_jobs_total{scale_set="linux-small",event="queued"} 1');
+    expect(res.body).toContain('# TYPE runner_fleet_webhooks_total counter');
+  });
+});
+
+describe('/api/v1', () => {
+  it('serves scale sets, runners and jobs as JSON without the secrets the records carry', async () => {
+    t = await startTestServer();
+    const { app } = t.server;
+    const scaleSets = await app.inject({ url: '/api/v1/scale-sets' });
+    expect(scaleSets.statusCode).toBe(200);
+    expect(scaleSets.json().scaleSets[0]).toMatchObject({
+      name: 'linux-small',
+      scope: { org: 'octo-org' },
+      runners: { idle: 1, busy: 2 },
+      pendingJobs: 3,
+    });
+    const runners = await app.inject({ url: '/api/v1/runners?state=busy' });
+    expect(runners.json().runners).toEqual([
+      {
+        name: 'linux-small-ab12',
+        scaleSet: 'linux-small',
+        state: 'busy',
+        githubId: 7,
+        instance: 'pid-1234',
+        provider: 'process',
+        jobId: 99,
+        createdAt: 1,
+        updatedAt: 2,
+        failureReason: null,
+      },
+    ]);
+    expect((await app.inject({ url: '/api/v1/runners?state=idle' })).json().runners).toEqual([]);
+    const jobs = await app.inject({ url: '/api/v1/jobs?limit=2' });
+    expect(jobs.json().jobs).toHaveLength(2);
+    expect(jobs.json().jobs[0]).toMatchObject({
+      id: 100,
+      status: 'queued',
+      scaleSet: 'linux-small',
+      runnerName: null,
+    });
+    const all = scaleSets.body + runners.body + jobs.body;
+    for (const secret of [
+      'AABF3JGZDX3P5PMEXLND6TS6FCWO6',
+      'eyJTRUNSRVQiOiJqaXQifQ',
+      'secret-jit',
+      'ghs_',
+      'registrationToken',
+      'encodedJitConfig',
+      'token',
+    ]) {
+      expect(all).not.toContain(secret);
+    }
+  });
+
+  it('validates query parameters', async () => {
+    t = await startTestServer();
+    const { app } = t.server;
+    expect((await app.inject({ url: '/api/v1/runners?state=sleeping' })).statusCode).toBe(400);
+    expect((await app.inject({ url: '/api/v1/jobs?status=done' })).statusCode).toBe(400);
+    expect((await app.inject({ url: '/api/v1/jobs?limit=0' })).statusCode).toBe(400);
+    expect((await app.inject({ url: '/api/v1/jobs?limit=abc' })).statusCode).toBe(400);
+    let seen = 0;
+    const model = leakyReadModel();
+    await t.server.close();
+    t = await startTestServer({
+      readModel: {
+        ...model,
+        jobs: (q) => {
+          seen = q.limit;
+          return model.jobs(q);
+        },
+      },
+    });
+    await t.server.app.inject({ url: '/api/v1/jobs?limit=999999' });
+    expect(seen).toBe(5000);
+    await t.server.app.inject({ url: '/api/v1/jobs' });
+    expect(seen).toBe(500);
+  });
+
+  it('requires the bearer token when one is configured, for /api/v1 only', async () => {
+    t = await startTestServer({ config: testConfig({ dashboardToken: DASHBOARD_TOKEN }) });
+    const { app } = t.server;
+    expect((await app.inject({ url: '/api/v1/jobs' })).statusCode).toBe(401);
+    expect(
+      (await app.inject({ url: '/api/v1/jobs', headers: { authorization: 'Bearer nope' } })).statusCode,
+    ).toBe(401);
+    expect(
+      (await app.inject({ url: '/api/v1/jobs', headers: { authorization: DASHBOARD_TOKEN } })).statusCode,
+    ).toBe(401);
+    const ok = await app.inject({
+      url: '/api/v1/jobs',
+      headers: { authorization: `Bearer ${DASHBOARD_TOKEN}` },
+    });
+    expect(ok.statusCode).toBe(200);
+    // GitHub, kubelet probes and Prometheus do not carry the dashboard token.
+    expect((await app.inject({ url: '/healthz' })).statusCode).toBe(200);
+    expect((await app.inject({ url: '/metrics' })).statusCode).toBe(200);
+    const body = JSON.stringify(workflowJobPayload());
+    expect(
+      (
+        await app.inject({
+          method: 'POST',
+          url: '/webhook',
+          payload: body,
+          headers: await signedHeaders(body),
+        })
+      ).statusCode,
+    ).toBe(202);
+  });
+});
+
+describe('exposure rule', () => {
+  it('refuses to start beyond loopback without a dashboard token, with a clear error', async () => {
+    const base = {
+      sink: new MemorySink(),
+      readModel: leakyReadModel(),
+      isReady: () => true,
+      metrics: createMetrics(),
+      logger: silent,
+    };
+    const attempt = createServer({
+      ...base,
+      config: { server: { host: '0.0.0.0', port: 0 }, webhook: { secret: SECRET } },
+    });
+    await expect(attempt).rejects.toBeInstanceOf(ServerConfigError);
+    await expect(attempt).rejects.toThrow(/server\.host is 0\.0\.0\.0.*dashboardToken/);
+    const withToken = await createServer({
+      ...base,
+      config: {
+        server: { host: '0.0.0.0', port: 0, dashboardToken: DASHBOARD_TOKEN },
+        webhook: { secret: SECRET },
+      },
+    });
+    await withToken.close();
+  });
+
+  it('knows loopback addresses', () => {
+    for (const h of ['127.0.0.1', '127.1.2.3', 'localhost', '::1', '[::1]', '::ffff:127.0.0.1'])
+      expect(isLoopbackHost(h), h).toBe(true);
+    for (const h of ['0.0.0.0', '::', '10.0.0.1', 'example.com', '128.0.0.1'])
+      expect(isLoopbackHost(h), h).toBe(false);
+  });
+});
+
+describe('live updates and the dashboard mount point', () => {
+  it('streams accepted webhook events over SSE at /api/v1/events', async () => {
+    t = await startTestServer({ heartbeatMs: 50 });
+    const url = await t.server.listen();
+    const controller = new AbortController();
+    const res = await fetch(`${url}/api/v1/events`, { signal: controller.signal });
+    expect(res.headers.get('content-type')).toContain('text/event-stream');
+    const reader = res.body!.getReader();
+    const body = JSON.stringify(workflowJobPayload({ jobId: 31 }));
+    await fetch(`${url}/webhook`, { method: 'POST', body, headers: await signedHeaders(body) });
+    let text = '';
+    while (!text.includes('event: workflow_job') || !text.includes('heartbeat')) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += new TextDecoder().decode(value);
+    }
+    controller.abort();
+    const data = text.split('\n').find((l) => l.startsWith('data: '))!;
+    expect(JSON.parse(data.slice(6))).toMatchObject({
+      action: 'queued',
+      jobId: 31,
+      repository: 'octo-org/app',
+    });
+    await new Promise((r) => setTimeout(r, 50));
+    expect(t.server.events.subscribers).toBe(0);
+  });
+
+  it('mounts a dashboard plugin behind the same bearer token', async () => {
+    t = await startTestServer({
+      config: testConfig({ dashboardToken: DASHBOARD_TOKEN }),
+      dashboard: {
+        register(app, context) {
+          app.get('/', async (_req, reply) => reply.type('text/html').send('<h1>runner-fleet</h1>'));
+          app.get('/assets/app.js', async (_req, reply) => reply.type('text/javascript').send('export {}'));
+          app.get('/dashboard/summary', async () => ({
+            scaleSets: (await context.readModel.scaleSets()).length,
+          }));
+        },
+      },
+    });
+    const { app } = t.server;
+    expect((await app.inject({ url: '/' })).statusCode).toBe(401);
+    const auth = { authorization: `Bearer ${DASHBOARD_TOKEN}` };
+    const page = await app.inject({ url: '/', headers: auth });
+    expect(page.statusCode).toBe(200);
+    expect(page.body).toContain('runner-fleet');
+    expect((await app.inject({ url: '/assets/app.js', headers: auth })).headers['content-type']).toContain(
+      'javascript',
+    );
+    expect((await app.inject({ url: '/dashboard/summary', headers: auth })).json()).toEqual({ scaleSets: 1 });
+  });
+});
