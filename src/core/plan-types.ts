@@ -1,0 +1,157 @@
+/**
+ * Input and output of the pure planner. The reconciler assembles a Snapshot from the store (runners, jobs, backoff)
+ * and from its last observations of GitHub and the providers; the executor carries out the Actions.
+ */
+import type { GitHubRunner, JobStatus, RunnerState } from './types.js';
+import type { Instance } from '../providers/provider.js';
+import type { BackoffState } from './backoff.js';
+
+/** One runner record of this fleet, as the store keeps it, plus what the executor is doing with it. */
+export interface RunnerSnapshot {
+  readonly name: string;
+  readonly scaleSet: string;
+  readonly state: RunnerState;
+  readonly reason: string | null;
+  /** GitHub runner id, once known (from the JIT answer or a runner list). */
+  readonly githubId: number | null;
+  /** ms epoch */
+  readonly createdAt: number;
+  /** ms epoch of the last state change. Observations older than this say nothing about the current state. */
+  readonly stateChangedAt: number;
+  /** ms epoch at which this fleet deleted the instance (provider delete succeeded), or null. */
+  readonly instanceDeletedAt: number | null;
+  /** ms epoch at which this fleet removed the GitHub registration (or learned it was gone), or null. */
+  readonly registrationDeletedAt: number | null;
+  /**
+   * The latest job GitHub reported on this runner (webhook or status check), if any; `at` is when this fleet
+   * recorded that status (its own clock), so a persistent runner's old job is not mistaken for news.
+   */
+  readonly job: { readonly id: number; readonly status: JobStatus; readonly at: number } | null;
+  /** An executor operation on this runner is queued or running (or cooling down after an error): hands off. */
+  readonly inFlight: boolean;
+}
+
+/** A job routed to the scale set that has not completed. */
+export interface JobSnapshot {
+  readonly id: number;
+  readonly owner: string;
+  readonly repo: string;
+  readonly status: 'queued' | 'in_progress';
+  /** ms epoch */
+  readonly queuedAt: number;
+  readonly startedAt: number | null;
+  /** ms epoch of the last status check against GitHub, or null. */
+  readonly checkedAt: number | null;
+  /** A status check for it is running. */
+  readonly inFlight: boolean;
+}
+
+export interface ObservedGitHubRunner extends GitHubRunner {
+  /** ms epoch at which this fleet first saw the registration in a list (measures the orphan grace period). */
+  readonly firstSeenAt: number;
+}
+
+export interface ObservedInstance extends Instance {
+  /** ms epoch of the observation (list start time, watch event time, or the create answer). */
+  readonly observedAt: number;
+}
+
+/** What GitHub listed for the scale set (runners named `<scaleSet>-...`); `at` null until the first list. */
+export interface GitHubObservation {
+  /** ms epoch at which the list call started; a list reflects the world at least as of then. */
+  readonly at: number | null;
+  readonly runners: ReadonlyMap<string, ObservedGitHubRunner>;
+}
+
+/** What the provider listed for the scale set, updated by watch events; `at` is the last full list's start time. */
+export interface InstanceObservation {
+  readonly at: number | null;
+  readonly items: ReadonlyMap<string, ObservedInstance>;
+}
+
+export interface ScaleSetSnapshot {
+  readonly name: string;
+  /** Non-deleted records, plus recently deleted ones (so stale observations of them are recognised as stale). */
+  readonly runners: readonly RunnerSnapshot[];
+  /** Jobs routed here that are queued or in progress. */
+  readonly jobs: readonly JobSnapshot[];
+  readonly github: GitHubObservation;
+  readonly instances: InstanceObservation;
+  readonly backoff: BackoffState;
+}
+
+export interface Snapshot {
+  readonly scaleSets: ReadonlyMap<string, ScaleSetSnapshot>;
+}
+
+/** Create a runner: record intent (requested), then registration, then instance. `resume`: the record exists. */
+export interface CreateRunnerAction {
+  readonly type: 'create-runner';
+  readonly scaleSet: string;
+  readonly name: string;
+  readonly resume: boolean;
+}
+
+export interface DeleteInstanceAction {
+  readonly type: 'delete-instance';
+  readonly scaleSet: string;
+  readonly name: string;
+  readonly reason: string;
+}
+
+/**
+ * Remove a GitHub registration. checkBusy: ask GitHub right before (GET runner) and leave a busy runner alone.
+ * retire: the runner is idle and being scaled down; on success it moves to `finished` (then its instance goes).
+ */
+export interface DeregisterRunnerAction {
+  readonly type: 'deregister-runner';
+  readonly scaleSet: string;
+  readonly name: string;
+  readonly runnerId: number;
+  readonly reason: string;
+  readonly checkBusy: boolean;
+  readonly retire: boolean;
+}
+
+/**
+ * Record a state change. failure: counts toward the scale set's backoff (a runner failed before taking a job).
+ * instanceGone / registrationGone: the planner knows that part no longer exists.
+ */
+export interface MarkRunnerAction {
+  readonly type: 'mark-runner';
+  readonly scaleSet: string;
+  readonly name: string;
+  readonly state: RunnerState;
+  readonly reason: string;
+  readonly failure: boolean;
+  readonly instanceGone?: boolean;
+  readonly registrationGone?: boolean;
+  /** The GitHub runner id, when the planner learned it from a runner list. */
+  readonly githubId?: number;
+}
+
+/** Ask GitHub for a job's status (repairs a missed in_progress or completed webhook). */
+export interface CheckJobAction {
+  readonly type: 'check-job';
+  readonly scaleSet: string;
+  readonly jobId: number;
+  readonly owner: string;
+  readonly repo: string;
+}
+
+/** Nothing to do now, but plan again at `at` (a timeout, grace period or backoff ends then). */
+export interface WakeAtAction {
+  readonly type: 'wake-at';
+  readonly scaleSet: string;
+  readonly at: number;
+}
+
+export type Action =
+  | CreateRunnerAction
+  | DeleteInstanceAction
+  | DeregisterRunnerAction
+  | MarkRunnerAction
+  | CheckJobAction
+  | WakeAtAction;
+
+export type ActionType = Action['type'];

@@ -1,0 +1,572 @@
+/**
+ * The pure planner: `plan(snapshot, config, now, options) -> Action[]`. No I/O, no clock, no randomness of its own
+ * (names come from `options.random`), so the same inputs always give the same actions. docs/core.md states each rule
+ * and the invariant (DESIGN.md section 3) it serves.
+ *
+ * Freshness: an observation (runner list, instance list) only counts against a record when it was taken after the
+ * record's last state change; an older list may predate what the record says, so the planner waits for the next one.
+ */
+import type { FleetConfig, ScaleSetConfig } from '../config/types.js';
+import type { RunnerState } from './types.js';
+import type {
+  Action,
+  JobSnapshot,
+  ObservedGitHubRunner,
+  ObservedInstance,
+  RunnerSnapshot,
+  ScaleSetSnapshot,
+  Snapshot,
+} from './plan-types.js';
+import { isRunnerOf, runnerName, type RandomSource } from './names.js';
+
+export interface PlanOptions {
+  /** Source of new runner names. Pass a seeded generator for reproducible plans. */
+  readonly random: RandomSource;
+  /** Most job status checks per scale set per pass (bounds API use after an outage). Default 20. */
+  readonly maxJobChecks?: number;
+}
+
+type ControllerTimings = FleetConfig['controller'];
+
+/** In-progress jobs are checked this many resync intervals apart (a missed `completed` only affects display). */
+export const IN_PROGRESS_CHECK_FACTOR = 10;
+const DEFAULT_MAX_JOB_CHECKS = 20;
+
+export function plan(snapshot: Snapshot, config: FleetConfig, now: number, options: PlanOptions): Action[] {
+  const actions: Action[] = [];
+  for (const set of config.scaleSets) {
+    const s = snapshot.scaleSets.get(set.name);
+    if (s !== undefined) actions.push(...planScaleSet(s, set, config.controller, now, options));
+  }
+  return actions;
+}
+
+const TERMINAL: ReadonlySet<RunnerState> = new Set(['finished', 'failed', 'bootstrap-timeout']);
+
+export function isTerminal(state: RunnerState): boolean {
+  return TERMINAL.has(state);
+}
+
+/** A state change the planner decides for one record in this pass. */
+interface Transition {
+  readonly state: RunnerState;
+  readonly reason: string;
+  readonly failure?: boolean;
+  readonly instanceGone?: boolean;
+  readonly registrationGone?: boolean;
+  readonly githubId?: number;
+}
+
+class ScaleSetPlanner {
+  readonly actions: Action[] = [];
+  #wake = Infinity;
+  readonly #s: ScaleSetSnapshot;
+  readonly #set: ScaleSetConfig;
+  readonly #timings: ControllerTimings;
+  readonly #now: number;
+  readonly #options: PlanOptions;
+  readonly #records = new Map<string, RunnerSnapshot>();
+
+  constructor(
+    s: ScaleSetSnapshot,
+    set: ScaleSetConfig,
+    timings: ControllerTimings,
+    now: number,
+    options: PlanOptions,
+  ) {
+    this.#s = s;
+    this.#set = set;
+    this.#timings = timings;
+    this.#now = now;
+    this.#options = options;
+    for (const r of s.runners) this.#records.set(r.name, r);
+  }
+
+  run(): Action[] {
+    const effective: { record: RunnerSnapshot; state: RunnerState }[] = [];
+    for (const r of this.#s.runners) {
+      if (r.state === 'deleted') continue;
+      if (r.inFlight) {
+        effective.push({ record: r, state: r.state });
+        continue;
+      }
+      const t = this.#transition(r);
+      let current = r;
+      if (t !== null) {
+        this.#mark(r, t);
+        current = {
+          ...r,
+          state: t.state,
+          reason: t.reason,
+          stateChangedAt: this.#now,
+          instanceDeletedAt: t.instanceGone ? this.#now : r.instanceDeletedAt,
+          registrationDeletedAt: t.registrationGone ? this.#now : r.registrationDeletedAt,
+          githubId: t.githubId ?? r.githubId,
+        };
+      }
+      if (isTerminal(current.state)) this.#cleanup(current);
+      if (current.state !== 'deleted') effective.push({ record: current, state: current.state });
+    }
+    this.#scale(effective);
+    this.#orphanRegistrations();
+    this.#strayInstances();
+    this.#checkJobs();
+    if (this.#wake !== Infinity)
+      this.actions.push({ type: 'wake-at', scaleSet: this.#set.name, at: this.#wake });
+    return this.actions;
+  }
+
+  #wakeAt(at: number): void {
+    if (at > this.#now && at < this.#wake) this.#wake = at;
+  }
+
+  #mark(r: RunnerSnapshot, t: Transition): void {
+    this.actions.push({
+      type: 'mark-runner',
+      scaleSet: this.#set.name,
+      name: r.name,
+      state: t.state,
+      reason: t.reason,
+      failure: t.failure ?? false,
+      ...(t.instanceGone ? { instanceGone: true } : {}),
+      ...(t.registrationGone ? { registrationGone: true } : {}),
+      ...(t.githubId !== undefined && t.githubId !== r.githubId ? { githubId: t.githubId } : {}),
+    });
+  }
+
+  #github(r: RunnerSnapshot): { fresh: boolean; runner: ObservedGitHubRunner | undefined } {
+    const gh = this.#s.github;
+    return { fresh: gh.at !== null && gh.at > r.stateChangedAt, runner: gh.runners.get(r.name) };
+  }
+
+  /** The instance observation for a record, ignoring one older than our own delete of it. */
+  #instance(r: RunnerSnapshot): { fresh: boolean; instance: ObservedInstance | undefined } {
+    const inst = this.#s.instances;
+    let instance = inst.items.get(r.name);
+    if (
+      instance !== undefined &&
+      r.instanceDeletedAt !== null &&
+      instance.observedAt <= r.instanceDeletedAt
+    ) {
+      instance = undefined;
+    }
+    return { fresh: inst.at !== null && inst.at > r.stateChangedAt, instance };
+  }
+
+  /** The lifecycle rules for one record not being worked on by the executor. */
+  #transition(r: RunnerSnapshot): Transition | null {
+    switch (r.state) {
+      case 'requested':
+        return null; // resumed or cancelled by #scale, which knows whether it is still needed
+      case 'creating':
+        return this.#interruptedCreate(r);
+      case 'starting':
+      case 'idle':
+      case 'busy':
+        return this.#live(r);
+      default:
+        return null;
+    }
+  }
+
+  /**
+   * `creating` and nothing in flight: the process that started the create is gone (crash, restart). Its JIT config
+   * is lost with it, so the record either found its instance (the create reached the provider) or is abandoned.
+   */
+  #interruptedCreate(r: RunnerSnapshot): Transition | null {
+    const inst = this.#instance(r);
+    if (inst.instance !== undefined)
+      return { state: 'starting', reason: 'instance found after an interrupted create' };
+    const gh = this.#github(r);
+    if (!inst.fresh || !gh.fresh) return null; // wait for lists taken after the interruption
+    if (gh.runner !== undefined) {
+      return {
+        state: 'finished',
+        reason: 'create interrupted; removing its registration',
+        instanceGone: true,
+        githubId: gh.runner.id,
+      };
+    }
+    return {
+      state: 'deleted',
+      reason: 'create interrupted before registration',
+      instanceGone: true,
+      registrationGone: true,
+    };
+  }
+
+  /** starting, idle, busy: follow jobs, GitHub and the instance. */
+  #live(r: RunnerSnapshot): Transition | null {
+    const ephemeral = this.#set.ephemeral;
+    const jit = this.#set.registration === 'jit';
+    const { fresh: instFresh, instance } = this.#instance(r);
+    const { fresh: ghFresh, runner: gh } = this.#github(r);
+    // A persistent runner runs many jobs: only news recorded after its last state change counts. An ephemeral
+    // runner (or one still starting) has only ever had this one job.
+    const job =
+      r.job !== null && (ephemeral || r.state === 'starting' || r.job.at >= r.stateChangedAt) ? r.job : null;
+    const instanceSeen =
+      instance !== undefined && instance.observedAt >= r.stateChangedAt ? instance : undefined;
+    const exited = instanceSeen?.state === 'succeeded' || instanceSeen?.state === 'failed';
+
+    if (r.state === 'busy') {
+      if (job?.status === 'completed') {
+        return ephemeral
+          ? { state: 'finished', reason: `job ${job.id} completed`, registrationGone: true }
+          : { state: 'idle', reason: `job ${job.id} completed` };
+      }
+      if (exited) {
+        // An ephemeral runner that ends its job normally is removed by GitHub itself.
+        const gone = ephemeral && instanceSeen.state === 'succeeded';
+        return {
+          state: 'finished',
+          reason: `instance ${instanceSeen.state} while running a job`,
+          ...(gone ? { registrationGone: true } : {}),
+        };
+      }
+      if (instFresh && instance === undefined) {
+        return { state: 'finished', reason: 'instance disappeared while running a job', instanceGone: true };
+      }
+      if (ghFresh && ephemeral && gh === undefined) {
+        return {
+          state: 'finished',
+          reason: 'registration removed by GitHub after its job',
+          registrationGone: true,
+        };
+      }
+      if (ghFresh && !ephemeral && gh !== undefined && gh.status === 'online' && !gh.busy) {
+        return { state: 'idle', reason: 'GitHub reports the runner idle' };
+      }
+      return null;
+    }
+
+    // starting or idle
+    if (job?.status === 'in_progress') return { state: 'busy', reason: `running job ${job.id}` };
+    if (job?.status === 'completed' && ephemeral) {
+      return { state: 'finished', reason: `job ${job.id} completed`, registrationGone: true };
+    }
+    const tookJob = r.job !== null;
+    if (exited) {
+      if (instanceSeen.state === 'succeeded') {
+        // An ephemeral runner exits 0 after its job, and GitHub removes its registration; a leftover one is an
+        // orphan and the orphan rule removes it after the grace period.
+        return {
+          state: 'finished',
+          reason: 'runner exited',
+          ...(ephemeral ? { registrationGone: true } : {}),
+        };
+      }
+      return {
+        state: 'failed',
+        reason: `instance failed${instanceSeen.message ? `: ${instanceSeen.message}` : ''}`,
+        failure: !tookJob,
+      };
+    }
+    if (instFresh && instance === undefined) {
+      return { state: 'failed', reason: 'instance disappeared', failure: !tookJob, instanceGone: true };
+    }
+    if (ghFresh && gh !== undefined && gh.busy) {
+      return { state: 'busy', reason: 'GitHub reports the runner busy', githubId: gh.id };
+    }
+    if (r.state === 'starting' && ghFresh && gh !== undefined && gh.status === 'online') {
+      return { state: 'idle', reason: 'runner online', githubId: gh.id };
+    }
+    // A JIT registration exists before the instance does, so its absence from a later list means it was removed
+    // (expired unused, or deleted by hand). A token-mode runner registers itself later, so only idle ones count.
+    if (ghFresh && gh === undefined && (jit || r.state === 'idle')) {
+      if (tookJob)
+        return { state: 'finished', reason: 'registration removed after a job', registrationGone: true };
+      return {
+        state: 'failed',
+        reason: 'registration removed before the runner took a job',
+        failure: true,
+        registrationGone: true,
+      };
+    }
+    if (r.state === 'starting') {
+      const deadline = r.stateChangedAt + this.#set.bootstrapTimeout;
+      const gh = this.#s.github;
+      if (this.#now >= deadline && gh.at !== null && gh.at >= deadline) {
+        return { state: 'bootstrap-timeout', reason: 'runner did not come online in time', failure: true };
+      }
+      // The timeout fires on the first runner list taken after the deadline.
+      this.#wakeAt(deadline);
+    }
+    return null;
+  }
+
+  /**
+   * finished / failed / bootstrap-timeout: remove the registration first (GitHub refuses to remove a busy runner,
+   * and a removed one cannot take a job), then the instance, then record `deleted`.
+   */
+  #cleanup(r: RunnerSnapshot): void {
+    const { fresh: ghFresh, runner: gh } = this.#github(r);
+    const { fresh: instFresh, instance } = this.#instance(r);
+    const exited = instance?.state === 'succeeded' || instance?.state === 'failed';
+    let registration: boolean | null;
+    if (r.registrationDeletedAt !== null) registration = false;
+    else if (ghFresh) registration = gh !== undefined;
+    else if (r.githubId !== null) registration = true;
+    else registration = null; // unknown until a runner list taken after this state
+    const instancePresent = r.instanceDeletedAt === null && (instFresh ? instance !== undefined : true);
+
+    if (registration === true) {
+      const id = gh?.id ?? r.githubId;
+      const busyNow = ghFresh && gh !== undefined && gh.busy;
+      if (busyNow && !exited) return; // our record is behind GitHub: wait until the job ends
+      if (id !== null) {
+        this.actions.push({
+          type: 'deregister-runner',
+          scaleSet: this.#set.name,
+          name: r.name,
+          runnerId: id,
+          reason: r.reason ?? r.state,
+          checkBusy: !exited && (!ghFresh || gh?.status === 'online'),
+          retire: false,
+        });
+      }
+      // A stopped instance runs nothing: its removal need not wait for the registration's.
+      if (instancePresent && exited) this.#deleteInstance(r.name, r.reason ?? r.state);
+      return;
+    }
+    if (registration === null) {
+      if (instancePresent && exited) this.#deleteInstance(r.name, r.reason ?? r.state);
+      return;
+    }
+    if (instancePresent) {
+      this.#deleteInstance(r.name, r.reason ?? r.state);
+      return;
+    }
+    this.actions.push({
+      type: 'mark-runner',
+      scaleSet: this.#set.name,
+      name: r.name,
+      state: 'deleted',
+      reason: r.reason ?? r.state,
+      failure: false,
+    });
+  }
+
+  #deleteInstance(name: string, reason: string): void {
+    this.actions.push({ type: 'delete-instance', scaleSet: this.#set.name, name, reason });
+  }
+
+  /** desired = min(max, queued + busy + minIdle); never more than max non-deleted records. */
+  #scale(effective: readonly { record: RunnerSnapshot; state: RunnerState }[]): void {
+    const set = this.#set;
+    let nonDeleted = 0;
+    let active = 0;
+    let busy = 0;
+    const parked: RunnerSnapshot[] = []; // requested, not in flight: resumable or cancellable
+    const idle: RunnerSnapshot[] = [];
+    for (const { record, state } of effective) {
+      nonDeleted++;
+      // An idle runner in flight is being retired (nothing else works on idle runners): it is leaving.
+      if (state === 'idle' && record.inFlight) continue;
+      if (
+        state === 'requested' ||
+        state === 'creating' ||
+        state === 'starting' ||
+        state === 'idle' ||
+        state === 'busy'
+      ) {
+        active++;
+      }
+      if (state === 'busy') busy++;
+      if (state === 'requested' && !record.inFlight) parked.push(record);
+      if (state === 'idle' && !record.inFlight) idle.push(record);
+    }
+    let queued = 0;
+    for (const j of this.#s.jobs) if (j.status === 'queued') queued++;
+    const desired = Math.min(set.max, queued + busy + set.minIdle);
+    const backingOff = this.#now < this.#s.backoff.until;
+
+    if (active <= desired) {
+      for (const r of parked) {
+        if (backingOff) break;
+        this.actions.push({ type: 'create-runner', scaleSet: set.name, name: r.name, resume: true });
+      }
+      const missing = desired - active;
+      const room = set.max - nonDeleted;
+      const count = Math.min(missing, room);
+      if (count > 0) {
+        if (backingOff) this.#wakeAt(this.#s.backoff.until);
+        else this.#create(count);
+      } else if (parked.length > 0 && backingOff) {
+        this.#wakeAt(this.#s.backoff.until);
+      }
+      return;
+    }
+
+    let excess = active - desired;
+    // Cancel intents first: nothing exists for them yet.
+    for (const r of parked) {
+      if (excess > 0) {
+        this.actions.push({
+          type: 'mark-runner',
+          scaleSet: set.name,
+          name: r.name,
+          state: 'deleted',
+          reason: 'no longer needed',
+          failure: false,
+          instanceGone: true,
+          registrationGone: true,
+        });
+        excess--;
+      } else if (!backingOff) {
+        this.actions.push({ type: 'create-runner', scaleSet: set.name, name: r.name, resume: true });
+      } else {
+        this.#wakeAt(this.#s.backoff.until);
+      }
+    }
+    if (excess <= 0) return;
+    // Then retire the runners idle the longest, once their idle timeout has passed.
+    idle.sort((a, b) => a.stateChangedAt - b.stateChangedAt || (a.name < b.name ? -1 : 1));
+    for (const r of idle.slice(0, excess)) {
+      const expires = r.stateChangedAt + set.idleTimeout;
+      if (this.#now < expires) {
+        this.#wakeAt(expires);
+        continue;
+      }
+      const id = this.#s.github.runners.get(r.name)?.id ?? r.githubId;
+      if (id === null) continue; // not registered as far as we know: a list will tell
+      this.actions.push({
+        type: 'deregister-runner',
+        scaleSet: set.name,
+        name: r.name,
+        runnerId: id,
+        reason: 'idle timeout',
+        checkBusy: true,
+        retire: true,
+      });
+    }
+  }
+
+  #create(count: number): void {
+    const taken = (name: string): boolean =>
+      this.#records.has(name) || this.#s.github.runners.has(name) || this.#s.instances.items.has(name);
+    const fresh = new Set<string>();
+    for (let i = 0; i < count; i++) {
+      let name = runnerName(this.#set.name, this.#options.random);
+      while (taken(name) || fresh.has(name)) name = runnerName(this.#set.name, this.#options.random);
+      fresh.add(name);
+      this.actions.push({ type: 'create-runner', scaleSet: this.#set.name, name, resume: false });
+    }
+  }
+
+  /** Recently deleted record for a name, when the observation predates its deletion: the observation is stale. */
+  #staleAgainst(name: string, observedAt: number | null): boolean {
+    const r = this.#records.get(name);
+    return (
+      r !== undefined && r.state === 'deleted' && (observedAt === null || observedAt <= r.stateChangedAt)
+    );
+  }
+
+  /** A registration with our name and no instance (and no live record) is removed after the grace period. */
+  #orphanRegistrations(): void {
+    const gh = this.#s.github;
+    const inst = this.#s.instances;
+    for (const g of gh.runners.values()) {
+      if (!isRunnerOf(this.#set.name, g.name)) continue; // never touch a runner this fleet did not name
+      const r = this.#records.get(g.name);
+      if (r !== undefined && (r.state !== 'deleted' || r.inFlight)) continue; // the record's rules own it
+      if (this.#staleAgainst(g.name, gh.at)) continue;
+      const hosted = inst.items.get(g.name);
+      if (hosted !== undefined && !this.#staleAgainst(g.name, hosted.observedAt)) {
+        continue; // an instance hosts it: the stray-instance rule handles the pair
+      }
+      if (inst.at === null || inst.at <= g.firstSeenAt) continue; // an instance list after we saw it is needed
+      if (g.busy) continue;
+      // Grace runs from first sight, or from our record's deletion: GitHub removes a finished ephemeral runner on
+      // its own, a little later; deregistering it at once would spend an API call per job.
+      const due = Math.max(g.firstSeenAt, r?.stateChangedAt ?? 0) + this.#timings.orphanGracePeriod;
+      if (this.#now < due) {
+        this.#wakeAt(due);
+        continue;
+      }
+      this.actions.push({
+        type: 'deregister-runner',
+        scaleSet: this.#set.name,
+        name: g.name,
+        runnerId: g.id,
+        reason: 'orphan registration (no instance)',
+        checkBusy: false,
+        retire: false,
+      });
+    }
+  }
+
+  /** An instance with no live record: remove its registration if any (unless busy), then the instance. */
+  #strayInstances(): void {
+    const gh = this.#s.github;
+    for (const i of this.#s.instances.items.values()) {
+      const r = this.#records.get(i.name);
+      if (r !== undefined && (r.state !== 'deleted' || r.inFlight)) continue;
+      if (this.#staleAgainst(i.name, i.observedAt)) continue;
+      const exited = i.state === 'succeeded' || i.state === 'failed';
+      const g = this.#staleAgainst(i.name, gh.at) ? undefined : gh.runners.get(i.name);
+      if (g !== undefined) {
+        if (g.busy && !exited) continue; // never take an instance from under a job
+        this.actions.push({
+          type: 'deregister-runner',
+          scaleSet: this.#set.name,
+          name: i.name,
+          runnerId: g.id,
+          reason: 'instance without a runner record',
+          checkBusy: !exited,
+          retire: false,
+        });
+        if (exited) this.#deleteInstance(i.name, 'stopped instance without a runner record');
+        continue;
+      }
+      if (gh.at === null || gh.at <= i.createdAt) continue; // a runner list after its creation is needed
+      if (exited || r !== undefined) {
+        this.#deleteInstance(i.name, 'instance without a runner');
+        continue;
+      }
+      const due = i.createdAt + this.#set.bootstrapTimeout;
+      if (this.#now < due) {
+        this.#wakeAt(due);
+        continue;
+      }
+      this.#deleteInstance(i.name, 'instance without a runner after the bootstrap timeout');
+    }
+  }
+
+  /** Jobs waiting longer than a resync get a status check against GitHub (repairs missed webhooks). */
+  #checkJobs(): void {
+    const interval = this.#timings.resyncInterval;
+    const due: { job: JobSnapshot; since: number }[] = [];
+    for (const j of this.#s.jobs) {
+      if (j.inFlight) continue;
+      const since = j.checkedAt ?? (j.status === 'queued' ? j.queuedAt : (j.startedAt ?? j.queuedAt));
+      const every = j.status === 'queued' ? interval : interval * IN_PROGRESS_CHECK_FACTOR;
+      if (this.#now - since >= every) due.push({ job: j, since });
+      else this.#wakeAt(since + every);
+    }
+    if (due.length === 0) return;
+    due.sort((a, b) => a.since - b.since || a.job.id - b.job.id);
+    const max = this.#options.maxJobChecks ?? DEFAULT_MAX_JOB_CHECKS;
+    for (const { job } of due.slice(0, max)) {
+      this.actions.push({
+        type: 'check-job',
+        scaleSet: this.#set.name,
+        jobId: job.id,
+        owner: job.owner,
+        repo: job.repo,
+      });
+    }
+    if (due.length > max) this.#wakeAt(this.#now + 1);
+  }
+}
+
+/** Plans one scale set. `plan` calls it for each configured scale set. */
+export function planScaleSet(
+  s: ScaleSetSnapshot,
+  set: ScaleSetConfig,
+  timings: ControllerTimings,
+  now: number,
+  options: PlanOptions,
+): Action[] {
+  return new ScaleSetPlanner(s, set, timings, now, options).run();
+}
