@@ -1,0 +1,281 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { MIGRATIONS, migrate } from './migrations.js';
+import { Store } from './store.js';
+import { jobEvent } from './store.test-helpers.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+
+const route = (labels: readonly string[]) =>
+  labels.map((l) => l.toLowerCase()).includes('linux') ? 'linux' : null;
+
+let dir: string;
+let file: string;
+let clock: number;
+const now = () => clock;
+
+beforeEach(() => {
+  dir = mkdtempSync(path.join(os.tmpdir(), 'rf-store-'));
+  file = path.join(dir, 'fleet.db');
+  clock = 10_000;
+});
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('migrations', () => {
+  it('brings a new file to the latest version once, in WAL mode', () => {
+    const store = Store.open({ path: file, route, now });
+    store.close();
+    const db = new Database(file);
+    expect(db.pragma('user_version', { simple: true })).toBe(MIGRATIONS.at(-1)!.version);
+    expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
+    expect(migrate(db)).toEqual([]);
+    db.close();
+  });
+
+  it('applies only the missing steps, in order', () => {
+    const db = new Database(file);
+    const steps = [
+      { version: 1, description: 'a', sql: 'CREATE TABLE a (x INTEGER)' },
+      { version: 2, description: 'b', sql: 'ALTER TABLE a ADD COLUMN y INTEGER' },
+    ];
+    expect(migrate(db, steps.slice(0, 1))).toEqual([1]);
+    expect(migrate(db, steps)).toEqual([2]);
+    expect(db.prepare('SELECT y FROM a').all()).toEqual([]);
+    db.close();
+  });
+
+  it('refuses a database written by a newer version', () => {
+    const db = new Database(file);
+    db.pragma('user_version = 99');
+    db.close();
+    expect(() => Store.open({ path: file, route, now })).toThrow(/newer than this runner-fleet/);
+  });
+
+  it('rolls back a failing step', () => {
+    const db = new Database(file);
+    expect(() =>
+      migrate(db, [{ version: 1, description: 'bad', sql: 'CREATE TABLE ok (x); CREATE TABLE ok (x);' }]),
+    ).toThrow(/migration 1/);
+    expect(db.pragma('user_version', { simple: true })).toBe(0);
+    expect(db.prepare("SELECT name FROM sqlite_master WHERE name = 'ok'").all()).toEqual([]);
+    db.close();
+  });
+});
+
+describe('webhook sink', () => {
+  it('deduplicates by delivery id and by (job id, action)', () => {
+    const store = Store.open({ path: file, route, now });
+    expect(store.acceptWorkflowJob(jobEvent('d1', 'queued', 1))).toEqual({
+      duplicate: false,
+      scaleSet: 'linux',
+    });
+    expect(store.acceptWorkflowJob(jobEvent('d1', 'queued', 1)).duplicate).toBe(true);
+    expect(store.acceptWorkflowJob(jobEvent('d2', 'queued', 1)).duplicate).toBe(true); // same job, same action
+    expect(store.acceptWorkflowJob(jobEvent('d1', 'in_progress', 1)).duplicate).toBe(true); // same delivery id
+    expect(store.acceptWorkflowJob(jobEvent('d3', 'in_progress', 1)).duplicate).toBe(false);
+    expect(store.stats().deliveries).toBe(2);
+    store.close();
+  });
+
+  it('routes a job when first seen and records unroutable jobs, not drops them', () => {
+    const store = Store.open({ path: file, route, now });
+    store.acceptWorkflowJob(jobEvent('d1', 'queued', 1));
+    store.acceptWorkflowJob(jobEvent('d2', 'queued', 2, { labels: ['ubuntu-latest'] }));
+    expect(store.job(1)?.scaleSet).toBe('linux');
+    expect(store.job(2)?.scaleSet).toBeNull();
+    expect(store.openJobs(null).map((j) => j.id)).toEqual([2]);
+    expect(store.openJobs('linux').map((j) => j.id)).toEqual([1]);
+    store.close();
+  });
+
+  it('never moves a job backwards when events arrive out of order', () => {
+    const store = Store.open({ path: file, route, now });
+    store.acceptWorkflowJob(
+      jobEvent('c', 'completed', 1, { runnerName: 'linux-abcdefgh', completedAt: 5_000 }),
+    );
+    store.acceptWorkflowJob(
+      jobEvent('i', 'in_progress', 1, { runnerName: 'linux-abcdefgh', startedAt: 3_000 }),
+    );
+    store.acceptWorkflowJob(jobEvent('q', 'queued', 1));
+    const job = store.job(1)!;
+    expect(job.status).toBe('completed');
+    expect(job.startedAt).toBe(3_000);
+    expect(job.runnerName).toBe('linux-abcdefgh');
+    expect(store.openJobs()).toEqual([]);
+    store.close();
+  });
+
+  it('records the latest job of each runner for the planner', () => {
+    const store = Store.open({ path: file, route, now });
+    store.insertRunners([{ name: 'linux-abcdefgh', scaleSet: 'linux' }]);
+    store.acceptWorkflowJob(
+      jobEvent('a', 'in_progress', 2, { runnerName: 'linux-abcdefgh', startedAt: 2_000 }),
+    );
+    clock += 5;
+    // a late event about an earlier job on the same (persistent) runner does not hide the current one
+    store.acceptWorkflowJob(
+      jobEvent('b', 'completed', 1, { runnerName: 'linux-abcdefgh', startedAt: 1_000 }),
+    );
+    expect(store.runnerJob('linux-abcdefgh')).toEqual({ id: 2, status: 'in_progress', at: 10_000 });
+    store.close();
+    const again = Store.open({ path: file, route, now });
+    expect(again.runnerJob('linux-abcdefgh')).toMatchObject({ id: 2, status: 'in_progress' });
+    again.close();
+  });
+
+  it('applies status checks and notifies subscribers', () => {
+    const store = Store.open({ path: file, route, now });
+    const seen: string[] = [];
+    store.subscribe((c) => seen.push(`${c.source}:${c.job.status}`));
+    store.acceptWorkflowJob(jobEvent('a', 'queued', 1));
+    clock += 1000;
+    store.applyJobStatus(1, { id: 1, status: 'queued', conclusion: null, runnerName: null, labels: [] });
+    expect(store.job(1)?.checkedAt).toBe(clock);
+    store.applyJobStatus(1, {
+      id: 1,
+      status: 'completed',
+      conclusion: 'success',
+      runnerName: 'x',
+      labels: [],
+    });
+    expect(store.job(1)?.status).toBe('completed');
+    store.acceptWorkflowJob(jobEvent('b', 'queued', 2));
+    store.applyJobStatus(2, null);
+    expect(store.job(2)).toMatchObject({ status: 'completed', conclusion: 'not_found' });
+    expect(seen).toEqual([
+      'webhook:queued',
+      'check:queued',
+      'check:completed',
+      'webhook:queued',
+      'check:completed',
+    ]);
+    store.close();
+  });
+});
+
+describe('runners', () => {
+  it('keeps state, ids and history, and reloads them', () => {
+    const store = Store.open({ path: file, route, now });
+    store.insertRunners([
+      { name: 'linux-aaaaaaaa', scaleSet: 'linux' },
+      { name: 'linux-bbbbbbbb', scaleSet: 'linux' },
+    ]);
+    clock += 10;
+    store.updateRunner('linux-aaaaaaaa', { state: 'creating', reason: 'obtaining registration' });
+    store.updateRunner('linux-aaaaaaaa', { githubId: 42 });
+    clock += 10;
+    const { before, after } = store.updateRunner('linux-aaaaaaaa', {
+      state: 'starting',
+      reason: 'instance created',
+    });
+    expect(before.state).toBe('creating');
+    expect(after).toMatchObject({
+      state: 'starting',
+      githubId: 42,
+      stateChangedAt: 10_020,
+      createdAt: 10_000,
+    });
+    store.close();
+
+    const again = Store.open({ path: file, route, now });
+    expect(again.runner('linux-aaaaaaaa')).toMatchObject({ state: 'starting', githubId: 42 });
+    expect(
+      again
+        .runners('linux')
+        .map((r) => r.state)
+        .sort(),
+    ).toEqual(['requested', 'starting']);
+    const history = again
+      .recentEvents({ runner: 'linux-aaaaaaaa' })
+      .map((e) => e.event)
+      .reverse();
+    expect(history).toEqual(['requested', 'creating', 'starting']);
+    expect(() => again.updateRunner('nope', { state: 'idle' })).toThrow(/unknown runner/);
+    again.close();
+  });
+
+  it('keeps the backoff of a scale set across restarts', () => {
+    const store = Store.open({ path: file, route, now });
+    store.setBackoff('linux', { failures: 3, until: 99_000 }, { reason: 'instance failed', at: 10_000 });
+    store.close();
+    const again = Store.open({ path: file, route, now });
+    expect(again.backoff('linux')).toEqual({
+      failures: 3,
+      until: 99_000,
+      lastFailure: 'instance failed',
+      lastFailureAt: 10_000,
+    });
+    again.close();
+  });
+
+  it('prunes what is past retention, in the file and in memory', () => {
+    const store = Store.open({ path: file, route, now });
+    store.insertRunners([{ name: 'linux-aaaaaaaa', scaleSet: 'linux' }]);
+    store.updateRunner('linux-aaaaaaaa', { state: 'deleted' });
+    store.acceptWorkflowJob(jobEvent('a', 'queued', 1, { labels: ['ubuntu-latest'], createdAt: clock }));
+    clock += 2 * 24 * 60 * 60_000; // two days
+    store.prune();
+    expect(store.runners()).toEqual([]); // evicted from memory after an hour
+    expect(store.runner('linux-aaaaaaaa')?.state).toBe('deleted'); // still in the file for three days
+    expect(store.openJobs(null)).toEqual([]); // unroutable jobs dropped after a day
+    clock += 2 * 24 * 60 * 60_000;
+    store.prune();
+    expect(store.runner('linux-aaaaaaaa')).toBeNull();
+    store.close();
+  });
+});
+
+describe('crash safety', () => {
+  it('keeps every acknowledged write when the process is killed with SIGKILL', async () => {
+    // A child process accepts deliveries and runner changes as fast as it can and prints an acknowledgement after
+    // each one returns; we kill it mid-stream, reopen the file, and every acknowledged write must be there.
+    const script = path.join(dir, 'writer.mts');
+    writeFileSync(
+      script,
+      `
+      import { Store } from ${JSON.stringify(path.join(here, 'store.ts'))};
+      const store = Store.open({ path: ${JSON.stringify(file)}, route: () => 'linux' });
+      for (let i = 1; ; i++) {
+        store.acceptWorkflowJob({ deliveryId: 'd' + i, action: 'queued', installationId: 1, job: { id: i, runId: i,
+          owner: 'o', repo: 'r', labels: ['linux'], status: 'queued', conclusion: null, runnerId: null,
+          runnerName: null, createdAt: 1, startedAt: null, completedAt: null } });
+        store.insertRunners([{ name: 'linux-' + String(i).padStart(8, '0'), scaleSet: 'linux' }]);
+        process.stdout.write(i + '\\n');
+        if (i % 50 === 0) await new Promise((r) => setImmediate(r));
+      }
+      `,
+    );
+    const tsx = path.join(here, '..', '..', 'node_modules', '.bin', 'tsx');
+    const child = spawn(tsx, [script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let acked = 0;
+    let buffer = '';
+    await new Promise<void>((resolve, reject) => {
+      child.on('error', reject);
+      child.on('exit', (code) => reject(new Error(`writer exited early (${code})`)));
+      child.stdout.on('data', (chunk: Buffer) => {
+        buffer += chunk.toString();
+        const lines = buffer.split('\n');
+        buffer = lines.pop() ?? '';
+        for (const l of lines) if (l) acked = Number(l);
+        if (acked >= 300 && !child.killed) {
+          child.kill('SIGKILL');
+          resolve();
+        }
+      });
+    });
+    await new Promise((r) => child.once('exit', r));
+    const store = Store.open({ path: file, route, now });
+    for (let i = 1; i <= acked; i++) {
+      expect(store.job(i)?.status).toBe('queued');
+      expect(store.runner(`linux-${String(i).padStart(8, '0')}`)?.state).toBe('requested');
+    }
+    // and a redelivery of an acknowledged event is still recognised as a duplicate
+    expect(store.acceptWorkflowJob(jobEvent(`d${acked}`, 'queued', acked)).duplicate).toBe(true);
+    store.close();
+  });
+});

@@ -1,0 +1,826 @@
+/**
+ * The SQLite store (better-sqlite3, WAL). It is the controller's memory across restarts: webhook deliveries, jobs,
+ * runner records with their history, and the backoff of each scale set. Every write is a synchronous transaction,
+ * committed before the method returns; the in-memory indexes are updated only after the commit, so they never run
+ * ahead of the file. It also implements WebhookSink: a workflow_job event is durable before the HTTP reply.
+ *
+ * Durability: WAL with synchronous=NORMAL (default) survives a killed process (kill -9) at any point, because a
+ * committed transaction is in the WAL in the operating system's cache. synchronous=FULL also survives power loss, at
+ * the price of an fsync per write (measured at about 2.6 ms here, against 50 us).
+ */
+import Database from 'better-sqlite3';
+import type { Database as Db, Statement } from 'better-sqlite3';
+import type { JobInfo, WebhookSink, WorkflowJobEvent } from '../core/ports.js';
+import type { JobRecord, JobStatus, RunnerState } from '../core/types.js';
+import type { BackoffState } from '../core/backoff.js';
+import { migrate } from './migrations.js';
+import {
+  DEFAULT_RETENTION,
+  type EventKind,
+  type EventQuery,
+  type EventRow,
+  type JobChange,
+  type JobChangeSource,
+  type NewEvent,
+  type Retention,
+  type RunnerChange,
+  type RunnerJob,
+  type RunnerRow,
+  type RunnerUpdate,
+} from './types.js';
+
+export interface StoreOptions {
+  /** File path, or ':memory:' (tests only: nothing survives). */
+  readonly path: string;
+  /** Label routing, applied when a job is first seen (core/labels.ts LabelRouter.route). */
+  readonly route: (labels: readonly string[]) => string | null;
+  readonly now?: () => number;
+  readonly synchronous?: 'normal' | 'full';
+  readonly retention?: Partial<Retention>;
+}
+
+export interface AcceptResult {
+  readonly duplicate: boolean;
+  /** The job's scale set after this event (null: unroutable or unknown), so the caller can wake just that one. */
+  readonly scaleSet: string | null;
+}
+
+export interface ScaleSetBackoff extends BackoffState {
+  readonly lastFailure: string | null;
+  readonly lastFailureAt: number | null;
+}
+
+export class StoreError extends Error {
+  readonly code: string;
+  constructor(message: string, options: { code: string; cause?: unknown }) {
+    super(message, { cause: options.cause });
+    this.name = 'StoreError';
+    this.code = options.code;
+  }
+}
+
+const STATUS_RANK: Record<JobStatus, number> = { queued: 0, in_progress: 1, completed: 2 };
+
+interface JobSqlRow {
+  id: number;
+  run_id: number;
+  owner: string;
+  repo: string;
+  labels: string;
+  status: JobStatus;
+  conclusion: string | null;
+  scale_set: string | null;
+  runner_name: string | null;
+  queued_at: number;
+  started_at: number | null;
+  completed_at: number | null;
+  checked_at: number | null;
+}
+
+interface RunnerSqlRow {
+  name: string;
+  scale_set: string;
+  state: RunnerState;
+  reason: string | null;
+  github_id: number | null;
+  created_at: number;
+  state_changed_at: number;
+  instance_deleted_at: number | null;
+  registration_deleted_at: number | null;
+}
+
+interface EventSqlRow {
+  id: number;
+  at: number;
+  kind: EventKind;
+  scale_set: string | null;
+  runner: string | null;
+  job_id: number | null;
+  event: string;
+  reason: string | null;
+}
+
+function jobFromRow(r: JobSqlRow): JobRecord {
+  return {
+    id: r.id,
+    runId: r.run_id,
+    owner: r.owner,
+    repo: r.repo,
+    labels: JSON.parse(r.labels) as string[],
+    status: r.status,
+    conclusion: r.conclusion,
+    scaleSet: r.scale_set,
+    runnerName: r.runner_name,
+    queuedAt: r.queued_at,
+    startedAt: r.started_at,
+    completedAt: r.completed_at,
+    checkedAt: r.checked_at,
+  };
+}
+
+function runnerFromRow(r: RunnerSqlRow): RunnerRow {
+  return {
+    name: r.name,
+    scaleSet: r.scale_set,
+    state: r.state,
+    reason: r.reason,
+    githubId: r.github_id,
+    createdAt: r.created_at,
+    stateChangedAt: r.state_changed_at,
+    instanceDeletedAt: r.instance_deleted_at,
+    registrationDeletedAt: r.registration_deleted_at,
+  };
+}
+
+/** Merges what an event or status check says into the job, never moving its status backwards. */
+function mergeJob(
+  existing: JobRecord,
+  update: {
+    status: JobStatus;
+    conclusion: string | null;
+    runnerName: string | null;
+    startedAt: number | null;
+    completedAt: number | null;
+  },
+): JobRecord {
+  const forward = STATUS_RANK[update.status] > STATUS_RANK[existing.status];
+  return {
+    ...existing,
+    status: forward ? update.status : existing.status,
+    conclusion: existing.conclusion ?? update.conclusion,
+    runnerName: existing.runnerName ?? update.runnerName,
+    startedAt: existing.startedAt ?? update.startedAt,
+    completedAt: existing.completedAt ?? update.completedAt,
+  };
+}
+
+function sameJob(a: JobRecord, b: JobRecord): boolean {
+  return (
+    a.status === b.status &&
+    a.conclusion === b.conclusion &&
+    a.runnerName === b.runnerName &&
+    a.startedAt === b.startedAt &&
+    a.completedAt === b.completedAt &&
+    a.scaleSet === b.scaleSet
+  );
+}
+
+export class Store implements WebhookSink {
+  readonly path: string;
+  readonly #db: Db;
+  readonly #now: () => number;
+  readonly #route: (labels: readonly string[]) => string | null;
+  readonly #retention: Retention;
+  readonly #listeners = new Set<(change: JobChange) => void>();
+
+  // In-memory indexes, rebuilt from the file at open.
+  readonly #runners = new Map<string, RunnerRow>();
+  readonly #runnersBySet = new Map<string, Map<string, RunnerRow>>();
+  readonly #openJobs = new Map<number, JobRecord>();
+  readonly #openJobsBySet = new Map<string | null, Map<number, JobRecord>>();
+  readonly #runnerJobs = new Map<string, RunnerJob & { order: number }>();
+  readonly #backoff = new Map<string, ScaleSetBackoff>();
+
+  readonly #stmt: {
+    deliveryExists: Statement<[string, number, string], { n: number }>;
+    insertDelivery: Statement<[string, number, string, number]>;
+    jobById: Statement<[number], JobSqlRow>;
+    insertJob: Statement<
+      [
+        number,
+        number,
+        string,
+        string,
+        string,
+        string,
+        string | null,
+        string | null,
+        string | null,
+        number,
+        number | null,
+        number | null,
+        number,
+      ]
+    >;
+    updateJob: Statement<
+      [
+        string,
+        string | null,
+        string | null,
+        string | null,
+        number | null,
+        number | null,
+        number | null,
+        number,
+        number,
+      ]
+    >;
+    insertRunner: Statement<[string, string, string, string | null, number, number]>;
+    updateRunner: Statement<
+      [string, string | null, number | null, number, number | null, number | null, string]
+    >;
+    insertEvent: Statement<
+      [number, string, string | null, string | null, number | null, string, string | null]
+    >;
+    upsertBackoff: Statement<[string, number, number, string | null, number | null]>;
+    latestJobOfRunner: Statement<[string], { id: number; status: JobStatus; ord: number; at: number }>;
+  };
+
+  private constructor(db: Db, options: StoreOptions) {
+    this.path = options.path;
+    this.#db = db;
+    this.#now = options.now ?? Date.now;
+    this.#route = options.route;
+    this.#retention = { ...DEFAULT_RETENTION, ...options.retention };
+    this.#stmt = {
+      deliveryExists: db.prepare(
+        'SELECT COUNT(*) AS n FROM deliveries WHERE delivery_id = ? OR (job_id = ? AND action = ?)',
+      ),
+      insertDelivery: db.prepare(
+        'INSERT INTO deliveries (delivery_id, job_id, action, received_at) VALUES (?, ?, ?, ?)',
+      ),
+      jobById: db.prepare('SELECT * FROM jobs WHERE id = ?'),
+      insertJob: db.prepare(
+        `INSERT INTO jobs (id, run_id, owner, repo, labels, status, conclusion, scale_set, runner_name, queued_at,
+           started_at, completed_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ),
+      updateJob: db.prepare(
+        `UPDATE jobs SET status = ?, conclusion = ?, scale_set = ?, runner_name = ?, started_at = ?, completed_at = ?,
+           checked_at = ?, updated_at = ? WHERE id = ?`,
+      ),
+      insertRunner: db.prepare(
+        `INSERT INTO runners (name, scale_set, state, reason, created_at, state_changed_at)
+           VALUES (?, ?, ?, ?, ?, ?)`,
+      ),
+      updateRunner: db.prepare(
+        `UPDATE runners SET state = ?, reason = ?, github_id = ?, state_changed_at = ?, instance_deleted_at = ?,
+           registration_deleted_at = ? WHERE name = ?`,
+      ),
+      insertEvent: db.prepare(
+        'INSERT INTO events (at, kind, scale_set, runner, job_id, event, reason) VALUES (?, ?, ?, ?, ?, ?, ?)',
+      ),
+      upsertBackoff: db.prepare(
+        `INSERT INTO scale_sets (name, failures, backoff_until, last_failure, last_failure_at) VALUES (?, ?, ?, ?, ?)
+           ON CONFLICT (name) DO UPDATE SET failures = excluded.failures, backoff_until = excluded.backoff_until,
+           last_failure = excluded.last_failure, last_failure_at = excluded.last_failure_at`,
+      ),
+      latestJobOfRunner: db.prepare(
+        `SELECT id, status, COALESCE(started_at, queued_at) AS ord, updated_at AS at FROM jobs WHERE runner_name = ?
+           ORDER BY ord DESC, id DESC LIMIT 1`,
+      ),
+    };
+    this.#load();
+  }
+
+  /** Opens (creating if needed) and migrates the database, then loads the live state into memory. */
+  static open(options: StoreOptions): Store {
+    let db: Db;
+    try {
+      db = new Database(options.path);
+    } catch (cause) {
+      throw new StoreError(`cannot open store at ${options.path}`, { code: 'STORE_OPEN', cause });
+    }
+    try {
+      db.pragma('journal_mode = WAL');
+      db.pragma(`synchronous = ${options.synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
+      db.pragma('busy_timeout = 5000');
+      migrate(db);
+      return new Store(db, options);
+    } catch (cause) {
+      db.close();
+      if (cause instanceof Error && 'code' in cause && cause.code === 'STORE_MIGRATION') throw cause;
+      throw new StoreError(`cannot initialise store at ${options.path}`, { code: 'STORE_OPEN', cause });
+    }
+  }
+
+  get isOpen(): boolean {
+    return this.#db.open;
+  }
+
+  close(): void {
+    if (this.#db.open) this.#db.close();
+  }
+
+  #load(): void {
+    const now = this.#now();
+    const runnerRows = this.#db
+      .prepare<[number], RunnerSqlRow>(
+        "SELECT * FROM runners WHERE state <> 'deleted' OR state_changed_at >= ?",
+      )
+      .all(now - this.#retention.deletedRunnersMs);
+    for (const row of runnerRows) this.#cacheRunner(runnerFromRow(row));
+    for (const name of this.#runners.keys()) {
+      const j = this.#stmt.latestJobOfRunner.get(name);
+      if (j !== undefined) this.#runnerJobs.set(name, { id: j.id, status: j.status, order: j.ord, at: j.at });
+    }
+    const jobRows = this.#db.prepare<[], JobSqlRow>("SELECT * FROM jobs WHERE status <> 'completed'").all();
+    for (const row of jobRows) this.#cacheJob(jobFromRow(row));
+    const backoffRows = this.#db
+      .prepare<
+        [],
+        {
+          name: string;
+          failures: number;
+          backoff_until: number;
+          last_failure: string | null;
+          last_failure_at: number | null;
+        }
+      >('SELECT * FROM scale_sets')
+      .all();
+    for (const b of backoffRows) {
+      this.#backoff.set(b.name, {
+        failures: b.failures,
+        until: b.backoff_until,
+        lastFailure: b.last_failure,
+        lastFailureAt: b.last_failure_at,
+      });
+    }
+  }
+
+  // ---- webhook sink and jobs -------------------------------------------------------------------------------------
+
+  /** Listen to job changes (webhooks, status checks): the reconciler wakes the job's scale set. */
+  subscribe(listener: (change: JobChange) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  acceptWorkflowJob(event: WorkflowJobEvent): AcceptResult {
+    const now = this.#now();
+    const { job } = event;
+    const apply = this.#db.transaction((): { duplicate: boolean; change: JobChange | null } => {
+      const seen = this.#stmt.deliveryExists.get(event.deliveryId, job.id, event.action);
+      if ((seen?.n ?? 0) > 0) return { duplicate: true, change: null };
+      this.#stmt.insertDelivery.run(event.deliveryId, job.id, event.action, now);
+      // `waiting` (environment approval): not yet runnable; its `queued` follows.
+      if (event.action === 'waiting') return { duplicate: false, change: null };
+      const status: JobStatus = event.action;
+      const update = {
+        status,
+        conclusion: job.conclusion,
+        runnerName: job.runnerName,
+        startedAt: job.startedAt ?? (status === 'in_progress' ? now : null),
+        completedAt: status === 'completed' ? (job.completedAt ?? now) : null,
+      };
+      const change = this.#upsertJob(
+        job.id,
+        () => ({
+          id: job.id,
+          runId: job.runId,
+          owner: job.owner,
+          repo: job.repo,
+          labels: [...job.labels],
+          status,
+          conclusion: update.conclusion,
+          scaleSet: this.#route(job.labels),
+          runnerName: update.runnerName,
+          queuedAt: job.createdAt ?? now,
+          startedAt: update.startedAt,
+          completedAt: update.completedAt,
+          checkedAt: null,
+        }),
+        update,
+        'webhook',
+        now,
+      );
+      return { duplicate: false, change };
+    });
+    let result: { duplicate: boolean; change: JobChange | null };
+    try {
+      result = apply.immediate();
+    } catch (cause) {
+      throw new StoreError(`cannot record delivery ${event.deliveryId}`, { code: 'STORE_WRITE', cause });
+    }
+    if (result.change !== null) this.#applyJobChange(result.change, now);
+    const scaleSet = result.change?.job.scaleSet ?? this.job(job.id)?.scaleSet ?? null;
+    return { duplicate: result.duplicate, scaleSet };
+  }
+
+  /** What a status check learned (null: GitHub does not know the job any more). */
+  applyJobStatus(jobId: number, info: JobInfo | null): JobRecord | null {
+    const now = this.#now();
+    const change = this.#db.transaction((): JobChange | null => {
+      const existing = this.#readJob(jobId);
+      if (existing === null) return null;
+      let next: JobRecord;
+      if (info === null) {
+        next = {
+          ...existing,
+          status: 'completed',
+          conclusion: existing.conclusion ?? 'not_found',
+          completedAt: existing.completedAt ?? now,
+        };
+      } else {
+        next = mergeJob(existing, {
+          status: info.status,
+          conclusion: info.conclusion,
+          runnerName: info.runnerName,
+          startedAt: info.status === 'queued' ? null : now,
+          completedAt: info.status === 'completed' ? now : null,
+        });
+      }
+      next = { ...next, checkedAt: now };
+      this.#writeJob(next, now);
+      if (!sameJob(existing, next)) {
+        this.#event(
+          { kind: 'job', scaleSet: next.scaleSet, jobId, event: next.status, reason: 'status check' },
+          now,
+        );
+      }
+      return { job: next, previous: existing, source: 'check' };
+    })();
+    if (change === null) return null;
+    this.#applyJobChange(change, now);
+    return change.job;
+  }
+
+  /** Routes open jobs again (after a configuration change). Returns how many changed scale set. */
+  rerouteOpenJobs(): number {
+    const now = this.#now();
+    const changes: JobChange[] = [];
+    this.#db.transaction(() => {
+      for (const job of this.#openJobs.values()) {
+        const scaleSet = this.#route(job.labels);
+        if (scaleSet === job.scaleSet) continue;
+        const next = { ...job, scaleSet };
+        this.#writeJob(next, now);
+        changes.push({ job: next, previous: job, source: 'reroute' });
+      }
+    })();
+    for (const c of changes) this.#applyJobChange(c, now);
+    return changes.length;
+  }
+
+  job(id: number): JobRecord | null {
+    return this.#openJobs.get(id) ?? this.#readJob(id);
+  }
+
+  /** Queued and in-progress jobs; with a scale set (or null: unroutable), only those routed there. */
+  openJobs(scaleSet?: string | null): JobRecord[] {
+    if (scaleSet === undefined) return [...this.#openJobs.values()];
+    return [...(this.#openJobsBySet.get(scaleSet)?.values() ?? [])];
+  }
+
+  /** Iterate open jobs of one scale set without copying (hot path of the reconciler). */
+  forEachOpenJob(scaleSet: string | null, fn: (job: JobRecord) => void): void {
+    const m = this.#openJobsBySet.get(scaleSet);
+    if (m !== undefined) for (const j of m.values()) fn(j);
+  }
+
+  /** Completed jobs, most recent first (dashboard). */
+  recentCompletedJobs(limit = 100): JobRecord[] {
+    return this.#db
+      .prepare<[number], JobSqlRow>(
+        "SELECT * FROM jobs WHERE status = 'completed' ORDER BY completed_at DESC, id DESC LIMIT ?",
+      )
+      .all(limit)
+      .map(jobFromRow);
+  }
+
+  #readJob(id: number): JobRecord | null {
+    const cached = this.#openJobs.get(id);
+    if (cached !== undefined) return cached;
+    const row = this.#stmt.jobById.get(id);
+    return row === undefined ? null : jobFromRow(row);
+  }
+
+  #upsertJob(
+    id: number,
+    create: () => JobRecord,
+    update: Parameters<typeof mergeJob>[1],
+    source: JobChangeSource,
+    now: number,
+  ): JobChange | null {
+    const existing = this.#readJob(id);
+    if (existing === null) {
+      const job = create();
+      this.#stmt.insertJob.run(
+        job.id,
+        job.runId,
+        job.owner,
+        job.repo,
+        JSON.stringify(job.labels),
+        job.status,
+        job.conclusion ?? null,
+        job.scaleSet,
+        job.runnerName ?? null,
+        job.queuedAt,
+        job.startedAt ?? null,
+        job.completedAt ?? null,
+        now,
+      );
+      this.#event(
+        {
+          kind: 'job',
+          scaleSet: job.scaleSet,
+          jobId: id,
+          event: job.status,
+          reason: job.scaleSet === null ? 'unroutable' : null,
+        },
+        now,
+      );
+      return { job, previous: null, source };
+    }
+    const next = mergeJob(existing, update);
+    if (sameJob(existing, next)) return null;
+    this.#writeJob(next, now);
+    this.#event({ kind: 'job', scaleSet: next.scaleSet, jobId: id, event: next.status, reason: null }, now);
+    return { job: next, previous: existing, source };
+  }
+
+  #writeJob(job: JobRecord, now: number): void {
+    this.#stmt.updateJob.run(
+      job.status,
+      job.conclusion ?? null,
+      job.scaleSet,
+      job.runnerName ?? null,
+      job.startedAt ?? null,
+      job.completedAt ?? null,
+      job.checkedAt ?? null,
+      now,
+      job.id,
+    );
+  }
+
+  /** After commit: indexes, then listeners. */
+  #applyJobChange(change: JobChange, at: number): void {
+    const { job, previous } = change;
+    if (previous !== null) this.#uncacheJob(previous);
+    if (job.status !== 'completed') this.#cacheJob(job);
+    const runner = job.runnerName;
+    if (runner && this.#runners.has(runner)) {
+      // Latest by GitHub's start time: a late event about an earlier job must not hide the current one.
+      const order = job.startedAt ?? job.queuedAt;
+      const current = this.#runnerJobs.get(runner);
+      if (current === undefined || current.id === job.id || order >= current.order) {
+        this.#runnerJobs.set(runner, { id: job.id, status: job.status, order, at });
+      }
+    }
+    for (const l of this.#listeners) l(change);
+  }
+
+  #cacheJob(job: JobRecord): void {
+    this.#openJobs.set(job.id, job);
+    let m = this.#openJobsBySet.get(job.scaleSet);
+    if (m === undefined) this.#openJobsBySet.set(job.scaleSet, (m = new Map()));
+    m.set(job.id, job);
+  }
+
+  #uncacheJob(job: JobRecord): void {
+    this.#openJobs.delete(job.id);
+    this.#openJobsBySet.get(job.scaleSet)?.delete(job.id);
+  }
+
+  // ---- runners -----------------------------------------------------------------------------------------------------
+
+  /** Records intent: one `requested` row per runner, all in one transaction, before anything is called. */
+  insertRunners(runners: readonly { name: string; scaleSet: string }[], reason = 'planned'): RunnerRow[] {
+    const now = this.#now();
+    const rows = runners.map((r): RunnerRow => ({
+      name: r.name,
+      scaleSet: r.scaleSet,
+      state: 'requested',
+      reason,
+      githubId: null,
+      createdAt: now,
+      stateChangedAt: now,
+      instanceDeletedAt: null,
+      registrationDeletedAt: null,
+    }));
+    this.#db.transaction(() => {
+      for (const r of rows) {
+        this.#stmt.insertRunner.run(r.name, r.scaleSet, r.state, r.reason, now, now);
+        this.#event(
+          { kind: 'runner', scaleSet: r.scaleSet, runner: r.name, event: 'requested', reason },
+          now,
+        );
+      }
+    })();
+    for (const r of rows) this.#cacheRunner(r);
+    return rows;
+  }
+
+  runner(name: string): RunnerRow | null {
+    const cached = this.#runners.get(name);
+    if (cached !== undefined) return cached;
+    const row = this.#db.prepare<[string], RunnerSqlRow>('SELECT * FROM runners WHERE name = ?').get(name);
+    return row === undefined ? null : runnerFromRow(row);
+  }
+
+  /** Live runners (and those deleted within the retention), of one scale set or all. */
+  runners(scaleSet?: string): RunnerRow[] {
+    if (scaleSet === undefined) return [...this.#runners.values()];
+    return [...(this.#runnersBySet.get(scaleSet)?.values() ?? [])];
+  }
+
+  forEachRunner(scaleSet: string, fn: (runner: RunnerRow) => void): void {
+    const m = this.#runnersBySet.get(scaleSet);
+    if (m !== undefined) for (const r of m.values()) fn(r);
+  }
+
+  /** The latest job GitHub reported on this runner, or null. */
+  runnerJob(name: string): RunnerJob | null {
+    const j = this.#runnerJobs.get(name);
+    return j === undefined ? null : { id: j.id, status: j.status, at: j.at };
+  }
+
+  /** Applies a change to a runner row; a new state writes an event. Throws STORE_NO_RUNNER for an unknown name. */
+  updateRunner(name: string, change: RunnerChange): RunnerUpdate {
+    const now = this.#now();
+    const before = this.runner(name);
+    if (before === null) throw new StoreError(`unknown runner ${name}`, { code: 'STORE_NO_RUNNER' });
+    const stateChanged = change.state !== undefined && change.state !== before.state;
+    const after: RunnerRow = {
+      ...before,
+      state: change.state ?? before.state,
+      reason: change.reason !== undefined ? change.reason : before.reason,
+      githubId: change.githubId !== undefined ? change.githubId : before.githubId,
+      stateChangedAt: stateChanged ? now : before.stateChangedAt,
+      instanceDeletedAt:
+        change.instanceDeletedAt !== undefined ? change.instanceDeletedAt : before.instanceDeletedAt,
+      registrationDeletedAt:
+        change.registrationDeletedAt !== undefined
+          ? change.registrationDeletedAt
+          : before.registrationDeletedAt,
+    };
+    this.#db.transaction(() => {
+      this.#stmt.updateRunner.run(
+        after.state,
+        after.reason,
+        after.githubId,
+        after.stateChangedAt,
+        after.instanceDeletedAt,
+        after.registrationDeletedAt,
+        name,
+      );
+      if (stateChanged) {
+        this.#event(
+          {
+            kind: 'runner',
+            scaleSet: after.scaleSet,
+            runner: name,
+            event: after.state,
+            reason: after.reason,
+          },
+          now,
+        );
+      }
+      if (before.instanceDeletedAt === null && after.instanceDeletedAt !== null) {
+        this.#event(
+          { kind: 'instance', scaleSet: after.scaleSet, runner: name, event: 'deleted', reason: null },
+          now,
+        );
+      }
+      if (before.registrationDeletedAt === null && after.registrationDeletedAt !== null) {
+        this.#event(
+          { kind: 'registration', scaleSet: after.scaleSet, runner: name, event: 'deleted', reason: null },
+          now,
+        );
+      }
+    })();
+    this.#cacheRunner(after);
+    return { before, after };
+  }
+
+  #cacheRunner(r: RunnerRow): void {
+    this.#runners.set(r.name, r);
+    let m = this.#runnersBySet.get(r.scaleSet);
+    if (m === undefined) this.#runnersBySet.set(r.scaleSet, (m = new Map()));
+    m.set(r.name, r);
+  }
+
+  #uncacheRunner(r: RunnerRow): void {
+    this.#runners.delete(r.name);
+    this.#runnersBySet.get(r.scaleSet)?.delete(r.name);
+    this.#runnerJobs.delete(r.name);
+  }
+
+  // ---- backoff -----------------------------------------------------------------------------------------------------
+
+  backoff(scaleSet: string): ScaleSetBackoff {
+    return this.#backoff.get(scaleSet) ?? { failures: 0, until: 0, lastFailure: null, lastFailureAt: null };
+  }
+
+  setBackoff(
+    scaleSet: string,
+    state: BackoffState,
+    failure?: { reason: string; at: number },
+  ): ScaleSetBackoff {
+    const prev = this.backoff(scaleSet);
+    const next: ScaleSetBackoff = {
+      failures: state.failures,
+      until: state.until,
+      lastFailure: failure?.reason ?? prev.lastFailure,
+      lastFailureAt: failure?.at ?? prev.lastFailureAt,
+    };
+    this.#stmt.upsertBackoff.run(scaleSet, next.failures, next.until, next.lastFailure, next.lastFailureAt);
+    this.#backoff.set(scaleSet, next);
+    return next;
+  }
+
+  // ---- events ------------------------------------------------------------------------------------------------------
+
+  /** Records an event that is not a runner state change (an orphan registration removed, a stray instance...). */
+  recordEvent(event: NewEvent): void {
+    this.#event(event, this.#now());
+  }
+
+  #event(e: NewEvent, at: number): void {
+    this.#stmt.insertEvent.run(
+      at,
+      e.kind,
+      e.scaleSet ?? null,
+      e.runner ?? null,
+      e.jobId ?? null,
+      e.event,
+      e.reason ?? null,
+    );
+  }
+
+  /** Most recent first. */
+  recentEvents(query: EventQuery = {}): EventRow[] {
+    const where: string[] = [];
+    const params: (string | number)[] = [];
+    if (query.scaleSet !== undefined) {
+      where.push('scale_set = ?');
+      params.push(query.scaleSet);
+    }
+    if (query.runner !== undefined) {
+      where.push('runner = ?');
+      params.push(query.runner);
+    }
+    if (query.jobId !== undefined) {
+      where.push('job_id = ?');
+      params.push(query.jobId);
+    }
+    if (query.kind !== undefined) {
+      where.push('kind = ?');
+      params.push(query.kind);
+    }
+    if (query.afterId !== undefined) {
+      where.push('id > ?');
+      params.push(query.afterId);
+    }
+    const limit = Math.max(1, Math.min(query.limit ?? 100, 10_000));
+    const sql = `SELECT * FROM events ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`;
+    return this.#db
+      .prepare<(string | number)[], EventSqlRow>(sql)
+      .all(...params, limit)
+      .map((e) => ({
+        id: e.id,
+        at: e.at,
+        kind: e.kind,
+        scaleSet: e.scale_set,
+        runner: e.runner,
+        jobId: e.job_id,
+        event: e.event,
+        reason: e.reason,
+      }));
+  }
+
+  // ---- maintenance -------------------------------------------------------------------------------------------------
+
+  /** Drops what is past its retention, in the file and in memory. Returns rows removed per table. */
+  prune(): { deliveries: number; jobs: number; runners: number; events: number } {
+    const now = this.#now();
+    const ret = this.#retention;
+    const jobCutoff = now - ret.completedJobsMs;
+    const unroutableCutoff = now - ret.unroutableJobsMs;
+    const counts = this.#db.transaction(() => ({
+      deliveries: this.#db.prepare('DELETE FROM deliveries WHERE received_at < ?').run(jobCutoff).changes,
+      jobs:
+        this.#db.prepare("DELETE FROM jobs WHERE status = 'completed' AND updated_at < ?").run(jobCutoff)
+          .changes +
+        this.#db
+          .prepare("DELETE FROM jobs WHERE status <> 'completed' AND scale_set IS NULL AND queued_at < ?")
+          .run(unroutableCutoff).changes,
+      runners: this.#db
+        .prepare("DELETE FROM runners WHERE state = 'deleted' AND state_changed_at < ?")
+        .run(jobCutoff).changes,
+      events: this.#db.prepare('DELETE FROM events WHERE at < ?').run(now - ret.eventsMs).changes,
+    }))();
+    for (const job of [...(this.#openJobsBySet.get(null)?.values() ?? [])]) {
+      if (job.queuedAt < unroutableCutoff) this.#uncacheJob(job);
+    }
+    for (const r of [...this.#runners.values()]) {
+      if (r.state === 'deleted' && r.stateChangedAt < now - ret.deletedRunnersMs) this.#uncacheRunner(r);
+    }
+    return counts;
+  }
+
+  /** Row counts, for health and tests. */
+  stats(): { runners: number; liveRunners: number; openJobs: number; deliveries: number; events: number } {
+    const count = (sql: string): number => this.#db.prepare<[], { n: number }>(sql).get()?.n ?? 0;
+    return {
+      runners: count('SELECT COUNT(*) AS n FROM runners'),
+      liveRunners: count("SELECT COUNT(*) AS n FROM runners WHERE state <> 'deleted'"),
+      openJobs: this.#openJobs.size,
+      deliveries: count('SELECT COUNT(*) AS n FROM deliveries'),
+      events: count('SELECT COUNT(*) AS n FROM events'),
+    };
+  }
+}
+
+export function openStore(options: StoreOptions): Store {
+  return Store.open(options);
+}

@@ -1,0 +1,97 @@
+/** Row types of the store. No secret is ever stored: not a JIT config, not a token. */
+import type { JobRecord, JobStatus, RunnerState } from '../core/types.js';
+
+export interface RunnerRow {
+  readonly name: string;
+  readonly scaleSet: string;
+  readonly state: RunnerState;
+  readonly reason: string | null;
+  readonly githubId: number | null;
+  /** ms epoch */
+  readonly createdAt: number;
+  readonly stateChangedAt: number;
+  readonly instanceDeletedAt: number | null;
+  readonly registrationDeletedAt: number | null;
+}
+
+/** A change to one runner row. A new `state` stamps stateChangedAt and writes an event. */
+export interface RunnerChange {
+  readonly state?: RunnerState;
+  readonly reason?: string | null;
+  readonly githubId?: number | null;
+  readonly instanceDeletedAt?: number | null;
+  readonly registrationDeletedAt?: number | null;
+}
+
+export interface RunnerUpdate {
+  readonly before: RunnerRow;
+  readonly after: RunnerRow;
+}
+
+/** The latest job GitHub reported on a runner. */
+export interface RunnerJob {
+  readonly id: number;
+  readonly status: JobStatus;
+  /** ms epoch at which the store recorded this status (its own clock). */
+  readonly at: number;
+}
+
+export type JobChangeSource = 'webhook' | 'check' | 'reroute';
+
+export interface JobChange {
+  readonly job: JobRecord;
+  readonly previous: JobRecord | null;
+  readonly source: JobChangeSource;
+}
+
+export type EventKind = 'runner' | 'job' | 'registration' | 'instance';
+
+export interface EventRow {
+  readonly id: number;
+  /** ms epoch */
+  readonly at: number;
+  readonly kind: EventKind;
+  readonly scaleSet: string | null;
+  readonly runner: string | null;
+  readonly jobId: number | null;
+  /** A runner state, a job action, or what happened (`deregistered`, `deleted`). */
+  readonly event: string;
+  readonly reason: string | null;
+}
+
+export interface NewEvent {
+  readonly kind: EventKind;
+  readonly scaleSet?: string | null;
+  readonly runner?: string | null;
+  readonly jobId?: number | null;
+  readonly event: string;
+  readonly reason?: string | null;
+}
+
+export interface EventQuery {
+  readonly limit?: number;
+  readonly scaleSet?: string;
+  readonly runner?: string;
+  readonly jobId?: number;
+  readonly kind?: EventKind;
+  /** Only events with a larger id (for polling). */
+  readonly afterId?: number;
+}
+
+export interface Retention {
+  /** How long deleted runner rows stay in memory (so stale observations of them are recognised). Default 1 h. */
+  readonly deletedRunnersMs: number;
+  /** Completed jobs and their deliveries. Default 3 days. */
+  readonly completedJobsMs: number;
+  /** Open jobs no scale set serves (GitHub-hosted jobs of the same org). Default 1 day. */
+  readonly unroutableJobsMs: number;
+  /** Events. Default 7 days. */
+  readonly eventsMs: number;
+}
+
+export const DEFAULT_RETENTION: Retention = {
+  deletedRunnersMs: 60 * 60_000,
+  completedJobsMs: 3 * 24 * 60 * 60_000,
+  unroutableJobsMs: 24 * 60 * 60_000,
+  eventsMs: 7 * 24 * 60 * 60_000,
+};
