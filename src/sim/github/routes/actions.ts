@@ -1,0 +1,100 @@
+/** Workflow jobs and runs of a repository: what a controller reads to repair a missed webhook. */
+import type { SimContext } from '../context.js';
+import { DOCS, notFound } from '../errors.js';
+import { jobJson, runJson, runStatus } from '../payloads.js';
+import type { RestRequest, RestRoute } from '../rest.js';
+import { paginate } from '../rest.js';
+import { resolveRepo } from './scope.js';
+
+const RUN_STATUSES = new Set([
+  'completed',
+  'action_required',
+  'cancelled',
+  'failure',
+  'neutral',
+  'skipped',
+  'stale',
+  'success',
+  'timed_out',
+  'in_progress',
+  'queued',
+  'requested',
+  'waiting',
+  'pending',
+]);
+
+function numericId(raw: string | undefined): number {
+  return /^\d+$/.test(raw ?? '') ? Number(raw) : NaN;
+}
+
+export function actionsRoutes(ctx: SimContext): RestRoute[] {
+  const repoOf = (req: RestRequest, docs: string) =>
+    resolveRepo(ctx, req.identity, req.params.owner ?? '', req.params.repo ?? '', 'actions', false, docs);
+
+  return [
+    {
+      method: 'GET',
+      path: '/repos/{owner}/{repo}/actions/jobs/{job_id}',
+      access: 'installation',
+      handler: (req) => {
+        const repo = repoOf(req, DOCS.jobs);
+        const job = ctx.engine.get(numericId(req.params.job_id));
+        if (!job || job.repo !== repo) throw notFound(DOCS.jobs);
+        return { status: 200, body: jobJson(ctx.urls, job) };
+      },
+    },
+    {
+      method: 'GET',
+      path: '/repos/{owner}/{repo}/actions/runs',
+      access: 'installation',
+      handler: (req) => {
+        const repo = repoOf(req, DOCS.runs);
+        const wanted = req.query.status;
+        // An unknown status filter matches nothing, as on GitHub.
+        const runs = [...ctx.engine.runsOf(repo)].reverse().filter((run) => {
+          if (wanted === undefined || wanted === '') return true;
+          if (!RUN_STATUSES.has(wanted)) return false;
+          const s = runStatus(ctx.engine.jobsOf(run));
+          return s.status === wanted || s.conclusion === wanted;
+        });
+        const page = paginate(ctx, req, runs);
+        return {
+          status: 200,
+          body: {
+            total_count: runs.length,
+            workflow_runs: page.items.map((run) => runJson(ctx.urls, run, ctx.engine.jobsOf(run))),
+          },
+          headers: page.headers,
+        };
+      },
+    },
+    {
+      method: 'GET',
+      path: '/repos/{owner}/{repo}/actions/runs/{run_id}',
+      access: 'installation',
+      handler: (req) => {
+        const repo = repoOf(req, DOCS.runs);
+        const run = ctx.engine.run(numericId(req.params.run_id));
+        if (!run || run.repo !== repo) throw notFound(DOCS.runs);
+        return { status: 200, body: runJson(ctx.urls, run, ctx.engine.jobsOf(run)) };
+      },
+    },
+    {
+      method: 'GET',
+      path: '/repos/{owner}/{repo}/actions/runs/{run_id}/jobs',
+      access: 'installation',
+      handler: (req) => {
+        const repo = repoOf(req, DOCS.jobs);
+        const run = ctx.engine.run(numericId(req.params.run_id));
+        if (!run || run.repo !== repo) throw notFound(DOCS.jobs);
+        const jobs = ctx.engine.jobsOf(run);
+        const page = paginate(ctx, req, jobs);
+        return {
+          status: 200,
+          body: { total_count: jobs.length, jobs: page.items.map((j) => jobJson(ctx.urls, j)) },
+          headers: page.headers,
+        };
+      },
+    },
+  ];
+}

@@ -1,0 +1,24 @@
+/**
+ * The runner emulator: an actions/runner stand-in for the simulator. Usable in-process (`runEmulatedRunner`) and
+ * as the `runner-fleet emulate-runner` command.
+ */
+export { runEmulatedRunner, EMULATOR_VERSION } from './emulator.js';
+export type { EmulatorEvent, EmulatorOptions, EmulatorRegistration } from './emulator.js';
+export { ExitCode } from './exit-codes.js';
+export type { ExitCodeValue } from './exit-codes.js';
+export { decodeJitConfig, JitConfigError } from './jit-config.js';
+export type { DecodedJitConfig, OAuthCredentials, RsaParamsFile, RunnerSettings } from './jit-config.js';
+export { HttpTransport } from './http-transport.js';
+export { BrokerCallError } from './protocol.js';
+export type {
+  AddAgentReply,
+  AddAgentRequest,
+  AgentInfo,
+  BrokerTransport,
+  CompleteReply,
+  JobMessage,
+  RenewReply,
+  RunnerRegistrationReply,
+  SessionReply,
+  TokenReply,
+} from './protocol.js';
