@@ -43,7 +43,10 @@ function deepFreeze<T>(value: T): T {
 const startsWith = (path: readonly PropertyKey[], prefix: readonly PropertyKey[]) =>
   prefix.length <= path.length && prefix.every((segment, index) => path[index] === segment);
 
-/** zod issues as PathIssues; an unknown-keys issue becomes one issue per key, located at the key. */
+/**
+ * zod issues as PathIssues; an unknown-keys issue becomes one issue per key, located at the key. A custom issue
+ * with `params: { target: 'key' }` is also located at its key.
+ */
 function schemaIssues(issues: readonly z.core.$ZodIssue[], raw: unknown): PathIssue[] {
   return issues.flatMap((issue): PathIssue[] => {
     const path = issue.path as PropertyKey[];
@@ -55,7 +58,12 @@ function schemaIssues(issues: readonly z.core.$ZodIssue[], raw: unknown): PathIs
         target: 'key',
       }));
     }
-    return [{ path, message: issue.message }];
+    if (issue.code === 'invalid_key') {
+      // A map key failed its format: say why (the inner issue) and point at the key.
+      return [{ path, message: issue.issues[0]?.message ?? issue.message, target: 'key' }];
+    }
+    const target = issue.code === 'custom' && issue.params?.target === 'key' ? 'key' : undefined;
+    return [{ path, message: issue.message, ...(target ? { target } : {}) }];
   });
 }
 

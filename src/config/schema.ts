@@ -32,10 +32,14 @@ function exactlyOne(keys: readonly string[], message: string) {
 
 /** An integer id, also accepted as a string of digits so it can come from `${env:...}`. */
 function numericId(what: string) {
+  const message = `expected a positive integer (${what})`;
   return z
-    .union([z.number().int().positive(), z.string().regex(/^[1-9]\d*$/)], {
-      error: `expected a positive integer (${what})`,
-    })
+    .union(
+      [z.number().int({ error: message }).positive({ error: message }), z.string().regex(/^[1-9]\d*$/)],
+      {
+        error: message,
+      },
+    )
     .transform(Number)
     .meta({ docType: 'integer' });
 }

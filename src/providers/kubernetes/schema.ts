@@ -66,19 +66,24 @@ const podTemplate = z
       .looseObject({
         containers: z
           .array(container)
-          .superRefine((containers, ctx) => {
-            const seen = new Set<string>();
-            containers.forEach((c, index) => {
-              if (seen.has(c.name)) {
-                ctx.addIssue({
-                  code: 'custom',
-                  path: [index, 'name'],
-                  message: `duplicate container name '${c.name}'`,
-                });
-              }
-              seen.add(c.name);
-            });
-          })
+          .superRefine(
+            (containers, ctx) => {
+              const seen = new Set<string>();
+              containers.forEach((container: { name?: unknown }, index) => {
+                if (typeof container?.name !== 'string') return;
+                if (seen.has(container.name)) {
+                  ctx.addIssue({
+                    code: 'custom',
+                    path: [index, 'name'],
+                    message: `duplicate container name '${container.name}'`,
+                  });
+                }
+                seen.add(container.name);
+              });
+            },
+            // Run even when another container failed, so one pass reports both.
+            { when: (payload) => Array.isArray(payload.value) },
+          )
           .optional()
           .describe('Containers merged by name over runner-fleet defaults (`runner` is the runner itself).'),
         nodeSelector: z

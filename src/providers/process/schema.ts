@@ -30,6 +30,7 @@ export const processProviderSchema = z
               code: 'custom',
               path: [name],
               message: `${name} is set by runner-fleet; remove it`,
+              params: { target: 'key' },
             });
           }
         }
