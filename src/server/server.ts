@@ -70,6 +70,8 @@ export async function createServer(options: ServerOptions): Promise<FleetServer>
     loggerInstance: log,
     // Request lines would be one log line per webhook; failures are logged where they happen instead.
     logController: new LogController({ disableRequestLogging: true }),
+    // No per-request child logger: building one (with redaction paths) per webhook costs more than the handler.
+    childLoggerFactory: (logger) => logger,
     bodyLimit,
     forceCloseConnections: true,
     return503OnClosing: true,
