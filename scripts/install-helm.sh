@@ -48,9 +48,20 @@ work="$(mktemp -d "$cache/.helm-build.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
 echo "install-helm: building helm $HELM_VERSION with $(go version)" >&2
 start=$(date +%s)
-# The version variable makes `helm version` report the release instead of "main".
-GOBIN="$work/bin" go install -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" \
-  "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" >&2
+# The same -X flags as helm's Makefile: `helm version` reports the release, and `helm template`/`helm lint` default to
+# the Kubernetes version of the client-go helm is built with (not v1.20).
+gomod=$(go mod download -json "helm.sh/helm/v3@$HELM_VERSION" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",*$/\1/p')
+client_go=$(awk '$1 == "k8s.io/client-go" { print $2 }' "$gomod")
+k8s_minor=$(echo "$client_go" | cut -d. -f2)
+[ -n "$k8s_minor" ] || {
+  echo "install-helm: cannot read k8s.io/client-go's version from $gomod" >&2
+  exit 1
+}
+ld="-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+for pkg in pkg/lint/rules pkg/chartutil; do
+  ld="$ld -X helm.sh/helm/v3/$pkg.k8sVersionMajor=1 -X helm.sh/helm/v3/$pkg.k8sVersionMinor=$k8s_minor"
+done
+GOBIN="$work/bin" go install -ldflags "$ld" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" >&2
 "$work/bin/helm" version --short >&2
 rm -rf "$dir"
 mkdir -p "$dir"

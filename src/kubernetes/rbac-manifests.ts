@@ -3,7 +3,7 @@
  * namespace it uses, the container-hooks Role for kubernetes-mode runners, and the controller's ServiceAccount.
  * Pure functions; the YAML is what `runner-fleet rbac` prints and what the self-check suggests applying.
  */
-import { stringify } from 'yaml';
+import { Document, isScalar, visit } from 'yaml';
 import type { ContainerMode, ControllerRule, Feature, ResourceNameRef, Rule, Verb } from './rbac-rules.js';
 import { CONTROLLER_RULES, HOOKS_ROLE_NAME, RUNNER_RULES } from './rbac-rules.js';
 import { LABEL_MANAGED_BY, MANAGED_BY } from './labels.js';
@@ -208,5 +208,16 @@ export function controllerRbacObjects(
 
 /** Multi-document YAML, the form `kubectl apply -f -` takes. */
 export function toYamlDocuments(objects: readonly KubeObject[]): string {
-  return objects.map((o) => `---\n${stringify(o, { lineWidth: 0 })}`).join('');
+  return objects
+    .map((o) => {
+      const doc = new Document(o);
+      // Lists of plain values (apiGroups, verbs) read best on one line, as in most RBAC manifests.
+      visit(doc, {
+        Seq(_, node) {
+          if (node.items.every((item) => isScalar(item))) node.flow = true;
+        },
+      });
+      return `---\n${doc.toString({ lineWidth: 0, flowCollectionPadding: false })}`;
+    })
+    .join('');
 }
