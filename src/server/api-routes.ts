@@ -1,99 +1,129 @@
 /**
- * `GET /api/v1/scale-sets`, `/api/v1/runners`, `/api/v1/jobs` and `/api/v1/events` (SSE). Every response goes
- * through a schema listing its fields: anything else a record carries (a JIT config, a token) is not serialized.
+ * `GET /api/v1/scale-sets`, `/runners`, `/jobs`, `/events` and `/stream` (Server-Sent Events). Every JSON response
+ * goes through a schema listing its fields: anything else a record carries (a JIT config, a token) is not
+ * serialized.
  */
 import type { FastifyInstance } from 'fastify';
 import { RUNNER_STATES } from '../core/types.js';
-import type { RunnerState, JobStatus } from '../core/types.js';
+import type { JobStatus, RunnerState } from '../core/types.js';
 import type { EventHub } from './events.js';
-import type { JobQuery, ReadModel, RunnerQuery } from './read-model.js';
+import type { EventQuery, JobQuery, ReadModel, RunnerQuery } from './read-model.js';
 import { openSse } from './sse.js';
 
 const JOB_STATUSES: readonly JobStatus[] = ['queued', 'in_progress', 'completed'];
-export const DEFAULT_JOB_LIMIT = 500;
-export const MAX_JOB_LIMIT = 5000;
+export const MAX_LIST_LIMIT = 5000;
+export const DEFAULT_EVENT_LIMIT = 200;
 
+const integer = { type: 'integer' } as const;
+const string = { type: 'string' } as const;
 const nullableInteger = { type: ['integer', 'null'] } as const;
 const nullableString = { type: ['string', 'null'] } as const;
-const stringArray = { type: 'array', items: { type: 'string' } } as const;
-
-const scopeSchema = {
-  type: 'object',
-  properties: { org: { type: 'string' }, repo: { type: 'string' }, enterprise: { type: 'string' } },
-} as const;
+const stringArray = { type: 'array', items: string } as const;
 
 const scaleSetSchema = {
   type: 'object',
   properties: {
-    name: { type: 'string' },
-    scope: scopeSchema,
-    runnerGroup: { type: 'string' },
+    name: string,
+    scope: { type: 'object', properties: { org: string, repo: string, enterprise: string } },
+    runnerGroup: string,
     labels: stringArray,
-    minIdle: { type: 'integer' },
-    max: { type: 'integer' },
+    minIdle: integer,
+    max: integer,
     ephemeral: { type: 'boolean' },
-    registration: { type: 'string' },
-    priority: { type: 'integer' },
-    provider: { type: 'string' },
-    runners: {
+    registration: string,
+    priority: integer,
+    provider: string,
+    runners: { type: 'object', properties: Object.fromEntries(RUNNER_STATES.map((s) => [s, integer])) },
+    activeRunners: integer,
+    queuedJobs: integer,
+    inProgressJobs: integer,
+    oldestQueuedMs: nullableInteger,
+    backoff: {
       type: 'object',
-      properties: Object.fromEntries(RUNNER_STATES.map((s) => [s, { type: 'integer' }])),
+      properties: {
+        failures: integer,
+        until: nullableInteger,
+        lastFailure: nullableString,
+        lastFailureAt: nullableInteger,
+      },
     },
-    pendingJobs: { type: 'integer' },
+    githubListedAt: nullableInteger,
+    instancesListedAt: nullableInteger,
     lastReconcileAt: nullableInteger,
-    lastError: nullableString,
   },
 } as const;
 
 const runnerSchema = {
   type: 'object',
   properties: {
-    name: { type: 'string' },
-    scaleSet: { type: 'string' },
-    state: { type: 'string' },
+    name: string,
+    scaleSet: string,
+    state: string,
+    reason: nullableString,
     githubId: nullableInteger,
-    instance: nullableString,
-    provider: { type: 'string' },
-    jobId: nullableInteger,
-    createdAt: { type: 'integer' },
-    updatedAt: { type: 'integer' },
-    failureReason: nullableString,
+    createdAt: integer,
+    ageMs: integer,
+    stateChangedAt: integer,
+    stateAgeMs: integer,
+    instance: {
+      type: ['object', 'null'],
+      properties: { state: string, providerId: string, message: string },
+    },
+    github: { type: ['object', 'null'], properties: { status: string, busy: { type: 'boolean' } } },
+    job: { type: ['object', 'null'], properties: { id: integer, status: string } },
   },
 } as const;
 
 const jobSchema = {
   type: 'object',
   properties: {
-    id: { type: 'integer' },
-    runId: { type: 'integer' },
-    owner: { type: 'string' },
-    repo: { type: 'string' },
+    id: integer,
+    runId: integer,
+    owner: string,
+    repo: string,
     labels: stringArray,
-    status: { type: 'string' },
+    status: string,
     conclusion: nullableString,
     scaleSet: nullableString,
+    unroutable: { type: 'boolean' },
     runnerName: nullableString,
-    queuedAt: { type: 'integer' },
+    queuedAt: integer,
     startedAt: nullableInteger,
     completedAt: nullableInteger,
+    waitMs: integer,
   },
 } as const;
 
-const errorSchema = {
+const eventSchema = {
   type: 'object',
-  properties: { error: { type: 'string' }, message: { type: 'string' } },
+  properties: {
+    id: integer,
+    at: integer,
+    kind: string,
+    scaleSet: nullableString,
+    runner: nullableString,
+    jobId: nullableInteger,
+    event: string,
+    reason: nullableString,
+  },
 } as const;
+
+const errorSchema = { type: 'object', properties: { error: string, message: string } } as const;
 
 function list(key: string, item: object) {
   return {
     200: { type: 'object', properties: { [key]: { type: 'array', items: item } } },
-    400: errorSchema,
-    401: errorSchema,
+    '4xx': errorSchema,
   };
 }
 
-function badRequest(message: string) {
-  return { error: 'bad_request', message };
+class QueryError extends Error {}
+
+function positiveInteger(value: string | undefined, name: string): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new QueryError(`${name} must be a non-negative integer`);
+  return Math.min(n, MAX_LIST_LIMIT);
 }
 
 export interface ApiRouteOptions {
@@ -105,6 +135,12 @@ export interface ApiRouteOptions {
 export async function apiRoutes(app: FastifyInstance, options: ApiRouteOptions): Promise<void> {
   const { readModel } = options;
 
+  app.setErrorHandler((error, _request, reply) => {
+    if (error instanceof QueryError)
+      return reply.code(400).send({ error: 'bad_request', message: error.message });
+    throw error;
+  });
+
   app.get('/api/v1/scale-sets', { schema: { response: list('scaleSets', scaleSetSchema) } }, async () => ({
     scaleSets: await readModel.scaleSets(),
   }));
@@ -112,10 +148,10 @@ export async function apiRoutes(app: FastifyInstance, options: ApiRouteOptions):
   app.get<{ Querystring: { scaleSet?: string; state?: string } }>(
     '/api/v1/runners',
     { schema: { response: list('runners', runnerSchema) } },
-    async (request, reply) => {
+    async (request) => {
       const { scaleSet, state } = request.query;
       if (state !== undefined && !RUNNER_STATES.includes(state as RunnerState)) {
-        return reply.code(400).send(badRequest(`state must be one of ${RUNNER_STATES.join(', ')}`));
+        throw new QueryError(`state must be one of ${RUNNER_STATES.join(', ')}`);
       }
       const query: RunnerQuery = {
         ...(scaleSet ? { scaleSet } : {}),
@@ -125,29 +161,41 @@ export async function apiRoutes(app: FastifyInstance, options: ApiRouteOptions):
     },
   );
 
-  app.get<{ Querystring: { status?: string; scaleSet?: string; unroutable?: string; limit?: string } }>(
-    '/api/v1/jobs',
-    { schema: { response: list('jobs', jobSchema) } },
-    async (request, reply) => {
-      const { status, scaleSet, unroutable, limit } = request.query;
-      if (status !== undefined && !JOB_STATUSES.includes(status as JobStatus)) {
-        return reply.code(400).send(badRequest(`status must be one of ${JOB_STATUSES.join(', ')}`));
-      }
-      const parsedLimit = limit === undefined ? DEFAULT_JOB_LIMIT : Number(limit);
-      if (!Number.isInteger(parsedLimit) || parsedLimit < 1) {
-        return reply.code(400).send(badRequest('limit must be a positive integer'));
-      }
-      const query: JobQuery = {
-        limit: Math.min(parsedLimit, MAX_JOB_LIMIT),
-        ...(status ? { status: status as JobStatus } : {}),
-        ...(scaleSet ? { scaleSet } : {}),
-        ...(unroutable === 'true' ? { unroutable: true } : {}),
-      };
-      return { jobs: await readModel.jobs(query) };
-    },
-  );
+  app.get<{
+    Querystring: { status?: string; scaleSet?: string; unroutable?: string; completedLimit?: string };
+  }>('/api/v1/jobs', { schema: { response: list('jobs', jobSchema) } }, async (request) => {
+    const { status, scaleSet, unroutable, completedLimit } = request.query;
+    if (status !== undefined && !JOB_STATUSES.includes(status as JobStatus)) {
+      throw new QueryError(`status must be one of ${JOB_STATUSES.join(', ')}`);
+    }
+    const limit = positiveInteger(completedLimit, 'completedLimit');
+    const query: JobQuery = {
+      ...(status ? { status: status as JobStatus } : {}),
+      ...(unroutable === 'true' ? { scaleSet: null } : scaleSet ? { scaleSet } : {}),
+      ...(limit !== undefined ? { completedLimit: limit } : {}),
+    };
+    return { jobs: await readModel.jobs(query) };
+  });
 
-  app.get('/api/v1/events', async (request, reply) => {
+  app.get<{
+    Querystring: { scaleSet?: string; runner?: string; jobId?: string; afterId?: string; limit?: string };
+  }>('/api/v1/events', { schema: { response: list('events', eventSchema) } }, async (request, reply) => {
+    if (!readModel.events)
+      return reply.code(404).send({ error: 'not_found', message: 'events are not available' });
+    const { scaleSet, runner, jobId, afterId, limit } = request.query;
+    const job = positiveInteger(jobId, 'jobId');
+    const after = positiveInteger(afterId, 'afterId');
+    const query: EventQuery = {
+      limit: positiveInteger(limit, 'limit') ?? DEFAULT_EVENT_LIMIT,
+      ...(scaleSet ? { scaleSet } : {}),
+      ...(runner ? { runner } : {}),
+      ...(job !== undefined ? { jobId: job } : {}),
+      ...(after !== undefined ? { afterId: after } : {}),
+    };
+    return { events: await readModel.events(query) };
+  });
+
+  app.get('/api/v1/stream', async (request, reply) => {
     let unsubscribe = (): void => undefined;
     const stream = openSse(request, reply, {
       ...(options.heartbeatMs !== undefined ? { heartbeatMs: options.heartbeatMs } : {}),

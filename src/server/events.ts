@@ -1,6 +1,6 @@
 /**
  * Live updates for the dashboard: the server publishes accepted webhook events, the core may publish runner and
- * scale-set changes, and `GET /api/v1/events` streams them as Server-Sent Events. Payloads must be free of secrets;
+ * scale-set changes, and `GET /api/v1/stream` sends them as Server-Sent Events. Payloads must be free of secrets;
  * subscribers get plain data.
  */
 export interface FleetEvent {

@@ -1,6 +1,15 @@
 export { createServer } from './server.js';
 export type { DashboardContext, DashboardPlugin, FleetServer, ServerOptions } from './server.js';
-export type { JobQuery, JobView, ReadModel, RunnerQuery, RunnerView, ScaleSetView } from './read-model.js';
+export type {
+  EventQuery,
+  EventView,
+  JobQuery,
+  JobView,
+  ReadModel,
+  RunnerQuery,
+  RunnerView,
+  ScaleSetView,
+} from './read-model.js';
 export { EventHub } from './events.js';
 export type { FleetEvent, FleetEventListener } from './events.js';
 export { openSse } from './sse.js';

@@ -1,8 +1,9 @@
 /**
- * What the HTTP API (and the dashboard) shows. The core implements ReadModel over its store; the server only
- * serializes it, through response schemas that list every field, so a secret added to a record by mistake is
- * dropped rather than served.
+ * What the HTTP API (and the dashboard) shows. The core implements ReadModel over its store and observations (its
+ * views in core/read-models.ts have exactly these shapes); the server only serializes them, through response
+ * schemas that list every field, so a secret added to a record by mistake is dropped rather than served.
  */
+import type { RegistrationMode } from '../config/types.js';
 import type { JobStatus, RunnerState, Scope } from '../core/types.js';
 
 type MaybePromise<T> = T | Promise<T>;
@@ -15,36 +16,48 @@ export interface ScaleSetView {
   readonly minIdle: number;
   readonly max: number;
   readonly ephemeral: boolean;
-  readonly registration: 'jit' | 'token';
+  readonly registration: RegistrationMode;
   readonly priority: number;
   /** Provider kind (`process`, `kubernetes`, `ec2`, `sim`). */
   readonly provider: string;
-  /** Runner counts by state; states with no runner may be omitted. */
-  readonly runners: Readonly<Partial<Record<RunnerState, number>>>;
-  /** Queued jobs routed to this scale set. */
-  readonly pendingJobs: number;
-  /** ms epoch of the last finished reconcile pass, null before the first. */
-  readonly lastReconcileAt?: number | null;
-  /** Last reconcile or provider error, scrubbed of secrets by the core. */
-  readonly lastError?: string | null;
+  /** Runner records by state (deleted ones not counted). */
+  readonly runners: Readonly<Record<RunnerState, number>>;
+  /** Runners in requested/creating/starting/idle/busy: what counts toward capacity. */
+  readonly activeRunners: number;
+  readonly queuedJobs: number;
+  readonly inProgressJobs: number;
+  /** Wait of the longest-queued job, ms; null when none is queued. */
+  readonly oldestQueuedMs: number | null;
+  readonly backoff: {
+    readonly failures: number;
+    readonly until: number | null;
+    readonly lastFailure: string | null;
+    readonly lastFailureAt: number | null;
+  };
+  /** ms epoch of the last runner list / instance list / reconcile pass; null before the first. */
+  readonly githubListedAt: number | null;
+  readonly instancesListedAt: number | null;
+  readonly lastReconcileAt: number | null;
 }
 
 export interface RunnerView {
   readonly name: string;
   readonly scaleSet: string;
   readonly state: RunnerState;
-  /** GitHub runner id once registered. */
+  readonly reason: string | null;
   readonly githubId: number | null;
-  /** Provider instance id (pod name, EC2 instance id, process id...). */
-  readonly instance: string | null;
-  readonly provider: string;
-  /** Job running on it, when GitHub reported one. */
-  readonly jobId?: number | null;
   /** ms epoch */
   readonly createdAt: number;
-  /** ms epoch of the last state change. */
-  readonly updatedAt: number;
-  readonly failureReason?: string | null;
+  readonly ageMs: number;
+  readonly stateChangedAt: number;
+  readonly stateAgeMs: number;
+  readonly instance: {
+    readonly state: string;
+    readonly providerId?: string;
+    readonly message?: string;
+  } | null;
+  readonly github: { readonly status: 'online' | 'offline'; readonly busy: boolean } | null;
+  readonly job: { readonly id: number; readonly status: JobStatus } | null;
 }
 
 export interface JobView {
@@ -54,13 +67,28 @@ export interface JobView {
   readonly repo: string;
   readonly labels: readonly string[];
   readonly status: JobStatus;
-  readonly conclusion?: string | null;
-  /** null: no scale set serves the job's labels (unroutable). */
+  readonly conclusion: string | null;
+  /** null: no scale set serves these labels. */
   readonly scaleSet: string | null;
-  readonly runnerName?: string | null;
+  readonly unroutable: boolean;
+  readonly runnerName: string | null;
   readonly queuedAt: number;
-  readonly startedAt?: number | null;
-  readonly completedAt?: number | null;
+  readonly startedAt: number | null;
+  readonly completedAt: number | null;
+  /** queued to started (or to now while queued), ms */
+  readonly waitMs: number;
+}
+
+export interface EventView {
+  readonly id: number;
+  /** ms epoch */
+  readonly at: number;
+  readonly kind: string;
+  readonly scaleSet: string | null;
+  readonly runner: string | null;
+  readonly jobId: number | null;
+  readonly event: string;
+  readonly reason: string | null;
 }
 
 export interface RunnerQuery {
@@ -70,10 +98,19 @@ export interface RunnerQuery {
 
 export interface JobQuery {
   readonly status?: JobStatus;
+  /** A scale set, or null for the jobs no scale set serves (unroutable). */
+  readonly scaleSet?: string | null;
+  /** Recent completed jobs to include besides the open ones (the server caps it at 5000). */
+  readonly completedLimit?: number;
+}
+
+export interface EventQuery {
   readonly scaleSet?: string;
-  /** Only jobs no scale set serves. */
-  readonly unroutable?: boolean;
-  /** Most recent first; the server caps it (default 500, at most 5000). */
+  readonly runner?: string;
+  readonly jobId?: number;
+  /** Only events with a larger id (polling). */
+  readonly afterId?: number;
+  /** At most this many, most recent first (the server caps it at 5000; default 200). */
   readonly limit: number;
 }
 
@@ -81,4 +118,6 @@ export interface ReadModel {
   scaleSets(): MaybePromise<readonly ScaleSetView[]>;
   runners(query: RunnerQuery): MaybePromise<readonly RunnerView[]>;
   jobs(query: JobQuery): MaybePromise<readonly JobView[]>;
+  /** Recent runner and job events (state changes); `GET /api/v1/events` answers 404 without it. */
+  events?(query: EventQuery): MaybePromise<readonly EventView[]>;
 }

@@ -17,7 +17,7 @@ import { WEBHOOK_BODY_LIMIT, webhookRoute } from './webhook-route.js';
 
 export interface DashboardContext {
   readonly readModel: ReadModel;
-  /** Live updates (also streamed at `GET /api/v1/events`). */
+  /** Live updates (also streamed at `GET /api/v1/stream`). */
   readonly events: EventHub;
 }
 

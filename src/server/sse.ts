@@ -1,6 +1,6 @@
 /**
  * Server-Sent Events over a fastify reply: headers, a heartbeat comment so proxies keep the stream open, and
- * clean-up when the client goes away. Used by `GET /api/v1/events`; a dashboard may use it for its own streams.
+ * clean-up when the client goes away. Used by `GET /api/v1/stream`; a dashboard may use it for its own streams.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 

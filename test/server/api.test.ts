@@ -53,7 +53,7 @@ describe('health and metrics', () => {
 });
 
 describe('/api/v1', () => {
-  it('serves scale sets, runners and jobs as JSON without the secrets the records carry', async () => {
+  it('serves scale sets, runners, jobs and events as JSON without the secrets the records carry', async () => {
     t = await startTestServer();
     const { app } = t.server;
     const scaleSets = await app.inject({ url: '/api/v1/scale-sets' });
@@ -61,8 +61,11 @@ describe('/api/v1', () => {
     expect(scaleSets.json().scaleSets[0]).toMatchObject({
       name: 'linux-small',
       scope: { org: 'octo-org' },
-      runners: { idle: 1, busy: 2 },
-      pendingJobs: 3,
+      runners: { idle: 1, busy: 2, deleted: 0 },
+      activeRunners: 3,
+      queuedJobs: 3,
+      backoff: { failures: 0, until: null },
+      instancesListedAt: null,
     });
     const runners = await app.inject({ url: '/api/v1/runners?state=busy' });
     expect(runners.json().runners).toEqual([
@@ -70,25 +73,30 @@ describe('/api/v1', () => {
         name: 'linux-small-ab12',
         scaleSet: 'linux-small',
         state: 'busy',
+        reason: null,
         githubId: 7,
-        instance: 'pid-1234',
-        provider: 'process',
-        jobId: 99,
         createdAt: 1,
-        updatedAt: 2,
-        failureReason: null,
+        ageMs: 10,
+        stateChangedAt: 2,
+        stateAgeMs: 9,
+        instance: { state: 'running', providerId: 'pid-1234' },
+        github: { status: 'online', busy: true },
+        job: { id: 99, status: 'in_progress' },
       },
     ]);
     expect((await app.inject({ url: '/api/v1/runners?state=idle' })).json().runners).toEqual([]);
-    const jobs = await app.inject({ url: '/api/v1/jobs?limit=2' });
-    expect(jobs.json().jobs).toHaveLength(2);
-    expect(jobs.json().jobs[0]).toMatchObject({
-      id: 100,
+    const jobs = await app.inject({ url: '/api/v1/jobs' });
+    expect(jobs.json().jobs).toHaveLength(3);
+    expect(jobs.json().jobs[2]).toMatchObject({
+      id: 102,
       status: 'queued',
-      scaleSet: 'linux-small',
-      runnerName: null,
+      scaleSet: null,
+      unroutable: true,
+      waitMs: 20,
     });
-    const all = scaleSets.body + runners.body + jobs.body;
+    const events = await app.inject({ url: '/api/v1/events?scaleSet=linux-small&afterId=0' });
+    expect(events.json().events[0]).toMatchObject({ id: 1, kind: 'runner', event: 'idle' });
+    const all = scaleSets.body + runners.body + jobs.body + events.body;
     for (const secret of [
       'AABF3JGZDX3P5PMEXLND6TS6FCWO6',
       'eyJTRUNSRVQiOiJqaXQifQ',
@@ -96,35 +104,39 @@ describe('/api/v1', () => {
       'ghs_',
       'registrationToken',
       'encodedJitConfig',
+      'jitConfig',
       'token',
     ]) {
       expect(all).not.toContain(secret);
     }
   });
 
-  it('validates query parameters', async () => {
-    t = await startTestServer();
+  it('validates query parameters and passes them on', async () => {
+    const model = leakyReadModel();
+    t = await startTestServer({ readModel: model });
     const { app } = t.server;
     expect((await app.inject({ url: '/api/v1/runners?state=sleeping' })).statusCode).toBe(400);
     expect((await app.inject({ url: '/api/v1/jobs?status=done' })).statusCode).toBe(400);
-    expect((await app.inject({ url: '/api/v1/jobs?limit=0' })).statusCode).toBe(400);
-    expect((await app.inject({ url: '/api/v1/jobs?limit=abc' })).statusCode).toBe(400);
-    let seen = 0;
-    const model = leakyReadModel();
-    await t.server.close();
-    t = await startTestServer({
-      readModel: {
-        ...model,
-        jobs: (q) => {
-          seen = q.limit;
-          return model.jobs(q);
-        },
-      },
-    });
-    await t.server.app.inject({ url: '/api/v1/jobs?limit=999999' });
-    expect(seen).toBe(5000);
-    await t.server.app.inject({ url: '/api/v1/jobs' });
-    expect(seen).toBe(500);
+    expect((await app.inject({ url: '/api/v1/jobs?completedLimit=-1' })).statusCode).toBe(400);
+    const bad = await app.inject({ url: '/api/v1/events?limit=abc' });
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json()).toEqual({ error: 'bad_request', message: 'limit must be a non-negative integer' });
+    await app.inject({ url: '/api/v1/jobs?completedLimit=999999&status=completed' });
+    expect(model.lastJobQuery).toEqual({ status: 'completed', completedLimit: 5000 });
+    await app.inject({ url: '/api/v1/jobs?unroutable=true' });
+    expect(model.lastJobQuery).toEqual({ scaleSet: null });
+    await app.inject({ url: '/api/v1/jobs?scaleSet=linux-small' });
+    expect(model.lastJobQuery).toEqual({ scaleSet: 'linux-small' });
+    await app.inject({ url: '/api/v1/events' });
+    expect(model.lastEventQuery).toEqual({ limit: 200 });
+    await app.inject({ url: '/api/v1/events?jobId=7&limit=10' });
+    expect(model.lastEventQuery).toEqual({ limit: 10, jobId: 7 });
+  });
+
+  it('answers 404 for events when the read model has none', async () => {
+    const { events: _events, ...withoutEvents } = leakyReadModel();
+    t = await startTestServer({ readModel: withoutEvents });
+    expect((await t.server.app.inject({ url: '/api/v1/events' })).statusCode).toBe(404);
   });
 
   it('requires the bearer token when one is configured, for /api/v1 only', async () => {
@@ -193,11 +205,11 @@ describe('exposure rule', () => {
 });
 
 describe('live updates and the dashboard mount point', () => {
-  it('streams accepted webhook events over SSE at /api/v1/events', async () => {
+  it('streams accepted webhook events over SSE at /api/v1/stream', async () => {
     t = await startTestServer({ heartbeatMs: 50 });
     const url = await t.server.listen();
     const controller = new AbortController();
-    const res = await fetch(`${url}/api/v1/events`, { signal: controller.signal });
+    const res = await fetch(`${url}/api/v1/stream`, { signal: controller.signal });
     expect(res.headers.get('content-type')).toContain('text/event-stream');
     const reader = res.body!.getReader();
     const body = JSON.stringify(workflowJobPayload({ jobId: 31 }));

@@ -4,7 +4,7 @@ import { Writable } from 'node:stream';
 import type { WebhookSink, WorkflowJobEvent } from '../../src/core/ports.js';
 import type { FleetConfig } from '../../src/config/types.js';
 import { signWebhookPayload } from '../../src/github/webhooks.js';
-import type { ReadModel } from '../../src/server/read-model.js';
+import type { EventQuery, JobQuery, ReadModel, RunnerQuery } from '../../src/server/read-model.js';
 import { createServer } from '../../src/server/server.js';
 import type { FleetServer, ServerOptions } from '../../src/server/server.js';
 import { configSecrets, createLogger } from '../../src/telemetry/logger.js';
@@ -39,8 +39,24 @@ export class MemorySink implements WebhookSink {
 }
 
 /** Records carry secrets on purpose: the API must not serve them. */
-export function leakyReadModel(): ReadModel {
-  return {
+export function leakyReadModel(): ReadModel & {
+  lastJobQuery: JobQuery | null;
+  lastEventQuery: EventQuery | null;
+} {
+  const counts = {
+    requested: 0,
+    creating: 0,
+    starting: 0,
+    idle: 1,
+    busy: 2,
+    finished: 0,
+    failed: 0,
+    'bootstrap-timeout': 0,
+    deleted: 0,
+  };
+  const model = {
+    lastJobQuery: null as JobQuery | null,
+    lastEventQuery: null as EventQuery | null,
     scaleSets: () => [
       {
         name: 'linux-small',
@@ -50,35 +66,42 @@ export function leakyReadModel(): ReadModel {
         minIdle: 1,
         max: 20,
         ephemeral: true,
-        registration: 'jit',
+        registration: 'jit' as const,
         priority: 0,
         provider: 'process',
-        runners: { idle: 1, busy: 2 },
-        pendingJobs: 3,
-        lastReconcileAt: 1_700_000_000_000,
-        lastError: null,
+        runners: counts,
+        activeRunners: 3,
+        queuedJobs: 3,
+        inProgressJobs: 2,
+        oldestQueuedMs: 1500,
+        backoff: { failures: 0, until: null, lastFailure: null, lastFailureAt: null },
+        githubListedAt: 1_700_000_000_000,
+        instancesListedAt: null,
+        lastReconcileAt: 1_700_000_000_500,
         registrationToken: 'AABF3JGZDX3P5PMEXLND6TS6FCWO6',
-      } as never,
+      },
     ],
-    runners: (query) =>
+    runners: (query: RunnerQuery) =>
       [
         {
           name: 'linux-small-ab12',
           scaleSet: 'linux-small',
-          state: 'busy',
+          state: 'busy' as const,
+          reason: null,
           githubId: 7,
-          instance: 'pid-1234',
-          provider: 'process',
-          jobId: 99,
           createdAt: 1,
-          updatedAt: 2,
-          failureReason: null,
+          ageMs: 10,
+          stateChangedAt: 2,
+          stateAgeMs: 9,
+          instance: { state: 'running', providerId: 'pid-1234', jitConfig: 'secret-jit' },
+          github: { status: 'online' as const, busy: true },
+          job: { id: 99, status: 'in_progress' as const },
           encodedJitConfig: 'eyJTRUNSRVQiOiJqaXQifQ==',
-          jitConfig: 'secret-jit',
-        } as never,
-      ].filter((r: { state: string }) => !query.state || r.state === query.state),
-    jobs: (query) =>
-      Array.from({ length: Math.min(query.limit, 3) }, (_, i) => ({
+        },
+      ].filter((r) => !query.state || r.state === query.state),
+    jobs: (query: JobQuery) => {
+      model.lastJobQuery = query;
+      return [0, 1, 2].map((i) => ({
         id: 100 + i,
         runId: 5,
         owner: 'octo-org',
@@ -87,13 +110,32 @@ export function leakyReadModel(): ReadModel {
         status: 'queued' as const,
         conclusion: null,
         scaleSet: i === 2 ? null : 'linux-small',
+        unroutable: i === 2,
         runnerName: null,
         queuedAt: 10,
         startedAt: null,
         completedAt: null,
+        waitMs: 20,
         token: 'ghs_16C7e42F292c6912E7710c838347Ae178B4a',
-      })),
+      }));
+    },
+    events: (query: EventQuery) => {
+      model.lastEventQuery = query;
+      return [
+        {
+          id: 1,
+          at: 5,
+          kind: 'runner',
+          scaleSet: 'linux-small',
+          runner: 'linux-small-ab12',
+          jobId: null,
+          event: 'idle',
+          reason: null,
+        },
+      ];
+    },
   };
+  return model;
 }
 
 export interface LogCapture {
