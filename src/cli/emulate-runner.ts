@@ -1,11 +1,135 @@
-import type { Command } from './command.js';
+/**
+ * `runner-fleet emulate-runner`: an actions/runner stand-in that talks to the GitHub simulator. Like the real
+ * runner it takes a JIT config from ACTIONS_RUNNER_INPUT_JITCONFIG (or --jitconfig), or config.sh-style flags for
+ * token mode; every flag can also come from ACTIONS_RUNNER_INPUT_<FLAG> (upper case, dashes as underscores), which
+ * is how runner-fleet passes the token without putting it in argv. Logs go to stderr, never a secret.
+ */
+import { parseArgs } from 'node:util';
+import type { Command, CommandIo } from './command.js';
+import { UsageError } from './command.js';
+import { ExitCode, runEmulatedRunner } from '../sim/runner/index.js';
+import type { EmulatorRegistration } from '../sim/runner/index.js';
 
-// Placeholder until the 'emulate-runner' command is built; it fails loudly rather than pretending to work.
+const usage = `Usage: runner-fleet emulate-runner [options]
+
+Runs an emulated GitHub Actions runner against the runner-fleet GitHub simulator. It behaves like
+actions/runner from the outside: it registers, comes online, takes jobs whose labels it serves, and exits 0
+after one job when ephemeral (a JIT runner always is).
+
+JIT mode (run.sh --jitconfig):
+  --jitconfig <b64>       encoded JIT config; prefer the environment variable ACTIONS_RUNNER_INPUT_JITCONFIG
+
+Token mode (config.sh --unattended ... then run.sh):
+  --url <url>             web URL of the scope: <simulator>/ORG, <simulator>/OWNER/REPO, <simulator>/enterprises/ENT
+  --token <token>         registration token; prefer ACTIONS_RUNNER_INPUT_TOKEN (argv is visible to other users)
+  --name <name>           runner name
+  --labels <a,b,c>        custom labels, comma-separated
+  --runnergroup <group>   runner group (default: Default)
+  --ephemeral             take one job, then exit
+  --no-default-labels     do not add self-hosted, Linux, X64
+  --replace               replace a runner of the same name
+  --unattended, --work <dir>, --disableupdate   accepted for config.sh compatibility; no effect
+
+Every option may also be set as ACTIONS_RUNNER_INPUT_<OPTION> (upper case, dashes as underscores), e.g.
+ACTIONS_RUNNER_INPUT_URL, ACTIONS_RUNNER_INPUT_NO_DEFAULT_LABELS=true. Command-line values win.
+
+RUNNER_FLEET_EMULATOR_RETRY_MS: how long to keep retrying an unreachable simulator (default 60000).
+
+Exit codes (as actions/runner): 0 done (or stopped by SIGINT/SIGTERM), 1 bad, used or revoked credentials or
+configuration, 2 the simulator could not be reached, 5 another process holds this runner's session.`;
+
+const OPTIONS = {
+  jitconfig: { type: 'string' },
+  url: { type: 'string' },
+  token: { type: 'string' },
+  name: { type: 'string' },
+  labels: { type: 'string' },
+  runnergroup: { type: 'string' },
+  ephemeral: { type: 'boolean' },
+  'no-default-labels': { type: 'boolean' },
+  replace: { type: 'boolean' },
+  unattended: { type: 'boolean' },
+  work: { type: 'string' },
+  disableupdate: { type: 'boolean' },
+} as const;
+
+type OptionName = keyof typeof OPTIONS;
+
+const envName = (option: string) => `ACTIONS_RUNNER_INPUT_${option.replace(/-/g, '_').toUpperCase()}`;
+
+function parse(argv: string[], env: NodeJS.ProcessEnv): EmulatorRegistration {
+  let values: Partial<Record<OptionName, string | boolean>>;
+  try {
+    ({ values } = parseArgs({ args: argv, options: OPTIONS, allowPositionals: false, strict: true }));
+  } catch (error) {
+    throw new UsageError(error instanceof Error ? error.message : String(error));
+  }
+  const str = (option: OptionName): string | undefined => {
+    const v = values[option];
+    if (typeof v === 'string') return v;
+    const e = env[envName(option)];
+    return e !== undefined && e !== '' ? e : undefined;
+  };
+  const flag = (option: OptionName): boolean => {
+    if (values[option] === true) return true;
+    return /^(true|1|yes)$/i.test(env[envName(option)] ?? '');
+  };
+  const jitConfig = str('jitconfig');
+  const url = str('url');
+  if (jitConfig !== undefined) {
+    if (url !== undefined || values.token !== undefined || values.name !== undefined) {
+      throw new UsageError('--jitconfig cannot be combined with the token-mode options');
+    }
+    return { jitConfig };
+  }
+  if (url === undefined) {
+    throw new UsageError(
+      `no JIT config (${envName('jitconfig')} or --jitconfig) and no --url for token mode`,
+    );
+  }
+  const token = str('token');
+  const name = str('name');
+  if (!token) throw new UsageError(`token mode needs a registration token (${envName('token')} or --token)`);
+  if (!name) throw new UsageError('token mode needs --name');
+  const labels = (str('labels') ?? '')
+    .split(',')
+    .map((l) => l.trim())
+    .filter((l) => l.length > 0);
+  return {
+    url,
+    token,
+    name,
+    labels,
+    runnerGroup: str('runnergroup') ?? 'Default',
+    ephemeral: flag('ephemeral'),
+    noDefaultLabels: flag('no-default-labels'),
+    replace: flag('replace'),
+  };
+}
+
 export const command: Command = {
-  summary: '(emulate-runner: not built yet)',
-  usage: 'runner-fleet emulate-runner (not built yet)',
-  async run(_argv, io) {
-    io.stderr.write('runner-fleet emulate-runner: not built yet\n');
-    return 1;
+  summary: 'Run an emulated Actions runner against the GitHub simulator',
+  usage,
+  async run(argv: string[], io: CommandIo): Promise<number> {
+    const registration = parse(argv, io.env);
+    const retryRaw = io.env.RUNNER_FLEET_EMULATOR_RETRY_MS;
+    const retryBudgetMs = retryRaw !== undefined && /^\d+$/.test(retryRaw) ? Number(retryRaw) : undefined;
+    const stop = new AbortController();
+    const onSignal = () => stop.abort('SIGTERM');
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+    try {
+      return await runEmulatedRunner(registration, {
+        signal: stop.signal,
+        ...(retryBudgetMs !== undefined ? { retryBudgetMs } : {}),
+        log: (line) => io.stderr.write(`${new Date().toISOString().replace(/\.\d+Z$/, 'Z')}: ${line}\n`),
+      });
+    } catch (error) {
+      io.stderr.write(`emulate-runner: ${error instanceof Error ? error.message : String(error)}\n`);
+      return ExitCode.TerminatedError;
+    } finally {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    }
   },
 };
