@@ -719,6 +719,60 @@ describe('provider blocks', () => {
   });
 });
 
+describe('anchors and merge keys', () => {
+  const shared = [
+    'github: { auth: { token: t } }',
+    'webhook: { secret: s }',
+    'x-linux: &linux',
+    '  scope: { org: octo }',
+    '  max: 4',
+    '  provider: { kind: process, command: "${env:RUNNER}" }',
+  ];
+
+  it('merges shared settings, lets the scale set override them and ignores top-level x- keys', () => {
+    const parsed = config(
+      yaml(
+        ...shared,
+        'scaleSets:',
+        '  - { <<: *linux, name: small, labels: [small] }',
+        '  - { <<: *linux, name: large, labels: [large], max: 1 }',
+      ),
+      { RUNNER: '/opt/run.sh' },
+    );
+    expect(parsed.scaleSets.map((set) => [set.name, set.max, set.scope, set.provider.command])).toEqual([
+      ['small', 4, { org: 'octo' }, '/opt/run.sh'],
+      ['large', 1, { org: 'octo' }, '/opt/run.sh'],
+    ]);
+  });
+
+  it('locates a problem in merged settings at the anchor', () => {
+    expect(
+      problems(yaml(...shared, 'scaleSets:', '  - { <<: *linux, name: small, labels: [small], minIdle: 9 }')),
+    ).toEqual([
+      'fleet.yaml:6:39 scaleSets[0].provider.command: environment variable RUNNER is not set',
+      'fleet.yaml:8:58 scaleSets[0].minIdle: must not exceed max (4)',
+    ]);
+    expect(
+      problems(
+        yaml(
+          ...shared.map((line) => line.replace('max: 4', 'max: -1')),
+          'scaleSets:',
+          '  - { <<: *linux, name: a, labels: [a] }',
+        ),
+        {
+          RUNNER: 'x',
+        },
+      ),
+    ).toEqual(['fleet.yaml:5:8 scaleSets[0].max: must be at least 1']);
+  });
+
+  it('still rejects other unknown top-level keys', () => {
+    expect(problems(yaml(...HEAD, '  - name: a', ...SET, 'defaults: {}'))).toEqual([
+      "fleet.yaml:10:1 defaults: unknown key 'defaults'; expected one of: name, github, webhook, server, store, controller, scaleSets",
+    ]);
+  });
+});
+
 describe('secret references', () => {
   it('locates a missing variable or file at the field that references it', () => {
     const text = yaml(

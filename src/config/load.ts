@@ -27,6 +27,9 @@ export type LoadResult =
   | { readonly ok: true; readonly config: FleetConfig }
   | { readonly ok: false; readonly problems: readonly Problem[] };
 
+/** Prefix of top-level keys that hold anchors and are otherwise ignored. */
+export const EXTENSION_PREFIX = 'x-';
+
 const readUtf8 = (path: string) => readFileSync(path, 'utf8');
 
 /** Secrets shorter than this are not scrubbed from messages: replacing "a" or "80" would garble them. */
@@ -67,10 +70,19 @@ function schemaIssues(issues: readonly z.core.$ZodIssue[], raw: unknown): PathIs
   });
 }
 
+/**
+ * Top-level `x-*` keys are ignored (as in Compose files) so they can hold YAML anchors for `<<: *name` merges;
+ * dropped before secrets are resolved, so a reference inside one is never evaluated on its own.
+ */
+function withoutExtensions(raw: unknown): unknown {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return raw;
+  return Object.fromEntries(Object.entries(raw).filter(([key]) => !key.startsWith(EXTENSION_PREFIX)));
+}
+
 /** Validates fleet.yaml text. `fileName` names the file in problems; relative `${file:...}` start from its directory. */
 export function parseConfig(text: string, fileName: string, options: LoadOptions): LoadResult {
   const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: false }) as Document;
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, merge: true }) as Document;
   const problem = (offset: number, path: string, message: string): Problem => ({
     file: fileName,
     ...lineCounter.linePos(offset),
@@ -94,7 +106,7 @@ export function parseConfig(text: string, fileName: string, options: LoadOptions
     return { ok: false, problems: [problem(0, '', (error as Error).message)] };
   }
 
-  const secrets = resolveSecrets(raw, {
+  const secrets = resolveSecrets(withoutExtensions(raw), {
     env: options.env,
     readFile: options.readFile ?? readUtf8,
     baseDir: dirname(fileName),

@@ -1,5 +1,5 @@
 /** Finds the YAML node a path points at, so every problem carries a line and column. */
-import type { Document, LineCounter, Node, Pair } from 'yaml';
+import type { Document, LineCounter, Node, Pair, YAMLMap } from 'yaml';
 import { isAlias, isMap, isScalar, isSeq } from 'yaml';
 
 export interface Position {
@@ -8,7 +8,8 @@ export interface Position {
 }
 
 function keyText(key: unknown): string | undefined {
-  if (isScalar(key)) return String(key.value);
+  // A merge key's value is a symbol; its source text is `<<`.
+  if (isScalar(key)) return typeof key.value === 'symbol' ? key.source : String(key.value);
   return typeof key === 'string' || typeof key === 'number' ? String(key) : undefined;
 }
 
@@ -19,6 +20,22 @@ function startOf(node: unknown): number | undefined {
 /** An empty value (`key:`) has a zero-width range after the key; point at the key instead. */
 function isEmptyScalar(node: unknown): boolean {
   return isScalar(node) && node.value === null && node.source === '';
+}
+
+/** The pair for `key` in a mapping, or in the mappings it merges with `<<: *anchor` (the anchor's own node). */
+function findPair(doc: Document, map: YAMLMap, key: string, depth = 0): Pair | undefined {
+  const own = map.items.find((item) => keyText(item.key) === key);
+  if (own !== undefined || depth > 10) return own;
+  for (const item of map.items) {
+    if (keyText(item.key) !== '<<') continue;
+    const sources = isSeq(item.value) ? item.value.items : [item.value];
+    for (const source of sources) {
+      const target = isAlias(source) ? source.resolve(doc) : source;
+      const found = isMap(target) ? findPair(doc, target, key, depth + 1) : undefined;
+      if (found !== undefined) return found;
+    }
+  }
+  return undefined;
 }
 
 /**
@@ -32,7 +49,7 @@ export function offsetOf(doc: Document, path: readonly PropertyKey[], target?: '
     if (isAlias(node)) node = node.resolve(doc);
     let pair: Pair | undefined;
     if (isMap(node)) {
-      pair = node.items.find((item) => keyText(item.key) === String(segment));
+      pair = findPair(doc, node, String(segment));
       node = pair?.value;
     } else if (isSeq(node) && typeof segment === 'number') {
       node = node.items[segment];

@@ -8,7 +8,8 @@ import type { PathIssue } from './problem.js';
 
 /** Every rule, as documented in docs/configuration.md. Field formats are documented with each field. */
 export const RULES: readonly string[] = [
-  'Unknown keys are errors at every level (except inside `template.spec`, which passes through to Kubernetes).',
+  'Unknown keys are errors at every level, except inside `template.spec` (passed through to Kubernetes) and ' +
+    'top-level keys starting with `x-`, which are ignored so they can hold YAML anchors for `<<: *anchor` merges.',
   '`scaleSets` has at least one entry; scale set names are unique.',
   'A scale set name is a DNS label of at most 40 characters, and no name may be another name followed by `-` and ' +
     'more (`a` and `a-b`): runner names are `<scale-set>-<random>`, so ownership would be ambiguous.',
