@@ -218,15 +218,20 @@ export function runProviderContract(
     );
 
     it(
-      'state goes from pending or running to succeeded when the runner exits 0',
+      'state goes from pending or running to succeeded when the runner exits 0, in both registration modes',
       async () => {
-        const spec = await make('succeed', { outcome: 'success' });
-        const instance = await provider.create(spec, signal());
-        expect(['pending', 'running']).toContain(instance.state);
-        const done = await waitForState(spec, (i) => FINAL.has(i.state));
-        expect(done.state, JSON.stringify(done)).toBe('succeeded');
+        const specs = [await make('succeed-jit', { outcome: 'success' })];
+        specs.push(await make('succeed-token', { outcome: 'success', mode: 'token' }));
+        for (const spec of specs) {
+          const instance = await provider.create(spec, signal());
+          expect(['pending', 'running']).toContain(instance.state);
+        }
+        for (const spec of specs) {
+          const done = await waitForState(spec, (i) => FINAL.has(i.state));
+          expect(done.state, JSON.stringify(done)).toBe('succeeded');
+        }
       },
-      testTimeout,
+      testTimeout * 2,
     );
 
     it(

@@ -245,6 +245,7 @@ describe('process provider', () => {
       '--runnergroup',
       'Default',
       '--ephemeral',
+      '--no-default-labels',
     ]);
     const env = procEnv(runner);
     expect(env.ACTIONS_RUNNER_INPUT_TOKEN).toBe(secretOf(spec));

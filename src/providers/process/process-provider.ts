@@ -200,6 +200,8 @@ export class ProcessProvider implements Provider {
           r.runnerGroup,
         );
         if (r.ephemeral) args.push('--ephemeral');
+        // The scale set's labels are the runner's labels, as with a JIT runner: no implicit OS and architecture.
+        args.push('--no-default-labels');
         env[TOKEN_CONFIG_FILE_ENV] = file;
       }
       const identity = await this.#spawn(spec.name, dir, args, env);
