@@ -4,4 +4,7 @@ export type { LoadOptions, LoadResult } from './load.js';
 export { formatProblem } from './problem.js';
 export type { Problem } from './problem.js';
 export { parseDuration, formatDuration } from './duration.js';
+export { DEFAULTS } from './defaults.js';
+/** The zod schema, for code that builds a config without YAML (it yields a FleetConfig, not yet frozen). */
+export { fleetConfigSchema } from './schema.js';
 export type * from './types.js';
