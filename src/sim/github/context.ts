@@ -18,6 +18,21 @@ export interface ApiStats {
   byRoute: Map<string, number>;
 }
 
+/** One REST exchange, kept when the simulator records (tests check them against GitHub's OpenAPI description). */
+export interface RecordedExchange {
+  readonly method: string;
+  /** GitHub's path template of the route, or null for a path no route serves. */
+  readonly template: string | null;
+  /** Path and query as received (with /api/v3 in GHES mode). */
+  readonly url: string;
+  /** Request body as received (a string), or undefined. */
+  readonly requestBody: string | undefined;
+  readonly status: number;
+  /** Response body as sent (JSON text), or undefined for no body. */
+  readonly responseBody: string | undefined;
+  readonly responseHeaders: Readonly<Record<string, string>>;
+}
+
 export interface AppInfo {
   readonly id: number;
   readonly slug: string;
@@ -44,5 +59,7 @@ export interface SimContext {
   readonly jitKey: Promise<{ readonly params: RsaParams; readonly publicKey: KeyObject }>;
   faults: Faults;
   readonly stats: ApiStats;
+  /** Set when the simulator records REST exchanges (option recordExchanges). */
+  readonly recorded: RecordedExchange[] | null;
   readonly now: () => number;
 }

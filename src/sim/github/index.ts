@@ -5,7 +5,7 @@
  */
 import { AppAuth, appKeyMaterial, generateRsaKey } from './auth.js';
 import { Broker } from './broker.js';
-import type { ApiStats, SimContext } from './context.js';
+import type { ApiStats, RecordedExchange, SimContext } from './context.js';
 import { applyFaults, createJobs, jobView, stats } from './control.js';
 import type { JobsInput, SimJobView, SimStats } from './control.js';
 import { DirectTransport } from './direct-transport.js';
@@ -34,6 +34,7 @@ export type { Faults, FaultsInput, RateLimitFault } from './faults.js';
 export type { JobsInput, SimJobView, SimStats } from './control.js';
 export type { InstanceInput, InstanceRegistration, InstanceState, InstanceView } from './instances.js';
 export type { ScopeRef } from './model.js';
+export type { RecordedExchange } from './context.js';
 export { signPayload } from './webhooks.js';
 
 export interface SimInstallation {
@@ -91,6 +92,8 @@ export interface Simulator {
   createInstance(input: InstanceInput): { instance: InstanceView; created: boolean };
   instances(tags?: Record<string, string>): InstanceView[];
   deleteInstance(name: string): boolean;
+  /** REST exchanges kept so far (empty unless started with recordExchanges). */
+  recordedExchanges(): readonly RecordedExchange[];
   /** Resolves when no webhook delivery is queued, delayed or in flight. */
   webhooksIdle(): Promise<void>;
   /** Same as POST /_sim/reset: jobs, runners, instances, deliveries, stats, faults and limits start over. */
@@ -206,6 +209,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
       faults = value;
     },
     stats: apiStats,
+    recorded: opts.recordExchanges ? [] : null,
     now,
   };
 
@@ -296,6 +300,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
     createInstance: (input) => instances.create(input),
     instances: (tags) => instances.list(tags),
     deleteInstance: (name) => instances.delete(name),
+    recordedExchanges: () => ctx.recorded ?? [],
     webhooksIdle: () => webhooks.idle(),
     reset,
     close: () => {

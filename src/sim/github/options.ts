@@ -64,6 +64,8 @@ export interface SimulatorOptions {
   fetch?: typeof fetch;
   /** pino logger for the simulator's own log lines. Default: silent. */
   logger?: Logger;
+  /** Keep every REST exchange (request and response) for `recordedExchanges()`: for fidelity checks in tests. */
+  recordExchanges?: boolean;
 }
 
 export interface ResolvedOptions {
@@ -98,6 +100,7 @@ export interface ResolvedOptions {
   readonly random: () => number;
   readonly fetch: typeof fetch;
   readonly logger: Logger | null;
+  readonly recordExchanges: boolean;
 }
 
 export const DEFAULT_PERMISSIONS: Readonly<Record<string, 'read' | 'write'>> = Object.freeze({
@@ -149,5 +152,6 @@ export function resolveOptions(options: SimulatorOptions): ResolvedOptions {
     random: options.random ?? Math.random,
     fetch: options.fetch ?? globalThis.fetch,
     logger: options.logger ?? null,
+    recordExchanges: options.recordExchanges ?? false,
   };
 }

@@ -249,7 +249,6 @@ function repositoryFields(urls: Urls, repo: Repo) {
 export function webhookRepository(urls: Urls, repo: Repo) {
   return {
     ...repositoryFields(urls, repo),
-    created_at: Math.floor(repo.createdAt / 1000),
     forks: 0,
     open_issues: 0,
     watchers: 0,
@@ -288,7 +287,15 @@ export function installationJson(
   return {
     id: installation.id,
     client_id: app.clientId,
-    account: simpleUser(urls, org.login, org.id, 'Organization'),
+    // GET /app/installations describes the account as simple-user AND enterprise (allOf), so it carries both
+    // sets of required fields.
+    account: {
+      ...simpleUser(urls, org.login, org.id, 'Organization'),
+      name: org.login,
+      slug: org.login,
+      created_at: iso(org.createdAt),
+      updated_at: iso(org.createdAt),
+    },
     repository_selection: 'all',
     access_tokens_url: `${urls.api}/app/installations/${installation.id}/access_tokens`,
     repositories_url: `${urls.api}/installation/repositories`,

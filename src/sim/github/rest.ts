@@ -118,14 +118,27 @@ export function countCall(ctx: SimContext, key: string): void {
 }
 
 function send(
+  ctx: SimContext,
+  request: FastifyRequest,
+  template: string | null,
   reply: FastifyReply,
   status: number,
   body: unknown,
   headers: Record<string, string>,
 ): FastifyReply {
   reply.code(status).headers(headers);
-  if (status === 204 || body === undefined) return reply.send();
-  return reply.type('application/json; charset=utf-8').send(JSON.stringify(body));
+  const text = status === 204 || body === undefined ? undefined : JSON.stringify(body);
+  ctx.recorded?.push({
+    method: request.method,
+    template,
+    url: request.url,
+    requestBody: typeof request.body === 'string' ? request.body : undefined,
+    status,
+    responseBody: text,
+    responseHeaders: { ...headers },
+  });
+  if (text === undefined) return reply.send();
+  return reply.type('application/json; charset=utf-8').send(text);
 }
 
 /** Identity for headers of a failed authentication: GitHub reports the anonymous budget then. */
@@ -177,12 +190,12 @@ export function registerRest(app: FastifyInstance, ctx: SimContext, routes: read
             throw injectedError(ctx.faults.apiErrorStatus);
           }
           Object.assign(headers, ctx.limiter.headers(bucket), result.headers);
-          return send(reply, result.status, result.body, headers);
+          return send(ctx, request, route.path, reply, result.status, result.body, headers);
         } catch (error) {
           const e = error instanceof GitHubError ? error : internalError(ctx, error);
           if (bucket) Object.assign(headers, ctx.limiter.headers(bucket));
           Object.assign(headers, e.headers);
-          return send(reply, e.status, e.body(), headers);
+          return send(ctx, request, route.path, reply, e.status, e.body(), headers);
         } finally {
           release?.();
         }
@@ -202,7 +215,7 @@ export function restNotFound(ctx: SimContext, request: FastifyRequest, reply: Fa
   const headers = commonHeaders(ctx);
   const bucket = ctx.limiter.bucket(safeIdentity(ctx, request));
   Object.assign(headers, ctx.limiter.headers(bucket));
-  return send(reply, 404, notFound().body(), headers);
+  return send(ctx, request, null, reply, 404, notFound().body(), headers);
 }
 
 /** `per_page` (default 30, at most 100) and `page` (from 1), as GitHub reads them. */
