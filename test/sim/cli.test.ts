@@ -120,6 +120,11 @@ describe('runner-fleet simulate', () => {
     const job = await call(`${info.baseUrl}/_sim/jobs/${jobId}`);
     expect(job.body).toMatchObject({ status: 'completed', conclusion: 'success', runnerName: 'cli-jit' });
 
+    const runnerId = (jit.body as { runner: { id: number } }).runner.id;
+    expect(
+      (await call(`${info.apiUrl}/orgs/acme/actions/runners/${runnerId}`, { token: info.token })).status,
+    ).toBe(404);
+
     const second = await run(['emulate-runner'], { ACTIONS_RUNNER_INPUT_JITCONFIG: config });
     expect(second.code).toBe(1);
   });

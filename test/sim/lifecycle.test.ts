@@ -75,6 +75,23 @@ describe('runner and job lifecycle', () => {
     expect(actions).toEqual(['queued', 'in_progress', 'completed']);
   });
 
+  it('refuses a JIT config used a second time while its runner is still online', async () => {
+    const { config } = await jit('life-twice', ['twice']);
+    const stop = new AbortController();
+    const first = runEmulatedRunner({ jitConfig: config }, { signal: stop.signal });
+    await waitFor('online', () =>
+      sim.runners().find((r) => r.name === 'life-twice' && r.status === 'online'),
+    );
+    const lines: string[] = [];
+    expect(await runEmulatedRunner({ jitConfig: config }, { log: (l) => lines.push(l) })).toBe(
+      ExitCode.TerminatedError,
+    );
+    expect(lines.join('\n')).toMatch(/already been used/);
+    expect(sim.runners().find((r) => r.name === 'life-twice')?.status).toBe('online');
+    stop.abort();
+    expect(await first).toBe(0);
+  });
+
   it('does not give a job to a runner whose labels do not cover it, nor to another org', async () => {
     const small = await jit('life-small', ['linux']);
     const other = await jit('life-other', ['linux', 'gpu'], 'orgs/other-org');
