@@ -394,6 +394,8 @@ describe('process provider', () => {
     provider = new ProcessProvider(config(workDir), context());
     const spec = track(jitSpec('crash-window'));
     const instance = await provider.create(spec, signal());
+    // Once the runner runs, the wrapper has written its pid file (its first act).
+    const runner = await runnerPid(spec.name);
     const recordFile = join(workDir, spec.name, FILES.record);
     const record = JSON.parse(await readFile(recordFile, 'utf8')) as Record<string, unknown>;
     delete record.process;
@@ -404,7 +406,6 @@ describe('process provider', () => {
       state: 'running',
       providerId: instance.providerId,
     });
-    const runner = await runnerPid(spec.name);
     await restarted.delete(spec.name, signal());
     expect(alive(runner)).toBe(false);
   });
