@@ -4,7 +4,12 @@ import { duration } from '../../config/duration.js';
 import { nonEmpty } from '../../config/formats.js';
 
 /** Environment the provider sets itself; a user value would be overwritten or leak a secret's name into config. */
-const RESERVED_ENV = ['ACTIONS_RUNNER_INPUT_JITCONFIG'];
+// Set by the provider itself to hand the runner its registration; a user value would be overridden or leak.
+const RESERVED_ENV = [
+  'ACTIONS_RUNNER_INPUT_JITCONFIG',
+  'ACTIONS_RUNNER_INPUT_TOKEN',
+  'RUNNER_FLEET_TOKEN_CONFIG_FILE',
+];
 
 export const processProviderSchema = z
   .strictObject({
