@@ -1,0 +1,275 @@
+/**
+ * Webhook ingestion with signature verification: autocannon on loopback against the real server (createServer, in
+ * a child process so the load generator does not share its event loop), with realistic workflow_job payloads from
+ * @octokit/webhooks-examples (7 to 10 KB), each request a new signed delivery of a new job event.
+ *
+ * Measured twice: with the production sink, the SQLite store (src/store: WAL, synchronous=NORMAL, a file in the
+ * temporary directory), where every event is committed before its 202; and with an in-memory sink, which isolates
+ * the server's own cost (HTTP, HMAC, JSON parsing and validation) from the store's.
+ */
+import { spawn } from 'node:child_process';
+import { createHmac, randomBytes, randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { loadavg, tmpdir } from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import examples from '@octokit/webhooks-examples';
+import type { BenchResult, Benchmark } from './harness.js';
+import type { WebhookSink, WorkflowJobEvent } from '../src/core/ports.js';
+
+const TARGET_RPS = 3000;
+const CONNECTIONS = 32;
+const WARMUP_S = 3;
+const DURATION_S = 15;
+const SERVE_FLAG = '--webhook-bench-serve';
+const SECRET_ENV = 'RUNNER_FLEET_WEBHOOK_BENCH_SECRET';
+const SINK_ENV = 'RUNNER_FLEET_WEBHOOK_BENCH_SINK';
+
+type SinkKind = 'store' | 'memory';
+
+interface AutocannonRequest {
+  method?: string;
+  path?: string;
+  headers?: Record<string, string>;
+  body?: string | Buffer;
+  setupRequest?: (request: AutocannonRequest) => AutocannonRequest;
+}
+interface AutocannonResult {
+  requests: { average: number; total: number };
+  latency: { p50: number; p99: number; average: number };
+  non2xx: number;
+  errors: number;
+  timeouts: number;
+  '2xx': number;
+}
+type Autocannon = (options: {
+  url: string;
+  connections: number;
+  duration: number;
+  requests: AutocannonRequest[];
+}) => Promise<AutocannonResult>;
+
+// autocannon ships no type declarations; the shape used here is declared above.
+const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon;
+
+/** Deduplicates like the store (by delivery id, and by job id + action), in memory. */
+function memorySink(): WebhookSink {
+  const deliveries = new Set<string>();
+  const jobActions = new Set<string>();
+  return {
+    acceptWorkflowJob(event) {
+      const key = `${event.job.id}:${event.action}`;
+      if (deliveries.has(event.deliveryId) || jobActions.has(key)) return { duplicate: true };
+      deliveries.add(event.deliveryId);
+      jobActions.add(key);
+      return { duplicate: false };
+    },
+  };
+}
+
+/** Child process: the server under test. Prints its URL, then answers until SIGTERM. */
+async function serve(): Promise<void> {
+  const { createServer } = await import('../src/server/server.js');
+  const { createLogger } = await import('../src/telemetry/logger.js');
+  const { createMetrics } = await import('../src/telemetry/metrics.js');
+  const { openStore } = await import('../src/store/store.js');
+  const { LabelRouter } = await import('../src/core/labels.js');
+  const secret = process.env[SECRET_ENV];
+  if (!secret) throw new Error(`${SECRET_ENV} is not set`);
+  const kind = process.env[SINK_ENV] as SinkKind;
+
+  const dir = mkdtempSync(path.join(tmpdir(), 'runner-fleet-webhook-bench-'));
+  // The example payloads ask for `ubuntu-latest`: route them to a scale set, as a fleet serving them would.
+  const router = new LabelRouter([{ name: 'linux', labels: ['ubuntu-latest'], priority: 0 }]);
+  const store =
+    kind === 'store'
+      ? openStore({ path: path.join(dir, 'runner-fleet.db'), route: (labels) => router.route(labels) })
+      : null;
+  const inner = store ?? memorySink();
+  const counts = { accepted: 0, duplicates: 0 };
+  const sink: WebhookSink = {
+    acceptWorkflowJob(event: WorkflowJobEvent) {
+      const result = inner.acceptWorkflowJob(event);
+      if (result.duplicate) counts.duplicates += 1;
+      else counts.accepted += 1;
+      return result;
+    },
+  };
+  const server = await createServer({
+    config: { server: { host: '127.0.0.1', port: 0 }, webhook: { secret } },
+    sink,
+    onWorkflowJob: () => undefined,
+    readModel: { scaleSets: () => [], runners: () => [], jobs: () => [] },
+    isReady: () => true,
+    metrics: createMetrics(),
+    logger: createLogger({ level: 'warn', knownSecrets: [secret] }),
+  });
+  server.app.get('/_bench/sink', async () => ({ ...counts, deliveries: store?.stats().deliveries ?? null }));
+  const url = await server.listen();
+  process.once('SIGTERM', () => {
+    void server.close().then(() => {
+      store?.close();
+      rmSync(dir, { recursive: true, force: true });
+      process.exit(0);
+    });
+  });
+  process.stdout.write(`${JSON.stringify({ url })}\n`);
+}
+
+/** Body templates (queued, in_progress, completed of one job) split where the job id goes. */
+function templates(): string[][] {
+  const all = examples as unknown as {
+    name: string;
+    examples: { action: string; workflow_job: { id: number } }[];
+  }[];
+  const job = all
+    .find((e) => e.name === 'workflow_job')!
+    .examples.filter((e) => e.workflow_job.id === 289782451);
+  const byAction = ['queued', 'in_progress', 'completed'].map((a) => job.find((e) => e.action === a)!);
+  // The job id also appears in URLs; every occurrence gets the request's id.
+  return byAction.map((e) => JSON.stringify(e).split('289782451'));
+}
+
+/** Each request: the next event of a new job id, a new delivery id, signed like GitHub signs it. */
+function requestFactory(secret: string): AutocannonRequest {
+  const parts = templates();
+  let n = 0;
+  const firstJobId = Date.now() * 1000;
+  return {
+    method: 'POST',
+    path: '/webhook',
+    setupRequest: (request) => {
+      const i = n++;
+      const body = parts[i % 3]!.join(String(firstJobId + Math.floor(i / 3)));
+      return {
+        ...request,
+        body,
+        headers: {
+          'content-type': 'application/json',
+          'user-agent': 'GitHub-Hookshot/bench',
+          'x-github-event': 'workflow_job',
+          'x-github-delivery': randomUUID(),
+          'x-hub-signature-256': `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`,
+        },
+      };
+    },
+  };
+}
+
+/** Extra node flags for the server process, e.g. `--cpu-prof` when profiling it. */
+function childArgs(): string[] {
+  return (process.env.RUNNER_FLEET_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+}
+
+async function startChild(
+  secret: string,
+  kind: SinkKind,
+): Promise<{ url: string; stop: () => Promise<void> }> {
+  const self = fileURLToPath(import.meta.url);
+  const child = spawn(process.execPath, [...process.execArgv, ...childArgs(), self, SERVE_FLAG], {
+    env: { ...process.env, [SECRET_ENV]: secret, [SINK_ENV]: kind },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const lines = createInterface({ input: child.stdout! });
+  const url = await new Promise<string>((resolve, reject) => {
+    child.once('exit', (code) => reject(new Error(`bench server exited with ${code}`)));
+    lines.once('line', (line) => resolve((JSON.parse(line) as { url: string }).url));
+  });
+  const stop = async () => {
+    if (child.exitCode !== null) return;
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    await exited;
+    clearTimeout(timer);
+  };
+  return { url, stop };
+}
+
+interface Measurement {
+  readonly result: AutocannonResult;
+  readonly accepted: number;
+  /** No failed request, and the sink got exactly the answered deliveries (plus those in flight at the end). */
+  readonly clean: boolean;
+}
+
+async function measure(kind: SinkKind, log: (line: string) => void): Promise<Measurement> {
+  const secret = randomBytes(24).toString('hex');
+  const { url, stop } = await startChild(secret, kind);
+  try {
+    log(`[${kind}] server ${url}; ${CONNECTIONS} connections; warm-up ${WARMUP_S} s, then ${DURATION_S} s`);
+    const options = { url, connections: CONNECTIONS };
+    await autocannon({ ...options, duration: WARMUP_S, requests: [requestFactory(secret)] });
+    const before = (await (await fetch(`${url}/_bench/sink`)).json()) as { accepted: number };
+    const result = await autocannon({ ...options, duration: DURATION_S, requests: [requestFactory(secret)] });
+    const after = (await (await fetch(`${url}/_bench/sink`)).json()) as {
+      accepted: number;
+      duplicates: number;
+    };
+    const accepted = after.accepted - before.accepted;
+    log(
+      `[${kind}] ${Math.round(result.requests.average)} req/s; 2xx ${result['2xx']}, non-2xx ${result.non2xx}, ` +
+        `errors ${result.errors}, timeouts ${result.timeouts}; accepted ${accepted}, duplicates ${after.duplicates}`,
+    );
+    const failed = result.non2xx + result.errors + result.timeouts;
+    // Requests still in flight when autocannon stops reach the sink without being counted as responses.
+    const clean = failed === 0 && accepted >= result['2xx'] && accepted - result['2xx'] <= CONNECTIONS;
+    return { result, accepted, clean };
+  } finally {
+    await stop();
+  }
+}
+
+export const benchmark: Benchmark = {
+  id: 'webhook',
+  title: 'Webhook ingestion with signature verification',
+  async run(log) {
+    const loadBefore = loadavg()[0]!;
+    const store = await measure('store', log);
+    const memory = await measure('memory', log);
+    // The machine may be shared: the load average says how much of it the run had.
+    const load = `1-min load average ${loadBefore.toFixed(1)} before, ${loadavg()[0]!.toFixed(1)} after`;
+    log(load);
+    const common =
+      `server in a child process, autocannon in the bench process, ${CONNECTIONS} connections, ${DURATION_S} s ` +
+      `after a ${WARMUP_S} s warm-up; 7-10 KB workflow_job payloads, every request a new signed delivery; ${load}`;
+    const results: BenchResult[] = [
+      {
+        name: 'webhook.requests-per-second',
+        value: Math.round(store.result.requests.average),
+        unit: 'req/s',
+        target: `>= ${TARGET_RPS}`,
+        pass: store.result.requests.average >= TARGET_RPS,
+        notes:
+          `sink: the SQLite store (src/store, WAL, synchronous=NORMAL, file in the temporary directory), one ` +
+          `committed transaction per event before its 202; ${store.accepted} events stored; ${common}`,
+      },
+      { name: 'webhook.latency.p50', value: store.result.latency.p50, unit: 'ms' },
+      { name: 'webhook.latency.p99', value: store.result.latency.p99, unit: 'ms' },
+      {
+        name: 'webhook.failed-requests',
+        value: store.result.non2xx + store.result.errors + store.result.timeouts,
+        unit: 'requests',
+        target: '0',
+        pass: store.clean,
+      },
+      {
+        name: 'webhook.requests-per-second.in-memory-sink',
+        value: Math.round(memory.result.requests.average),
+        unit: 'req/s',
+        notes:
+          `same server and load with an in-memory deduplicating sink instead of the store: the server's own ` +
+          `cost (HTTP, HMAC, JSON parse and validation); ${memory.clean ? 'no' : 'SOME'} failed requests`,
+      },
+      { name: 'webhook.latency.p99.in-memory-sink', value: memory.result.latency.p99, unit: 'ms' },
+    ];
+    return results;
+  },
+};
+
+// Entry point of the child process started by `measure`; importing this module does nothing.
+if (process.argv[1] === fileURLToPath(import.meta.url) && process.argv.includes(SERVE_FLAG)) {
+  await serve();
+}
