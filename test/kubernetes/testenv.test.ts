@@ -1,0 +1,229 @@
+/**
+ * Smoke test of the test control plane itself: the real kube-apiserver with RBAC, kwok nodes, scheduling, the
+ * garbage collector and ServiceAccount tokens, through @kubernetes/client-node as the provider will use them.
+ */
+import { request } from 'node:https';
+import {
+  AuthenticationV1Api,
+  AuthorizationV1Api,
+  CoreV1Api,
+  RbacAuthorizationV1Api,
+  VersionApi,
+  type V1Pod,
+} from '@kubernetes/client-node';
+import { describe, expect, it } from 'vitest';
+import { readVersions } from '../../scripts/testenv/peers.js';
+import {
+  EXIT_CODE_ANNOTATION,
+  KWOK_NODE_LABEL,
+  createTestNamespace,
+  isApiStatus,
+  requireCluster,
+  useTestCluster,
+  waitFor,
+} from './helpers.js';
+
+const pod = (name: string): V1Pod => ({
+  metadata: { name },
+  spec: {
+    restartPolicy: 'Never',
+    containers: [
+      { name: 'runner', image: 'ghcr.io/actions/actions-runner:latest', command: ['/home/runner/run.sh'] },
+    ],
+  },
+});
+
+/** Status code of a raw GET, optionally with a bearer token, verified against the test CA. */
+function rawGet(server: string, ca: string, path: string, token?: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      new URL(path, server),
+      { ca, headers: token === undefined ? {} : { authorization: `Bearer ${token}` } },
+      (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      },
+    );
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+describe.skipIf(!requireCluster('kubernetes test control plane'))('kubernetes test control plane', () => {
+  const cluster = useTestCluster();
+
+  it('serves the pinned Kubernetes release over TLS on loopback', async () => {
+    expect(cluster.server).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
+    const info = await cluster.kubeConfig().makeApiClient(VersionApi).getCode();
+    expect(info.gitVersion).toBe(readVersions().kubernetes);
+  });
+
+  it('refuses unknown tokens (401) and anonymous requests for resources (403)', async () => {
+    expect(await rawGet(cluster.server, cluster.caCert, '/api/v1/namespaces', 'not-a-valid-token')).toBe(401);
+    expect(await rawGet(cluster.server, cluster.caCert, '/api/v1/namespaces')).toBe(403);
+    expect(await rawGet(cluster.server, cluster.caCert, '/api/v1/namespaces', cluster.adminToken)).toBe(200);
+    await expect(
+      cluster.kubeConfig('still-not-a-token').makeApiClient(CoreV1Api).listNamespace(),
+    ).rejects.toSatisfy((err) => isApiStatus(err, 401));
+  });
+
+  it('has Ready kwok nodes', async () => {
+    const nodes = await cluster
+      .kubeConfig()
+      .makeApiClient(CoreV1Api)
+      .listNode({ labelSelector: `${KWOK_NODE_LABEL}=true` });
+    expect(nodes.items.map((n) => n.metadata?.name).sort()).toEqual([...cluster.nodeNames].sort());
+    for (const node of nodes.items) {
+      expect(node.status?.conditions?.find((c) => c.type === 'Ready')?.status).toBe('True');
+    }
+  });
+
+  it('schedules a pod onto a kwok node, runs it, and ends it when told', async () => {
+    const core = cluster.kubeConfig().makeApiClient(CoreV1Api);
+    const namespace = await createTestNamespace(cluster, 'smoke-pod');
+    await core.createNamespacedPod({ namespace, body: pod('ok') });
+    await core.createNamespacedPod({ namespace, body: pod('fails') });
+    const running = await waitFor('pods Running', async () => {
+      const pods = await Promise.all(
+        ['ok', 'fails'].map((name) => core.readNamespacedPod({ name, namespace })),
+      );
+      return pods.every((p) => p.status?.phase === 'Running') && pods;
+    });
+    for (const p of running) {
+      // Placed by kube-scheduler (the pod named no node), started by kwok.
+      expect(cluster.nodeNames).toContain(p.spec?.nodeName);
+      expect(p.status?.conditions?.find((c) => c.type === 'PodScheduled')?.status).toBe('True');
+      expect(p.status?.containerStatuses?.[0]?.state?.running).toBeDefined();
+      expect(p.status?.podIP).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
+    }
+
+    for (const [name, code] of [
+      ['ok', '0'],
+      ['fails', '3'],
+    ] as const) {
+      await core.patchNamespacedPod({
+        name,
+        namespace,
+        body: [{ op: 'add', path: `/metadata/annotations`, value: { [EXIT_CODE_ANNOTATION]: code } }],
+      });
+    }
+    const ok = await waitFor('pod ok Succeeded', async () => {
+      const p = await core.readNamespacedPod({ name: 'ok', namespace });
+      return p.status?.phase === 'Succeeded' && p;
+    });
+    expect(ok.status?.containerStatuses?.[0]?.state?.terminated?.exitCode).toBe(0);
+    const failed = await waitFor('pod fails Failed', async () => {
+      const p = await core.readNamespacedPod({ name: 'fails', namespace });
+      return p.status?.phase === 'Failed' && p;
+    });
+    expect(failed.status?.containerStatuses?.[0]?.state?.terminated?.exitCode).toBe(3);
+  }, 90_000);
+
+  it('garbage-collects a Secret owned by a pod once the pod is deleted', async () => {
+    const core = cluster.kubeConfig().makeApiClient(CoreV1Api);
+    const namespace = await createTestNamespace(cluster, 'smoke-gc');
+    const owner = await core.createNamespacedPod({ namespace, body: pod('runner') });
+    await core.createNamespacedSecret({
+      namespace,
+      body: {
+        metadata: {
+          name: 'runner-jit',
+          ownerReferences: [
+            { apiVersion: 'v1', kind: 'Pod', name: 'runner', uid: owner.metadata?.uid ?? '' },
+          ],
+        },
+        stringData: { jitconfig: 'opaque' },
+      },
+    });
+    await waitFor('pod Running', async () => {
+      const p = await core.readNamespacedPod({ name: 'runner', namespace });
+      return p.status?.phase === 'Running';
+    });
+    // A graceful delete, as the provider does: kwok confirms it like a kubelet, then the garbage collector in
+    // kube-controller-manager removes the dependent Secret.
+    await core.deleteNamespacedPod({ name: 'runner', namespace });
+    const gone = (read: () => Promise<unknown>) => async () => {
+      try {
+        await read();
+        return false;
+      } catch (err) {
+        if (isApiStatus(err, 404)) return true;
+        throw err;
+      }
+    };
+    await waitFor(
+      'pod gone',
+      gone(() => core.readNamespacedPod({ name: 'runner', namespace })),
+      { timeoutMs: 60_000 },
+    );
+    await waitFor(
+      'secret garbage-collected',
+      gone(() => core.readNamespacedSecret({ name: 'runner-jit', namespace })),
+      {
+        timeoutMs: 60_000,
+      },
+    );
+  }, 150_000);
+
+  it('issues ServiceAccount tokens (TokenRequest) that authenticate and are bounded by RBAC', async () => {
+    const admin = cluster.kubeConfig();
+    const core = admin.makeApiClient(CoreV1Api);
+    const rbac = admin.makeApiClient(RbacAuthorizationV1Api);
+    const namespace = await createTestNamespace(cluster, 'smoke-sa');
+    await core.createNamespacedServiceAccount({ namespace, body: { metadata: { name: 'limited' } } });
+    await rbac.createNamespacedRole({
+      namespace,
+      body: {
+        metadata: { name: 'read-pods' },
+        rules: [{ apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch'] }],
+      },
+    });
+    await rbac.createNamespacedRoleBinding({
+      namespace,
+      body: {
+        metadata: { name: 'limited-read-pods' },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'read-pods' },
+        subjects: [{ kind: 'ServiceAccount', name: 'limited', namespace }],
+      },
+    });
+    const tokenRequest = await core.createNamespacedServiceAccountToken({
+      name: 'limited',
+      namespace,
+      body: { spec: { audiences: [], expirationSeconds: 600 } },
+    });
+    const token = tokenRequest.status?.token ?? '';
+    expect(token.split('.')).toHaveLength(3);
+
+    const asSa = cluster.kubeConfig(token);
+    const review = await asSa.makeApiClient(AuthenticationV1Api).createSelfSubjectReview({ body: {} });
+    expect(review.status?.userInfo?.username).toBe(`system:serviceaccount:${namespace}:limited`);
+
+    const can = async (verb: string, resource: string, ns: string): Promise<boolean> => {
+      const res = await asSa.makeApiClient(AuthorizationV1Api).createSelfSubjectAccessReview({
+        body: { spec: { resourceAttributes: { verb, resource, namespace: ns } } },
+      });
+      return res.status?.allowed === true;
+    };
+    expect(await can('list', 'pods', namespace)).toBe(true);
+    expect(await can('create', 'pods', namespace)).toBe(false);
+    expect(await can('get', 'secrets', namespace)).toBe(false);
+    expect(await can('list', 'pods', 'kube-system')).toBe(false);
+
+    const saCore = asSa.makeApiClient(CoreV1Api);
+    await expect(saCore.listNamespacedPod({ namespace })).resolves.toBeDefined();
+    await expect(saCore.listNamespacedSecret({ namespace })).rejects.toSatisfy((err) =>
+      isApiStatus(err, 403),
+    );
+
+    // Bound tokens die with their ServiceAccount.
+    await core.deleteNamespacedServiceAccount({ name: 'limited', namespace });
+    await waitFor('token rejected after the ServiceAccount is deleted', async () => {
+      try {
+        await saCore.listNamespacedPod({ namespace });
+        return false;
+      } catch (err) {
+        return isApiStatus(err, 401);
+      }
+    });
+  }, 60_000);
+});
