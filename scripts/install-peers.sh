@@ -36,6 +36,14 @@ fi
 
 step kubernetes-control-plane scripts/testenv/build-peers.sh
 
+# Without a suitable Go, build-peers.sh fetched the pinned toolchain; later installers that build with Go use it too.
+if ! command -v go >/dev/null 2>&1; then
+  # shellcheck source=testenv/versions.env
+  source scripts/testenv/versions.env
+  bootstrap_go=${RUNNER_FLEET_CACHE:-$HOME/.cache/runner-fleet}/go-toolchain/golang.org/toolchain@v0.0.1-$GO_BOOTSTRAP.linux-amd64
+  if [ -x "$bootstrap_go/bin/go" ]; then export PATH=$bootstrap_go/bin:$PATH GOROOT=$bootstrap_go; fi
+fi
+
 for installer in scripts/install-*.sh; do
   [ "$installer" = scripts/install-peers.sh ] && continue
   [ -x "$installer" ] || continue

@@ -90,8 +90,17 @@ function opensslPresent(): boolean {
 }
 
 /** Whether a control plane can be had: a shared one is up, or the peers are built (no network, no build here). */
+function readStateOrNothing(dir: string): ClusterState | undefined {
+  try {
+    return readState(dir);
+  } catch {
+    // Half-written by a concurrent start, or garbage: not a control plane to use.
+    return undefined;
+  }
+}
+
 export function clusterAvailability(): Availability {
-  const state = readState(defaultRunDir());
+  const state = readStateOrNothing(defaultRunDir());
   if (state?.ready && state.components.every((c) => isRunning(c))) return { available: true, via: 'shared' };
   const missing = missingPeers();
   if (missing.length > 0) {
@@ -161,13 +170,10 @@ async function reapOrphans(): Promise<void> {
   for (const entry of readdirSync(tmp)) {
     if (!entry.startsWith(PRIVATE_PREFIX)) continue;
     const dir = path.join(tmp, entry);
-    let state: ClusterState | undefined;
-    try {
-      state = readState(dir);
-    } catch {
-      continue;
+    const state = readStateOrNothing(dir);
+    if (state?.owner !== undefined && !pidAlive(state.owner)) {
+      await stopCluster(dir, { removeDir: process.env.RUNNER_FLEET_TESTENV_KEEP !== '1' });
     }
-    if (state?.owner !== undefined && !pidAlive(state.owner)) await stopCluster(dir, { removeDir: true });
   }
 }
 
@@ -252,7 +258,7 @@ async function startOwned(
 export async function startTestCluster(opts: StartTestClusterOptions = {}): Promise<TestCluster> {
   await reapOrphans();
   if (!opts.private) {
-    const handStarted = readState(defaultRunDir());
+    const handStarted = readStateOrNothing(defaultRunDir());
     if (await reusable(handStarted)) {
       const state = handStarted as ClusterState;
       return view(state, readAdminToken(state), true, async () => {});
