@@ -9,7 +9,7 @@
 #
 # Exits non-zero if any peer could not be installed, after trying all of them.
 set -uo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
+cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 1
 
 failed=()
 step() { # <name> <command...>
@@ -38,7 +38,7 @@ step kubernetes-control-plane scripts/testenv/build-peers.sh
 
 # Without a suitable Go, build-peers.sh fetched the pinned toolchain; later installers that build with Go use it too.
 if ! command -v go >/dev/null 2>&1; then
-  # shellcheck source=testenv/versions.env
+  # shellcheck source=SCRIPTDIR/testenv/versions.env
   source scripts/testenv/versions.env
   bootstrap_go=${RUNNER_FLEET_CACHE:-$HOME/.cache/runner-fleet}/go-toolchain/golang.org/toolchain@v0.0.1-$GO_BOOTSTRAP.linux-amd64
   if [ -x "$bootstrap_go/bin/go" ]; then export PATH=$bootstrap_go/bin:$PATH GOROOT=$bootstrap_go; fi

@@ -17,7 +17,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
-# shellcheck source=versions.env
+# shellcheck source=SCRIPTDIR/versions.env
 source "$here/versions.env"
 
 cache=${RUNNER_FLEET_CACHE:-$HOME/.cache/runner-fleet}
@@ -174,7 +174,7 @@ build_kubernetes() {
   for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     ld+=" -X $p.gitVersion=$v -X $p.gitMajor=1 -X $p.gitMinor=$minor -X $p.gitTreeState=clean"
   done
-  log "kubernetes $v: compiling ${k8s_bins[*]} (the long part: roughly 3,000 packages)"
+  log "kubernetes $v: compiling ${k8s_bins[*]} (the long part: about 2,500 packages)"
   run go build -v -ldflags "$ld" -o "$work/bin/" "${pkgs[@]}" 2>&1 | progress kubernetes
   for b in "${k8s_bins[@]}"; do [ -x "$work/bin/$b" ] || die "kubernetes build produced no $b"; done
   install_into "$work/bin" "$k8s_dir"

@@ -7,7 +7,7 @@
 # Reads go.mod files only (small downloads); changes nothing. Exit 1 when versions.env differs from the result.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source=versions.env
+# shellcheck source=SCRIPTDIR/versions.env
 source "$here/versions.env"
 export GOTOOLCHAIN=local
 work=$(mktemp -d)
