@@ -1,0 +1,53 @@
+import { Writable } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { ProgressRenderer, renderLine } from './progress.js';
+import type { ProgressFrame } from './progress.js';
+
+function sink() {
+  const chunks: string[] = [];
+  return {
+    stream: new Writable({
+      write(chunk: Buffer, _e, cb) {
+        chunks.push(chunk.toString());
+        cb();
+      },
+    }),
+    text: () => chunks.join(''),
+  };
+}
+
+const frame = (elapsedMs: number, phase: ProgressFrame['phase'] = 'workload', done = 0): ProgressFrame => ({
+  phase,
+  elapsedMs,
+  jobs: { total: 10, submitted: 6, queued: 2, running: 1, done, unroutable: 1 },
+  sets: [{ name: 'linux-cloud', provider: 'sim', max: 4, starting: 1, idle: 0, busy: 1, ending: 0 }],
+});
+
+describe('progress', () => {
+  it('plain output: one line per interval, and on every phase change', () => {
+    const out = sink();
+    const p = new ProgressRenderer({ stream: out.stream, tty: false, lineIntervalMs: 1000 });
+    p.update(frame(0));
+    p.update(frame(500));
+    p.update(frame(1000));
+    p.update(frame(1200, 'draining'));
+    const lines = out.text().trimEnd().split('\n');
+    expect(lines).toHaveLength(3);
+    expect(lines[0]).toBe(renderLine(frame(0)));
+    expect(lines[2]).toContain('draining');
+    expect(out.text()).not.toContain('\u001b[');
+  });
+
+  it('terminal output: one block redrawn in place', () => {
+    const out = sink();
+    const p = new ProgressRenderer({ stream: out.stream, tty: true });
+    p.update(frame(0));
+    p.update(frame(1000, 'workload', 3));
+    const text = out.text();
+    expect(text).toContain('\u001b[2K');
+    // The second draw moves up over the 3 lines of the first.
+    expect(text).toContain('\u001b[3A');
+    expect(text).toContain('3/10 done');
+    expect(text).toContain('linux-cloud');
+  });
+});

@@ -1,0 +1,193 @@
+/**
+ * The demo's result: what happened to every job (as the simulator, playing GitHub, recorded it), how long jobs
+ * waited, what it cost in GitHub API calls, and whether anything leaked. Computed from measurements only; the
+ * demo's exit code is `ok`.
+ */
+import { scaleSetOf } from '../core/names.js';
+import { humanDuration, textTable } from './format.js';
+
+export interface Percentiles {
+  readonly p50: number;
+  readonly p95: number;
+  readonly max: number;
+}
+
+export interface ScaleSetSummary {
+  readonly name: string;
+  readonly provider: string;
+  /** Jobs that ran on this scale set's runners. */
+  readonly jobs: number;
+  readonly peakRunners: number;
+  readonly max: number;
+  readonly queueTimeMs: Percentiles;
+}
+
+export interface DemoSummary {
+  readonly jobs: number;
+  /** Jobs some scale set serves. */
+  readonly routable: number;
+  /** Routable jobs that reached `completed` (the cancelled one included, with conclusion cancelled). */
+  readonly completed: number;
+  /** Jobs that completed with conclusion failure (a runner lost mid-job). */
+  readonly failed: number;
+  readonly cancelled: number;
+  /** Jobs the controller reports as unroutable (no scale set serves their labels). */
+  readonly unroutable: number;
+  /** Queued to started, over routable jobs that started. */
+  readonly queueTimeMs: Percentiles;
+  /** REST calls the simulator (GitHub) served during the run. */
+  readonly githubApiCalls: number;
+  /** githubApiCalls / jobs */
+  readonly apiCallsPerJob: number;
+  /** Most runners registered at once. */
+  readonly maxConcurrentRunners: number;
+  /** Runners registered after the drain beyond each scale set's minIdle. */
+  readonly leakedRunners: number;
+  /** Instances (simulated cloud + live processes) after the drain beyond each scale set's minIdle. */
+  readonly leakedInstances: number;
+  readonly durationMs: number;
+  readonly ok: boolean;
+  /** Why not ok, one line each; empty when ok. */
+  readonly problems: readonly string[];
+  readonly scaleSets: readonly ScaleSetSummary[];
+}
+
+/** Nearest-rank percentile of already sorted values; 0 for none. */
+export function percentile(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return 0;
+  const rank = Math.ceil((p / 100) * sorted.length);
+  return sorted[Math.min(sorted.length, Math.max(1, rank)) - 1]!;
+}
+
+export function percentiles(values: readonly number[]): Percentiles {
+  const sorted = [...values].sort((a, b) => a - b);
+  return {
+    p50: Math.round(percentile(sorted, 50)),
+    p95: Math.round(percentile(sorted, 95)),
+    max: Math.round(sorted.at(-1) ?? 0),
+  };
+}
+
+/** A job as the simulator recorded it. */
+export interface JobRecordForSummary {
+  readonly id: number;
+  readonly status: string;
+  readonly conclusion: string | null;
+  readonly runnerName: string | null;
+  readonly queuedAt: number;
+  readonly startedAt: number | null;
+}
+
+export interface SummaryInput {
+  /** Every job the workload queued, by what it was meant to be. */
+  readonly queued: {
+    readonly routable: readonly number[];
+    readonly unroutable: readonly number[];
+    readonly cancelled: readonly number[];
+  };
+  /** The simulator's records of those jobs. */
+  readonly records: readonly JobRecordForSummary[];
+  /** Job ids the controller lists as unroutable. */
+  readonly reportedUnroutable: readonly number[];
+  readonly githubApiCalls: number;
+  readonly maxConcurrentRunners: number;
+  readonly peakRunnersBySet: ReadonlyMap<string, number>;
+  readonly scaleSets: readonly { readonly name: string; readonly provider: string; readonly max: number }[];
+  readonly leakedRunners: number;
+  readonly leakedInstances: number;
+  /** What leaked, for the problems list. */
+  readonly leakDetails?: readonly string[];
+  readonly durationMs: number;
+}
+
+export function summarize(input: SummaryInput): DemoSummary {
+  const byId = new Map(input.records.map((r) => [r.id, r]));
+  const routable = input.queued.routable.map((id) => byId.get(id));
+  const completed = routable.filter((r) => r?.status === 'completed');
+  const failed = completed.filter((r) => r?.conclusion === 'failure').length;
+  const cancelled = input.queued.cancelled.filter((id) => byId.get(id)?.conclusion === 'cancelled').length;
+  const started = routable.filter((r): r is JobRecordForSummary => r !== undefined && r.startedAt !== null);
+  const names = input.scaleSets.map((s) => s.name);
+  const waitsBySet = new Map<string, number[]>(names.map((n) => [n, []]));
+  for (const r of started) {
+    const set = r.runnerName ? scaleSetOf(r.runnerName, names) : null;
+    if (set) waitsBySet.get(set)!.push(r.startedAt! - r.queuedAt);
+  }
+  const expectedUnroutable = new Set(input.queued.unroutable);
+  const unroutable = input.reportedUnroutable.filter((id) => expectedUnroutable.has(id)).length;
+  const jobs = input.queued.routable.length + input.queued.unroutable.length;
+
+  const problems: string[] = [];
+  const notCompleted = routable.length - completed.length;
+  if (notCompleted > 0) problems.push(`${notCompleted} routable job(s) did not complete`);
+  if (failed > 0) problems.push(`${failed} job(s) failed`);
+  if (unroutable < input.queued.unroutable.length) {
+    problems.push(
+      `${input.queued.unroutable.length - unroutable} unroutable job(s) are not reported as unroutable by the controller`,
+    );
+  }
+  if (input.leakedRunners > 0) problems.push(`${input.leakedRunners} runner registration(s) leaked`);
+  if (input.leakedInstances > 0) problems.push(`${input.leakedInstances} instance(s) leaked`);
+  for (const detail of input.leakDetails ?? []) problems.push(`  ${detail}`);
+
+  return {
+    jobs,
+    routable: input.queued.routable.length,
+    completed: completed.length,
+    failed,
+    cancelled,
+    unroutable,
+    queueTimeMs: percentiles(started.map((r) => r.startedAt! - r.queuedAt)),
+    githubApiCalls: input.githubApiCalls,
+    apiCallsPerJob: jobs > 0 ? Math.round((input.githubApiCalls / jobs) * 100) / 100 : 0,
+    maxConcurrentRunners: input.maxConcurrentRunners,
+    leakedRunners: input.leakedRunners,
+    leakedInstances: input.leakedInstances,
+    durationMs: Math.round(input.durationMs),
+    ok: problems.length === 0,
+    problems,
+    scaleSets: input.scaleSets.map((s) => ({
+      name: s.name,
+      provider: s.provider,
+      jobs: waitsBySet.get(s.name)!.length,
+      peakRunners: input.peakRunnersBySet.get(s.name) ?? 0,
+      max: s.max,
+      queueTimeMs: percentiles(waitsBySet.get(s.name)!),
+    })),
+  };
+}
+
+/** The summary as printed at the end of a demo. */
+export function formatSummary(s: DemoSummary): string {
+  const d = humanDuration;
+  const lines = [
+    `runner-fleet demo summary`,
+    `  jobs               ${s.jobs} queued: ${s.routable} routable, ${s.jobs - s.routable} for labels no scale set serves`,
+    `  completed          ${s.completed} of ${s.routable} routable (${s.cancelled} cancelled on purpose)`,
+    `  failed             ${s.failed}`,
+    `  unroutable         ${s.unroutable} (reported by the controller, not dropped)`,
+    `  queue time         p50 ${d(s.queueTimeMs.p50)}, p95 ${d(s.queueTimeMs.p95)}, max ${d(s.queueTimeMs.max)}`,
+    `  GitHub API calls   ${s.githubApiCalls} (${s.apiCallsPerJob.toFixed(2)} per job)`,
+    `  max runners        ${s.maxConcurrentRunners} at once`,
+    `  leaked             ${s.leakedRunners} runners, ${s.leakedInstances} instances`,
+    `  duration           ${d(s.durationMs)}`,
+    '',
+    textTable(
+      ['  SCALE SET', 'PROVIDER', 'JOBS RUN', 'PEAK RUNNERS', 'WAIT P50', 'WAIT MAX'],
+      s.scaleSets.map((x) => [
+        `  ${x.name}`,
+        x.provider,
+        String(x.jobs),
+        `${x.peakRunners}/${x.max}`,
+        d(x.queueTimeMs.p50),
+        d(x.queueTimeMs.max),
+      ]),
+      new Set([2, 3, 4, 5]),
+    ),
+    '',
+    s.ok
+      ? 'OK: every routable job completed and nothing leaked.'
+      : `NOT OK:\n${s.problems.map((p) => `  ${p}`).join('\n')}`,
+  ];
+  return `${lines.join('\n')}\n`;
+}
