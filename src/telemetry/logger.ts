@@ -35,6 +35,8 @@ export function redactionPaths(): string[] {
 
 export function createLogger(options: CreateLoggerOptions = {}): Logger {
   const scrub = createScrubber(options.knownSecrets ?? []);
+  // pino's own stdout destination (synchronous sonic-boom) unless a stream is given.
+  const destination = (options.destination ?? pino.destination(1)) as DestinationStream;
   return pino(
     {
       level: options.level ?? 'info',
@@ -46,7 +48,7 @@ export function createLogger(options: CreateLoggerOptions = {}): Logger {
         streamWrite: (line) => scrub(redactJsonSecretProperties(line)),
       },
     },
-    (options.destination ?? process.stdout) as DestinationStream,
+    destination,
   );
 }
 
@@ -64,7 +66,9 @@ export function childLogger(
 
 /** Every secret value in a parsed configuration: pass them as `knownSecrets` when building the logger. */
 export function configSecrets(config: {
-  readonly github?: { readonly auth: { readonly token: string } | { readonly app: { readonly privateKey: string } } };
+  readonly github?: {
+    readonly auth: { readonly token: string } | { readonly app: { readonly privateKey: string } };
+  };
   readonly webhook?: { readonly secret: string };
   readonly server?: { readonly dashboardToken?: string };
 }): string[] {
