@@ -28,6 +28,7 @@ Options:
   --org <name>                 organization with the App installed; repeat for more (default: octo-org)
   --enterprise <slug>          enterprise slug (default: octo-ent)
   --rate-limit <n>             primary rate limit per installation per hour (default 5000)
+  --secondary-limit <n>        runner-creating POSTs per minute before the secondary limit (default 180)
   --jit-expiry-ms <ms>         lifetime of an unused JIT registration (default 300000)
   --offline-job-timeout-ms <ms>  a lost runner's job fails after this (default 5000)
 
@@ -48,6 +49,7 @@ const OPTIONS = {
   org: { type: 'string', multiple: true },
   enterprise: { type: 'string' },
   'rate-limit': { type: 'string' },
+  'secondary-limit': { type: 'string' },
   'jit-expiry-ms': { type: 'string' },
   'offline-job-timeout-ms': { type: 'string' },
 } as const;
@@ -89,6 +91,8 @@ export function parseSimulateArgs(argv: string[], env: NodeJS.ProcessEnv): Simul
   if (values.enterprise !== undefined) options.enterprise = values.enterprise;
   const rate = integer('rate-limit', values['rate-limit'], 1, 10_000_000);
   if (rate !== undefined) options.rateLimitPerHour = rate;
+  const secondary = integer('secondary-limit', values['secondary-limit'], 1, 10_000_000);
+  if (secondary !== undefined) options.secondaryLimitPerMinute = secondary;
   const expiry = integer('jit-expiry-ms', values['jit-expiry-ms'], 1, 86_400_000);
   if (expiry !== undefined) options.jitExpiryMs = expiry;
   const offline = integer('offline-job-timeout-ms', values['offline-job-timeout-ms'], 1, 86_400_000);

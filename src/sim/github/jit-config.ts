@@ -82,11 +82,19 @@ export function runnerFiles(
 const fileB64 = (content: unknown): string =>
   Buffer.from(JSON.stringify(content, null, 2)).toString('base64');
 
+/** Runners share the simulator's key, so the encoded key file is computed once per key. */
+const rsaFileCache = new WeakMap<RsaParams, string>();
+
 export function encodeJitConfig(files: RunnerFiles): string {
+  let rsaFile = rsaFileCache.get(files.rsaParams);
+  if (rsaFile === undefined) {
+    rsaFile = fileB64(files.rsaParams);
+    rsaFileCache.set(files.rsaParams, rsaFile);
+  }
   const map = {
     '.runner': fileB64(files.runner),
     '.credentials': fileB64(files.credentials),
-    '.credentials_rsaparams': fileB64(files.rsaParams),
+    '.credentials_rsaparams': rsaFile,
   };
   return Buffer.from(JSON.stringify(map)).toString('base64');
 }

@@ -56,6 +56,34 @@ export function runnerJson(runner: Runner) {
   };
 }
 
+interface JsonCache {
+  readonly status: string;
+  readonly busy: boolean;
+  readonly labels: readonly unknown[];
+  readonly text: string;
+}
+
+const jsonCache = new WeakMap<Runner, JsonCache>();
+
+/**
+ * `runnerJson` as JSON text, cached per runner until its status, busy flag or labels (a new array on every change)
+ * change: listing pages of 100 runners is the simulator's hottest path.
+ */
+export function runnerJsonText(runner: Runner): string {
+  const cached = jsonCache.get(runner);
+  if (
+    cached &&
+    cached.status === runner.status &&
+    cached.busy === runner.busy &&
+    cached.labels === runner.labels
+  ) {
+    return cached.text;
+  }
+  const text = JSON.stringify(runnerJson(runner));
+  jsonCache.set(runner, { status: runner.status, busy: runner.busy, labels: runner.labels, text });
+  return text;
+}
+
 export function labelsJson(runner: Runner, only?: 'read-only') {
   const labels = runner.labels
     .filter((l) => !only || l.type === only)

@@ -4,7 +4,6 @@
  * and error bodies. Routes are declared with GitHub's own path templates (`/orgs/{org}/actions/runners`), which
  * are also the keys of `apiCalls.byRoute` in /_sim/stats.
  */
-import { randomBytes } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Identity } from './auth.js';
@@ -35,6 +34,8 @@ export interface RestRequest {
 export interface RestResponse {
   readonly status: number;
   readonly body?: unknown;
+  /** The body already serialized (hot paths build JSON text from cached pieces). */
+  readonly json?: string;
   readonly headers?: Record<string, string>;
 }
 
@@ -50,13 +51,20 @@ export interface RestRoute {
   readonly handler: (request: RestRequest) => RestResponse | Promise<RestResponse>;
 }
 
+/** GitHub request ids look like `C0DE:1A2B:3C4D5E:6F7A8B:65F00000`; a counter keeps them unique and cheap. */
+let requestCounter = 0;
+const requestId = (): string => {
+  requestCounter = (requestCounter + 1) % 0x7fffffff;
+  return `5117:${process.pid.toString(16).toUpperCase()}:${requestCounter.toString(16).toUpperCase().padStart(8, '0')}`;
+};
+
 const toFastifyPath = (template: string): string => template.replace(/\{([a-z_]+)\}/g, ':$1');
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 function commonHeaders(ctx: SimContext): Record<string, string> {
   const headers: Record<string, string> = {
-    'x-github-request-id': randomBytes(8).toString('hex').toUpperCase(),
+    'x-github-request-id': requestId(),
     'x-github-media-type': 'github.v3; format=json',
     'x-github-api-version-selected': '2022-11-28',
   };
@@ -127,7 +135,8 @@ function send(
   headers: Record<string, string>,
 ): FastifyReply {
   reply.code(status).headers(headers);
-  const text = status === 204 || body === undefined ? undefined : JSON.stringify(body);
+  const text =
+    status === 204 || body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body);
   ctx.recorded?.push({
     method: request.method,
     template,
@@ -190,7 +199,7 @@ export function registerRest(app: FastifyInstance, ctx: SimContext, routes: read
             throw injectedError(ctx.faults.apiErrorStatus);
           }
           Object.assign(headers, ctx.limiter.headers(bucket), result.headers);
-          return send(ctx, request, route.path, reply, result.status, result.body, headers);
+          return send(ctx, request, route.path, reply, result.status, result.json ?? result.body, headers);
         } catch (error) {
           const e = error instanceof GitHubError ? error : internalError(ctx, error);
           if (bucket) Object.assign(headers, ctx.limiter.headers(bucket));

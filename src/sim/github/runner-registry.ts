@@ -68,7 +68,9 @@ export class RunnerRegistry {
   list(scopeKey: string): readonly Runner[] {
     const index = this.#scopes.get(scopeKey);
     if (!index) return [];
-    if (!index.ordered) index.ordered = [...index.byId.values()].sort((a, b) => a.id - b.id);
+    // Ids only grow and runners are added right after their id is assigned, so the insertion order of the Map
+    // is id order: rebuilding after a removal is a copy, not a sort.
+    if (!index.ordered) index.ordered = [...index.byId.values()];
     return index.ordered;
   }
 

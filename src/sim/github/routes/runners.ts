@@ -7,7 +7,7 @@ import { DOCS, GitHubError, notFound } from '../errors.js';
 import { encodeJitConfig, runnerFiles } from '../jit-config.js';
 import type { Runner, ScopeRef } from '../model.js';
 import { scopeKey } from '../model.js';
-import { iso, labelsJson, runnerJson } from '../payloads.js';
+import { iso, labelsJson, runnerJson, runnerJsonText } from '../payloads.js';
 import type { RestRequest, RestRoute } from '../rest.js';
 import { paginate } from '../rest.js';
 import { validateBody } from '../validate.js';
@@ -64,7 +64,7 @@ export function runnerRoutes(ctx: SimContext): RestRoute[] {
           const page = paginate(ctx, req, all);
           return {
             status: 200,
-            body: { total_count: all.length, runners: page.items.map(runnerJson) },
+            json: `{"total_count":${all.length},"runners":[${page.items.map(runnerJsonText).join(',')}]}`,
             headers: page.headers,
           };
         },
