@@ -227,7 +227,9 @@ describe('live updates and the dashboard mount point', () => {
       jobId: 31,
       repository: 'octo-org/app',
     });
-    await new Promise((r) => setTimeout(r, 50));
+    // The server notices the closed connection asynchronously.
+    for (let i = 0; i < 200 && t.server.events.subscribers > 0; i++)
+      await new Promise((r) => setTimeout(r, 10));
     expect(t.server.events.subscribers).toBe(0);
   });
 
