@@ -74,8 +74,10 @@ export class PodInformer<T> {
   #synced = false;
   #syncWaiters: Array<() => void> = [];
   #loop: Promise<void> | undefined;
-  #currentWatch: AbortController | undefined;
-  #interrupted = false;
+  /** Ends the current watch at once, even before the server has answered (the request is aborted when it does). */
+  #endWatch: (() => void) | undefined;
+  #interruptPending = false;
+  #resumeFrom: string | undefined;
   readonly stats: InformerStats = { lists: 0, watches: 0, relistsAfterGone: 0, errors: 0 };
 
   constructor(options: PodInformerOptions<T>) {
@@ -136,13 +138,22 @@ export class PodInformer<T> {
 
   /** Ends the current watch as if the server had closed it (the informer resumes): an aid for tests. */
   interruptWatch(): void {
-    this.#interrupted = true;
-    this.#currentWatch?.abort();
+    if (this.#endWatch) this.#endWatch();
+    else this.#interruptPending = true;
+  }
+
+  /**
+   * Resumes watching from `resourceVersion` as if it were the last one seen: with a compacted one the server
+   * answers 410 Gone and the informer must relist. An aid for tests of that path.
+   */
+  resumeFrom(resourceVersion: string): void {
+    this.#resumeFrom = resourceVersion;
+    this.interruptWatch();
   }
 
   async stop(): Promise<void> {
     this.#stop.abort();
-    this.#currentWatch?.abort();
+    this.#endWatch?.();
     await this.#loop;
   }
 
@@ -208,16 +219,26 @@ export class PodInformer<T> {
   #watchOnce(): Promise<void> {
     this.stats.watches++;
     const base = this.#o.watchTimeoutSeconds ?? 300;
+    if (this.#resumeFrom !== undefined) {
+      this.#resourceVersion = this.#resumeFrom;
+      this.#resumeFrom = undefined;
+    }
+    if (this.#interruptPending) {
+      this.#interruptPending = false;
+      return Promise.resolve();
+    }
     return new Promise<void>((resolve, reject) => {
       let settled = false;
+      let controller: AbortController | undefined;
       const finish = (error?: unknown) => {
         if (settled) return;
         settled = true;
-        const interrupted = this.#interrupted;
-        this.#interrupted = false;
-        if (error && !interrupted) reject(error);
+        this.#endWatch = undefined;
+        controller?.abort();
+        if (error) reject(error);
         else resolve();
       };
+      this.#endWatch = () => finish();
       this.#watch
         .watch(
           `/api/v1/namespaces/${encodeURIComponent(this.#o.namespace)}/pods`,
@@ -239,33 +260,30 @@ export class PodInformer<T> {
               }
               case 'DELETED': {
                 const name = object.metadata?.name;
-                if (name) {
-                  const last = this.#o.project(object);
-                  if (this.#cache.has(name)) this.#remove(name, last);
-                }
+                if (name && this.#cache.has(name)) this.#remove(name, this.#o.project(object));
                 break;
               }
               case 'BOOKMARK':
                 break;
-              case 'ERROR':
-                this.#currentWatch?.abort();
+              case 'ERROR': {
+                const reason = (object as { reason?: string }).reason;
                 finish(
                   object?.code === 410
                     ? new GoneError('watch: resourceVersion too old')
-                    : new Error(
-                        `watch error: ${JSON.stringify({ code: object?.code, reason: (object as { reason?: string }).reason })}`,
-                      ),
+                    : new Error(`watch error: ${JSON.stringify({ code: object?.code, reason })}`),
                 );
                 return;
+              }
             }
             if (rv) this.#resourceVersion = rv;
           },
           (error: unknown) => finish(error ?? undefined),
         )
         .then(
-          (controller) => {
-            this.#currentWatch = controller;
-            if (settled || this.#stop.signal.aborted) controller.abort();
+          (c) => {
+            controller = c;
+            // Ended before the server answered (interrupted, stopped or failed): drop the connection now.
+            if (settled || this.#stop.signal.aborted) c.abort();
           },
           (error: unknown) => finish(error),
         );

@@ -68,6 +68,7 @@ export interface KubernetesProvider extends Provider {
    * Idempotent; call once at start, before create/list. Throws ProviderError with a precise message.
    */
   prepare(signal: AbortSignal): Promise<void>;
+  watch(onChange: (instance: Instance) => void): () => void;
   readonly stats: Readonly<KubernetesProviderStats>;
 }
 
@@ -199,8 +200,13 @@ class KubernetesPodProvider implements KubernetesProvider {
   #plan: ScaleSetPlan;
   #prepared: Promise<void> | undefined;
   #closed = false;
-  /** Pods this provider asked to delete: their disappearance is expected, anyone else's is reported. */
+  /**
+   * Pods this provider asked to delete. They leave list() and watch() at once (the pod may take its grace period
+   * to go); their final disappearance is expected, while anyone else's deletion is reported as a failure.
+   */
   readonly #deleting = new Set<string>();
+  readonly #watchers = new Set<(instance: Instance) => void>();
+  readonly #unsubscribe: () => void;
   readonly stats: KubernetesProviderStats = {
     podCreates: 0,
     secretCreates: 0,
@@ -219,6 +225,7 @@ class KubernetesPodProvider implements KubernetesProvider {
       identity: deps.context.scaleSet.identity,
       config: deps.config,
     });
+    this.#unsubscribe = this.#informer.subscribe((event) => this.#onPodEvent(event));
   }
 
   get namespace(): string {
@@ -373,7 +380,11 @@ class KubernetesPodProvider implements KubernetesProvider {
     await this.#informer.waitForSync(signal);
     return this.#informer
       .list()
-      .filter((r) => selector.scaleSet === undefined || r.scaleSet === selector.scaleSet)
+      .filter(
+        (r) =>
+          (selector.scaleSet === undefined || r.scaleSet === selector.scaleSet) &&
+          !this.#deleting.has(r.name),
+      )
       .map((r) => this.#toInstance(r));
   }
 
@@ -387,31 +398,50 @@ class KubernetesPodProvider implements KubernetesProvider {
         },
         withSignal(signal),
       );
-      return pods.items.map((p) => instanceFromRecord(projectRunnerPod(p)));
+      return pods.items
+        .map((p) => projectRunnerPod(p))
+        .filter((r) => !this.#deleting.has(r.name))
+        .map((r) => this.#toInstance(r));
     } catch (error) {
       throw apiError('list pods', this.#plan.namespace, error);
     }
   }
 
+  #onPodEvent(event: InformerEvent<RunnerPodRecord>): void {
+    const record = event.object;
+    const ours = this.#deleting.has(record.name);
+    if (event.type === 'deleted') {
+      // Gone for good. Expected when this provider deleted it; otherwise (evicted, deleted by hand, namespace
+      // cleanup) the controller must hear of it to deregister the runner and replace the capacity.
+      this.#deleting.delete(record.name);
+      if (!ours) this.#emit(record, instanceFromRecord(record, true));
+      return;
+    }
+    if (!ours) this.#emit(record, this.#toInstance(record));
+  }
+
+  #emit(record: RunnerPodRecord, instance: Instance): void {
+    if (record.scaleSet !== this.#plan.scaleSet || record.fleet !== this.#plan.fleet) return;
+    for (const watcher of this.#watchers) {
+      try {
+        watcher(instance);
+      } catch (error) {
+        this.#logger.error({ err: error }, 'instance watcher failed');
+      }
+    }
+  }
+
   watch(onChange: (instance: Instance) => void): () => void {
     this.#informer.start();
-    return this.#informer.subscribe((event: InformerEvent<RunnerPodRecord>) => {
-      const record = event.object;
-      if (record.scaleSet !== this.#plan.scaleSet) return;
-      if (event.type === 'deleted') {
-        // Gone for good. Expected when this provider deleted it; otherwise (evicted, deleted by hand, namespace
-        // cleanup) the controller must hear of it to deregister the runner and replace the capacity.
-        if (this.#deleting.delete(record.name)) return;
-        onChange(instanceFromRecord(record, true));
-        return;
-      }
-      onChange(this.#toInstance(record));
-    });
+    this.#watchers.add(onChange);
+    return () => this.#watchers.delete(onChange);
   }
 
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#unsubscribe();
+    this.#watchers.clear();
     await this.#d.release();
   }
 }

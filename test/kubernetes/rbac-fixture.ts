@@ -1,0 +1,74 @@
+/**
+ * Test aids for least-privilege suites: apply manifests as the admin, and give the controller (or a runner) a
+ * ServiceAccount token so the code under test runs with exactly the rights the RBAC data grants.
+ */
+import type { KubeConfig } from '@kubernetes/client-node';
+import { CoreV1Api, KubernetesObjectApi } from '@kubernetes/client-node';
+import type { KubeObject, NamespaceNeeds } from '../../src/kubernetes/rbac-manifests.js';
+import { controllerRbacObjects } from '../../src/kubernetes/rbac-manifests.js';
+import type { TestCluster } from './helpers.js';
+import { isApiStatus } from './helpers.js';
+
+/** Creates each object, replacing one that exists (kubectl apply, minus the three-way merge). */
+export async function applyObjects(kubeConfig: KubeConfig, objects: readonly KubeObject[]): Promise<void> {
+  const api = KubernetesObjectApi.makeApiClient(kubeConfig);
+  for (const object of objects) {
+    try {
+      await api.create(object);
+    } catch (error) {
+      if (!isApiStatus(error, 409)) throw error;
+      const existing = await api.read(
+        object as Required<Pick<KubeObject, 'apiVersion' | 'kind' | 'metadata'>>,
+      );
+      await api.replace({
+        ...object,
+        metadata: { ...object.metadata, resourceVersion: existing.metadata?.resourceVersion },
+      });
+    }
+  }
+}
+
+/** A short-lived token of a ServiceAccount (TokenRequest), and a KubeConfig that uses it. */
+export async function serviceAccountKubeConfig(
+  cluster: TestCluster,
+  namespace: string,
+  name: string,
+): Promise<{ token: string; kubeConfig: KubeConfig }> {
+  const core = cluster.kubeConfig().makeApiClient(CoreV1Api);
+  const request = await core.createNamespacedServiceAccountToken({
+    name,
+    namespace,
+    body: { spec: { audiences: [], expirationSeconds: 3600 } },
+  });
+  const token = request.status?.token;
+  if (!token) throw new Error(`no token for ${namespace}/${name}`);
+  return { token, kubeConfig: cluster.kubeConfig(token) };
+}
+
+export interface ControllerIdentity {
+  readonly namespace: string;
+  readonly name: string;
+  readonly kubeConfig: KubeConfig;
+  readonly objects: readonly KubeObject[];
+}
+
+/**
+ * The controller's ServiceAccount in `namespace` with the Roles of rbac-rules.ts for `needs` (what the chart and
+ * `runner-fleet rbac` install), and a KubeConfig holding its token: no admin rights.
+ */
+export async function installController(
+  cluster: TestCluster,
+  namespace: string,
+  needs: readonly NamespaceNeeds[],
+  leaseName = 'test-leader',
+): Promise<ControllerIdentity> {
+  const name = 'runner-fleet';
+  const objects = controllerRbacObjects(
+    needs,
+    { controllerServiceAccount: { namespace, name }, controllerRole: 'runner-fleet-controller', leaseName },
+    { includeServiceAccount: true },
+  );
+  await applyObjects(cluster.kubeConfig(), objects);
+  const { kubeConfig } = await serviceAccountKubeConfig(cluster, namespace, name);
+  return { namespace, name, kubeConfig, objects };
+}
