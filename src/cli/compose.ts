@@ -1,0 +1,189 @@
+/**
+ * The composition root: the one place that builds clients (GitHub, store, providers, reconciler, HTTP server) from a
+ * parsed FleetConfig and wires them together. `start`, `demo` and the end-to-end tests all build a controller here,
+ * so what they run is the same thing.
+ */
+import type { FleetConfig } from '../config/types.js';
+import { LabelRouter } from '../core/labels.js';
+import { Reconciler } from '../core/reconciler.js';
+import type { ReconcilerHooks } from '../core/hooks.js';
+import { createGitHubClient } from '../github/index.js';
+import type { GitHubClient } from '../github/index.js';
+import type { FetchLike } from '../github/index.js';
+import type { Provider } from '../providers/provider.js';
+import { createProviderRegistry, defaultFactories } from '../providers/registry.js';
+import type { FactorySource } from '../providers/registry.js';
+import { createProcessProviderFactory } from '../providers/process/index.js';
+import { DEFAULT_PATH } from '../providers/process/index.js';
+import type { DashboardPlugin, FleetServer } from '../server/index.js';
+import { EventHub, createServer } from '../server/index.js';
+import { openStore } from '../store/store.js';
+import type { Store } from '../store/store.js';
+import type { Logger } from '../telemetry/index.js';
+import { configSecrets, createLogger, createMetrics } from '../telemetry/index.js';
+import type { FleetMetrics, LogLevel } from '../telemetry/index.js';
+
+export interface ComposeOptions {
+  readonly config: FleetConfig;
+  /** The environment the process provider passes on (PATH only); read by the CLI, never here. */
+  readonly env?: NodeJS.ProcessEnv;
+  /** Where log lines go (stdout by default). */
+  readonly logDestination?: NodeJS.WritableStream;
+  readonly logLevel?: LogLevel;
+  readonly logger?: Logger;
+  /** Extra or replacement provider factories by kind (e.g. kubernetes with a KubeConfig). */
+  readonly providerFactories?: Readonly<Record<string, FactorySource>>;
+  readonly dashboard?: DashboardPlugin;
+  readonly fetch?: FetchLike;
+  readonly now?: () => number;
+  /** Options passed through to the GitHub client (timeouts, retry pacing); tests shrink them. */
+  readonly github?: { readonly retryBaseMs?: number; readonly timeoutMs?: number; readonly retries?: number };
+  /** Reconciler create concurrency. */
+  readonly concurrency?: number;
+}
+
+export interface Controller {
+  readonly config: FleetConfig;
+  readonly logger: Logger;
+  readonly metrics: FleetMetrics;
+  readonly github: GitHubClient;
+  readonly store: Store;
+  readonly providers: ReadonlyMap<string, Provider>;
+  readonly reconciler: Reconciler;
+  readonly server: FleetServer;
+  readonly events: EventHub;
+  /** Listens, then runs the first resync; resolves to the server's URL once the controller is ready. */
+  start(): Promise<string>;
+  /** Stops accepting webhooks, stops the reconciler, closes providers and the store. Idempotent. */
+  stop(): Promise<void>;
+}
+
+/** Metrics and live events from the reconciler's hooks: one place maps core events to telemetry. */
+function telemetryHooks(
+  metrics: FleetMetrics,
+  events: EventHub,
+  providerKind: (s: string) => string,
+): ReconcilerHooks {
+  return {
+    onRunnerState: (e) => events.publish('runner', e),
+    onRunnerCounts: (scaleSet, counts) => {
+      for (const [state, n] of Object.entries(counts)) metrics.runners.set({ scale_set: scaleSet, state }, n);
+    },
+    onJobEvent: (e) => {
+      metrics.jobs.inc({ scale_set: e.scaleSet ?? '', event: e.event });
+      if (e.event === 'unroutable') metrics.unroutableJobs.inc();
+      if (e.queueMs !== undefined) metrics.jobQueueSeconds.observe(e.queueMs / 1000);
+      events.publish('job', e);
+    },
+    onReconcile: (e) => metrics.reconcileSeconds.observe(e.durationMs / 1000),
+    onProviderOperation: (e) =>
+      metrics.providerOperations.inc({ provider: providerKind(e.scaleSet), op: e.op, result: e.result }),
+  };
+}
+
+export async function composeController(options: ComposeOptions): Promise<Controller> {
+  const { config } = options;
+  const logger =
+    options.logger ??
+    createLogger({
+      level: options.logLevel ?? 'info',
+      knownSecrets: configSecrets(config),
+      base: { fleet: config.name },
+      ...(options.logDestination ? { destination: options.logDestination } : {}),
+    });
+  const metrics = createMetrics({ processMetrics: true });
+  const events = new EventHub(options.now);
+  const github = createGitHubClient({
+    config: config.github,
+    logger: logger.child({ component: 'github' }),
+    metrics,
+    ...(options.fetch ? { fetch: options.fetch } : {}),
+    ...(options.now ? { now: options.now } : {}),
+    ...options.github,
+  });
+
+  const router = new LabelRouter(config.scaleSets);
+  const store = openStore({ path: config.store.path, route: (labels) => router.route(labels) });
+
+  const registry = createProviderRegistry({
+    ...defaultFactories,
+    // Runners get a clean environment: PATH only, never the controller's own secrets.
+    process: createProcessProviderFactory({ baseEnv: { PATH: options.env?.PATH ?? DEFAULT_PATH } }),
+    ...options.providerFactories,
+  });
+  const providers = new Map<string, Provider>();
+  try {
+    for (const scaleSet of config.scaleSets) {
+      const provider = await registry.providerFor(scaleSet, {
+        fleet: config.name,
+        logger: logger.child({ scaleSet: scaleSet.name }),
+        ...(options.now ? { now: options.now } : {}),
+      });
+      providers.set(scaleSet.name, provider);
+    }
+  } catch (error) {
+    await Promise.allSettled([...providers.values()].map((p) => p.close?.()));
+    store.close();
+    throw error;
+  }
+
+  const kindOf = new Map(config.scaleSets.map((s) => [s.name, s.provider.kind]));
+  const reconciler = new Reconciler({
+    config,
+    store,
+    github,
+    providers,
+    logger,
+    hooks: telemetryHooks(metrics, events, (s) => kindOf.get(s) ?? 'unknown'),
+    ...(options.now ? { now: options.now } : {}),
+    ...(options.concurrency !== undefined ? { concurrency: options.concurrency } : {}),
+  });
+
+  const server = await createServer({
+    config,
+    sink: store,
+    readModel: reconciler,
+    isReady: () => reconciler.health().ready,
+    metrics,
+    logger,
+    events,
+    ...(options.dashboard ? { dashboard: options.dashboard } : {}),
+  });
+
+  let stopping: Promise<void> | null = null;
+  return {
+    config,
+    logger,
+    metrics,
+    github,
+    store,
+    providers,
+    reconciler,
+    server,
+    events,
+    async start() {
+      // Webhooks are accepted (and persisted) while the first resync runs; /readyz says when it is done.
+      const url = await server.listen();
+      for (const [name, provider] of providers) {
+        const prepare = (provider as { prepare?: (signal: AbortSignal) => Promise<void> }).prepare;
+        if (prepare) {
+          logger.info({ scaleSet: name }, 'preparing provider');
+          await prepare.call(provider, AbortSignal.timeout(120_000));
+        }
+      }
+      await reconciler.start();
+      logger.info({ url, scaleSets: config.scaleSets.length }, 'controller ready');
+      return url;
+    },
+    stop() {
+      stopping ??= (async () => {
+        await server.close().catch((error: unknown) => logger.warn({ error }, 'server close failed'));
+        await reconciler.stop();
+        await Promise.allSettled([...providers.values()].map((p) => p.close?.()));
+        store.close();
+        logger.flush?.();
+      })();
+      return stopping;
+    },
+  };
+}
