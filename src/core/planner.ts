@@ -104,8 +104,8 @@ class ScaleSetPlanner {
           githubId: t.githubId ?? r.githubId,
         };
       }
-      if (isTerminal(current.state)) this.#cleanup(current);
-      if (current.state !== 'deleted') effective.push({ record: current, state: current.state });
+      const state = isTerminal(current.state) ? this.#cleanup(current) : current.state;
+      if (state !== 'deleted') effective.push({ record: current, state });
     }
     this.#scale(effective);
     this.#orphanRegistrations();
@@ -207,13 +207,20 @@ class ScaleSetPlanner {
       r.job !== null && (ephemeral || r.state === 'starting' || r.job.at >= r.stateChangedAt) ? r.job : null;
     const instanceSeen =
       instance !== undefined && instance.observedAt >= r.stateChangedAt ? instance : undefined;
+    // A runner list begun after we recorded the job's completion that still shows the runner busy means it runs
+    // another job (persistent) or GitHub disagrees: either way, not done.
+    const listedAt = this.#s.github.at;
+    const completed =
+      job?.status === 'completed' && !(gh?.busy === true && listedAt !== null && listedAt >= job.at)
+        ? job
+        : null;
     const exited = instanceSeen?.state === 'succeeded' || instanceSeen?.state === 'failed';
 
     if (r.state === 'busy') {
-      if (job?.status === 'completed') {
+      if (completed !== null) {
         return ephemeral
-          ? { state: 'finished', reason: `job ${job.id} completed`, registrationGone: true }
-          : { state: 'idle', reason: `job ${job.id} completed` };
+          ? { state: 'finished', reason: `job ${completed.id} completed`, registrationGone: true }
+          : { state: 'idle', reason: `job ${completed.id} completed` };
       }
       if (exited) {
         // An ephemeral runner that ends its job normally is removed by GitHub itself.
@@ -242,8 +249,8 @@ class ScaleSetPlanner {
 
     // starting or idle
     if (job?.status === 'in_progress') return { state: 'busy', reason: `running job ${job.id}` };
-    if (job?.status === 'completed' && ephemeral) {
-      return { state: 'finished', reason: `job ${job.id} completed`, registrationGone: true };
+    if (completed !== null && ephemeral) {
+      return { state: 'finished', reason: `job ${completed.id} completed`, registrationGone: true };
     }
     const tookJob = r.job !== null;
     if (exited) {
@@ -297,23 +304,27 @@ class ScaleSetPlanner {
 
   /**
    * finished / failed / bootstrap-timeout: remove the registration first (GitHub refuses to remove a busy runner,
-   * and a removed one cannot take a job), then the instance, then record `deleted`.
+   * and a removed one cannot take a job), then the instance, then record `deleted`. Returns the state after it.
    */
-  #cleanup(r: RunnerSnapshot): void {
+  #cleanup(r: RunnerSnapshot): RunnerState {
     const { fresh: ghFresh, runner: gh } = this.#github(r);
     const { fresh: instFresh, instance } = this.#instance(r);
     const exited = instance?.state === 'succeeded' || instance?.state === 'failed';
+    // The newest evidence wins: our own removal, unless a list taken after it still shows the registration.
+    const listedAt = this.#s.github.at;
     let registration: boolean | null;
-    if (r.registrationDeletedAt !== null) registration = false;
-    else if (ghFresh) registration = gh !== undefined;
+    if (r.registrationDeletedAt !== null) {
+      registration = listedAt !== null && listedAt > r.registrationDeletedAt && gh !== undefined;
+    } else if (ghFresh) registration = gh !== undefined;
     else if (r.githubId !== null) registration = true;
     else registration = null; // unknown until a runner list taken after this state
-    const instancePresent = r.instanceDeletedAt === null && (instFresh ? instance !== undefined : true);
+    // `instance` is already blind to observations older than our own delete.
+    const instancePresent = instance !== undefined || (r.instanceDeletedAt === null && !instFresh);
 
     if (registration === true) {
       const id = gh?.id ?? r.githubId;
       const busyNow = ghFresh && gh !== undefined && gh.busy;
-      if (busyNow && !exited) return; // our record is behind GitHub: wait until the job ends
+      if (busyNow && !exited) return r.state; // our record is behind GitHub: wait until the job ends
       if (id !== null) {
         this.actions.push({
           type: 'deregister-runner',
@@ -327,15 +338,15 @@ class ScaleSetPlanner {
       }
       // A stopped instance runs nothing: its removal need not wait for the registration's.
       if (instancePresent && exited) this.#deleteInstance(r.name, r.reason ?? r.state);
-      return;
+      return r.state;
     }
     if (registration === null) {
       if (instancePresent && exited) this.#deleteInstance(r.name, r.reason ?? r.state);
-      return;
+      return r.state;
     }
     if (instancePresent) {
       this.#deleteInstance(r.name, r.reason ?? r.state);
-      return;
+      return r.state;
     }
     this.actions.push({
       type: 'mark-runner',
@@ -345,18 +356,20 @@ class ScaleSetPlanner {
       reason: r.reason ?? r.state,
       failure: false,
     });
+    return 'deleted';
   }
 
   #deleteInstance(name: string, reason: string): void {
     this.actions.push({ type: 'delete-instance', scaleSet: this.#set.name, name, reason });
   }
 
-  /** desired = min(max, queued + busy + minIdle); never more than max non-deleted records. */
+  /** desired = min(max, busy + queued + minIdle); never more than max non-deleted records. */
   #scale(effective: readonly { record: RunnerSnapshot; state: RunnerState }[]): void {
     const set = this.#set;
     let nonDeleted = 0;
     let active = 0;
     let busy = 0;
+    let busyUnknown = 0; // busy, but no in-progress job known for it (GitHub said so before the webhook came)
     const parked: RunnerSnapshot[] = []; // requested, not in flight: resumable or cancellable
     const idle: RunnerSnapshot[] = [];
     for (const { record, state } of effective) {
@@ -372,13 +385,18 @@ class ScaleSetPlanner {
       ) {
         active++;
       }
-      if (state === 'busy') busy++;
+      if (state === 'busy') {
+        busy++;
+        if (record.job?.status !== 'in_progress') busyUnknown++;
+      }
       if (state === 'requested' && !record.inFlight) parked.push(record);
       if (state === 'idle' && !record.inFlight) idle.push(record);
     }
     let queued = 0;
     for (const j of this.#s.jobs) if (j.status === 'queued') queued++;
-    const desired = Math.min(set.max, queued + busy + set.minIdle);
+    // A busy runner whose job we have not heard of is running one of the jobs we still think are queued (or a job
+    // of another scale set, briefly): counting both would create a runner for a job that already has one.
+    const desired = Math.min(set.max, busy + Math.max(0, queued - busyUnknown) + set.minIdle);
     const backingOff = this.#now < this.#s.backoff.until;
 
     if (active <= desired) {
@@ -504,9 +522,19 @@ class ScaleSetPlanner {
       if (r !== undefined && (r.state !== 'deleted' || r.inFlight)) continue;
       if (this.#staleAgainst(i.name, i.observedAt)) continue;
       const exited = i.state === 'succeeded' || i.state === 'failed';
-      const g = this.#staleAgainst(i.name, gh.at) ? undefined : gh.runners.get(i.name);
+      // Busy in a list not strictly older than our deletion of the record: it may be current; leave it alone.
+      const listed = gh.runners.get(i.name);
+      const busyMaybeNow =
+        listed?.busy === true && !(r !== undefined && gh.at !== null && gh.at < r.stateChangedAt);
+      if (busyMaybeNow && !exited) continue;
+      const g = this.#staleAgainst(i.name, gh.at) ? undefined : listed;
       if (g !== undefined) {
         if (g.busy && !exited) continue; // never take an instance from under a job
+        if (!isRunnerOf(this.#set.name, i.name)) {
+          // Never touch a registration this fleet did not name, even if an instance of ours carries its name.
+          if (exited) this.#deleteInstance(i.name, 'stopped instance without a runner record');
+          continue;
+        }
         this.actions.push({
           type: 'deregister-runner',
           scaleSet: this.#set.name,

@@ -1,0 +1,562 @@
+/**
+ * The reconciler: snapshot -> plan (pure) -> executor, per scale set, one pass at a time (DESIGN.md section 2).
+ *
+ * Level-triggered. A pass runs when something wakes its scale set: a webhook (through the store's job changes), a
+ * provider watch event, an executor result, a time the planner asked for (wake-at), or the periodic resync that
+ * lists runners from GitHub and instances from every provider. Wakes are coalesced: however many arrive while a pass
+ * is pending, one pass runs. A pass is synchronous up to the executor's calls out (building the snapshot, planning,
+ * recording intent), so two passes of one scale set never interleave; calls out continue on the executor's pool and
+ * the runners they touch are `inFlight` to the planner until they settle.
+ */
+import type { Logger } from 'pino';
+import type { FleetConfig, Scope, ScaleSetConfig } from '../config/types.js';
+import type { Instance, Provider } from '../providers/provider.js';
+import type { Store } from '../store/store.js';
+import type { EventQuery, EventRow, JobChange } from '../store/types.js';
+import type { GitHubPort } from './ports.js';
+import type { Action } from './plan-types.js';
+import type { ReconcilerHooks } from './hooks.js';
+import type { RandomSource } from './names.js';
+import { safeHook } from './hooks.js';
+import { planScaleSet } from './planner.js';
+import { Executor, type ActionOutcome } from './executor.js';
+import { Observations } from './observations.js';
+import { buildSnapshot } from './snapshot.js';
+import { scaleSetOf } from './names.js';
+import { classifyError } from './errors.js';
+import {
+  emptyCounts,
+  eventViews,
+  jobViews,
+  runnerViews,
+  scaleSetViews,
+  type JobQuery,
+  type JobView,
+  type ReadModelSource,
+  type RunnerQuery,
+  type RunnerView,
+  type ScaleSetView,
+} from './read-models.js';
+
+export interface Timers {
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+const defaultTimers: Timers = {
+  setTimeout: (fn, ms) => {
+    const t = setTimeout(fn, ms);
+    t.unref?.();
+    return t;
+  },
+  clearTimeout: (h) => clearTimeout(h as ReturnType<typeof setTimeout>),
+};
+
+export interface ReconcilerOptions {
+  readonly config: FleetConfig;
+  readonly store: Store;
+  readonly github: GitHubPort;
+  /** One provider per scale set, keyed by scale set name (every configured scale set needs one). */
+  readonly providers: ReadonlyMap<string, Provider>;
+  readonly logger: Logger;
+  readonly now?: () => number;
+  readonly timers?: Timers;
+  /** Source of runner names. Default: crypto-strong random. */
+  readonly random?: RandomSource;
+  /** Executor calls out at once. Default 32. */
+  readonly concurrency?: number;
+  readonly hooks?: ReconcilerHooks;
+  /** Aborting it stops the reconciler (same as stop()). */
+  readonly signal?: AbortSignal;
+  /** Job status checks per scale set per pass. Default 20. */
+  readonly maxJobChecks?: number;
+  /** Provider create attempts with one registration. Default 3. */
+  readonly createAttempts?: number;
+}
+
+export interface ReconcilerHealth {
+  readonly started: boolean;
+  /** The first resync finished (lists of GitHub runners and instances, successful or not). */
+  readonly ready: boolean;
+  readonly lastResyncAt: number | null;
+  readonly lastResyncOk: boolean | null;
+  readonly lastResyncErrors: readonly string[];
+  /** Executor calls queued or running. */
+  readonly pendingOperations: number;
+}
+
+function cryptoRandom(): number {
+  return crypto.getRandomValues(new Uint32Array(1))[0]! / 4294967296;
+}
+
+function scopeKey(scope: Scope): string {
+  if ('org' in scope) return `org:${scope.org.toLowerCase()}`;
+  if ('repo' in scope) return `repo:${scope.repo.toLowerCase()}`;
+  return `enterprise:${scope.enterprise.toLowerCase()}`;
+}
+
+function commonPrefix(names: readonly string[]): string {
+  if (names.length === 0) return '';
+  let p = names[0]!;
+  for (const n of names) while (!n.startsWith(p)) p = p.slice(0, -1);
+  return p;
+}
+
+export class Reconciler {
+  readonly #o: ReconcilerOptions;
+  readonly #now: () => number;
+  readonly #timers: Timers;
+  readonly #random: RandomSource;
+  readonly #log: Logger;
+  readonly #sets: ReadonlyMap<string, ScaleSetConfig>;
+  readonly #observations = new Observations();
+  readonly #executor: Executor;
+
+  #started = false;
+  #stopped = false;
+  #ready = false;
+  readonly #scheduled = new Set<string>();
+  #drainHandle: ReturnType<typeof setImmediate> | null = null;
+  readonly #planTimers = new Map<string, { at: number; handle: unknown }>();
+  readonly #laterTimers = new Map<string, { at: number; handle: unknown }>();
+  #resyncTimer: unknown = null;
+  #resyncing: Promise<void> | null = null;
+  #lastResyncAt: number | null = null;
+  #lastResyncOk: boolean | null = null;
+  #lastResyncErrors: string[] = [];
+  readonly #lastReconcileAt = new Map<string, number>();
+  readonly #outcomes = new Set<Promise<unknown>>();
+  readonly #unsubscribe: (() => void)[] = [];
+  #idleWaiters: (() => void)[] = [];
+  #onAbort: (() => void) | null = null;
+
+  constructor(options: ReconcilerOptions) {
+    this.#o = options;
+    this.#now = options.now ?? Date.now;
+    this.#timers = options.timers ?? defaultTimers;
+    this.#random = options.random ?? cryptoRandom;
+    this.#log = options.logger.child({ component: 'reconciler' });
+    this.#sets = new Map(options.config.scaleSets.map((s) => [s.name, s]));
+    for (const s of options.config.scaleSets) {
+      if (!options.providers.has(s.name)) {
+        throw Object.assign(new Error(`no provider for scale set ${s.name}`), {
+          code: 'RECONCILER_NO_PROVIDER',
+        });
+      }
+    }
+    this.#executor = new Executor({
+      config: options.config,
+      store: options.store,
+      github: options.github,
+      providers: options.providers,
+      logger: this.#log,
+      now: this.#now,
+      ...(options.concurrency !== undefined ? { concurrency: options.concurrency } : {}),
+      ...(options.hooks !== undefined ? { hooks: options.hooks } : {}),
+      ...(options.createAttempts !== undefined ? { createAttempts: options.createAttempts } : {}),
+      wake: (scaleSet, at) => (at === undefined ? this.wake(scaleSet) : this.#wakeLater(scaleSet, at)),
+      observe: {
+        instanceCreated: (scaleSet, instance) =>
+          this.#observations.upsertInstance(scaleSet, instance, this.#now()),
+        instanceDeleted: (scaleSet, name) => this.#observations.instanceDeleted(scaleSet, name, this.#now()),
+        registrationDeleted: (scaleSet, name) =>
+          this.#observations.registrationDeleted(scaleSet, name, this.#now()),
+      },
+    });
+  }
+
+  /**
+   * Starts: re-routes open jobs (the configuration may have changed), subscribes to job changes and provider
+   * watches, runs the first resync, then the first passes, and schedules the periodic resync. Resolves once the
+   * first resync is done (`health().ready`).
+   */
+  async start(): Promise<void> {
+    if (this.#started) return;
+    this.#started = true;
+    const signal = this.#o.signal;
+    if (signal !== undefined) {
+      if (signal.aborted) {
+        await this.stop();
+        return;
+      }
+      this.#onAbort = () => void this.stop();
+      signal.addEventListener('abort', this.#onAbort, { once: true });
+    }
+    const rerouted = this.#o.store.rerouteOpenJobs();
+    if (rerouted > 0) this.#log.info({ rerouted }, 'open jobs routed again under the current configuration');
+    this.#unsubscribe.push(this.#o.store.subscribe((c) => this.#onJobChange(c)));
+    for (const [scaleSet, provider] of this.#o.providers) {
+      if (provider.watch === undefined || !this.#sets.has(scaleSet)) continue;
+      const stop = provider.watch((instance) => this.#onInstance(scaleSet, instance));
+      this.#unsubscribe.push(stop);
+    }
+    await this.resync();
+    this.#ready = true;
+    this.#scheduleResync();
+    this.wake();
+  }
+
+  /** Stops timers and subscriptions, aborts calls in flight, and waits for them to settle. Idempotent. */
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    if (this.#onAbort !== null) this.#o.signal?.removeEventListener('abort', this.#onAbort);
+    for (const u of this.#unsubscribe.splice(0)) u();
+    if (this.#drainHandle !== null) clearImmediate(this.#drainHandle);
+    this.#drainHandle = null;
+    this.#scheduled.clear();
+    for (const m of [this.#planTimers, this.#laterTimers]) {
+      for (const t of m.values()) this.#timers.clearTimeout(t.handle);
+      m.clear();
+    }
+    if (this.#resyncTimer !== null) this.#timers.clearTimeout(this.#resyncTimer);
+    this.#executor.abort();
+    await this.#executor.idle();
+    await Promise.allSettled([...this.#outcomes]);
+    if (this.#resyncing !== null) await this.#resyncing.catch(() => undefined);
+    this.#notifyIdle();
+  }
+
+  /** Asks for a pass of one scale set (or all). Cheap and coalesced; safe to call on every webhook. */
+  wake(scaleSet?: string): void {
+    if (this.#stopped) return;
+    if (scaleSet === undefined) for (const s of this.#sets.keys()) this.#scheduled.add(s);
+    else if (this.#sets.has(scaleSet)) this.#scheduled.add(scaleSet);
+    else return;
+    if (!this.#ready) return; // the first passes run after the first resync
+    if (this.#drainHandle === null) this.#drainHandle = setImmediate(() => this.#drain());
+  }
+
+  /** Lists runners (GitHub) and instances (providers) now, then wakes every scale set. Concurrent calls share. */
+  resync(): Promise<void> {
+    if (this.#resyncing !== null) return this.#resyncing;
+    this.#resyncing = this.#doResync().finally(() => {
+      this.#resyncing = null;
+    });
+    return this.#resyncing;
+  }
+
+  health(): ReconcilerHealth {
+    return {
+      started: this.#started && !this.#stopped,
+      ready: this.#ready,
+      lastResyncAt: this.#lastResyncAt,
+      lastResyncOk: this.#lastResyncOk,
+      lastResyncErrors: this.#lastResyncErrors,
+      pendingOperations: this.#executor.pending,
+    };
+  }
+
+  /**
+   * Resolves when nothing is left to do right now: no pass scheduled and no call out in flight. Timed wakes (backoff,
+   * timeouts) do not count. For tests, the demo and graceful shutdown.
+   */
+  settled(): Promise<void> {
+    if (this.#isIdle()) return Promise.resolve();
+    return new Promise((resolve) => this.#idleWaiters.push(resolve));
+  }
+
+  // ---- read models -------------------------------------------------------------------------------------------------
+
+  scaleSets(): ScaleSetView[] {
+    return scaleSetViews(this.#readSource());
+  }
+
+  runners(query?: RunnerQuery): RunnerView[] {
+    return runnerViews(this.#readSource(), query);
+  }
+
+  /** Open jobs (queued first, longest wait first); completed ones with `completedLimit`. */
+  jobs(query?: JobQuery): JobView[] {
+    return jobViews(this.#readSource(), query);
+  }
+
+  /** Open jobs no scale set serves. */
+  unroutableJobs(): JobView[] {
+    return jobViews(this.#readSource(), { scaleSet: null });
+  }
+
+  events(query?: EventQuery): EventRow[] {
+    return eventViews(this.#readSource(), query);
+  }
+
+  #readSource(): ReadModelSource {
+    return {
+      config: this.#o.config,
+      store: this.#o.store,
+      observations: this.#observations,
+      now: this.#now(),
+      lastReconcileAt: this.#lastReconcileAt,
+    };
+  }
+
+  // ---- internals ---------------------------------------------------------------------------------------------------
+
+  #isIdle(): boolean {
+    return (
+      this.#scheduled.size === 0 &&
+      this.#drainHandle === null &&
+      this.#executor.pending === 0 &&
+      this.#outcomes.size === 0 &&
+      this.#resyncing === null
+    );
+  }
+
+  #notifyIdle(): void {
+    if (!this.#isIdle() && !this.#stopped) return;
+    const waiters = this.#idleWaiters;
+    this.#idleWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  #onJobChange(change: JobChange): void {
+    const { job, previous } = change;
+    const hook = this.#o.hooks?.onJobEvent;
+    if (hook !== undefined && (previous === null || previous.status !== job.status)) {
+      const event = previous === null && job.scaleSet === null ? 'unroutable' : job.status;
+      const queueMs =
+        job.status !== 'queued' && job.startedAt != null && previous?.status === 'queued'
+          ? Math.max(0, job.startedAt - job.queuedAt)
+          : undefined;
+      safeHook(
+        () =>
+          hook({
+            scaleSet: job.scaleSet,
+            event,
+            jobId: job.id,
+            ...(queueMs !== undefined ? { queueMs } : {}),
+          }),
+        (err) => this.#log.warn({ err }, 'onJobEvent hook failed'),
+      );
+    }
+    if (job.scaleSet !== null) this.wake(job.scaleSet);
+    if (previous !== null && previous.scaleSet !== null && previous.scaleSet !== job.scaleSet)
+      this.wake(previous.scaleSet);
+    if (job.runnerName) {
+      const owner = scaleSetOf(job.runnerName, this.#sets.keys());
+      if (owner !== null && owner !== job.scaleSet) this.wake(owner);
+    }
+  }
+
+  #onInstance(scaleSet: string, instance: Instance): void {
+    if (instance.scaleSet !== scaleSet || instance.fleet !== this.#o.config.name) return;
+    this.#observations.upsertInstance(scaleSet, instance, this.#now());
+    this.wake(scaleSet);
+  }
+
+  #wakeLater(scaleSet: string, at: number): void {
+    this.#setTimer(this.#laterTimers, scaleSet, at);
+  }
+
+  /** One timer per scale set and map, at the earliest time asked for. */
+  #setTimer(map: Map<string, { at: number; handle: unknown }>, scaleSet: string, at: number): void {
+    if (this.#stopped) return;
+    const existing = map.get(scaleSet);
+    if (existing !== undefined && existing.at <= at) return;
+    if (existing !== undefined) this.#timers.clearTimeout(existing.handle);
+    const delay = Math.min(2 ** 31 - 1, Math.max(0, at - this.#now()));
+    const handle = this.#timers.setTimeout(() => {
+      map.delete(scaleSet);
+      this.wake(scaleSet);
+    }, delay);
+    map.set(scaleSet, { at, handle });
+  }
+
+  #drain(): void {
+    this.#drainHandle = null;
+    const sets = [...this.#scheduled];
+    this.#scheduled.clear();
+    for (const s of sets) {
+      if (this.#stopped) break;
+      this.#pass(s);
+    }
+    this.#notifyIdle();
+  }
+
+  /** One pass of one scale set: snapshot, plan, execute. Synchronous up to the calls out. */
+  #pass(scaleSet: string): void {
+    const set = this.#sets.get(scaleSet);
+    if (set === undefined) return;
+    const started = performance.now();
+    const now = this.#now();
+    let actions: Action[];
+    try {
+      const snapshot = buildSnapshot(set, this.#o.store, this.#observations, this.#executor);
+      actions = planScaleSet(snapshot, set, this.#o.config.controller, now, {
+        random: this.#random,
+        ...(this.#o.maxJobChecks !== undefined ? { maxJobChecks: this.#o.maxJobChecks } : {}),
+      });
+    } catch (err) {
+      this.#log.error({ err, scaleSet }, 'planning failed; retrying in 5 s');
+      this.#wakeLater(scaleSet, now + 5000);
+      return;
+    }
+    // Re-planned: the old plan timer is replaced by this pass's wake-at (if any).
+    const planTimer = this.#planTimers.get(scaleSet);
+    if (planTimer !== undefined) {
+      this.#timers.clearTimeout(planTimer.handle);
+      this.#planTimers.delete(scaleSet);
+    }
+    let work = 0;
+    for (const a of actions) {
+      if (a.type === 'wake-at') this.#setTimer(this.#planTimers, scaleSet, a.at);
+      else work++;
+    }
+    if (work > 0) {
+      this.#log.debug({ scaleSet, actions: summarize(actions) }, 'plan');
+      let outcome: Promise<ActionOutcome[]>;
+      try {
+        outcome = this.#executor.execute(actions);
+      } catch (err) {
+        this.#log.error({ err, scaleSet }, 'recording the plan failed; retrying in 5 s');
+        this.#wakeLater(scaleSet, now + 5000);
+        outcome = Promise.resolve([]);
+      }
+      const tracked = outcome
+        .then((results) => this.#report(scaleSet, results))
+        .catch((err: unknown) => this.#log.error({ err, scaleSet }, 'executor failed'))
+        .finally(() => {
+          this.#outcomes.delete(tracked);
+          this.#notifyIdle();
+        });
+      this.#outcomes.add(tracked);
+    }
+    this.#lastReconcileAt.set(scaleSet, now);
+    const durationMs = performance.now() - started;
+    const hooks = this.#o.hooks;
+    if (hooks?.onReconcile !== undefined) {
+      safeHook(
+        () => hooks.onReconcile?.({ scaleSet, durationMs, actions: work }),
+        (err) => this.#log.warn({ err }, 'onReconcile hook failed'),
+      );
+    }
+    if (hooks?.onRunnerCounts !== undefined) {
+      const counts = emptyCounts();
+      this.#o.store.forEachRunner(scaleSet, (r) => {
+        if (r.state !== 'deleted') counts[r.state]++;
+      });
+      safeHook(
+        () => hooks.onRunnerCounts?.(scaleSet, counts),
+        (err) => this.#log.warn({ err }, 'onRunnerCounts hook failed'),
+      );
+    }
+  }
+
+  #report(scaleSet: string, results: readonly ActionOutcome[]): void {
+    const failed = results.filter((r) => !r.ok && r.error.code !== 'ABORTED');
+    if (failed.length > 0) {
+      this.#log.warn(
+        {
+          scaleSet,
+          failed: failed.length,
+          of: results.length,
+          codes: [...new Set(failed.map((f) => (f.ok ? '' : `${f.action.type}:${f.error.code}`)))],
+        },
+        'some actions failed',
+      );
+    }
+  }
+
+  #scheduleResync(): void {
+    if (this.#stopped) return;
+    this.#resyncTimer = this.#timers.setTimeout(() => {
+      this.#resyncTimer = null;
+      void this.resync().finally(() => this.#scheduleResync());
+    }, this.#o.config.controller.resyncInterval);
+  }
+
+  async #doResync(): Promise<void> {
+    const started = performance.now();
+    const errors: string[] = [];
+    const signal = this.#o.signal;
+    // One runner list per scope, shared by the scale sets registering there.
+    const byScope = new Map<string, { scope: Scope; sets: string[] }>();
+    for (const s of this.#sets.values()) {
+      const key = scopeKey(s.scope);
+      const g = byScope.get(key);
+      if (g === undefined) byScope.set(key, { scope: s.scope, sets: [s.name] });
+      else g.sets.push(s.name);
+    }
+    const githubLists = [...byScope.values()].map(async ({ scope, sets }) => {
+      const at = this.#now();
+      try {
+        const prefix = commonPrefix(sets.map((s) => `${s}-`));
+        const listed = await this.#o.github.listRunners(scope, prefix, signal);
+        const bySet = new Map<string, typeof listed>(sets.map((s) => [s, []]));
+        for (const r of listed) {
+          const owner = scaleSetOf(r.name, sets);
+          if (owner !== null) bySet.get(owner)!.push(r);
+        }
+        for (const [s, runners] of bySet) this.#observations.setGitHub(s, at, runners);
+      } catch (err) {
+        const e = classifyError(err);
+        errors.push(`github ${scopeKey(scope)}: ${e.code}`);
+        this.#log.warn({ scope: scopeKey(scope), code: e.code, msg: e.message }, 'listing runners failed');
+      }
+    });
+    const providerLists = [...this.#sets.values()].map(async (set) => {
+      const provider = this.#o.providers.get(set.name)!;
+      const at = this.#now();
+      const t0 = performance.now();
+      const abort = new AbortController();
+      const onAbort = (): void => abort.abort();
+      signal?.addEventListener('abort', onAbort, { once: true });
+      try {
+        const instances = await provider.list(
+          { fleet: this.#o.config.name, scaleSet: set.name },
+          abort.signal,
+        );
+        this.#observations.setInstances(
+          set.name,
+          at,
+          instances.filter((i) => i.scaleSet === set.name),
+        );
+        this.#providerHook(provider.kind, set.name, 'ok', performance.now() - t0);
+      } catch (err) {
+        this.#providerHook(provider.kind, set.name, 'error', performance.now() - t0);
+        const e = classifyError(err);
+        errors.push(`provider ${set.name}: ${e.code}`);
+        this.#log.warn({ scaleSet: set.name, code: e.code, msg: e.message }, 'listing instances failed');
+      } finally {
+        signal?.removeEventListener('abort', onAbort);
+      }
+    });
+    await Promise.all([...githubLists, ...providerLists]);
+    const now = this.#now();
+    this.#observations.forget(now);
+    try {
+      this.#o.store.prune();
+    } catch (err) {
+      this.#log.warn({ err }, 'pruning the store failed');
+    }
+    this.#lastResyncAt = now;
+    this.#lastResyncOk = errors.length === 0;
+    this.#lastResyncErrors = errors;
+    const hook = this.#o.hooks?.onResync;
+    if (hook !== undefined) {
+      safeHook(
+        () => hook({ durationMs: performance.now() - started, ok: errors.length === 0 }),
+        (err) => this.#log.warn({ err }, 'onResync hook failed'),
+      );
+    }
+    this.wake();
+  }
+
+  #providerHook(provider: string, scaleSet: string, result: 'ok' | 'error', durationMs: number): void {
+    const hook = this.#o.hooks?.onProviderOperation;
+    if (hook === undefined) return;
+    safeHook(
+      () => hook({ provider, scaleSet, op: 'list', result, durationMs }),
+      (err) => this.#log.warn({ err }, 'onProviderOperation hook failed'),
+    );
+  }
+}
+
+function summarize(actions: readonly Action[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const a of actions) {
+    const key = a.type === 'mark-runner' ? `mark-${a.state}` : a.type;
+    out[key] = (out[key] ?? 0) + 1;
+  }
+  return out;
+}

@@ -1,0 +1,44 @@
+/** Builds the planner's input for one scale set from the store, the observations and the executor's state. */
+import type { ScaleSetConfig } from '../config/types.js';
+import type { Store } from '../store/store.js';
+import type { JobSnapshot, RunnerSnapshot, ScaleSetSnapshot } from './plan-types.js';
+import type { Observations } from './observations.js';
+
+export interface InFlight {
+  runnerInFlight(name: string): boolean;
+  jobInFlight(id: number): boolean;
+}
+
+export function buildSnapshot(
+  set: ScaleSetConfig,
+  store: Store,
+  observations: Observations,
+  inFlight: InFlight,
+): ScaleSetSnapshot {
+  const runners: RunnerSnapshot[] = [];
+  store.forEachRunner(set.name, (r) => {
+    runners.push({ ...r, job: store.runnerJob(r.name), inFlight: inFlight.runnerInFlight(r.name) });
+  });
+  const jobs: JobSnapshot[] = [];
+  store.forEachOpenJob(set.name, (j) => {
+    if (j.status === 'completed') return;
+    jobs.push({
+      id: j.id,
+      owner: j.owner,
+      repo: j.repo,
+      status: j.status,
+      queuedAt: j.queuedAt,
+      startedAt: j.startedAt ?? null,
+      checkedAt: j.checkedAt ?? null,
+      inFlight: inFlight.jobInFlight(j.id),
+    });
+  });
+  return {
+    name: set.name,
+    runners,
+    jobs,
+    github: observations.github(set.name),
+    instances: observations.instances(set.name),
+    backoff: store.backoff(set.name),
+  };
+}

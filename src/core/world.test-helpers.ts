@@ -1,0 +1,710 @@
+/**
+ * A small model of the world for the planner's property tests: GitHub (jobs, runner registrations, assignment of
+ * queued jobs to idle matching runners, webhooks that can be duplicated, reordered, delayed or lost) and a provider
+ * (instances that boot, fail, hang or die). The controller side is the real thing: the real planner, executor,
+ * observations and SQLite store; only the ports are model implementations whose calls stay pending until the test
+ * releases them, so calls interleave with everything else. A crash drops every pending call (some of which reached
+ * the world first), closes the store and reopens the file, and starts a new executor with empty memory.
+ *
+ * Model assumption (documented in docs/core.md): a runner that has not come online within its bootstrap timeout
+ * never does; boots happen inside that window.
+ */
+import path from 'node:path';
+import pino from 'pino';
+import type { FleetConfig, ScaleSetConfig } from '../config/types.js';
+import type { GitHubPort, JobInfo, JitConfigResult, RegistrationToken } from './ports.js';
+import type { GitHubRunner } from './types.js';
+import { ProviderError } from '../providers/provider.js';
+import type { Instance, InstanceState, Provider, Registration } from '../providers/provider.js';
+import { Store } from '../store/store.js';
+import { LabelRouter, IMPLICIT_LABEL, normalizeLabels } from './labels.js';
+import { Observations } from './observations.js';
+import { Executor } from './executor.js';
+import { buildSnapshot } from './snapshot.js';
+import { planScaleSet, isTerminal } from './planner.js';
+import { scaleSetOf, seededRandom } from './names.js';
+import type { Action } from './plan-types.js';
+import { fleetConfig } from './planner.test-helpers.js';
+
+export const JOB_LABELS: readonly (readonly string[])[] = [
+  ['linux'],
+  ['linux', 'x64'],
+  ['self-hosted', 'Linux', 'X64'],
+  ['linux', 'x64', 'gpu'],
+  ['linux', 'arm64'],
+  ['windows'],
+];
+
+export type CallOutcome = 'ok' | 'fail' | 'lost';
+
+export type WorldEvent =
+  | { readonly t: 'job'; readonly labels: number; readonly copies: number; readonly newId: boolean }
+  | { readonly t: 'deliver'; readonly i: number }
+  | { readonly t: 'drop'; readonly i: number }
+  | { readonly t: 'plan' }
+  | { readonly t: 'release'; readonly i: number; readonly outcome: CallOutcome }
+  | { readonly t: 'resync' }
+  | { readonly t: 'tick'; readonly ms: number }
+  | { readonly t: 'boot'; readonly i: number; readonly ok: boolean }
+  | { readonly t: 'assign'; readonly i: number }
+  | { readonly t: 'finish'; readonly i: number }
+  | { readonly t: 'cancel'; readonly i: number }
+  | { readonly t: 'kill'; readonly i: number }
+  | { readonly t: 'crash'; readonly reached: readonly boolean[] }
+  | { readonly t: 'orphan'; readonly set: number }
+  | { readonly t: 'stray'; readonly set: number };
+
+export interface WorldOptions {
+  readonly sets: readonly ScaleSetConfig[];
+  readonly controller: FleetConfig['controller'];
+  readonly dir: string;
+  readonly seed: number;
+  /** Provider pushes instance changes (watch). */
+  readonly watch: boolean;
+}
+
+interface TruthRunner {
+  id: number;
+  name: string;
+  scaleSet: string;
+  labels: string[];
+  online: boolean;
+  busy: boolean;
+  jobId: number | null;
+  ephemeral: boolean;
+}
+
+interface TruthInstance {
+  name: string;
+  scaleSet: string;
+  state: InstanceState;
+  createdAt: number;
+  registration: Registration | null;
+}
+
+interface TruthJob {
+  id: number;
+  labels: readonly string[];
+  status: 'queued' | 'in_progress' | 'completed';
+  runner: string | null;
+  routable: boolean;
+}
+
+interface Webhook {
+  readonly deliveryId: string;
+  readonly action: 'queued' | 'in_progress' | 'completed';
+  readonly jobId: number;
+  /** Further copies GitHub (or a proxy) sends; delivered later, after this one. */
+  readonly copies: readonly string[];
+}
+
+let worldCount = 0;
+
+interface PendingCall {
+  readonly kind: 'jit' | 'create' | 'delete' | 'deregister';
+  readonly name: string;
+  readonly apply: () => unknown;
+  readonly resolve: (v: unknown) => void;
+  readonly reject: (e: unknown) => void;
+}
+
+const silent = pino({ level: 'silent' });
+const flush = () => new Promise<void>((r) => setImmediate(r));
+
+function httpError(status: number, message: string): Error {
+  return Object.assign(new Error(message), { status });
+}
+
+export class World {
+  now = 1_000_000;
+  readonly config: FleetConfig;
+  readonly sets: readonly ScaleSetConfig[];
+  readonly file: string;
+  readonly #router: LabelRouter;
+  store: Store;
+  observations = new Observations();
+  executor: Executor;
+  readonly #names: () => number;
+
+  // GitHub and provider truth
+  readonly runners = new Map<string, TruthRunner>();
+  readonly instances = new Map<string, TruthInstance>();
+  readonly jobs = new Map<number, TruthJob>();
+  /** Webhooks GitHub sent and we have not received yet; duplicates of a delivered one wait in `dupes`. */
+  webhooks: Webhook[] = [];
+  dupes: Webhook[] = [];
+  pending: PendingCall[] = [];
+  #nextRunnerId = 1;
+  #nextJobId = 1;
+  #nextDelivery = 1;
+  #strays = 0;
+  readonly #watch: boolean;
+
+  // bookkeeping for the invariants
+  readonly violations: string[] = [];
+  readonly created = new Set<string>();
+  readonly ranJob = new Set<string>();
+  readonly externalNames = new Set<string>();
+  readonly plans: { at: number; scaleSet: string; actions: Action[]; backoffUntil: number }[] = [];
+  healed = false;
+
+  constructor(options: WorldOptions) {
+    this.sets = options.sets;
+    this.config = fleetConfig([...options.sets], options.controller);
+    this.file = path.join(options.dir, `world-${options.seed}-${++worldCount}.db`);
+    this.#router = new LabelRouter(options.sets);
+    this.#names = seededRandom(options.seed);
+    this.#watch = options.watch;
+    this.store = this.#openStore();
+    this.executor = this.#newExecutor();
+  }
+
+  close(): void {
+    this.store.close();
+  }
+
+  #openStore(): Store {
+    return Store.open({ path: this.file, route: (l) => this.#router.route(l), now: () => this.now });
+  }
+
+  #newExecutor(): Executor {
+    return new Executor({
+      config: this.config,
+      store: this.store,
+      github: this.#github(),
+      providers: new Map(this.sets.map((s) => [s.name, this.#provider(s.name)])),
+      logger: silent,
+      now: () => this.now,
+      wake: () => undefined,
+      sleep: () => Promise.resolve(),
+      observe: {
+        instanceCreated: (s, i) => this.observations.upsertInstance(s, i, this.now),
+        instanceDeleted: (s, n) => this.observations.instanceDeleted(s, n, this.now),
+        registrationDeleted: (s, n) => this.observations.registrationDeleted(s, n, this.now),
+      },
+    });
+  }
+
+  #gate<T>(kind: PendingCall['kind'], name: string, apply: () => T): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.pending.push({ kind, name, apply, resolve: resolve as (v: unknown) => void, reject });
+    });
+  }
+
+  #ghRunner(r: TruthRunner): GitHubRunner {
+    return {
+      id: r.id,
+      name: r.name,
+      status: r.online ? 'online' : 'offline',
+      busy: r.busy,
+      labels: r.labels,
+    };
+  }
+
+  #github(): GitHubPort {
+    return {
+      generateJitConfig: (_scope, req) =>
+        this.#gate('jit', req.name, (): JitConfigResult => {
+          const existing = this.runners.get(req.name);
+          if (existing !== undefined) return { runner: this.#ghRunner(existing), encodedJitConfig: '' };
+          const set = this.sets.find(
+            (s) =>
+              s.name ===
+              scaleSetOf(
+                req.name,
+                this.sets.map((x) => x.name),
+              ),
+          )!;
+          const r: TruthRunner = {
+            id: this.#nextRunnerId++,
+            name: req.name,
+            scaleSet: set.name,
+            labels: [...req.labels],
+            online: false,
+            busy: false,
+            jobId: null,
+            ephemeral: true,
+          };
+          this.runners.set(r.name, r);
+          return { runner: this.#ghRunner(r), encodedJitConfig: `jit-secret-${req.name}` };
+        }),
+      registrationToken: async (): Promise<RegistrationToken> => ({
+        token: 'registration-token-secret',
+        expiresAt: this.now + 3_600_000,
+      }),
+      listRunners: async (_scope, prefix) =>
+        [...this.runners.values()].filter((r) => r.name.startsWith(prefix)).map((r) => this.#ghRunner(r)),
+      getRunner: async (_scope, id) => {
+        const r = [...this.runners.values()].find((x) => x.id === id);
+        return r === undefined ? null : this.#ghRunner(r);
+      },
+      deleteRunner: (_scope, id) => {
+        const r = [...this.runners.values()].find((x) => x.id === id);
+        return this.#gate('deregister', r?.name ?? `#${id}`, () => {
+          const now = [...this.runners.values()].find((x) => x.id === id);
+          if (now === undefined) return; // 404 is success
+          if (now.busy) throw httpError(422, 'Runner is still running a job');
+          this.runners.delete(now.name);
+        });
+      },
+      getJob: async (_owner, _repo, id): Promise<JobInfo | null> => {
+        const j = this.jobs.get(id);
+        if (j === undefined) return null;
+        return { id, status: j.status, conclusion: null, runnerName: j.runner, labels: [...j.labels] };
+      },
+      registrationUrl: () => 'https://github.com/octo-org',
+    };
+  }
+
+  #provider(scaleSet: string): Provider {
+    const toInstance = (i: TruthInstance): Instance => ({
+      name: i.name,
+      fleet: this.config.name,
+      scaleSet: i.scaleSet,
+      state: i.state,
+      createdAt: i.createdAt,
+    });
+    return {
+      kind: 'model',
+      create: (spec) =>
+        this.#gate('create', spec.name, () => {
+          if (spec.registration.mode === 'jit' && !spec.registration.jitConfig.startsWith('jit-secret-')) {
+            this.violations.push(`instance ${spec.name} created without a JIT config`);
+          }
+          const existing = this.instances.get(spec.name);
+          if (existing !== undefined) return toInstance(existing);
+          const i: TruthInstance = {
+            name: spec.name,
+            scaleSet,
+            state: 'pending',
+            createdAt: this.now,
+            registration: spec.registration,
+          };
+          this.instances.set(i.name, i);
+          return toInstance(i);
+        }),
+      delete: (name) =>
+        this.#gate('delete', name, () => {
+          const i = this.instances.get(name);
+          if (i === undefined) return;
+          const r = this.runners.get(name);
+          const running = i.state === 'pending' || i.state === 'running';
+          if (running && r?.busy) {
+            this.violations.push(
+              `invariant 2: deleted instance ${name} while its runner was busy (job ${r.jobId})`,
+            );
+          }
+          this.instances.delete(name);
+          if (r !== undefined) r.online = false;
+        }),
+      list: async () => [...this.instances.values()].filter((i) => i.scaleSet === scaleSet).map(toInstance),
+    };
+  }
+
+  #pushWebhook(
+    action: 'queued' | 'in_progress' | 'completed',
+    jobId: number,
+    copies = 1,
+    newId = false,
+  ): void {
+    const id = `d${this.#nextDelivery++}`;
+    const extra: string[] = [];
+    // Copies get their own ids from a separate counter, so runs with and without copies number the rest alike.
+    for (let c = 1; c < copies; c++) extra.push(newId ? `copy-${id}-${c}` : id);
+    this.webhooks.push({ deliveryId: id, action, jobId, copies: extra });
+  }
+
+  /** Delivers one original webhook (and queues its copies), then one waiting copy if any. */
+  deliver(i: number): void {
+    if (this.webhooks.length > 0) {
+      const w = this.webhooks.splice(i % this.webhooks.length, 1)[0]!;
+      this.#deliver(w);
+      for (const id of w.copies) this.dupes.push({ ...w, deliveryId: id, copies: [] });
+    }
+    if (this.dupes.length > 0) this.#deliver(this.dupes.splice(i % this.dupes.length, 1)[0]!);
+  }
+
+  deliverAll(): void {
+    while (this.webhooks.length > 0 || this.dupes.length > 0) this.deliver(0);
+  }
+
+  #deliver(w: Webhook): void {
+    const j = this.jobs.get(w.jobId)!;
+    this.store.acceptWorkflowJob({
+      deliveryId: w.deliveryId,
+      action: w.action,
+      installationId: 1,
+      job: {
+        id: j.id,
+        runId: j.id,
+        owner: 'octo-org',
+        repo: 'app',
+        labels: [...j.labels],
+        status: w.action,
+        conclusion: w.action === 'completed' ? 'success' : null,
+        runnerId: null,
+        runnerName: w.action === 'queued' ? null : j.runner,
+        createdAt: null,
+        startedAt: null,
+        completedAt: null,
+      },
+    });
+  }
+
+  #watchEvent(i: TruthInstance): void {
+    if (!this.#watch) return;
+    this.observations.upsertInstance(
+      i.scaleSet,
+      { name: i.name, fleet: this.config.name, scaleSet: i.scaleSet, state: i.state, createdAt: i.createdAt },
+      this.now,
+    );
+  }
+
+  #set(name: string): ScaleSetConfig | undefined {
+    return this.sets.find((s) => s.name === name);
+  }
+
+  #covers(r: TruthRunner, labels: readonly string[]): boolean {
+    const have = new Set([...normalizeLabels(r.labels), IMPLICIT_LABEL]);
+    return normalizeLabels(labels).every((l) => have.has(l));
+  }
+
+  plan(): void {
+    for (const set of this.sets) {
+      const snapshot = buildSnapshot(set, this.store, this.observations, this.executor);
+      const actions = planScaleSet(snapshot, set, this.config.controller, this.now, { random: this.#names });
+      const backoffUntil = this.store.backoff(set.name).until;
+      this.plans.push({ at: this.now, scaleSet: set.name, actions, backoffUntil });
+      for (const a of actions) if (a.type === 'create-runner' && !a.resume) this.created.add(a.name);
+      void this.executor.execute(actions);
+    }
+  }
+
+  resync(): void {
+    const names = this.sets.map((s) => s.name);
+    for (const set of this.sets) {
+      const runners = [...this.runners.values()].filter((r) => scaleSetOf(r.name, names) === set.name);
+      this.observations.setGitHub(
+        set.name,
+        this.now,
+        runners.map((r) => this.#ghRunner(r)),
+      );
+      const instances = [...this.instances.values()]
+        .filter((i) => i.scaleSet === set.name)
+        .map((i) => ({
+          name: i.name,
+          fleet: this.config.name,
+          scaleSet: i.scaleSet,
+          state: i.state,
+          createdAt: i.createdAt,
+        }));
+      this.observations.setInstances(set.name, this.now, instances);
+    }
+  }
+
+  release(i: number, outcome: CallOutcome): void {
+    if (this.pending.length === 0) return;
+    const [call] = this.pending.splice(i % this.pending.length, 1);
+    if (call === undefined) return;
+    const failure = (): Error =>
+      call.kind === 'create' || call.kind === 'delete'
+        ? new ProviderError('provider unavailable', { code: 'MODEL_UNAVAILABLE', retryable: true })
+        : httpError(502, 'bad gateway');
+    if (outcome === 'fail' && !this.healed) {
+      call.reject(failure());
+      return;
+    }
+    try {
+      const result = call.apply();
+      if (outcome === 'lost' && !this.healed) call.reject(failure());
+      else call.resolve(result);
+    } catch (err) {
+      call.reject(err);
+    }
+  }
+
+  boot(i: number, ok: boolean): void {
+    const candidates = [...this.instances.values()].filter(
+      (x) => x.state === 'pending' && this.now - x.createdAt < (this.#set(x.scaleSet)?.bootstrapTimeout ?? 0),
+    );
+    if (candidates.length === 0) return;
+    const inst = candidates[i % candidates.length]!;
+    if (!ok && !this.healed) {
+      inst.state = 'failed';
+      this.#watchEvent(inst);
+      return;
+    }
+    inst.state = 'running';
+    const reg = inst.registration;
+    if (reg === null) {
+      this.#watchEvent(inst);
+      return;
+    }
+    if (reg.mode === 'jit') {
+      // A JIT runner comes online only if its registration still exists.
+      const r = this.runners.get(inst.name);
+      if (r !== undefined) r.online = true;
+      else inst.state = 'failed';
+    } else {
+      const set = this.#set(inst.scaleSet)!;
+      this.runners.set(inst.name, {
+        id: this.#nextRunnerId++,
+        name: inst.name,
+        scaleSet: inst.scaleSet,
+        labels: [...set.labels],
+        online: true,
+        busy: false,
+        jobId: null,
+        ephemeral: reg.ephemeral,
+      });
+    }
+    this.#watchEvent(inst);
+  }
+
+  newJob(labels: number, copies: number, newId: boolean): void {
+    const l = JOB_LABELS[labels % JOB_LABELS.length]!;
+    const id = this.#nextJobId++;
+    this.jobs.set(id, {
+      id,
+      labels: l,
+      status: 'queued',
+      runner: null,
+      routable: this.#router.route(l) !== null,
+    });
+    this.#pushWebhook('queued', id, copies, newId);
+  }
+
+  assign(i: number): void {
+    const queued = [...this.jobs.values()].filter((j) => j.status === 'queued');
+    if (queued.length === 0) return;
+    const job = queued[i % queued.length]!;
+    const idle = [...this.runners.values()].filter(
+      (r) =>
+        r.online && !r.busy && this.instances.get(r.name)?.state === 'running' && this.#covers(r, job.labels),
+    );
+    if (idle.length === 0) return;
+    const r = idle[i % idle.length]!;
+    r.busy = true;
+    r.jobId = job.id;
+    job.status = 'in_progress';
+    job.runner = r.name;
+    this.ranJob.add(r.name);
+    this.#pushWebhook('in_progress', job.id);
+  }
+
+  finish(i: number): void {
+    const running = [...this.jobs.values()].filter((j) => j.status === 'in_progress');
+    if (running.length === 0) return;
+    const job = running[i % running.length]!;
+    job.status = 'completed';
+    const r = job.runner === null ? undefined : this.runners.get(job.runner);
+    if (r !== undefined) {
+      r.busy = false;
+      r.jobId = null;
+      if (r.ephemeral) {
+        this.runners.delete(r.name);
+        const inst = this.instances.get(r.name);
+        if (inst !== undefined) {
+          inst.state = 'succeeded';
+          this.#watchEvent(inst);
+        }
+      }
+    }
+    this.#pushWebhook('completed', job.id);
+  }
+
+  cancel(i: number): void {
+    const queued = [...this.jobs.values()].filter((j) => j.status === 'queued');
+    if (queued.length === 0) return;
+    const job = queued[i % queued.length]!;
+    job.status = 'completed';
+    this.#pushWebhook('completed', job.id);
+  }
+
+  kill(i: number): void {
+    const live = [...this.instances.values()].filter((x) => x.state === 'pending' || x.state === 'running');
+    if (live.length === 0) return;
+    const inst = live[i % live.length]!;
+    inst.state = 'failed';
+    const r = this.runners.get(inst.name);
+    if (r !== undefined) {
+      r.online = false;
+      if (r.busy && r.jobId !== null) {
+        const job = this.jobs.get(r.jobId)!;
+        job.status = 'completed';
+        this.#pushWebhook('completed', job.id);
+      }
+      r.busy = false;
+      r.jobId = null;
+    }
+    this.#watchEvent(inst);
+  }
+
+  /** The controller dies: pending calls are lost (some reached the world first); memory is gone; the file stays. */
+  async crash(reached: readonly boolean[]): Promise<void> {
+    const calls = this.pending;
+    this.pending = [];
+    calls.forEach((c, idx) => {
+      if (reached[idx % Math.max(1, reached.length)] === true) {
+        try {
+          c.apply();
+        } catch {
+          // the world refused it (a busy runner): nothing happened
+        }
+      }
+    });
+    this.executor.abort();
+    this.store.close();
+    for (const c of calls) c.reject(Object.assign(new Error('process died'), { name: 'AbortError' }));
+    await flush();
+    this.store = this.#openStore();
+    this.observations = new Observations();
+    this.executor = this.#newExecutor();
+  }
+
+  orphan(set: number): void {
+    const s = this.sets[set % this.sets.length]!;
+    const name = `${s.name}-orph${String(this.#nextRunnerId).padStart(4, '0')}`;
+    this.externalNames.add(name);
+    this.runners.set(name, {
+      id: this.#nextRunnerId++,
+      name,
+      scaleSet: s.name,
+      labels: [...s.labels],
+      online: false,
+      busy: false,
+      jobId: null,
+      ephemeral: true,
+    });
+  }
+
+  stray(set: number): void {
+    const s = this.sets[set % this.sets.length]!;
+    const name = `${s.name}-stry${String(++this.#strays).padStart(4, '0')}`;
+    this.externalNames.add(name);
+    this.instances.set(name, {
+      name,
+      scaleSet: s.name,
+      state: 'running',
+      createdAt: this.now,
+      registration: null,
+    });
+  }
+
+  async apply(e: WorldEvent, lossy: boolean): Promise<void> {
+    switch (e.t) {
+      case 'job':
+        this.newJob(e.labels, e.copies, e.newId);
+        break;
+      case 'deliver':
+        this.deliver(e.i);
+        break;
+      case 'drop': {
+        // A lost `queued` delivery is invisible to the controller (only redelivery can bring it back), so the
+        // model loses the others: in_progress and completed, which status checks must repair.
+        const lossable = this.webhooks.filter((w) => w.action !== 'queued');
+        if (lossy && lossable.length > 0)
+          this.webhooks.splice(this.webhooks.indexOf(lossable[e.i % lossable.length]!), 1);
+        break;
+      }
+      case 'plan':
+        this.plan();
+        break;
+      case 'release':
+        this.release(e.i, e.outcome);
+        break;
+      case 'resync':
+        this.resync();
+        break;
+      case 'tick':
+        this.now += e.ms;
+        break;
+      case 'boot':
+        this.boot(e.i, e.ok);
+        break;
+      case 'assign':
+        this.assign(e.i);
+        break;
+      case 'finish':
+        this.finish(e.i);
+        break;
+      case 'cancel':
+        this.cancel(e.i);
+        break;
+      case 'kill':
+        this.kill(e.i);
+        break;
+      case 'crash':
+        await this.crash(e.reached);
+        break;
+      case 'orphan':
+        this.orphan(e.set);
+        break;
+      case 'stray':
+        this.stray(e.set);
+        break;
+    }
+    await flush();
+  }
+
+  /**
+   * The world heals (no more failures), no new jobs arrive, GitHub runs every queued job it can, and the controller
+   * gets resyncs, passes and time: afterwards the fleet must be clean (invariants 4, 5, 7).
+   */
+  async settle(rounds = 60, stepMs = 60_000): Promise<void> {
+    this.healed = true;
+    for (const j of this.jobs.values()) if (j.status === 'queued' && !j.routable) j.status = 'completed';
+    for (let round = 0; round < rounds; round++) {
+      this.deliverAll();
+      this.resync();
+      for (let k = 0; k < 6; k++) {
+        await this.#passAndRelease();
+        for (let b = 0; b < 50; b++) this.boot(0, true);
+        this.resync();
+        for (let a = 0; a < 50; a++) this.assign(a);
+        this.deliverAll();
+        // Jobs keep running across several passes, so busy runners are planned (and must be left alone).
+        await this.#passAndRelease();
+        this.resync();
+        await this.#passAndRelease();
+        for (let f = 0; f < 50; f++) this.finish(0);
+        this.deliverAll();
+        this.now += 1000;
+        this.resync();
+      }
+      this.now += stepMs;
+    }
+  }
+
+  async #passAndRelease(): Promise<void> {
+    this.plan();
+    await flush();
+    while (this.pending.length > 0) {
+      this.release(0, 'ok');
+      await flush();
+    }
+  }
+
+  // ---- invariant helpers -------------------------------------------------------------------------------------------
+
+  liveRecords(scaleSet: string): string[] {
+    return this.store
+      .runners(scaleSet)
+      .filter((r) => r.state !== 'deleted')
+      .map((r) => r.name);
+  }
+
+  /** Runners this fleet created that ended (terminal or deleted) without GitHub ever giving them a job. */
+  endedWithoutJob(): number {
+    let n = 0;
+    for (const name of this.created) {
+      const r = this.store.runner(name);
+      if (r !== null && (r.state === 'deleted' || isTerminal(r.state)) && !this.ranJob.has(name)) n++;
+    }
+    return n;
+  }
+
+  routableJobs(): number {
+    return [...this.jobs.values()].filter((j) => j.routable).length;
+  }
+}
