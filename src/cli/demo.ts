@@ -1,11 +1,233 @@
-import type { Command } from './command.js';
+/**
+ * `runner-fleet demo` (what `npm start` runs): the GitHub simulator, a controller and a workload in one process, on
+ * this machine, with no account and no network. Progress while it runs, the dashboard URL at the start, a summary at
+ * the end; exit 0 only when every routable job completed and nothing leaked.
+ */
+import { createWriteStream } from 'node:fs';
+import { once } from 'node:events';
+import { parseArgs } from 'node:util';
+import type { Command, CommandIo } from './command.js';
+import { UsageError } from './command.js';
+import { formatProblem, parseDuration } from '../config/index.js';
+import { createDashboard } from '../dashboard/index.js';
+import { DemoConfigError } from '../demo/fleet.js';
+import { ProgressRenderer } from '../demo/progress.js';
+import { runDemo } from '../demo/run-demo.js';
+import type { ControllerFactory } from '../demo/run-demo.js';
+import { formatSummary } from '../demo/summary.js';
+import type { DemoSummary } from '../demo/summary.js';
+import { createLogger } from '../telemetry/logger.js';
+import { composeController } from './compose.js';
+import type { Controller } from './compose.js';
 
-// Placeholder until the 'demo' command is built; it fails loudly rather than pretending to work.
+const DEFAULT_JOBS = 150;
+const DEFAULT_DURATION = '20s';
+
+const usage = `Usage: runner-fleet demo [--jobs N] [--duration D] [--config F] [--port P] [--keep] [--json]
+
+Runs the whole system on this machine, with no GitHub account and no network: a local GitHub simulator, a
+runner-fleet controller (the same one \`start\` runs) with its dashboard, and a workload of jobs. Runners are
+emulated: local processes for one scale set, instances of the simulator's cloud for the others.
+
+The built-in fleet has three scale sets: linux-process (ephemeral JIT runners as child processes, max 8),
+linux-cloud (ephemeral JIT runners on the simulated cloud, max 60) and app-persistent (persistent token-mode
+runners, minIdle 1). The workload queues a steady trickle of jobs of different durations, a 50-job matrix burst,
+one job that gets cancelled, and one job whose labels no scale set serves (it shows up as unroutable).
+
+Options:
+  --jobs <n>        jobs to queue (default ${DEFAULT_JOBS})
+  --duration <d>    span over which the jobs are queued (default ${DEFAULT_DURATION})
+  --config <file>   run your own fleet.yaml instead, against the simulator: its github, webhook, server and
+                    store sections are replaced, process runners become emulated runners, other providers the
+                    simulated cloud, and idle timeouts are capped at 10s
+  --port <p>        controller port for the dashboard (default: a free port, printed at the start)
+  --keep            keep serving the dashboard after the summary, until Ctrl-C
+  --json            print exactly one JSON object (the summary) on stdout; progress goes to stderr
+
+The controller's log goes to a file in a temporary directory (printed at the start); the directory is removed
+after a successful run and kept otherwise.
+
+Exit codes: 0 every routable job completed and nothing leaked; 1 otherwise; 2 bad usage or configuration;
+130 interrupted.`;
+
+interface DemoArgs {
+  readonly jobs: number;
+  readonly durationMs: number;
+  readonly configPath?: string;
+  readonly port: number;
+  readonly keep: boolean;
+  readonly json: boolean;
+}
+
+function parse(argv: string[]): DemoArgs {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        jobs: { type: 'string' },
+        duration: { type: 'string' },
+        config: { type: 'string' },
+        port: { type: 'string' },
+        keep: { type: 'boolean' },
+        json: { type: 'boolean' },
+      },
+      allowPositionals: false,
+      strict: true,
+    }));
+  } catch (error) {
+    throw new UsageError(error instanceof Error ? error.message : String(error));
+  }
+  const jobsText = (values.jobs as string | undefined) ?? String(DEFAULT_JOBS);
+  const jobs = Number(jobsText);
+  if (!/^\d+$/.test(jobsText) || jobs < 1 || jobs > 10_000)
+    throw new UsageError(`--jobs must be a whole number from 1 to 10000, got ${jobsText}`);
+  const durationText = (values.duration as string | undefined) ?? DEFAULT_DURATION;
+  const durationMs = parseDuration(durationText);
+  if (durationMs === undefined || durationMs > 3_600_000)
+    throw new UsageError(`--duration must be a duration up to 1h (e.g. 20s, 2m), got ${durationText}`);
+  const portText = (values.port as string | undefined) ?? '0';
+  const port = Number(portText);
+  if (!/^\d+$/.test(portText) || port > 65_535)
+    throw new UsageError(`--port must be 0 to 65535, got ${portText}`);
+  return {
+    jobs,
+    durationMs,
+    ...(typeof values.config === 'string' ? { configPath: values.config } : {}),
+    port,
+    keep: values.keep === true,
+    json: values.json === true,
+  };
+}
+
+/** The controller `start` runs (composeController), with the dashboard, for the demo's config. */
+function controllerFactory(env: NodeJS.ProcessEnv): ControllerFactory {
+  return async ({ config, logger, secrets }) => {
+    let controller: Controller | null = null;
+    const dashboard = createDashboard({
+      title: config.name,
+      knownSecrets: secrets,
+      budget: () =>
+        controller && {
+          calls: controller.github.apiCallCount().total,
+          rateLimitRemaining: controller.github.rateLimitRemaining(),
+        },
+    });
+    controller = await composeController({ config, logger, dashboard, env: { PATH: env.PATH } });
+    const composed = controller;
+    try {
+      const url = await composed.start();
+      return {
+        url,
+        readModel: composed.reconciler,
+        providers: composed.providers,
+        stop: () => composed.stop(),
+      };
+    } catch (error) {
+      await composed.stop();
+      throw error;
+    }
+  };
+}
+
+const isTty = (stream: NodeJS.WritableStream) => (stream as { isTTY?: boolean }).isTTY === true;
+
+/** The summary object of `--json`: DESIGN.md section 5's keys first. */
+function summaryJson(summary: DemoSummary, url: string): Record<string, unknown> {
+  return { ...summary, dashboardUrl: url };
+}
+
 export const command: Command = {
-  summary: '(demo: not built yet)',
-  usage: 'runner-fleet demo (not built yet)',
-  async run(_argv, io) {
-    io.stderr.write('runner-fleet demo: not built yet\n');
-    return 1;
+  summary: 'Run simulator, controller, dashboard and a workload on this machine; print what happened',
+  usage,
+  async run(argv: string[], io: CommandIo): Promise<number> {
+    const args = parse(argv);
+    // Progress and notes: stdout normally, stderr when stdout carries the JSON summary.
+    const out = args.json ? io.stderr : io.stdout;
+    const progress = new ProgressRenderer({
+      stream: out,
+      tty: isTty(out),
+      columns: (out as { columns?: number }).columns ?? 100,
+    });
+    const abort = new AbortController();
+    let stopKeeping: (() => void) | null = null;
+    let signals = 0;
+    const onSignal = () => {
+      signals++;
+      if (signals > 1) process.exit(130);
+      abort.abort();
+      stopKeeping?.();
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    let printed = false;
+    const print = (summary: DemoSummary, url: string) => {
+      if (printed) return;
+      printed = true;
+      progress.finish();
+      if (args.json) io.stdout.write(`${JSON.stringify(summaryJson(summary, url))}\n`);
+      else io.stdout.write(`\n${formatSummary(summary)}`);
+    };
+    try {
+      out.write(
+        `runner-fleet demo: GitHub simulator, controller and ${args.jobs} jobs on this machine ` +
+          `(no GitHub account, no network)\n`,
+      );
+      const result = await runDemo({
+        jobs: args.jobs,
+        durationMs: args.durationMs,
+        ...(args.configPath ? { configPath: args.configPath } : {}),
+        port: args.port,
+        env: io.env,
+        signal: abort.signal,
+        controllerFactory: controllerFactory(io.env),
+        createLogger: (file, secrets) => {
+          const stream = createWriteStream(file, { flags: 'a', mode: 0o600 });
+          return {
+            logger: createLogger({ level: 'info', destination: stream, knownSecrets: secrets }),
+            close: async () => {
+              stream.end();
+              await once(stream, 'close');
+            },
+          };
+        },
+        onReady: ({ url, logFile, notes }) => {
+          out.write(`Dashboard:      ${url}/\n`);
+          out.write(`Controller log: ${logFile}\n`);
+          for (const note of notes) out.write(`Note: ${note}\n`);
+          out.write('\n');
+        },
+        onProgress: (frame) => progress.update(frame),
+        ...(args.keep
+          ? {
+              keepUntil: async ({ url, summary }) => {
+                print(summary, url);
+                out.write(`\nStill serving the dashboard at ${url}/ (--keep). Press Ctrl-C to stop.\n`);
+                await new Promise<void>((resolve) => {
+                  stopKeeping = resolve;
+                  if (abort.signal.aborted) resolve();
+                });
+              },
+            }
+          : {}),
+      });
+      print(result.summary, result.url);
+      if (result.interrupted) {
+        out.write('runner-fleet demo: interrupted; everything it started was stopped.\n');
+        return 130;
+      }
+      if (result.dir) out.write(`Logs and store kept in ${result.dir}\n`);
+      return result.summary.ok ? 0 : 1;
+    } catch (error) {
+      if (error instanceof DemoConfigError) {
+        io.stderr.write(`runner-fleet demo: ${error.message}\n`);
+        for (const problem of error.problems) io.stderr.write(`${formatProblem(problem)}\n`);
+        return 2;
+      }
+      throw error;
+    } finally {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    }
   },
 };

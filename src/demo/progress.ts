@@ -98,7 +98,9 @@ export class ProgressRenderer {
   /** Shows a frame: redraws the block, or prints a line when the interval passed or the phase changed. */
   update(frame: ProgressFrame): void {
     if (this.#o.tty) {
-      const lines = renderBlock(frame, this.#o.columns ?? 100);
+      // A pseudo-terminal may report 0 columns: then assume a common width.
+      const columns = this.#o.columns !== undefined && this.#o.columns >= 40 ? this.#o.columns : 100;
+      const lines = renderBlock(frame, columns);
       let out = this.#drawn > 0 ? `${ESC}${this.#drawn}A` : '';
       for (const line of lines) out += `${ESC}2K${line}\n`;
       // A block that shrank leaves old lines below: clear them.
