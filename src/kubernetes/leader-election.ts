@@ -6,8 +6,12 @@
  * write carries the resourceVersion that was read, so two candidates can never both win (the loser gets 409).
  * The leader renews every `retryPeriod` and steps down (aborting the signal given to `onStartedLeading`) when it
  * has not renewed for `renewDeadline`, which is shorter than `leaseDuration`: it stops acting before anyone else
- * may start. With the defaults (12 s / 8 s / 2 s) a replica takes over at most 14 s after the leader died, and
- * within one retry period after a leader that shut down cleanly released the Lease.
+ * may start.
+ *
+ * Takeover bound with the defaults (10 s / 7 s / 1.5 s, retries jittered by up to 20 %): a candidate notices the
+ * leader's last renewal at most one retry (1.8 s) after it happened, waits out the lease from then (10 s) and
+ * tries at most one retry later (1.8 s): at most about 13.6 s after the leader's last renewal, so within 15 s of
+ * its death; within one retry period when the leader shut down cleanly and released the Lease.
  */
 import type { KubeConfig, V1Lease, V1LeaseSpec } from '@kubernetes/client-node';
 import { CoordinationV1Api, V1MicroTime } from '@kubernetes/client-node';

@@ -1,0 +1,169 @@
+/**
+ * Leader election on a real Lease, with the controller's least-privilege token: one candidate leads at a time,
+ * a clean shutdown hands over within a retry period, and when the leader's process is killed another takes over
+ * within 15 seconds with the default timings.
+ */
+import type { ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { CoordinationV1Api, CoreV1Api } from '@kubernetes/client-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LeaderElector } from '../../src/kubernetes/leader-election.js';
+import { createTestNamespace, requireCluster, useTestCluster, waitFor } from './helpers.js';
+import type { ControllerIdentity } from './rbac-fixture.js';
+import { installController, serviceAccountKubeConfig } from './rbac-fixture.js';
+
+const FIXTURE = fileURLToPath(new URL('./fixtures/elector.ts', import.meta.url));
+
+interface Candidate {
+  readonly identity: string;
+  readonly child: ChildProcess;
+  readonly events: Array<{ event: string; at: number; identity?: string }>;
+}
+
+describe.skipIf(!requireCluster('leader election'))('leader election', () => {
+  const cluster = useTestCluster();
+  let namespace: string;
+  let controller: ControllerIdentity;
+  let token: string;
+  const lease = `le-${randomBytes(3).toString('hex')}`;
+  const children: ChildProcess[] = [];
+
+  beforeAll(async () => {
+    namespace = await createTestNamespace(cluster, 'rf-le');
+    controller = await installController(
+      cluster,
+      namespace,
+      [{ namespace, runners: false, controller: true, features: ['leaderElection'] }],
+      lease,
+    );
+    token = (await serviceAccountKubeConfig(cluster, namespace, controller.name)).token;
+  });
+
+  afterAll(async () => {
+    for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
+    await cluster
+      .kubeConfig()
+      .makeApiClient(CoreV1Api)
+      .deleteNamespace({ name: namespace })
+      .catch(() => undefined);
+  });
+
+  function candidate(identity: string, leaseName = lease): Candidate {
+    const child = spawn(process.execPath, ['--import', 'tsx', FIXTURE], {
+      env: {
+        ...process.env,
+        KUBE_SERVER: cluster.server,
+        KUBE_CA: cluster.caCertPath,
+        KUBE_TOKEN: token,
+        NAMESPACE: namespace,
+        LEASE: leaseName,
+        IDENTITY: identity,
+      },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    children.push(child);
+    const events: Candidate['events'] = [];
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      try {
+        events.push(JSON.parse(line));
+      } catch {
+        // not ours
+      }
+    });
+    return { identity, child, events };
+  }
+
+  const leads = (c: Candidate) => c.events.some((e) => e.event === 'leading');
+
+  it('two in-process candidates: exactly one leads at any time; a clean stop hands over at once, not at lease expiry', async () => {
+    // Its own namespace: the controller Role there grants exactly this Lease.
+    const ns = await createTestNamespace(cluster, 'rf-le-fast');
+    const name = `${lease}-fast`;
+    const fast = await installController(
+      cluster,
+      ns,
+      [{ namespace: ns, runners: false, controller: true, features: ['leaderElection'] }],
+      name,
+    );
+    const leading = new Set<string>();
+    const overlaps: string[] = [];
+    const make = (identity: string) =>
+      new LeaderElector({
+        kubeConfig: fast.kubeConfig,
+        namespace: ns,
+        name,
+        identity,
+        leaseDurationMs: 6_000,
+        renewDeadlineMs: 4_000,
+        retryPeriodMs: 300,
+        onStartedLeading: () => {
+          leading.add(identity);
+          if (leading.size > 1) overlaps.push([...leading].join(','));
+        },
+        onStoppedLeading: () => leading.delete(identity),
+      });
+    const a = make('a');
+    const b = make('b');
+    const stopA = new AbortController();
+    const stopB = new AbortController();
+    const runA = a.run(stopA.signal);
+    const runB = b.run(stopB.signal);
+    await waitFor('a leader', async () => leading.size === 1);
+    const first = [...leading][0] as string;
+    await new Promise((r) => setTimeout(r, 7_000)); // longer than the lease: the leader keeps renewing it
+    expect([...leading]).toEqual([first]);
+    expect(a.isLeader !== b.isLeader).toBe(true);
+
+    const handoverStart = Date.now();
+    if (first === 'a') stopA.abort();
+    else stopB.abort();
+    await waitFor('the other candidate to lead', async () => leading.size === 1 && !leading.has(first), {
+      intervalMs: 20,
+    });
+    // Released, not expired: well before the 6 s lease could have run out.
+    expect(Date.now() - handoverStart).toBeLessThan(4_000);
+    stopA.abort();
+    stopB.abort();
+    await Promise.all([runA, runB]);
+    expect(overlaps).toEqual([]);
+
+    const record = await cluster
+      .kubeConfig()
+      .makeApiClient(CoordinationV1Api)
+      .readNamespacedLease({ name, namespace: ns });
+    expect(record.spec?.leaseTransitions).toBe(1);
+    await cluster.kubeConfig().makeApiClient(CoreV1Api).deleteNamespace({ name: ns });
+  }, 60_000);
+
+  it('kill -9 the leader: the other process takes over within 15 s (default timings)', async () => {
+    const a = candidate('replica-a');
+    await waitFor('replica-a to lead', async () => leads(a), { timeoutMs: 30_000 });
+    const b = candidate('replica-b');
+    await waitFor(
+      'replica-b to see replica-a lead',
+      async () => b.events.some((e) => e.event === 'leader' && e.identity === 'replica-a'),
+      { timeoutMs: 30_000 },
+    );
+    await new Promise((r) => setTimeout(r, 3_000));
+    expect(leads(b)).toBe(false);
+
+    const killedAt = Date.now();
+    a.child.kill('SIGKILL');
+    await waitFor('replica-b to take over', async () => leads(b), { timeoutMs: 20_000, intervalMs: 50 });
+    const tookOver = (b.events.find((e) => e.event === 'leading')?.at ?? Infinity) - killedAt;
+    expect(tookOver).toBeLessThan(15_000);
+    console.log(`leader election: takeover ${tookOver} ms after SIGKILL of the leader`);
+
+    // A clean shutdown releases the Lease for the next one.
+    b.child.kill('SIGTERM');
+    await waitFor('replica-b to exit', async () => b.child.exitCode !== null, { timeoutMs: 10_000 });
+    const record = await cluster
+      .kubeConfig()
+      .makeApiClient(CoordinationV1Api)
+      .readNamespacedLease({ name: lease, namespace });
+    expect(record.spec?.holderIdentity ?? '').toBe('');
+  }, 90_000);
+});
