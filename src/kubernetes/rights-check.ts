@@ -37,6 +37,11 @@ export interface CheckControllerRightsOptions {
   readonly signal?: AbortSignal;
   /** Reviews in flight at once (default 8). */
   readonly concurrency?: number;
+  /**
+   * Check this ServiceAccount's rights (SubjectAccessReview: the caller needs `create subjectaccessreviews`)
+   * instead of the caller's own (SelfSubjectAccessReview). For `doctor` run with an operator's credentials.
+   */
+  readonly asServiceAccount?: { readonly namespace: string; readonly name: string };
 }
 
 async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
@@ -101,7 +106,9 @@ export async function checkControllerRights(
   const permissions = controllerPermissions(needs, options.names);
   const reqOptions = withSignal(options.signal);
   let reviewForbidden: unknown;
+  const subject = options.asServiceAccount;
   const allowed = await mapLimit(permissions, options.concurrency ?? 8, async (p) => {
+    if (subject) return subjectCan(api, subject, p, options.signal);
     try {
       const review = await api.createSelfSubjectAccessReview(
         {
@@ -129,13 +136,14 @@ export async function checkControllerRights(
   }
   if (missing.length === 0) return { ok: true, checked: permissions.length };
 
-  const subject = options.names.controllerServiceAccount ??
+  const bindTo = options.names.controllerServiceAccount ??
+    subject ??
     (await ownServiceAccount(kubeConfig, options.signal)) ?? {
       namespace: needs.find((n) => n.controller)?.namespace ?? 'runner-fleet',
       name: 'runner-fleet',
     };
   const manifest = toYamlDocuments(
-    controllerRbacObjects(needs, { ...options.names, controllerServiceAccount: subject }),
+    controllerRbacObjects(needs, { ...options.names, controllerServiceAccount: bindTo }),
   );
   return {
     ok: false,

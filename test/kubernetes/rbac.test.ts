@@ -11,9 +11,10 @@ import { parseAllDocuments } from 'yaml';
 import type { KubeObject, NamespaceNeeds, PolicyRule } from '../../src/kubernetes/rbac-manifests.js';
 import { checkControllerRights, checkRunnerRights, subjectCan } from '../../src/kubernetes/rights-check.js';
 import type { KubernetesProviderFactory } from '../../src/providers/kubernetes/index.js';
+import { formatKubernetesReport, inspectKubernetesFleet } from '../../src/providers/kubernetes/doctor.js';
 import { createKubernetesProviderFactory } from '../../src/providers/kubernetes/index.js';
 import { kubernetesProviderSchema } from '../../src/providers/kubernetes/schema.js';
-import { scaleSetConfig } from './fixtures.js';
+import { mergePatch, scaleSetConfig } from './fixtures.js';
 import { helmBinary, helmTemplate } from './helm.js';
 import { createTestNamespace, requireCluster, useTestCluster } from './helpers.js';
 import type { ControllerIdentity } from './rbac-fixture.js';
@@ -165,6 +166,70 @@ describe.skipIf(!requireCluster('kubernetes rbac'))('least privilege', () => {
     if (result.ok) return;
     expect(result.message).toContain(`- update leases.coordination.k8s.io "${LEASE}" in namespace ${home}`);
     await applyObjects(cluster.kubeConfig(), controller.objects);
+  });
+
+  it('doctor, with an operator’s credentials: the controller’s rights and every runner ServiceAccount', async () => {
+    await core.createNamespacedServiceAccount({
+      namespace: runners,
+      body: { metadata: { name: 'shared-sa' } },
+    });
+    const config = {
+      name: fleet,
+      scaleSets: [
+        scaleSetConfig('kube', { namespace: runners, containerMode: 'kubernetes' }),
+        scaleSetConfig(
+          'shared',
+          { namespace: runners, serviceAccount: { name: 'shared-sa' } },
+          { identity: { aws: { roleArn: 'arn:aws:iam::123456789012:role/ci' } } },
+        ),
+        scaleSetConfig('later', { namespace: runners }),
+      ],
+    };
+    const options = {
+      controllerNamespace: home,
+      leaderElection: true,
+      leaseName: LEASE,
+      controllerServiceAccount: { namespace: home, name: controller.name },
+    };
+    const report = await inspectKubernetesFleet(cluster.kubeConfig(), config, options);
+    expect(report.controller.ok).toBe(true);
+    expect(report.runners.map((r) => [r.scaleSet, r.status.state])).toEqual([
+      ['kube', 'ok'],
+      ['shared', 'problems'],
+      ['later', 'created-at-start'],
+    ]);
+    expect(report.ok).toBe(false);
+    const lines = formatKubernetesReport(report);
+    expect(lines).toContain(
+      `FAIL  scale set shared: ServiceAccount ${runners}/shared-sa: annotation eks.amazonaws.com/role-arn is missing ` +
+        '(expected "arn:aws:iam::123456789012:role/ci")',
+    );
+
+    await core.patchNamespacedServiceAccount(
+      {
+        name: 'shared-sa',
+        namespace: runners,
+        body: {
+          metadata: { annotations: { 'eks.amazonaws.com/role-arn': 'arn:aws:iam::123456789012:role/ci' } },
+        },
+      },
+      mergePatch,
+    );
+    // Take a hooks right away from the kubernetes-mode runners.
+    const hooks = await rbac.readNamespacedRole({ name: 'runner-fleet-container-hooks', namespace: runners });
+    const rules = (hooks.rules as PolicyRule[]).filter((r) => !r.resources.includes('pods/exec'));
+    await rbac.replaceNamespacedRole({
+      name: 'runner-fleet-container-hooks',
+      namespace: runners,
+      body: { ...hooks, rules },
+    });
+    const after = await inspectKubernetesFleet(cluster.kubeConfig(), config, options);
+    expect(after.runners.map((r) => r.status.state)).toEqual(['problems', 'ok', 'created-at-start']);
+    expect(formatKubernetesReport(after)).toContain(
+      `FAIL  scale set kube: ServiceAccount ${runners}/kube-runner lacks: create pods/exec in namespace ${runners}`,
+    );
+    await applyObjects(cluster.kubeConfig(), controller.objects);
+    expect((await inspectKubernetesFleet(cluster.kubeConfig(), config, options)).ok).toBe(true);
   });
 
   it.skipIf(!helmBinary())(
