@@ -101,7 +101,7 @@ function parse(argv: string[]): DemoArgs {
 }
 
 /** The controller `start` runs (composeController), with the dashboard, for the demo's config. */
-function controllerFactory(env: NodeJS.ProcessEnv): ControllerFactory {
+export function demoControllerFactory(env: NodeJS.ProcessEnv): ControllerFactory {
   return async ({ config, logger, secrets }) => {
     let controller: Controller | null = null;
     const dashboard = createDashboard({
@@ -127,6 +127,18 @@ function controllerFactory(env: NodeJS.ProcessEnv): ControllerFactory {
       await composed.stop();
       throw error;
     }
+  };
+}
+
+/** The controller's (and simulator's) log: JSON lines in a file, with the demo's secrets scrubbed. */
+export function fileLogger(file: string, secrets: readonly string[]) {
+  const stream = createWriteStream(file, { flags: 'a', mode: 0o600 });
+  return {
+    logger: createLogger({ level: 'info', destination: stream, knownSecrets: secrets }),
+    close: async () => {
+      stream.end();
+      await once(stream, 'close');
+    },
   };
 }
 
@@ -180,17 +192,8 @@ export const command: Command = {
         port: args.port,
         env: io.env,
         signal: abort.signal,
-        controllerFactory: controllerFactory(io.env),
-        createLogger: (file, secrets) => {
-          const stream = createWriteStream(file, { flags: 'a', mode: 0o600 });
-          return {
-            logger: createLogger({ level: 'info', destination: stream, knownSecrets: secrets }),
-            close: async () => {
-              stream.end();
-              await once(stream, 'close');
-            },
-          };
-        },
+        controllerFactory: demoControllerFactory(io.env),
+        createLogger: fileLogger,
         onReady: ({ url, logFile, notes }) => {
           out.write(`Dashboard:      ${url}/\n`);
           out.write(`Controller log: ${logFile}\n`);
