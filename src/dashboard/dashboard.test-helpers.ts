@@ -148,10 +148,13 @@ export async function readSse(
     headers?: Record<string, string>;
     until: (events: readonly SseEvent[]) => boolean;
     timeoutMs?: number;
+    /** Stops reading (resolving with what was read). */
+    signal?: AbortSignal;
   },
 ): Promise<{ events: SseEvent[]; raw: string; status: number }> {
   const abort = new AbortController();
   const timer = setTimeout(() => abort.abort(), options.timeoutMs ?? 10_000);
+  options.signal?.addEventListener('abort', () => abort.abort(), { once: true });
   const events: SseEvent[] = [];
   let raw = '';
   let status = 0;
