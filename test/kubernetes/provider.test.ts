@@ -125,6 +125,19 @@ describe.skipIf(!requireCluster('kubernetes provider'))('kubernetes provider', (
     expect(writes / specs.length).toBeLessThanOrEqual(4);
   }, 90_000);
 
+  it('never deletes a pod that is not a runner pod, even when it has the name', async () => {
+    const p = provider('foreign');
+    await p.prepare(signal());
+    const name = `foreign-${randomBytes(4).toString('hex')}`;
+    await core.createNamespacedPod({
+      namespace,
+      body: { metadata: { name }, spec: { containers: [{ name: 'app', image: 'app' }] } },
+    });
+    await expect(p.delete(name, signal())).rejects.toMatchObject({ code: 'not-owned', retryable: false });
+    expect((await core.readNamespacedPod({ name, namespace })).metadata?.deletionTimestamp).toBeUndefined();
+    await core.deleteNamespacedPod({ name, namespace });
+  });
+
   it('reports a pod deleted by someone else, and an evicted one, as failed instances', async () => {
     const p = provider('others');
     await p.prepare(signal());

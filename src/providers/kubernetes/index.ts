@@ -356,18 +356,43 @@ class KubernetesPodProvider implements KubernetesProvider {
     }
   }
 
+  /**
+   * Deletes only a runner pod of that name (the runner label says so), and only the pod that was checked (uid
+   * precondition): a foreign pod that happens to share the name, or a newer pod of that name, is never touched.
+   */
   async delete(name: string, signal: AbortSignal): Promise<void> {
     const { namespace } = this.#plan;
+    const where = `${namespace}/${name}`;
+    let uid = this.#informer.synced ? this.#informer.get(name)?.uid : undefined;
+    if (uid === undefined) {
+      try {
+        const pod = await this.#d.core.readNamespacedPod({ name, namespace }, withSignal(signal));
+        if (pod.metadata?.labels?.[LABEL_RUNNER] !== name) {
+          throw new ProviderError(`pod ${where} is not a runner pod; not deleting it`, {
+            code: 'not-owned',
+            retryable: false,
+          });
+        }
+        uid = pod.metadata?.uid;
+      } catch (error) {
+        if (isNotFound(error)) return;
+        throw apiError('read pod', where, error);
+      }
+    }
     this.#deleting.add(name);
     try {
-      await this.#d.core.deleteNamespacedPod({ name, namespace }, withSignal(signal));
+      await this.#d.core.deleteNamespacedPod(
+        { name, namespace, ...(uid ? { body: { preconditions: { uid } } } : {}) },
+        withSignal(signal),
+      );
       this.stats.podDeletes++;
     } catch (error) {
-      if (isNotFound(error)) {
+      // 404: already gone; 409: the uid precondition failed, so the pod we knew is gone already.
+      if (isNotFound(error) || isConflict(error)) {
         this.#deleting.delete(name);
         return;
       }
-      throw apiError('delete pod', `${namespace}/${name}`, error);
+      throw apiError('delete pod', where, error);
     }
   }
 
