@@ -2,7 +2,13 @@
  * Smoke test of the test control plane itself: the real kube-apiserver with RBAC, kwok nodes, scheduling, the
  * garbage collector and ServiceAccount tokens, through @kubernetes/client-node as the provider will use them.
  */
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync } from 'node:fs';
 import { request } from 'node:https';
+import os from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
 import {
   AuthenticationV1Api,
   AuthorizationV1Api,
@@ -12,13 +18,16 @@ import {
   type V1Pod,
 } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
+import { readState } from '../../scripts/testenv/cluster.js';
 import { readVersions } from '../../scripts/testenv/peers.js';
+import { isRunning } from '../../scripts/testenv/processes.js';
 import {
   EXIT_CODE_ANNOTATION,
   KWOK_NODE_LABEL,
   createTestNamespace,
   isApiStatus,
   requireCluster,
+  startTestCluster,
   useTestCluster,
   waitFor,
 } from './helpers.js';
@@ -232,3 +241,68 @@ describe.skipIf(!requireCluster('kubernetes test control plane'))('kubernetes te
     });
   }, 60_000);
 });
+
+describe.skipIf(!requireCluster('kubernetes test control plane lifecycle'))(
+  'kubernetes test control plane lifecycle',
+  () => {
+    it('stop() ends every component of a private control plane and removes its directory', async () => {
+      const cluster = await startTestCluster({ private: true, nodes: 1 });
+      const state = readState(cluster.dir);
+      expect(cluster.shared).toBe(false);
+      expect(state?.components.map((c) => c.name)).toEqual(
+        expect.arrayContaining([
+          'etcd',
+          'kube-apiserver',
+          'kube-controller-manager',
+          'kube-scheduler',
+          'kwok',
+        ]),
+      );
+      expect(state?.components.every((c) => isRunning(c))).toBe(true);
+      await cluster.stop();
+      expect(state?.components.filter((c) => isRunning(c))).toEqual([]);
+      expect(existsSync(cluster.dir)).toBe(false);
+    }, 240_000);
+
+    it('a control plane whose owner is killed is torn down by its watchdog', async () => {
+      const dir = mkdtempSync(path.join(os.tmpdir(), 'runner-fleet-testenv-'));
+      const clusterModule = fileURLToPath(new URL('../../scripts/testenv/cluster.ts', import.meta.url));
+      // A separate process owns the control plane, as a test worker would, and is then killed without any cleanup.
+      const owner = spawn(
+        process.execPath,
+        [
+          '--import',
+          'tsx',
+          '--input-type=module',
+          '-e',
+          `const { startCluster } = await import(${JSON.stringify(clusterModule)});
+           await startCluster({ dir: ${JSON.stringify(dir)}, nodes: 1, ownerPid: process.pid, removeDirOnOwnerExit: true });
+           console.log('READY');
+           setInterval(() => {}, 60_000);`,
+        ],
+        { stdio: ['ignore', 'pipe', 'inherit'] },
+      );
+      try {
+        await new Promise<void>((resolve, reject) => {
+          createInterface({ input: owner.stdout }).on('line', (line) => {
+            if (line === 'READY') resolve();
+          });
+          owner.on('exit', (code) => reject(new Error(`owner exited early with ${code}`)));
+        });
+        const state = readState(dir);
+        const components = state?.components ?? [];
+        expect(components.filter((c) => c.name !== 'watchdog').every((c) => isRunning(c))).toBe(true);
+        owner.kill('SIGKILL');
+        await waitFor(
+          'watchdog teardown',
+          async () => components.every((c) => !isRunning(c)) && !existsSync(dir),
+          {
+            timeoutMs: 60_000,
+          },
+        );
+      } finally {
+        owner.kill('SIGKILL');
+      }
+    }, 240_000);
+  },
+);
