@@ -11,7 +11,11 @@ import { parseAllDocuments } from 'yaml';
 import type { KubeObject, NamespaceNeeds, PolicyRule } from '../../src/kubernetes/rbac-manifests.js';
 import { checkControllerRights, checkRunnerRights, subjectCan } from '../../src/kubernetes/rights-check.js';
 import type { KubernetesProviderFactory } from '../../src/providers/kubernetes/index.js';
-import { formatKubernetesReport, inspectKubernetesFleet } from '../../src/providers/kubernetes/doctor.js';
+import {
+  checkControllerRightsForFleet,
+  formatKubernetesReport,
+  inspectKubernetesFleet,
+} from '../../src/providers/kubernetes/doctor.js';
 import { createKubernetesProviderFactory } from '../../src/providers/kubernetes/index.js';
 import { kubernetesProviderSchema } from '../../src/providers/kubernetes/schema.js';
 import { mergePatch, scaleSetConfig } from './fixtures.js';
@@ -123,6 +127,17 @@ describe.skipIf(!requireCluster('kubernetes rbac'))('least privilege', () => {
     const ok = await checkControllerRights(controller.kubeConfig, needs, { names: names() });
     expect(ok).toMatchObject({ ok: true });
     expect(ok.checked).toBeGreaterThan(15);
+    // The same check, derived from a fleet configuration as `start` runs it.
+    const fleetConfig = {
+      name: fleet,
+      scaleSets: [scaleSetConfig('kube', { namespace: runners, containerMode: 'kubernetes' })],
+    };
+    const fromConfig = await checkControllerRightsForFleet(controller.kubeConfig, fleetConfig, {
+      controllerNamespace: home,
+      leaderElection: true,
+      leaseName: LEASE,
+    });
+    expect(fromConfig).toEqual(ok);
 
     // Take `delete` away from pods in the runner namespace.
     const role = await rbac.readNamespacedRole({ name: 'runner-fleet-controller', namespace: runners });

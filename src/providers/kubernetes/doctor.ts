@@ -89,6 +89,25 @@ async function inspectRunner(
     : { state: 'problems', identity, missingRights };
 }
 
+/**
+ * The start-up self-check for a fleet: the controller's rights in every namespace its kubernetes scale sets (and
+ * its leader-election Lease) use, with the caller's own credentials. `start` refuses to run when `ok` is false and
+ * prints `message` (each missing rule, then the manifest that grants them).
+ */
+export function checkControllerRightsForFleet(
+  kubeConfig: KubeConfig,
+  config: Pick<FleetConfig, 'name' | 'scaleSets'>,
+  options: Omit<InspectOptions, 'controllerServiceAccount'>,
+): Promise<RightsCheckResult> {
+  return checkControllerRights(kubeConfig, controllerNeeds(config, options), {
+    names: {
+      controllerRole: options.controllerRole ?? 'runner-fleet-controller',
+      leaseName: options.leaseName ?? leaseNameFor(config.name),
+    },
+    ...(options.signal ? { signal: options.signal } : {}),
+  });
+}
+
 export async function inspectKubernetesFleet(
   kubeConfig: KubeConfig,
   config: Pick<FleetConfig, 'name' | 'scaleSets'>,
