@@ -47,6 +47,8 @@ export interface StatusJob {
   readonly repo: string;
   readonly labels: readonly string[];
   readonly status: string;
+  /** ms epoch */
+  readonly queuedAt: number;
   readonly waitMs: number;
 }
 
@@ -214,7 +216,8 @@ export function formatStatus(report: StatusReport): string {
           `${j.owner}/${j.repo}`,
           j.labels.join(','),
           j.status,
-          wait(j.waitMs),
+          // Measured from queuedAt while queued: a queued webhook's started_at is the creation time on GitHub.
+          wait(j.status === 'queued' ? Math.max(0, report.at - j.queuedAt) : j.waitMs),
         ]),
         new Set([4]),
       ),

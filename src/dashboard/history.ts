@@ -3,6 +3,7 @@
  * interval into a bounded ring. Kept by the controller, not the page, so a page opened late still sees the past.
  */
 import type { JobView, ReadModel } from '../server/read-model.js';
+import { waitOf } from './snapshot.js';
 
 export interface SetSample {
   /** Runners counting toward capacity (requested, creating, starting, idle, busy). */
@@ -56,7 +57,7 @@ export class History {
     const waits = new Map<string, number>();
     const note = (j: JobView) => {
       if (j.scaleSet === null) return;
-      waits.set(j.scaleSet, Math.max(waits.get(j.scaleSet) ?? 0, j.waitMs));
+      waits.set(j.scaleSet, Math.max(waits.get(j.scaleSet) ?? 0, waitOf(j, now)));
     };
     for (const j of jobs) {
       if (j.status === 'queued') note(j);

@@ -140,7 +140,15 @@ function scaleSetPanel(s: ScaleSetView, scrub: Scrubber): ScaleSetPanel {
   };
 }
 
-export function jobPanel(j: JobView): JobPanel {
+/**
+ * How long a job has waited. For a queued job it is measured here from queuedAt: a `queued` webhook carries
+ * started_at (GitHub sets it to the creation time), so a startedAt on a queued job says nothing about a start.
+ */
+export function waitOf(j: JobView, now: number): number {
+  return j.status === 'queued' ? Math.max(0, now - j.queuedAt) : j.waitMs;
+}
+
+export function jobPanel(j: JobView, now: number): JobPanel {
   return {
     id: j.id,
     repository: `${j.owner}/${j.repo}`,
@@ -149,7 +157,7 @@ export function jobPanel(j: JobView): JobPanel {
     scaleSet: j.scaleSet,
     runnerName: j.runnerName,
     queuedAt: j.queuedAt,
-    waitMs: j.waitMs,
+    waitMs: waitOf(j, now),
   };
 }
 
@@ -197,9 +205,10 @@ export async function buildSnapshot(src: SnapshotSources): Promise<DashboardSnap
     src.readModel.runners({}),
     src.readModel.events ? src.readModel.events({ limit: limits.events }) : [],
   ]);
+  const at = src.now();
   const queued = jobs
     .filter((j) => j.status === 'queued' && !j.unroutable)
-    .sort((a, b) => b.waitMs - a.waitMs || a.id - b.id);
+    .sort((a, b) => a.queuedAt - b.queuedAt || a.id - b.id);
   const unroutable = jobs.filter((j) => j.unroutable && j.status !== 'completed');
   const panels = sets.map((s) => scaleSetPanel(s, src.scrub));
   let budget: ApiBudget | null = null;
@@ -210,7 +219,7 @@ export async function buildSnapshot(src: SnapshotSources): Promise<DashboardSnap
     // The budget is informative; a failing source must not take the page down.
   }
   return {
-    at: src.now(),
+    at,
     title: src.title,
     totals: {
       queued: queued.length,
@@ -221,9 +230,9 @@ export async function buildSnapshot(src: SnapshotSources): Promise<DashboardSnap
       idleRunners: panels.reduce((n, s) => n + s.runners.idle, 0),
     },
     scaleSets: panels,
-    queued: queued.slice(0, limits.jobs).map(jobPanel),
+    queued: queued.slice(0, limits.jobs).map((j) => jobPanel(j, at)),
     queuedTotal: queued.length,
-    unroutable: unroutable.slice(0, limits.jobs).map(jobPanel),
+    unroutable: unroutable.slice(0, limits.jobs).map((j) => jobPanel(j, at)),
     runners: runners.slice(0, limits.runners).map((r) => runnerPanel(r, src.scrub)),
     runnersTotal: runners.length,
     events: events.slice(0, limits.events).map((e) => eventPanel(e, src.scrub)),

@@ -106,7 +106,7 @@ describe('runner-fleet status', () => {
     ]);
     expect(stdout).toContain('! linux-small: 1 failed runner(s)');
     expect(stdout).toContain('Unroutable jobs (no scale set serves their labels): 1');
-    expect(stdout).toMatch(/#102\s+octo-org\/app\s+self-hosted,gpu\s+queued\s+9\.00s/);
+    expect(stdout).toMatch(/#102\s+octo-org\/app\s+self-hosted,gpu\s+queued\s+9\.\d\ds/);
   });
 
   it('--json prints one object with the API views', async () => {

@@ -109,19 +109,17 @@ function capacityCell(active, max) {
 function renderScaleSets(s) {
   const rows = s.scaleSets.map((set) => {
     const r = set.runners;
-    const mode = set.ephemeral ? `ephemeral, ${set.registration}` : `persistent, ${set.registration}`;
+    const mode = `${set.provider}, ${set.ephemeral ? 'ephemeral' : 'persistent'} ${set.registration}`;
     return el(
       'tr',
       null,
       el('th', { scope: 'row', text: set.name }),
-      td(set.provider),
       td(mode),
       labelList(set.labels),
       td(set.minIdle, 'num'),
       td(set.max, 'num'),
       capacityCell(set.activeRunners, set.max),
-      td(r.requested + r.creating, 'num'),
-      td(r.starting, 'num'),
+      td(r.requested + r.creating + r.starting, 'num'),
       td(r.idle, 'num'),
       td(r.busy, 'num'),
       td(r.finished, 'num'),
@@ -131,7 +129,7 @@ function renderScaleSets(s) {
       td(formatDuration(set.oldestQueuedMs), 'num'),
     );
   });
-  replaceRows(byId('scale-sets-body'), rows, 16, 'No scale sets configured.');
+  replaceRows(byId('scale-sets-body'), rows, 14, 'No scale sets configured.');
   const notes = s.scaleSets
     .filter((set) => set.failures > 0)
     .map((set) => {
@@ -166,7 +164,7 @@ function renderRunners(s) {
       : 'none';
     const github = runner.github
       ? `${runner.github.status}${runner.github.busy ? ', busy' : ''}`
-      : 'not listed';
+      : 'not in last list';
     return el(
       'tr',
       null,
@@ -224,11 +222,13 @@ function setOrder() {
   state.order = [...names];
 }
 
+/** Top of the y axis: four equal steps of 1, 2, 2.5 or 5 times a power of ten, so the tick labels stay round. */
 function niceMax(value) {
-  if (value <= 0) return 1;
-  const power = 10 ** Math.floor(Math.log10(value));
-  for (const step of [1, 2, 2.5, 5, 10]) if (step * power >= value) return step * power;
-  return 10 * power;
+  if (value <= 0) return 4;
+  const raw = value / 4;
+  const power = 10 ** Math.floor(Math.log10(raw));
+  for (const step of [1, 2, 2.5, 5, 10]) if (step * power >= raw) return 4 * step * power;
+  return 40 * power;
 }
 
 function drawChart(container, desc, metric, scale, unit) {
@@ -238,11 +238,12 @@ function drawChart(container, desc, metric, scale, unit) {
   const plotW = width - left - right;
   const plotH = height - top - bottom;
   const end = points.length > 0 ? points[points.length - 1].at : Date.now();
-  const span = Math.max(120000, points.length > 0 ? end - points[0].at : 0);
+  const span = Math.max(60000, points.length > 0 ? end - points[0].at : 0);
   const start = end - span;
   let max = 0;
   for (const p of points) for (const v of Object.values(p.sets)) max = Math.max(max, v[metric] * scale);
-  const yMax = niceMax(max);
+  // Runner counts: at least 0..4, so every tick is a whole runner.
+  const yMax = niceMax(unit === 's' ? max : Math.max(4, max));
   const x = (at) => left + ((at - start) / span) * plotW;
   const y = (v) => top + plotH - (v / yMax) * plotH;
 
@@ -250,17 +251,18 @@ function drawChart(container, desc, metric, scale, unit) {
     const v = (yMax / 4) * i;
     root.append(svg('line', { x1: left, x2: width - right, y1: y(v), y2: y(v), stroke: '#d9dde3' }));
     const label = svg('text', { x: left - 6, y: y(v) + 4, 'text-anchor': 'end' });
-    label.textContent = Number.isInteger(v) ? String(v) : v.toFixed(1);
+    label.textContent = String(Math.round(v * 100) / 100);
     root.append(label);
   }
-  const minutes = Math.floor(span / 60000);
-  for (let m = 0; m <= minutes; m++) {
-    const at = end - m * 60000;
+  // Ticks every 15 s, 30 s or minute, depending on how much history there is.
+  const step = span <= 90000 ? 15000 : span <= 180000 ? 30000 : 60000;
+  for (let ago = 0; ago <= span; ago += step) {
+    const at = end - ago;
     root.append(
       svg('line', { x1: x(at), x2: x(at), y1: top + plotH, y2: top + plotH + 4, stroke: '#4a5361' }),
     );
-    const label = svg('text', { x: x(at), y: height - 10, 'text-anchor': m === 0 ? 'end' : 'middle' });
-    label.textContent = m === 0 ? 'now' : `-${m} min`;
+    const label = svg('text', { x: x(at), y: height - 10, 'text-anchor': ago === 0 ? 'end' : 'middle' });
+    label.textContent = ago === 0 ? 'now' : step < 60000 ? `-${ago / 1000} s` : `-${ago / 60000} min`;
     root.append(label);
   }
   root.append(
@@ -295,7 +297,10 @@ function drawChart(container, desc, metric, scale, unit) {
     parts.push(`${name}: now ${fmt(now)}, peak ${fmt(peak)}`);
   });
   container.replaceChildren(root);
-  const over = `over the last ${Math.max(1, Math.round(span / 60000))} min`;
+  const over =
+    span < 120000
+      ? `over the last ${Math.round(span / 1000)} s`
+      : `over the last ${Math.round(span / 60000)} min`;
   setText(desc, parts.length > 0 ? `${parts.join('; ')} (${over}).` : 'No samples yet.');
 }
 
