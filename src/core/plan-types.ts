@@ -44,6 +44,11 @@ export interface JobSnapshot {
   readonly checkedAt: number | null;
   /** A status check for it is running. */
   readonly inFlight: boolean;
+  /**
+   * Recorded before this controller started and not confirmed since (webhooks may have been lost while it was
+   * down): not counted toward capacity until a status check confirms it is still queued.
+   */
+  readonly unverified?: boolean;
 }
 
 export interface ObservedGitHubRunner extends GitHubRunner {

@@ -346,6 +346,13 @@ describe('planner: lifecycle', () => {
     expect(run(s, {}, T + 60 * MINUTE).filter((x) => x.type !== 'wake-at')).toEqual([]);
   });
 
+  it('does not count jobs known only from before a restart until a status check confirms them', () => {
+    const jobs = [queued(1), { ...queued(2), unverified: true }, { ...queued(3), unverified: true }];
+    const a = run(snapshot({ jobs }), {}, T + 1);
+    expect(byType(a, 'create-runner')).toHaveLength(1);
+    expect(byType(a, 'check-job').map((c) => c.jobId)).toEqual([2, 3]);
+  });
+
   it('checks jobs queued longer than a resync, oldest first, bounded per pass', () => {
     const jobs = Array.from({ length: 30 }, (_, i) => queued(i + 1, T - i * SECOND));
     const a = planScaleSet(snapshot({ jobs }), scaleSetConfig({ max: 0 }), timings, T + 30 * SECOND, {

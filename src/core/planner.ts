@@ -393,7 +393,7 @@ class ScaleSetPlanner {
       if (state === 'idle' && !record.inFlight) idle.push(record);
     }
     let queued = 0;
-    for (const j of this.#s.jobs) if (j.status === 'queued') queued++;
+    for (const j of this.#s.jobs) if (j.status === 'queued' && j.unverified !== true) queued++;
     // A busy runner whose job we have not heard of is running one of the jobs we still think are queued (or a job
     // of another scale set, briefly): counting both would create a runner for a job that already has one.
     const desired = Math.min(set.max, busy + Math.max(0, queued - busyUnknown) + set.minIdle);
@@ -567,6 +567,10 @@ class ScaleSetPlanner {
     const due: { job: JobSnapshot; since: number }[] = [];
     for (const j of this.#s.jobs) {
       if (j.inFlight) continue;
+      if (j.unverified === true && j.status === 'queued') {
+        due.push({ job: j, since: -Infinity }); // first: it counts for nothing until checked
+        continue;
+      }
       const since = j.checkedAt ?? (j.status === 'queued' ? j.queuedAt : (j.startedAt ?? j.queuedAt));
       const every = j.status === 'queued' ? interval : interval * IN_PROGRESS_CHECK_FACTOR;
       if (this.#now - since >= every) due.push({ job: j, since });

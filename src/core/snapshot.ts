@@ -31,6 +31,7 @@ export function buildSnapshot(
       startedAt: j.startedAt ?? null,
       checkedAt: j.checkedAt ?? null,
       inFlight: inFlight.jobInFlight(j.id),
+      unverified: store.isUnverified(j.id),
     });
   });
   return {

@@ -128,6 +128,22 @@ describe('webhook sink', () => {
     again.close();
   });
 
+  it('marks open jobs loaded at open as unverified until a webhook or a status check about them', () => {
+    const store = Store.open({ path: file, route, now });
+    store.acceptWorkflowJob(jobEvent('a', 'queued', 1));
+    store.acceptWorkflowJob(jobEvent('b', 'queued', 2));
+    store.acceptWorkflowJob(jobEvent('c', 'queued', 3));
+    expect(store.isUnverified(1)).toBe(false);
+    store.close();
+    const again = Store.open({ path: file, route, now });
+    expect([1, 2, 3].map((id) => again.isUnverified(id))).toEqual([true, true, true]);
+    again.acceptWorkflowJob(jobEvent('a', 'queued', 1)); // a redelivery confirms nothing
+    again.acceptWorkflowJob(jobEvent('d', 'in_progress', 2));
+    again.applyJobStatus(3, { id: 3, status: 'queued', conclusion: null, runnerName: null, labels: [] });
+    expect([1, 2, 3].map((id) => again.isUnverified(id))).toEqual([true, false, false]);
+    again.close();
+  });
+
   it('applies status checks and notifies subscribers', () => {
     const store = Store.open({ path: file, route, now });
     const seen: string[] = [];

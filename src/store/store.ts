@@ -180,6 +180,8 @@ export class Store implements WebhookSink {
   readonly #openJobsBySet = new Map<string | null, Map<number, JobRecord>>();
   readonly #runnerJobs = new Map<string, RunnerJob & { order: number }>();
   readonly #backoff = new Map<string, ScaleSetBackoff>();
+  /** Open jobs loaded from the file at open and not heard of since (no webhook, no status check). */
+  readonly #unverified = new Set<number>();
 
   readonly #stmt: {
     deliveryExists: Statement<[string, number, string], { n: number }>;
@@ -314,7 +316,10 @@ export class Store implements WebhookSink {
       if (j !== undefined) this.#runnerJobs.set(name, { id: j.id, status: j.status, order: j.ord, at: j.at });
     }
     const jobRows = this.#db.prepare<[], JobSqlRow>("SELECT * FROM jobs WHERE status <> 'completed'").all();
-    for (const row of jobRows) this.#cacheJob(jobFromRow(row));
+    for (const row of jobRows) {
+      this.#cacheJob(jobFromRow(row));
+      this.#unverified.add(row.id);
+    }
     const backoffRows = this.#db
       .prepare<
         [],
@@ -391,6 +396,7 @@ export class Store implements WebhookSink {
     } catch (cause) {
       throw new StoreError(`cannot record delivery ${event.deliveryId}`, { code: 'STORE_WRITE', cause });
     }
+    if (!result.duplicate) this.#unverified.delete(job.id);
     if (result.change !== null) this.#applyJobChange(result.change, now);
     const scaleSet = result.change?.job.scaleSet ?? this.job(job.id)?.scaleSet ?? null;
     return { duplicate: result.duplicate, scaleSet };
@@ -430,6 +436,7 @@ export class Store implements WebhookSink {
       return { job: next, previous: existing, source: 'check' };
     })();
     if (change === null) return null;
+    this.#unverified.delete(jobId);
     this.#applyJobChange(change, now);
     return change.job;
   }
@@ -453,6 +460,14 @@ export class Store implements WebhookSink {
 
   job(id: number): JobRecord | null {
     return this.#openJobs.get(id) ?? this.#readJob(id);
+  }
+
+  /**
+   * True for an open job loaded from the file when the store opened and not heard of since: events may have been
+   * lost while no controller was running, so its status needs a check before it counts.
+   */
+  isUnverified(id: number): boolean {
+    return this.#unverified.has(id);
   }
 
   /** Queued and in-progress jobs; with a scale set (or null: unroutable), only those routed there. */
