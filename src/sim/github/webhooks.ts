@@ -148,15 +148,19 @@ export class WebhookDispatcher {
     return this.#records.get(id);
   }
 
-  /** Newest first, like GitHub; `beforeId` continues a cursor. */
+  /**
+   * Newest first, like GitHub; `beforeId` continues a cursor. `status` filters by GitHub's documented ranges of
+   * `status_code`: success 200-399, failure 400-599. A delivery that got no answer at all (status code 0: refused,
+   * timed out) is in neither, so a receiver that was down cannot find what it missed with `status=failure`.
+   */
   list(options: { limit: number; beforeId?: number; status?: 'success' | 'failure' }): DeliveryRecord[] {
     const out: DeliveryRecord[] = [];
     const all = [...this.#records.values()];
     for (let i = all.length - 1; i >= 0 && out.length < options.limit; i--) {
       const r = all[i]!;
       if (options.beforeId !== undefined && r.id >= options.beforeId) continue;
-      if (options.status === 'success' && !(r.statusCode >= 200 && r.statusCode < 300)) continue;
-      if (options.status === 'failure' && r.statusCode >= 200 && r.statusCode < 300) continue;
+      if (options.status === 'success' && !(r.statusCode >= 200 && r.statusCode <= 399)) continue;
+      if (options.status === 'failure' && !(r.statusCode >= 400 && r.statusCode <= 599)) continue;
       out.push(r);
     }
     return out;
