@@ -18,6 +18,7 @@ import { createTestNamespace, isApiStatus, requireCluster, useTestCluster, waitF
 import { mergePatch, scaleSetConfig } from './fixtures.js';
 import type { ControllerIdentity } from './rbac-fixture.js';
 import { installController } from './rbac-fixture.js';
+import { startVolumeProvisioner } from './volume-provisioner.js';
 
 const logger = pino({ level: 'silent' });
 const signal = () => AbortSignal.timeout(60_000);
@@ -231,6 +232,29 @@ describe.skipIf(!requireCluster('kubernetes provider'))('kubernetes provider', (
       );
       expect(error?.code).toBe('invalid-pod-template');
       expect(error?.message).toMatch(says);
+    }
+  }, 60_000);
+
+  it('a kubernetes-mode runner pod runs once its ephemeral work claim is bound', async () => {
+    const provisioner = startVolumeProvisioner(cluster.kubeConfig(), namespace);
+    try {
+      const p = provider('kmode', { containerMode: 'kubernetes', workVolume: { size: '2Gi' } });
+      await p.prepare(signal());
+      const s = spec('kmode');
+      await p.create(s, signal());
+      const running = await waitFor('the kubernetes-mode runner to run', async () =>
+        (await p.list({ fleet, scaleSet: 'kmode' }, signal())).find(
+          (i) => i.name === s.name && i.state === 'running',
+        ),
+      );
+      expect(running.state).toBe('running');
+      const claim = await core.readNamespacedPersistentVolumeClaim({ name: `${s.name}-work`, namespace });
+      expect(claim.spec?.resources?.requests?.storage).toBe('2Gi');
+      expect(claim.metadata?.ownerReferences?.[0]).toMatchObject({ kind: 'Pod', name: s.name });
+      expect(provisioner.provisioned).toBeGreaterThanOrEqual(1);
+      await p.delete(s.name, signal());
+    } finally {
+      await provisioner.stop();
     }
   }, 60_000);
 
