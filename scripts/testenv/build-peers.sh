@@ -222,8 +222,10 @@ for peer in "${missing[@]}"; do
 done
 total=$((SECONDS - total_start))
 # CPU seconds (user + system) of everything this script ran: unlike wall time, not inflated by other work.
-cpu=$(times | tail -1 | awk '{ t = 0; for (i = 1; i <= 2; i++) { split($i, p, "m"); t += p[1] * 60 + p[2] } printf "%d", t }')
-log "done in $((total / 60)) min $((total % 60)) s (CPU time $((cpu / 60)) min)"
+# `times` must run in this shell, not in a pipeline's subshell (which has no children), hence the file.
+times >"$scratch/times"
+cpu=$(tail -1 "$scratch/times" | awk '{ t = 0; for (i = 1; i <= 2; i++) { split($i, p, "m"); t += p[1] * 60 + p[2] } printf "%d", t }')
+log "done in $((total / 60)) min $((total % 60)) s (CPU time $((cpu / 60)) min $((cpu % 60)) s)"
 
 if [ "$go_caches_cold" = true ] && [ ${#missing[@]} -eq 3 ]; then
   if [ -x "$repo/node_modules/.bin/tsx" ]; then
