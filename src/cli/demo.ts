@@ -121,6 +121,7 @@ export function demoControllerFactory(env: NodeJS.ProcessEnv): ControllerFactory
         url,
         readModel: composed.reconciler,
         providers: composed.providers,
+        apiCallsByStatus: () => composed.github.apiCallCount().byStatus,
         stop: () => composed.stop(),
       };
     } catch (error) {

@@ -31,6 +31,8 @@ export interface DemoController {
   readonly readModel: ReadModel;
   /** The provider of each scale set, by scale set name. */
   readonly providers: ReadonlyMap<string, Provider>;
+  /** The controller's own count of its GitHub calls by HTTP status (to see rate-limit refusals). */
+  apiCallsByStatus?(): Readonly<Record<string, number>>;
   stop(): Promise<void>;
 }
 
@@ -339,6 +341,7 @@ async function drive(
       records: sim.jobs().filter((j) => submitted.has(j.id)),
       reportedUnroutable: reported,
       githubApiCalls: sim.stats().apiCalls.total,
+      githubRateLimitedCalls: rateLimited(controller),
       maxConcurrentRunners: maxConcurrent,
       peakRunnersBySet: peakBySet,
       scaleSets: config.scaleSets.map((s) => ({ name: s.name, provider: s.provider.kind, max: s.max })),
@@ -358,6 +361,12 @@ async function drive(
       // best effort
     }
   }
+}
+
+/** Calls GitHub refused with 403 or 429 (rate limits; the simulator answers other 403s only to bad credentials). */
+function rateLimited(controller: DemoController): number {
+  const byStatus = controller.apiCallsByStatus?.() ?? {};
+  return (byStatus['403'] ?? 0) + (byStatus['429'] ?? 0);
 }
 
 /** Ephemeral runners gone and every scale set back to minIdle, as the controller, GitHub and the providers see it. */

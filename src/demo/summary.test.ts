@@ -92,6 +92,9 @@ describe('summary', () => {
       '2 runner registration(s) leaked',
       '1 instance(s) leaked',
     ]);
+    const limited = formatSummary(summarize(input({ githubRateLimitedCalls: 12 })));
+    expect(limited).toContain("12 refused by GitHub's rate limits");
+    expect(formatSummary(summarize(input()))).not.toContain('refused');
     const hidden = summarize(input({ reportedUnroutable: [] }));
     expect(hidden.ok).toBe(false);
     expect(formatSummary(hidden)).toContain('NOT OK');

@@ -39,6 +39,8 @@ export interface DemoSummary {
   readonly githubApiCalls: number;
   /** githubApiCalls / jobs */
   readonly apiCallsPerJob: number;
+  /** Calls GitHub refused for a rate limit (the controller waited and retried). */
+  readonly githubRateLimitedCalls: number;
   /** Most runners registered at once. */
   readonly maxConcurrentRunners: number;
   /** Runners registered after the drain beyond each scale set's minIdle. */
@@ -90,6 +92,7 @@ export interface SummaryInput {
   /** Job ids the controller lists as unroutable. */
   readonly reportedUnroutable: readonly number[];
   readonly githubApiCalls: number;
+  readonly githubRateLimitedCalls?: number;
   readonly maxConcurrentRunners: number;
   readonly peakRunnersBySet: ReadonlyMap<string, number>;
   readonly scaleSets: readonly { readonly name: string; readonly provider: string; readonly max: number }[];
@@ -140,6 +143,7 @@ export function summarize(input: SummaryInput): DemoSummary {
     queueTimeMs: percentiles(started.map((r) => r.startedAt! - r.queuedAt)),
     githubApiCalls: input.githubApiCalls,
     apiCallsPerJob: jobs > 0 ? Math.round((input.githubApiCalls / jobs) * 100) / 100 : 0,
+    githubRateLimitedCalls: input.githubRateLimitedCalls ?? 0,
     maxConcurrentRunners: input.maxConcurrentRunners,
     leakedRunners: input.leakedRunners,
     leakedInstances: input.leakedInstances,
@@ -168,6 +172,12 @@ export function formatSummary(s: DemoSummary): string {
     `  unroutable         ${s.unroutable} (reported by the controller, not dropped)`,
     `  queue time         p50 ${d(s.queueTimeMs.p50)}, p95 ${d(s.queueTimeMs.p95)}, max ${d(s.queueTimeMs.max)}`,
     `  GitHub API calls   ${s.githubApiCalls} (${s.apiCallsPerJob.toFixed(2)} per job)`,
+    ...(s.githubRateLimitedCalls > 0
+      ? [
+          `                     ${s.githubRateLimitedCalls} refused by GitHub's rate limits (secondary limit: about 180`,
+          `                     runner registrations a minute); jobs waited for the retry, as on github.com`,
+        ]
+      : []),
     `  max runners        ${s.maxConcurrentRunners} at once`,
     `  leaked             ${s.leakedRunners} runners, ${s.leakedInstances} instances`,
     `  duration           ${d(s.durationMs)}`,
