@@ -12,7 +12,15 @@
  *   logs/<component>.log
  */
 import { randomBytes } from 'node:crypto';
-import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import path from 'node:path';
 import { stringify } from 'yaml';
 import { httpsRequest, type Endpoint } from './kube-http.js';
@@ -164,6 +172,13 @@ export async function startCluster(opts: StartClusterOptions): Promise<RunningCl
   for (const [name, bin] of Object.entries(bins)) {
     if (!existsSync(bin)) throw new TestenvError('TESTENV_MISSING_PEER', `${name} is not built (${bin})`);
   }
+  // The directory is wiped, so it must be empty or a former run directory: never a path someone mistyped.
+  if (!existing && existsSync(dir) && readdirSync(dir).length > 0) {
+    throw new TestenvError(
+      'TESTENV_DIR_NOT_EMPTY',
+      `${dir} is not empty and holds no control plane; not using it`,
+    );
+  }
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(path.join(dir, 'logs'), { recursive: true, mode: 0o700 });
 
@@ -209,7 +224,6 @@ export async function startCluster(opts: StartClusterOptions): Promise<RunningCl
   writeFileSync(path.join(dir, 'kwok.yaml'), kwokConfigYaml(versions.kubernetes));
 
   const nodeNames = Array.from({ length: opts.nodes ?? 2 }, (_, i) => `kwok-node-${i}`);
-  const started: Started[] = [];
   let state: ClusterState = {
     version: 1,
     dir,
@@ -241,7 +255,6 @@ export async function startCluster(opts: StartClusterOptions): Promise<RunningCl
       log: path.join(dir, 'logs', `${name}.log`),
       ...(env ? { env } : {}),
     });
-    started.push(s);
     appendFileSync(path.join(dir, 'pgids'), `${s.record.pid}\n`);
     // Recorded at once, so `down` (or the next `up`) can clean up even if this process dies mid-start.
     state = { ...state, components: [...state.components, s.record] };
