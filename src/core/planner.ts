@@ -564,22 +564,33 @@ class ScaleSetPlanner {
   /** Jobs waiting longer than a resync get a status check against GitHub (repairs missed webhooks). */
   #checkJobs(): void {
     const interval = this.#timings.resyncInterval;
-    const due: { job: JobSnapshot; since: number }[] = [];
+    const max = this.#options.maxJobChecks ?? DEFAULT_MAX_JOB_CHECKS;
+    // The `max` most overdue jobs, kept sorted in a small array: after an outage thousands may be due at once.
+    const top: { job: JobSnapshot; since: number }[] = [];
+    let due = 0;
     for (const j of this.#s.jobs) {
       if (j.inFlight) continue;
+      let since: number;
       if (j.unverified === true && j.status === 'queued') {
-        due.push({ job: j, since: -Infinity }); // first: it counts for nothing until checked
-        continue;
+        since = -Infinity; // first: it counts for nothing until checked
+      } else {
+        since = j.checkedAt ?? (j.status === 'queued' ? j.queuedAt : (j.startedAt ?? j.queuedAt));
+        const every = j.status === 'queued' ? interval : interval * IN_PROGRESS_CHECK_FACTOR;
+        if (this.#now - since < every) {
+          this.#wakeAt(since + every);
+          continue;
+        }
       }
-      const since = j.checkedAt ?? (j.status === 'queued' ? j.queuedAt : (j.startedAt ?? j.queuedAt));
-      const every = j.status === 'queued' ? interval : interval * IN_PROGRESS_CHECK_FACTOR;
-      if (this.#now - since >= every) due.push({ job: j, since });
-      else this.#wakeAt(since + every);
+      due++;
+      if (max <= 0) continue;
+      const last = top[top.length - 1];
+      if (top.length >= max && last !== undefined && !before(since, j.id, last.since, last.job.id)) continue;
+      let i = top.length;
+      while (i > 0 && before(since, j.id, top[i - 1]!.since, top[i - 1]!.job.id)) i--;
+      top.splice(i, 0, { job: j, since });
+      if (top.length > max) top.pop();
     }
-    if (due.length === 0) return;
-    due.sort((a, b) => a.since - b.since || a.job.id - b.job.id);
-    const max = this.#options.maxJobChecks ?? DEFAULT_MAX_JOB_CHECKS;
-    for (const { job } of due.slice(0, max)) {
+    for (const { job } of top) {
       this.actions.push({
         type: 'check-job',
         scaleSet: this.#set.name,
@@ -588,8 +599,12 @@ class ScaleSetPlanner {
         repo: job.repo,
       });
     }
-    if (due.length > max) this.#wakeAt(this.#now + 1);
+    if (due > top.length) this.#wakeAt(this.#now + 1);
   }
+}
+
+function before(since: number, id: number, otherSince: number, otherId: number): boolean {
+  return since < otherSince || (since === otherSince && id < otherId);
 }
 
 /** Plans one scale set. `plan` calls it for each configured scale set. */
