@@ -11,7 +11,6 @@ import type { RunnerState } from './types.js';
 import type {
   Action,
   JobSnapshot,
-  ObservedGitHubRunner,
   ObservedInstance,
   RunnerSnapshot,
   ScaleSetSnapshot,
@@ -83,11 +82,14 @@ class ScaleSetPlanner {
   }
 
   run(): Action[] {
-    const effective: { record: RunnerSnapshot; state: RunnerState }[] = [];
+    // Parallel arrays rather than one small object per record: this runs over every record on every pass.
+    const records: RunnerSnapshot[] = [];
+    const states: RunnerState[] = [];
     for (const r of this.#s.runners) {
       if (r.state === 'deleted') continue;
       if (r.inFlight) {
-        effective.push({ record: r, state: r.state });
+        records.push(r);
+        states.push(r.state);
         continue;
       }
       const t = this.#transition(r);
@@ -105,9 +107,12 @@ class ScaleSetPlanner {
         };
       }
       const state = isTerminal(current.state) ? this.#cleanup(current) : current.state;
-      if (state !== 'deleted') effective.push({ record: current, state });
+      if (state !== 'deleted') {
+        records.push(current);
+        states.push(state);
+      }
     }
-    this.#scale(effective);
+    this.#scale(records, states);
     this.#orphanRegistrations();
     this.#strayInstances();
     this.#checkJobs();
@@ -134,23 +139,28 @@ class ScaleSetPlanner {
     });
   }
 
-  #github(r: RunnerSnapshot): { fresh: boolean; runner: ObservedGitHubRunner | undefined } {
-    const gh = this.#s.github;
-    return { fresh: gh.at !== null && gh.at > r.stateChangedAt, runner: gh.runners.get(r.name) };
+  /** A runner list taken after the record's last change. */
+  #ghFresh(r: RunnerSnapshot): boolean {
+    const at = this.#s.github.at;
+    return at !== null && at > r.stateChangedAt;
+  }
+
+  #instFresh(r: RunnerSnapshot): boolean {
+    const at = this.#s.instances.at;
+    return at !== null && at > r.stateChangedAt;
   }
 
   /** The instance observation for a record, ignoring one older than our own delete of it. */
-  #instance(r: RunnerSnapshot): { fresh: boolean; instance: ObservedInstance | undefined } {
-    const inst = this.#s.instances;
-    let instance = inst.items.get(r.name);
+  #instanceOf(r: RunnerSnapshot): ObservedInstance | undefined {
+    const instance = this.#s.instances.items.get(r.name);
     if (
       instance !== undefined &&
       r.instanceDeletedAt !== null &&
       instance.observedAt <= r.instanceDeletedAt
     ) {
-      instance = undefined;
+      return undefined;
     }
-    return { fresh: inst.at !== null && inst.at > r.stateChangedAt, instance };
+    return instance;
   }
 
   /** The lifecycle rules for one record not being worked on by the executor. */
@@ -174,17 +184,17 @@ class ScaleSetPlanner {
    * is lost with it, so the record either found its instance (the create reached the provider) or is abandoned.
    */
   #interruptedCreate(r: RunnerSnapshot): Transition | null {
-    const inst = this.#instance(r);
-    if (inst.instance !== undefined)
+    if (this.#instanceOf(r) !== undefined) {
       return { state: 'starting', reason: 'instance found after an interrupted create' };
-    const gh = this.#github(r);
-    if (!inst.fresh || !gh.fresh) return null; // wait for lists taken after the interruption
-    if (gh.runner !== undefined) {
+    }
+    if (!this.#instFresh(r) || !this.#ghFresh(r)) return null; // wait for lists taken after the interruption
+    const listed = this.#s.github.runners.get(r.name);
+    if (listed !== undefined) {
       return {
         state: 'finished',
         reason: 'create interrupted; removing its registration',
         instanceGone: true,
-        githubId: gh.runner.id,
+        githubId: listed.id,
       };
     }
     return {
@@ -199,8 +209,10 @@ class ScaleSetPlanner {
   #live(r: RunnerSnapshot): Transition | null {
     const ephemeral = this.#set.ephemeral;
     const jit = this.#set.registration === 'jit';
-    const { fresh: instFresh, instance } = this.#instance(r);
-    const { fresh: ghFresh, runner: gh } = this.#github(r);
+    const instFresh = this.#instFresh(r);
+    const instance = this.#instanceOf(r);
+    const ghFresh = this.#ghFresh(r);
+    const gh = this.#s.github.runners.get(r.name);
     // A persistent runner runs many jobs: only news recorded after its last state change counts. An ephemeral
     // runner (or one still starting) has only ever had this one job.
     const job =
@@ -307,8 +319,10 @@ class ScaleSetPlanner {
    * and a removed one cannot take a job), then the instance, then record `deleted`. Returns the state after it.
    */
   #cleanup(r: RunnerSnapshot): RunnerState {
-    const { fresh: ghFresh, runner: gh } = this.#github(r);
-    const { fresh: instFresh, instance } = this.#instance(r);
+    const ghFresh = this.#ghFresh(r);
+    const gh = this.#s.github.runners.get(r.name);
+    const instFresh = this.#instFresh(r);
+    const instance = this.#instanceOf(r);
     const exited = instance?.state === 'succeeded' || instance?.state === 'failed';
     // The newest evidence wins: our own removal, unless a list taken after it still shows the registration.
     const listedAt = this.#s.github.at;
@@ -364,7 +378,7 @@ class ScaleSetPlanner {
   }
 
   /** desired = min(max, busy + queued + minIdle); never more than max non-deleted records. */
-  #scale(effective: readonly { record: RunnerSnapshot; state: RunnerState }[]): void {
+  #scale(records: readonly RunnerSnapshot[], states: readonly RunnerState[]): void {
     const set = this.#set;
     let nonDeleted = 0;
     let active = 0;
@@ -372,7 +386,9 @@ class ScaleSetPlanner {
     let busyUnknown = 0; // busy, but no in-progress job known for it (GitHub said so before the webhook came)
     const parked: RunnerSnapshot[] = []; // requested, not in flight: resumable or cancellable
     const idle: RunnerSnapshot[] = [];
-    for (const { record, state } of effective) {
+    for (let i = 0; i < records.length; i++) {
+      const record = records[i]!;
+      const state = states[i]!;
       nonDeleted++;
       // An idle runner in flight is being retired (nothing else works on idle runners): it is leaving.
       if (state === 'idle' && record.inFlight) continue;
