@@ -192,6 +192,23 @@ async function removeProcessRunners(config: FleetConfig, controller: DemoControl
   );
 }
 
+/**
+ * Closes the simulator once no instance is still in its boot delay: stopping one there leaves the simulator's close
+ * waiting for a runner that never started. Bounded, so a stuck close cannot hold the demo.
+ */
+async function closeSimulator(sim: Simulator): Promise<void> {
+  const deadline = Date.now() + 5_000;
+  while (Date.now() < deadline && sim.instances().some((i) => i.state === 'pending')) await sleep(50);
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    sim.close().catch(() => undefined),
+    new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, 10_000);
+    }),
+  ]);
+  clearTimeout(timer);
+}
+
 export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   const started = Date.now();
   const signal = options.signal;
@@ -245,7 +262,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   } finally {
     if (controller && config) await removeProcessRunners(config.config, controller).catch(() => undefined);
     await controller?.stop().catch(() => undefined);
-    await sim?.close().catch(() => undefined);
+    if (sim) await closeSimulator(sim);
     await logging?.close().catch(() => undefined);
     if (ok && !options.keepFiles) await rm(dir, { recursive: true, force: true }).catch(() => undefined);
   }
