@@ -1,0 +1,92 @@
+/**
+ * How the CLI finds its Kubernetes cluster and its own namespace. Shared by `start`, `doctor` and `demo`; only the
+ * CLI builds a KubeConfig (the provider, the rights check and the leader elector are handed one).
+ */
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { KubeConfig } from '@kubernetes/client-node';
+import type { FleetConfig } from '../config/types.js';
+import { leaseNameFor } from '../kubernetes/rbac-rules.js';
+
+const IN_CLUSTER_NAMESPACE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
+
+export class KubeOptionsError extends Error {
+  readonly code = 'KUBECONFIG_INVALID';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'KubeOptionsError';
+  }
+}
+
+/**
+ * `--kubeconfig F` when given; otherwise $KUBECONFIG, ~/.kube/config or, inside a pod, its ServiceAccount
+ * (client-node's loadFromDefault).
+ */
+export function loadKubeConfig(file: string | undefined): KubeConfig {
+  const kubeConfig = new KubeConfig();
+  try {
+    if (file !== undefined) kubeConfig.loadFromFile(file);
+    else kubeConfig.loadFromDefault();
+  } catch (error) {
+    // The parser's message may quote the file; the file holds credentials, so only its name is shown.
+    throw new KubeOptionsError(`cannot load the kubeconfig ${file ?? '(default)'}`, { cause: error });
+  }
+  if (kubeConfig.getCurrentCluster() === null) {
+    throw new KubeOptionsError(`the kubeconfig ${file ?? '(default)'} names no current cluster`);
+  }
+  return kubeConfig;
+}
+
+/**
+ * The controller's own namespace (where its leader-election Lease lives): an explicit value, else $POD_NAMESPACE
+ * (the Helm chart sets it), else the kubeconfig context's namespace, else the pod's ServiceAccount namespace file,
+ * else `default`.
+ */
+export function controllerNamespace(
+  kubeConfig: KubeConfig,
+  explicit: string | undefined,
+  env: NodeJS.ProcessEnv,
+): string {
+  if (explicit) return explicit;
+  if (env.POD_NAMESPACE) return env.POD_NAMESPACE;
+  const context = kubeConfig.getContextObject(kubeConfig.getCurrentContext());
+  if (context?.namespace) return context.namespace;
+  try {
+    const fromFile = readFileSync(IN_CLUSTER_NAMESPACE, 'utf8').trim();
+    if (fromFile !== '') return fromFile;
+  } catch {
+    // not in a pod
+  }
+  return 'default';
+}
+
+export interface LeaderElectionSettings {
+  readonly enabled: boolean;
+  readonly namespace: string;
+  readonly leaseName: string;
+  /** Unique per process: the pod name (or host name) plus a random suffix, so a restarted container is a new candidate. */
+  readonly identity: string;
+}
+
+/** Flags first, then the environment the Helm chart sets (RUNNER_FLEET_LEADER_ELECTION, ..._LEASE_NAME). */
+export function leaderElectionSettings(
+  kubeConfig: KubeConfig,
+  config: Pick<FleetConfig, 'name'>,
+  flags: { leaderElection?: boolean; leaseName?: string; leaseNamespace?: string },
+  env: NodeJS.ProcessEnv,
+): LeaderElectionSettings {
+  const enabled =
+    flags.leaderElection === true || (env.RUNNER_FLEET_LEADER_ELECTION ?? '').toLowerCase() === 'true';
+  return {
+    enabled,
+    namespace: controllerNamespace(kubeConfig, flags.leaseNamespace ?? env.RUNNER_FLEET_LEASE_NAMESPACE, env),
+    leaseName: flags.leaseName ?? env.RUNNER_FLEET_LEASE_NAME ?? leaseNameFor(config.name),
+    identity: `${env.POD_NAME ?? hostname()}_${randomBytes(4).toString('hex')}`,
+  };
+}
+
+/** Whether the fleet needs a Kubernetes connection at all. */
+export function usesKubernetes(config: Pick<FleetConfig, 'scaleSets'>, leaderElection: boolean): boolean {
+  return leaderElection || config.scaleSets.some((s) => s.provider.kind === 'kubernetes');
+}
