@@ -196,6 +196,68 @@ describe.skipIf(!available)('dashboard in chromium', () => {
     expect(await page.locator('#counters').getAttribute('aria-live')).toBe('polite');
   });
 
+  it('text has readable contrast: at least 4.5:1 against its background everywhere (WCAG AA)', async () => {
+    if (!page.url().startsWith(url)) await page.goto(`${url}/`);
+    await expect
+      .poll(() => page.locator('#scale-sets-body th[scope="row"]').count(), { timeout: 15_000 })
+      .toBe(3);
+    // Runs in the page: every element with its own text, its colour against the first opaque background behind it.
+    const failures = await page.evaluate(() => {
+      type Element = {
+        tagName: string;
+        parentElement: Element | null;
+        childNodes: ArrayLike<{ nodeType: number; textContent: string | null }>;
+        closest(selector: string): Element | null;
+      };
+      type Window = {
+        getComputedStyle(e: Element): { color: string; backgroundColor: string; visibility: string };
+        document: { querySelectorAll(selector: string): ArrayLike<Element> };
+      };
+      const w = globalThis as unknown as Window;
+      const rgba = (css: string) => {
+        const m = /rgba?\(([^)]+)\)/.exec(css);
+        const [r = 0, g = 0, b = 0, a = 1] = (m?.[1] ?? '0,0,0,0').split(',').map((x) => Number(x.trim()));
+        return { r, g, b, a };
+      };
+      const lum = ({ r, g, b }: { r: number; g: number; b: number }) => {
+        const f = (c: number) => {
+          const v = c / 255;
+          return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4;
+        };
+        return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+      };
+      const out: string[] = [];
+      let checked = 0;
+      for (const el of Array.from(w.document.querySelectorAll('body *'))) {
+        if (el.closest('svg') || el.closest('.visually-hidden') || el.closest('.skip')) continue;
+        const text = Array.from(el.childNodes)
+          .filter((n) => n.nodeType === 3)
+          .map((n) => n.textContent ?? '')
+          .join('')
+          .trim();
+        if (!text) continue;
+        const style = w.getComputedStyle(el);
+        if (style.visibility === 'hidden') continue;
+        let bg = { r: 255, g: 255, b: 255, a: 1 };
+        for (let e: Element | null = el; e; e = e.parentElement) {
+          const c = rgba(w.getComputedStyle(e).backgroundColor);
+          if (c.a > 0) {
+            bg = c;
+            break;
+          }
+        }
+        const [hi, lo] = [lum(rgba(style.color)), lum(bg)].sort((a, b) => b - a);
+        const ratio = (hi! + 0.05) / (lo! + 0.05);
+        checked++;
+        if (ratio < 4.5) out.push(`${el.tagName} "${text.slice(0, 30)}": ${ratio.toFixed(2)}`);
+      }
+      return { out, checked };
+    });
+    // The whole page was there: header, counters, tables with rows.
+    expect(failures.checked).toBeGreaterThan(100);
+    expect(failures.out).toEqual([]);
+  });
+
   it('never requested anything beyond 127.0.0.1', () => {
     expect(requests.length).toBeGreaterThan(3);
     const outside = requests.filter((r) => !r.startsWith('data:') && new URL(r).hostname !== '127.0.0.1');
