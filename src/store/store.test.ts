@@ -82,6 +82,20 @@ describe('webhook sink', () => {
     store.close();
   });
 
+  it('remembers when the newest delivery was received, across a reopen', () => {
+    clock = 5_000;
+    const store = Store.open({ path: file, route, now });
+    expect(store.lastDeliveryAt()).toBeNull();
+    store.acceptWorkflowJob(jobEvent('d1', 'queued', 1));
+    clock = 7_000;
+    store.acceptWorkflowJob(jobEvent('d2', 'in_progress', 1));
+    clock = 9_000;
+    store.acceptWorkflowJob(jobEvent('d2', 'completed', 1)); // a duplicate is not a new delivery
+    expect(store.lastDeliveryAt()).toBe(7_000);
+    store.close();
+    expect(Store.open({ path: file, route, now }).lastDeliveryAt()).toBe(7_000);
+  });
+
   it('routes a job when first seen and records unroutable jobs, not drops them', () => {
     const store = Store.open({ path: file, route, now });
     store.acceptWorkflowJob(jobEvent('d1', 'queued', 1));

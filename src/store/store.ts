@@ -823,6 +823,17 @@ export class Store implements WebhookSink {
     return counts;
   }
 
+  /**
+   * When the newest webhook delivery still on record was received (ms epoch), or null. A restarted controller looks
+   * for deliveries it missed from about then on (src/github/redelivery.ts).
+   */
+  lastDeliveryAt(): number | null {
+    return (
+      this.#db.prepare<[], { at: number | null }>('SELECT MAX(received_at) AS at FROM deliveries').get()
+        ?.at ?? null
+    );
+  }
+
   /** Row counts, for health and tests. */
   stats(): { runners: number; liveRunners: number; openJobs: number; deliveries: number; events: number } {
     const count = (sql: string): number => this.#db.prepare<[], { n: number }>(sql).get()?.n ?? 0;
