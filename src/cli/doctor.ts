@@ -1,11 +1,147 @@
-import type { Command } from './command.js';
+import { parseArgs } from 'node:util';
+import { pino } from 'pino';
+import { formatProblem, loadConfig } from '../config/index.js';
+import type { FleetConfig } from '../config/types.js';
+import { formatKubernetesReport, inspectKubernetesFleet } from '../providers/kubernetes/doctor.js';
+import type { Command, CommandIo } from './command.js';
+import { UsageError } from './command.js';
+import type { CheckLine } from './doctor-github.js';
+import { githubChecks } from './doctor-github.js';
+import { leaderElectionSettings, loadKubeConfig, usesKubernetes } from './kube-options.js';
 
-// Placeholder until the 'doctor' command is built; it fails loudly rather than pretending to work.
+const usage = `Usage: runner-fleet doctor --config fleet.yaml [--kubeconfig F] [--controller-service-account NS/NAME]
+
+Checks that a fleet can run, one line per check (ok or FAIL with the reason); exit 0 only when every check passes:
+  - GitHub: the App (or token) authenticates; the App's installation grants, per scope, organization_self_hosted_runners
+    write (organization) or administration write (repository) and actions read; enterprise scopes use a classic
+    token; every scope's runners can be listed;
+  - Kubernetes (when a scale set runs there): the controller's permissions in every namespace it uses, and each
+    runner ServiceAccount: present, carrying its identity annotations, holding its container mode's rights.
+
+Options:
+  --config F                            the fleet.yaml (required)
+  --kubeconfig F                        Kubernetes credentials (default: $KUBECONFIG, ~/.kube/config, in-cluster)
+  --controller-service-account NS/NAME  check that ServiceAccount's rights (SubjectAccessReview), for an operator
+                                        running doctor with their own credentials; default: the caller's own rights
+  --leader-election                     include the leader-election Lease (also RUNNER_FLEET_LEADER_ELECTION=true)
+  --lease-name N, --lease-namespace NS  as for start
+`;
+
+interface DoctorFlags {
+  readonly config: string;
+  readonly kubeconfig?: string;
+  readonly controllerServiceAccount?: { namespace: string; name: string };
+  readonly leaderElection?: boolean;
+  readonly leaseName?: string;
+  readonly leaseNamespace?: string;
+}
+
+function parse(argv: string[]): DoctorFlags {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        config: { type: 'string' },
+        kubeconfig: { type: 'string' },
+        'controller-service-account': { type: 'string' },
+        'leader-election': { type: 'boolean' },
+        'lease-name': { type: 'string' },
+        'lease-namespace': { type: 'string' },
+      },
+      strict: true,
+    }));
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+  if (!values.config) throw new UsageError('--config is required');
+  let controllerServiceAccount;
+  const sa = values['controller-service-account'];
+  if (sa !== undefined) {
+    const [namespace, name, ...rest] = sa.split('/');
+    if (!namespace || !name || rest.length > 0) {
+      throw new UsageError('--controller-service-account must be NAMESPACE/NAME');
+    }
+    controllerServiceAccount = { namespace, name };
+  }
+  return {
+    config: values.config,
+    ...(values.kubeconfig !== undefined ? { kubeconfig: values.kubeconfig } : {}),
+    ...(controllerServiceAccount ? { controllerServiceAccount } : {}),
+    ...(values['leader-election'] !== undefined ? { leaderElection: values['leader-election'] } : {}),
+    ...(values['lease-name'] !== undefined ? { leaseName: values['lease-name'] } : {}),
+    ...(values['lease-namespace'] !== undefined ? { leaseNamespace: values['lease-namespace'] } : {}),
+  };
+}
+
+function write(io: CommandIo, line: CheckLine | string): void {
+  const text = typeof line === 'string' ? line : `${line.ok ? 'ok  ' : 'FAIL'}  ${line.text}`;
+  io.stdout.write(`${text}\n`);
+}
+
+/** Lines of the Kubernetes checks and whether they all passed. */
+async function kubernetesChecks(
+  config: FleetConfig,
+  flags: DoctorFlags,
+  io: CommandIo,
+): Promise<{ lines: string[]; ok: boolean }> {
+  let kubeConfig;
+  try {
+    kubeConfig = loadKubeConfig(flags.kubeconfig);
+  } catch (error) {
+    return { lines: [`FAIL  Kubernetes: ${(error as Error).message}`], ok: false };
+  }
+  const election = leaderElectionSettings(kubeConfig, config, flags, io.env);
+  const server = kubeConfig.getCurrentCluster()?.server ?? 'the cluster';
+  try {
+    const report = await inspectKubernetesFleet(kubeConfig, config, {
+      controllerNamespace: election.namespace,
+      leaderElection: election.enabled,
+      leaseName: election.leaseName,
+      signal: AbortSignal.timeout(60_000),
+      ...(flags.controllerServiceAccount ? { controllerServiceAccount: flags.controllerServiceAccount } : {}),
+    });
+    const whose = flags.controllerServiceAccount
+      ? `ServiceAccount ${flags.controllerServiceAccount.namespace}/${flags.controllerServiceAccount.name}`
+      : 'these credentials';
+    return {
+      lines: [
+        `ok    Kubernetes API ${server} reachable; checking the rights of ${whose}`,
+        ...formatKubernetesReport(report),
+      ],
+      ok: report.ok,
+    };
+  } catch (error) {
+    return { lines: [`FAIL  Kubernetes API ${server}: ${(error as Error).message}`], ok: false };
+  }
+}
+
 export const command: Command = {
-  summary: '(doctor: not built yet)',
-  usage: 'runner-fleet doctor (not built yet)',
-  async run(_argv, io) {
-    io.stderr.write('runner-fleet doctor: not built yet\n');
-    return 1;
+  summary: 'Check GitHub credentials and permissions and Kubernetes rights for a fleet.yaml',
+  usage,
+  async run(argv, io) {
+    const flags = parse(argv);
+    const loaded = loadConfig(flags.config, { env: io.env });
+    if (!loaded.ok) {
+      for (const problem of loaded.problems) io.stderr.write(`${formatProblem(problem)}\n`);
+      io.stderr.write(`runner-fleet doctor: ${loaded.problems.length} problem(s) in ${flags.config}\n`);
+      return 2;
+    }
+    const config = loaded.config;
+    const github = await githubChecks(config, {
+      logger: pino({ level: 'silent' }),
+      signal: AbortSignal.timeout(120_000),
+    });
+    for (const line of github) write(io, line);
+    let ok = github.every((l) => l.ok);
+    const wantsElection =
+      flags.leaderElection === true || (io.env.RUNNER_FLEET_LEADER_ELECTION ?? '').toLowerCase() === 'true';
+    if (usesKubernetes(config, wantsElection)) {
+      const kube = await kubernetesChecks(config, flags, io);
+      for (const line of kube.lines) write(io, line);
+      ok &&= kube.ok;
+    }
+    write(io, ok ? 'doctor: all checks passed' : 'doctor: some checks FAILED');
+    return ok ? 0 : 1;
   },
 };

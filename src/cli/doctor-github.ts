@@ -1,0 +1,200 @@
+/**
+ * The GitHub half of `runner-fleet doctor`: the credentials authenticate, a GitHub App holds the permissions each
+ * scope needs, and every scope's runners can be listed (the call the controller makes on every resync).
+ *
+ * Messages carry GitHub's status and message, never a credential: octokit's errors may hold the request (with its
+ * Authorization header), so only `status` and the response body's `message` are read from them.
+ */
+import { createAppAuth } from '@octokit/auth-app';
+import { Octokit } from '@octokit/core';
+import type { Logger } from 'pino';
+import type { FleetConfig, Scope } from '../config/types.js';
+import type { FetchLike } from '../github/index.js';
+import { createGitHubClient, scopeKey } from '../github/index.js';
+
+export interface CheckLine {
+  readonly ok: boolean;
+  readonly text: string;
+}
+
+type Level = 'read' | 'write' | 'admin';
+const RANK: Record<string, number> = { read: 1, write: 2, admin: 3 };
+
+/** What a GitHub App installation must grant for runners of each scope kind (DESIGN.md section 9). */
+export const APP_PERMISSIONS: Readonly<Record<'org' | 'repo', Readonly<Record<string, Level>>>> = {
+  org: { organization_self_hosted_runners: 'write', actions: 'read' },
+  repo: { administration: 'write', actions: 'read' },
+};
+
+function describe(scope: Scope): string {
+  if ('org' in scope) return `organization ${scope.org}`;
+  if ('repo' in scope) return `repository ${scope.repo}`;
+  return `enterprise ${scope.enterprise}`;
+}
+
+/** status and GitHub's message of a failed octokit request; nothing else of it. */
+function failure(error: unknown): string {
+  const e = error as { status?: unknown; response?: { data?: unknown } };
+  const data = e.response?.data as { message?: unknown } | undefined;
+  const message = typeof data?.message === 'string' ? data.message : undefined;
+  if (typeof e.status === 'number' && e.status > 0) return `${e.status}${message ? ` ${message}` : ''}`;
+  const cause = (error as { cause?: { code?: unknown } }).cause;
+  return typeof cause?.code === 'string' ? cause.code : (error as Error).name || 'request failed';
+}
+
+/** Missing or weaker-than-needed permissions, as `name: need write, has read`. */
+export function missingPermissions(
+  granted: Readonly<Record<string, string>> | undefined,
+  needed: Readonly<Record<string, Level>>,
+): string[] {
+  const out: string[] = [];
+  for (const [name, level] of Object.entries(needed)) {
+    const has = granted?.[name];
+    if ((RANK[has ?? ''] ?? 0) < RANK[level]!) out.push(`${name}: needs ${level}, has ${has ?? 'none'}`);
+  }
+  return out;
+}
+
+function uniqueScopes(config: Pick<FleetConfig, 'scaleSets'>): Scope[] {
+  const seen = new Map<string, Scope>();
+  for (const s of config.scaleSets) if (!seen.has(scopeKey(s.scope))) seen.set(scopeKey(s.scope), s.scope);
+  return [...seen.values()];
+}
+
+export interface GitHubCheckOptions {
+  readonly fetch?: FetchLike;
+  readonly logger: Logger;
+  readonly signal?: AbortSignal;
+}
+
+async function appChecks(
+  config: FleetConfig,
+  app: { readonly id: number; readonly privateKey: string },
+  options: GitHubCheckOptions,
+): Promise<{ lines: CheckLine[]; authenticated: boolean }> {
+  const octokit = new Octokit({
+    baseUrl: config.github.apiUrl,
+    authStrategy: createAppAuth,
+    auth: { appId: app.id, privateKey: app.privateKey },
+    request: { ...(options.fetch ? { fetch: options.fetch } : {}), signal: options.signal },
+  });
+  const lines: CheckLine[] = [];
+  try {
+    const { data } = await octokit.request('GET /app');
+    lines.push({ ok: true, text: `GitHub App ${data?.slug ?? app.id} (id ${app.id}) authenticates` });
+  } catch (error) {
+    lines.push({
+      ok: false,
+      text: `GitHub App id ${app.id} does not authenticate (GET /app: ${failure(error)}); check the App id and private key`,
+    });
+    return { lines, authenticated: false };
+  }
+  for (const scope of uniqueScopes(config)) {
+    // The configuration refuses enterprise scopes with App authentication (GitHub Apps cannot manage them).
+    if ('enterprise' in scope) continue;
+    const kind = 'org' in scope ? 'org' : 'repo';
+    try {
+      const { data } =
+        'org' in scope
+          ? await octokit.request('GET /orgs/{org}/installation', { org: scope.org })
+          : await octokit.request('GET /repos/{owner}/{repo}/installation', {
+              owner: scope.repo.split('/')[0] ?? '',
+              repo: scope.repo.split('/')[1] ?? '',
+            });
+      const missing = missingPermissions(data.permissions as Record<string, string>, APP_PERMISSIONS[kind]);
+      const wanted = Object.entries(APP_PERMISSIONS[kind])
+        .map(([n, l]) => `${n}: ${l}`)
+        .join(', ');
+      lines.push(
+        missing.length === 0
+          ? { ok: true, text: `${describe(scope)}: App installation ${data.id} grants ${wanted}` }
+          : {
+              ok: false,
+              text: `${describe(scope)}: App installation ${data.id} lacks permissions (${missing.join('; ')})`,
+            },
+      );
+    } catch (error) {
+      lines.push({
+        ok: false,
+        text: `${describe(scope)}: the App is not installed there or cannot be seen (${failure(error)})`,
+      });
+    }
+  }
+  return { lines, authenticated: true };
+}
+
+const ENTERPRISE_SCOPES = ['manage_runners:enterprise', 'admin:enterprise'];
+
+async function tokenChecks(
+  config: FleetConfig,
+  token: string,
+  options: GitHubCheckOptions,
+): Promise<{ lines: CheckLine[]; authenticated: boolean }> {
+  const octokit = new Octokit({
+    baseUrl: config.github.apiUrl,
+    auth: token,
+    request: { ...(options.fetch ? { fetch: options.fetch } : {}), signal: options.signal },
+  });
+  let scopes: string[] | undefined;
+  try {
+    // Free of rate limit, and answers 401 for a presented but invalid token.
+    const response = await octokit.request('GET /rate_limit');
+    const header = response.headers['x-oauth-scopes'];
+    if (typeof header === 'string') scopes = header.split(',').map((s) => s.trim());
+  } catch (error) {
+    return {
+      lines: [{ ok: false, text: `the personal access token does not authenticate (${failure(error)})` }],
+      authenticated: false,
+    };
+  }
+  const lines: CheckLine[] = [
+    {
+      ok: true,
+      text: `personal access token authenticates${scopes ? ` (classic, scopes: ${scopes.join(', ') || 'none'})` : ''}`,
+    },
+  ];
+  for (const scope of uniqueScopes(config)) {
+    if (!('enterprise' in scope) || scopes === undefined) continue;
+    if (!scopes.some((s) => ENTERPRISE_SCOPES.includes(s))) {
+      lines.push({
+        ok: false,
+        text: `${describe(scope)}: the token needs the manage_runners:enterprise scope`,
+      });
+    }
+  }
+  return { lines, authenticated: true };
+}
+
+/** One line per check, in order: authentication, permissions per scope, runners listable per scope. */
+export async function githubChecks(config: FleetConfig, options: GitHubCheckOptions): Promise<CheckLine[]> {
+  const auth = config.github.auth;
+  const { lines, authenticated } =
+    'app' in auth
+      ? await appChecks(config, auth.app, options)
+      : await tokenChecks(config, auth.token, options);
+  if (!authenticated) return lines;
+  const github = createGitHubClient({
+    config: config.github,
+    logger: options.logger,
+    retries: 0,
+    maxRateLimitRetries: 0,
+    timeoutMs: 15_000,
+    ...(options.fetch ? { fetch: options.fetch } : {}),
+  });
+  for (const scope of uniqueScopes(config)) {
+    try {
+      const runners = await github.listRunners(scope, '', options.signal);
+      lines.push({
+        ok: true,
+        text: `${describe(scope)}: runners can be listed (${runners.length} registered)`,
+      });
+    } catch (error) {
+      const e = error as { status?: number | null; code?: string; message?: string };
+      lines.push({
+        ok: false,
+        text: `${describe(scope)}: listing runners failed (${e.status ?? e.code ?? 'error'}: ${e.message ?? ''})`,
+      });
+    }
+  }
+  return lines;
+}
