@@ -3,18 +3,30 @@
  * name belongs to exactly one scale set even when one scale set's name is a prefix of another's (`linux` and
  * `linux-x`: `linux-x-ab12cd34` has the suffix `x-ab12cd34` for `linux`, which is not a valid suffix).
  */
-export const NAME_SUFFIX_LENGTH = 8;
+export const NAME_SUFFIX_LENGTH = 8; // runnerName draws exactly this many characters
 const ALPHABET = 'abcdefghijklmnopqrstuvwxyz0123456789';
 const SUFFIX = /^[a-z0-9]{8}$/;
 
 /** A random source in [0, 1): Math.random, or a seeded generator so that planning is reproducible. */
 export type RandomSource = () => number;
 
+const CODES = [...ALPHABET].map((c) => c.charCodeAt(0));
+const draw = (random: RandomSource): number =>
+  CODES[Math.min(CODES.length - 1, Math.floor(random() * CODES.length))]!;
+
 export function runnerName(scaleSet: string, random: RandomSource): string {
-  let suffix = '';
-  for (let i = 0; i < NAME_SUFFIX_LENGTH; i++) {
-    suffix += ALPHABET[Math.min(ALPHABET.length - 1, Math.floor(random() * ALPHABET.length))];
-  }
+  // Built from char codes in one call: a burst plans thousands of names, and appending a character at a time
+  // leaves eight intermediate strings per name for the garbage collector.
+  const suffix = String.fromCharCode(
+    draw(random),
+    draw(random),
+    draw(random),
+    draw(random),
+    draw(random),
+    draw(random),
+    draw(random),
+    draw(random),
+  );
   return `${scaleSet}-${suffix}`;
 }
 

@@ -17,6 +17,7 @@ import type {
   Snapshot,
 } from './plan-types.js';
 import { isRunnerOf, runnerName, type RandomSource } from './names.js';
+import { NameIndex } from './name-index.js';
 
 export interface PlanOptions {
   /** Source of new runner names. Pass a seeded generator for reproducible plans. */
@@ -64,7 +65,7 @@ class ScaleSetPlanner {
   readonly #timings: ControllerTimings;
   readonly #now: number;
   readonly #options: PlanOptions;
-  readonly #records = new Map<string, RunnerSnapshot>();
+  readonly #records = new NameIndex<RunnerSnapshot>();
 
   constructor(
     s: ScaleSetSnapshot,
@@ -479,11 +480,11 @@ class ScaleSetPlanner {
   #create(count: number): void {
     const taken = (name: string): boolean =>
       this.#records.has(name) || this.#s.github.runners.has(name) || this.#s.instances.items.has(name);
-    const fresh = new Set<string>();
+    const fresh = new NameIndex<true>();
     for (let i = 0; i < count; i++) {
       let name = runnerName(this.#set.name, this.#options.random);
       while (taken(name) || fresh.has(name)) name = runnerName(this.#set.name, this.#options.random);
-      fresh.add(name);
+      fresh.set(name, true);
       this.actions.push({ type: 'create-runner', scaleSet: this.#set.name, name, resume: false });
     }
   }
