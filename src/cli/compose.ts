@@ -10,6 +10,7 @@ import type { ReconcilerHooks } from '../core/hooks.js';
 import { createGitHubClient } from '../github/index.js';
 import type { GitHubClient } from '../github/index.js';
 import type { FetchLike } from '../github/index.js';
+import { WebhookRedelivery } from '../github/redelivery.js';
 import type { Provider } from '../providers/provider.js';
 import { createProviderRegistry, defaultFactories } from '../providers/registry.js';
 import type { FactorySource } from '../providers/registry.js';
@@ -150,6 +151,17 @@ export async function composeController(options: ComposeOptions): Promise<Contro
     ...(options.dashboard ? { dashboard: options.dashboard } : {}),
   });
 
+  // GitHub never retries a delivery: events sent while the controller was down are found in the App's deliveries
+  // and redelivered (a lost `queued` would otherwise leave its job without a runner for good).
+  const redelivery = github.canRedeliver
+    ? new WebhookRedelivery({
+        github,
+        logger: logger.child({ component: 'redelivery' }),
+        resumeFrom: () => store.lastDeliveryAt(),
+        ...(options.now ? { now: options.now } : {}),
+      })
+    : null;
+
   let stopping: Promise<void> | null = null;
   return {
     config,
@@ -164,6 +176,9 @@ export async function composeController(options: ComposeOptions): Promise<Contro
     async start() {
       // Webhooks are accepted (and persisted) while the first resync runs; /readyz says when it is done.
       const url = await server.listen();
+      if (redelivery !== null) redelivery.start(config.controller.resyncInterval);
+      else
+        logger.warn('PAT authentication: webhooks lost while the controller is down cannot be redelivered');
       for (const [name, provider] of providers) {
         const prepare = (provider as { prepare?: (signal: AbortSignal) => Promise<void> }).prepare;
         if (prepare) {
@@ -177,6 +192,7 @@ export async function composeController(options: ComposeOptions): Promise<Contro
     },
     stop() {
       stopping ??= (async () => {
+        await redelivery?.stop();
         await server.close().catch((error: unknown) => logger.warn({ error }, 'server close failed'));
         await reconciler.stop();
         await Promise.allSettled([...providers.values()].map((p) => p.close?.()));

@@ -21,7 +21,7 @@ import { GitHubError, toGitHubError } from './errors.js';
 import { OctokitFactory } from './octokit.js';
 import type { FleetOctokitInstance } from './octokit.js';
 import { registrationUrl, scopeKey, scopeRoute, splitRepo } from './scope.js';
-import { asArray, asInteger, asObject, asString, toJobInfo, toRunner } from './shapes.js';
+import { asArray, asInteger, asObject, asString, toDelivery, toJobInfo, toRunner } from './shapes.js';
 import { createTransport } from './transport.js';
 import type { FetchLike } from './transport.js';
 
@@ -67,6 +67,20 @@ export interface ApiCallCount {
   readonly byStatus: Readonly<Record<string, number>>;
 }
 
+/** One attempt to deliver an App webhook event, as `GET /app/hook/deliveries` lists it. */
+export interface WebhookDelivery {
+  readonly id: number;
+  /** The event's GUID (X-GitHub-Delivery): shared by a delivery and its redeliveries. */
+  readonly guid: string;
+  /** ms epoch */
+  readonly deliveredAt: number;
+  readonly redelivery: boolean;
+  /** The receiver's HTTP status; 0 when it gave no answer (refused, timed out). */
+  readonly statusCode: number;
+  readonly event: string;
+  readonly action: string | null;
+}
+
 export interface GitHubClient extends GitHubPort {
   /** Last `x-ratelimit-remaining` GitHub sent, or null before the first response carrying it. */
   rateLimitRemaining(): number | null;
@@ -74,6 +88,15 @@ export interface GitHubClient extends GitHubPort {
   apiCallCount(): ApiCallCount;
   /** The runner with exactly this name, or null. */
   findRunnerByName(scope: Scope, name: string, signal?: AbortSignal): Promise<GitHubRunner | null>;
+  /** True with App auth: the App's webhook deliveries can be listed and redelivered. */
+  readonly canRedeliver: boolean;
+  /**
+   * The App webhook's deliveries delivered at or after `since` (ms epoch), newest first (GitHub's order); pages
+   * stop once they reach older ones. App auth only.
+   */
+  listWebhookDeliveries(since: number, signal?: AbortSignal): Promise<WebhookDelivery[]>;
+  /** Asks GitHub to attempt a delivery again (same GUID). App auth only. */
+  redeliverWebhook(deliveryId: number, signal?: AbortSignal): Promise<void>;
 }
 
 type Params = Record<string, unknown>;
@@ -207,6 +230,52 @@ class Client implements GitHubClient {
 
   registrationUrl(scope: Scope): string {
     return registrationUrl(this.#config.url, scope);
+  }
+
+  get canRedeliver(): boolean {
+    return this.#app !== null;
+  }
+
+  async listWebhookDeliveries(since: number, signal?: AbortSignal): Promise<WebhookDelivery[]> {
+    const route = 'GET /app/hook/deliveries';
+    const app = this.#appOnly(route);
+    const out: WebhookDelivery[] = [];
+    try {
+      // Newest first: stop paging at the first page that reaches back past `since`.
+      for await (const page of app.paginate.iterator(route, { per_page: 100 })) {
+        if (signal?.aborted) throw new GitHubError(`GitHub ${route}: aborted`, { code: 'aborted', route });
+        let older = false;
+        asArray(page.data as unknown, route, 'body').forEach((item, i) => {
+          const d = toDelivery(item, route, `deliveries[${i}]`);
+          if (d.deliveredAt >= since) out.push(d);
+          else older = true;
+        });
+        if (older) break;
+      }
+    } catch (error) {
+      throw toGitHubError(error, route, this.#now());
+    }
+    return out;
+  }
+
+  async redeliverWebhook(deliveryId: number, signal?: AbortSignal): Promise<void> {
+    const route = 'POST /app/hook/deliveries/{delivery_id}/attempts';
+    const app = this.#appOnly(route);
+    try {
+      await app.request(route, { delivery_id: deliveryId, request: signal ? { signal } : {} });
+    } catch (error) {
+      throw toGitHubError(error, route, this.#now());
+    }
+  }
+
+  #appOnly(route: string): FleetOctokitInstance {
+    if (this.#app === null) {
+      throw new GitHubError(`GitHub ${route}: needs GitHub App authentication`, {
+        code: 'unauthorized',
+        route,
+      });
+    }
+    return this.#app;
   }
 
   async generateJitConfig(

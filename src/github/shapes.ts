@@ -4,6 +4,7 @@
  */
 import type { JobStatus, GitHubRunner } from '../core/types.js';
 import type { JobInfo } from '../core/ports.js';
+import type { WebhookDelivery } from './client.js';
 import { GitHubError } from './errors.js';
 
 type Json = Record<string, unknown>;
@@ -76,5 +77,21 @@ export function toJobInfo(value: unknown, route: string): JobInfo {
     runnerName:
       runnerName === null || runnerName === undefined ? null : asString(runnerName, route, 'job.runner_name'),
     labels: labelNames(j.labels ?? [], route, 'job.labels'),
+  };
+}
+
+/** One item of `GET /app/hook/deliveries`. */
+export function toDelivery(value: unknown, route: string, field = 'body'): WebhookDelivery {
+  const o = asObject(value, route, field);
+  const deliveredAt = Date.parse(asString(o.delivered_at, route, `${field}.delivered_at`));
+  if (!Number.isFinite(deliveredAt)) fail(route, `${field}.delivered_at`, 'a date');
+  return {
+    id: asInteger(o.id, route, `${field}.id`),
+    guid: asString(o.guid, route, `${field}.guid`),
+    deliveredAt,
+    redelivery: o.redelivery === true,
+    statusCode: typeof o.status_code === 'number' ? o.status_code : 0,
+    event: asString(o.event, route, `${field}.event`),
+    action: typeof o.action === 'string' ? o.action : null,
   };
 }

@@ -40,6 +40,13 @@ describe('routeTemplate', () => {
       'GET /orgs/{org}/actions/runner-groups',
     ],
     ['GET', 'https://api.github.com/orgs/acme/installation', '', 'GET /orgs/{org}/installation'],
+    [
+      'POST',
+      'https://api.github.com/app/hook/deliveries/12345678/attempts',
+      '',
+      'POST /app/hook/deliveries/{delivery_id}/attempts',
+    ],
+    ['GET', 'https://api.github.com/app/hook/deliveries?per_page=100', '', 'GET /app/hook/deliveries'],
   ])('%s %s -> %s', (method, url, base, expected) => {
     expect(routeTemplate(method, url, base)).toBe(expected);
   });

@@ -14,6 +14,7 @@ const ROUTE_PARAMETERS: readonly (readonly [RegExp, string])[] = [
   [/^\/enterprises\/[^/]+/, '/enterprises/{enterprise}'],
   [/^\/users\/[^/]+/, '/users/{username}'],
   [/^\/app\/installations\/[^/]+/, '/app/installations/{installation_id}'],
+  [/^\/app\/hook\/deliveries\/\d+/, '/app/hook/deliveries/{delivery_id}'],
   [/\/actions\/runners\/\d+/, '/actions/runners/{runner_id}'],
   [/\/actions\/runner-groups\/\d+/, '/actions/runner-groups/{runner_group_id}'],
   [/\/actions\/jobs\/\d+/, '/actions/jobs/{job_id}'],
