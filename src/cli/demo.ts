@@ -3,22 +3,12 @@
  * this machine, with no account and no network. Progress while it runs, the dashboard URL at the start, a summary at
  * the end; exit 0 only when every routable job completed and nothing leaked.
  */
-import { createWriteStream } from 'node:fs';
-import { once } from 'node:events';
 import { parseArgs } from 'node:util';
 import type { Command, CommandIo } from './command.js';
 import { UsageError } from './command.js';
-import { formatProblem, parseDuration } from '../config/index.js';
-import { createDashboard } from '../dashboard/index.js';
-import { DemoConfigError } from '../demo/fleet.js';
-import { ProgressRenderer } from '../demo/progress.js';
-import { runDemo } from '../demo/run-demo.js';
-import type { ControllerFactory } from '../demo/run-demo.js';
-import { formatSummary } from '../demo/summary.js';
 import type { DemoSummary } from '../demo/summary.js';
-import { createLogger } from '../telemetry/logger.js';
-import { composeController } from './compose.js';
-import type { Controller } from './compose.js';
+
+// The controller, simulator and config modules load when the demo runs, not when `--help` lists commands.
 
 const DEFAULT_JOBS = 150;
 const DEFAULT_DURATION = '20s';
@@ -59,7 +49,7 @@ interface DemoArgs {
   readonly json: boolean;
 }
 
-function parse(argv: string[]): DemoArgs {
+function parse(argv: string[], parseDuration: (text: string) => number | undefined): DemoArgs {
   let values: Record<string, string | boolean | undefined>;
   try {
     ({ values } = parseArgs({
@@ -100,49 +90,6 @@ function parse(argv: string[]): DemoArgs {
   };
 }
 
-/** The controller `start` runs (composeController), with the dashboard, for the demo's config. */
-export function demoControllerFactory(env: NodeJS.ProcessEnv): ControllerFactory {
-  return async ({ config, logger, secrets }) => {
-    let controller: Controller | null = null;
-    const dashboard = createDashboard({
-      title: config.name,
-      knownSecrets: secrets,
-      budget: () =>
-        controller && {
-          calls: controller.github.apiCallCount().total,
-          rateLimitRemaining: controller.github.rateLimitRemaining(),
-        },
-    });
-    controller = await composeController({ config, logger, dashboard, env: { PATH: env.PATH } });
-    const composed = controller;
-    try {
-      const url = await composed.start();
-      return {
-        url,
-        readModel: composed.reconciler,
-        providers: composed.providers,
-        apiCallsByStatus: () => composed.github.apiCallCount().byStatus,
-        stop: () => composed.stop(),
-      };
-    } catch (error) {
-      await composed.stop();
-      throw error;
-    }
-  };
-}
-
-/** The controller's (and simulator's) log: JSON lines in a file, with the demo's secrets scrubbed. */
-export function fileLogger(file: string, secrets: readonly string[]) {
-  const stream = createWriteStream(file, { flags: 'a', mode: 0o600 });
-  return {
-    logger: createLogger({ level: 'info', destination: stream, knownSecrets: secrets }),
-    close: async () => {
-      stream.end();
-      await once(stream, 'close');
-    },
-  };
-}
-
 const isTty = (stream: NodeJS.WritableStream) => (stream as { isTTY?: boolean }).isTTY === true;
 
 /** The summary object of `--json`: DESIGN.md section 5's keys first. */
@@ -154,7 +101,23 @@ export const command: Command = {
   summary: 'Run simulator, controller, dashboard and a workload on this machine; print what happened',
   usage,
   async run(argv: string[], io: CommandIo): Promise<number> {
-    const args = parse(argv);
+    const { parseDuration } = await import('../config/duration.js');
+    const args = parse(argv, parseDuration);
+    const [
+      { formatProblem },
+      { DemoConfigError },
+      { ProgressRenderer },
+      { runDemo },
+      { formatSummary },
+      controller,
+    ] = await Promise.all([
+      import('../config/problem.js'),
+      import('../demo/fleet.js'),
+      import('../demo/progress.js'),
+      import('../demo/run-demo.js'),
+      import('../demo/summary.js'),
+      import('../demo/controller.js'),
+    ]);
     // Progress and notes: stdout normally, stderr when stdout carries the JSON summary.
     const out = args.json ? io.stderr : io.stdout;
     const progress = new ProgressRenderer({
@@ -193,8 +156,8 @@ export const command: Command = {
         port: args.port,
         env: io.env,
         signal: abort.signal,
-        controllerFactory: demoControllerFactory(io.env),
-        createLogger: fileLogger,
+        controllerFactory: controller.demoControllerFactory(io.env),
+        createLogger: controller.fileLogger,
         onReady: ({ url, logFile, notes }) => {
           out.write(`Dashboard:      ${url}/\n`);
           out.write(`Controller log: ${logFile}\n`);

@@ -5,7 +5,6 @@
 import { parseArgs } from 'node:util';
 import type { Command, CommandIo } from './command.js';
 import { UsageError } from './command.js';
-import { parseDuration } from '../config/duration.js';
 import { humanDuration, textTable } from '../demo/format.js';
 
 const TOKEN_ENV = 'RUNNER_FLEET_DASHBOARD_TOKEN';
@@ -226,7 +225,7 @@ export function formatStatus(report: StatusReport): string {
   return `${out.join('\n')}\n`;
 }
 
-function parse(argv: string[], env: NodeJS.ProcessEnv) {
+function parse(argv: string[], env: NodeJS.ProcessEnv, parseDuration: (text: string) => number | undefined) {
   let values: { url?: string; token?: string; json?: boolean; timeout?: string };
   try {
     ({ values } = parseArgs({
@@ -265,7 +264,9 @@ export const command: Command = {
   summary: 'Show scale sets, runners, queued and unroutable jobs of a running controller',
   usage,
   async run(argv: string[], io: CommandIo): Promise<number> {
-    const options = parse(argv, io.env);
+    // Loaded here, not at import: `runner-fleet --help` loads every command module.
+    const { parseDuration } = await import('../config/duration.js');
+    const options = parse(argv, io.env, parseDuration);
     let report: StatusReport;
     try {
       report = await fetchStatus(options.url, {

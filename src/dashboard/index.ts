@@ -1,6 +1,6 @@
 /** The controller's web dashboard: a DashboardPlugin for the server (page, assets, snapshot, live stream). */
-export { createDashboard, DASHBOARD_ROUTES } from './plugin.js';
-export type { DashboardOptions } from './plugin.js';
+export { createDashboard, createFleetDashboard, DASHBOARD_ROUTES } from './plugin.js';
+export type { DashboardOptions, GitHubBudgetSource } from './plugin.js';
 export type {
   ApiBudget,
   DashboardSnapshot,

@@ -6,7 +6,7 @@ import { createLogger } from '../telemetry/logger.js';
 import { createMetrics } from '../telemetry/metrics.js';
 import { LEAKED_JIT, LEAKED_TOKEN, memoryReadModel, readSse } from './dashboard.test-helpers.js';
 import type { MemoryModel, SseEvent } from './dashboard.test-helpers.js';
-import { createDashboard } from './plugin.js';
+import { createDashboard, createFleetDashboard } from './plugin.js';
 import type { DashboardOptions } from './plugin.js';
 import type { DashboardSnapshot } from './snapshot.js';
 import type { HistoryPoint, HistoryView } from './history.js';
@@ -131,6 +131,31 @@ describe('dashboard plugin', () => {
     const ok = await fetch(`${url}/`, { headers: { authorization: `Bearer ${token}` } });
     expect(ok.status).toBe(200);
     expect(await ok.text()).not.toContain(token);
+  });
+
+  it('a fleet dashboard reads the budget from a GitHub client that exists only later', async () => {
+    let github: { apiCallCount(): { total: number }; rateLimitRemaining(): number | null } | null = null;
+    server = await createServer({
+      config: {
+        server: { host: '127.0.0.1', port: 0 },
+        webhook: { secret: 'dashboard-test-webhook-secret' },
+      },
+      sink,
+      readModel: memoryReadModel(Date.now()),
+      isReady: () => true,
+      metrics: createMetrics(),
+      logger: createLogger({ level: 'silent' }),
+      dashboard: createFleetDashboard({ fleetName: 'prod-fleet', knownSecrets: [], github: () => github }),
+    });
+    const url = await server.listen();
+    const read = async () =>
+      ((await (await fetch(`${url}/dashboard/v1/snapshot`)).json()) as { snapshot: DashboardSnapshot })
+        .snapshot;
+    expect((await read()).budget).toBeNull();
+    github = { apiCallCount: () => ({ total: 17 }), rateLimitRemaining: () => 4983 };
+    const snapshot = await read();
+    expect(snapshot.title).toBe('prod-fleet');
+    expect(snapshot.budget).toEqual({ calls: 17, rateLimitRemaining: 4983 });
   });
 
   it('is read-only: writes are not routed', async () => {

@@ -177,3 +177,31 @@ export function createDashboard(options: DashboardOptions = {}): DashboardPlugin
     },
   };
 }
+
+/** What the dashboard reads of the controller's GitHub client (its own count of calls and the rate limit). */
+export interface GitHubBudgetSource {
+  apiCallCount(): { readonly total: number };
+  rateLimitRemaining(): number | null;
+}
+
+/**
+ * The dashboard of one controller, as `start` and `demo` mount it: titled with the fleet name, the API budget read
+ * from the GitHub client (given late: the client is built with the controller, after the dashboard), and the
+ * configured secret values scrubbed from free text.
+ */
+export function createFleetDashboard(options: {
+  readonly fleetName: string;
+  readonly knownSecrets: readonly string[];
+  readonly github: () => GitHubBudgetSource | null | undefined;
+}): DashboardPlugin {
+  return createDashboard({
+    title: options.fleetName,
+    knownSecrets: options.knownSecrets,
+    budget: () => {
+      const github = options.github();
+      return github
+        ? { calls: github.apiCallCount().total, rateLimitRemaining: github.rateLimitRemaining() }
+        : null;
+    },
+  });
+}

@@ -5,7 +5,7 @@
  */
 import { readFileSync, rmSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { demoControllerFactory, fileLogger } from '../../src/cli/demo.js';
+import { demoControllerFactory, fileLogger } from '../../src/demo/controller.js';
 import { readSse } from '../../src/dashboard/dashboard.test-helpers.js';
 import { runDemo } from '../../src/demo/run-demo.js';
 import type { Simulator } from '../../src/sim/github/index.js';
