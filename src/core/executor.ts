@@ -11,6 +11,7 @@
  * Retryable failures of removals put the runner (or job) on a cool-down, during which the planner leaves it alone.
  * JIT configs and registration tokens live only in the memory of one create call; they are never stored or logged.
  */
+import { setMaxListeners } from 'node:events';
 import type { Logger } from 'pino';
 import type { FleetConfig, ScaleSetConfig } from '../config/types.js';
 import type { Instance, Provider, Registration } from '../providers/provider.js';
@@ -98,6 +99,9 @@ export class Executor {
     this.#sets = new Map(options.config.scaleSets.map((s) => [s.name, s]));
     this.#pool = new Pool(options.concurrency ?? 32);
     this.#sleep = options.sleep ?? defaultSleep;
+    // Every call out listens to this one signal, each through a few layers (GitHub client, fetch, provider): with
+    // the pool full that is far past Node's default of 10 listeners, whose warning would report a leak that is not.
+    setMaxListeners(Math.max(10, 8 * (options.concurrency ?? 32)), this.#abort.signal);
   }
 
   /** True while an operation on this runner is queued, running or cooling down after an error. */
