@@ -53,6 +53,11 @@ export interface Controller {
   readonly reconciler: Reconciler;
   readonly server: FleetServer;
   readonly events: EventHub;
+  /**
+   * Listens without acting (webhooks are persisted, /healthz answers, /readyz says not ready): a standby replica
+   * under leader election. Idempotent; start() listens through it.
+   */
+  listen(): Promise<string>;
   /** Listens, then runs the first resync; resolves to the server's URL once the controller is ready. */
   start(): Promise<string>;
   /** Stops accepting webhooks, stops the reconciler, closes providers and the store. Idempotent. */
@@ -163,6 +168,8 @@ export async function composeController(options: ComposeOptions): Promise<Contro
     : null;
 
   let stopping: Promise<void> | null = null;
+  let listening: Promise<string> | null = null;
+  const listen = (): Promise<string> => (listening ??= server.listen());
   return {
     config,
     logger,
@@ -173,9 +180,10 @@ export async function composeController(options: ComposeOptions): Promise<Contro
     reconciler,
     server,
     events,
+    listen,
     async start() {
       // Webhooks are accepted (and persisted) while the first resync runs; /readyz says when it is done.
-      const url = await server.listen();
+      const url = await listen();
       if (redelivery !== null) redelivery.start(config.controller.resyncInterval);
       else
         logger.warn('PAT authentication: webhooks lost while the controller is down cannot be redelivered');
