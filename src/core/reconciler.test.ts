@@ -124,6 +124,43 @@ describe('reconciler against the simulator', () => {
     }
   }, 90_000);
 
+  it('under duplicated and reordered webhooks and failing GitHub calls, every job completes and nothing leaks', async () => {
+    h = await Harness.start({ scaleSets: [{ name: 'lin', max: 8 }], controller: { resyncInterval: 700 } });
+    h.sim.setFaults({
+      webhookDuplicateRate: 1,
+      webhookReorder: true,
+      webhookDelayMs: 150,
+      apiErrorRate: 0.2,
+      apiLostResponseRate: 0.05,
+      apiErrorStatus: 500,
+    });
+    const c = await h.startController();
+    h.sim.createJobs({ owner: 'octo-org', repo: 'app', labels: LABELS, count: 20, durationMs: 150 });
+    let peak = 0;
+    await until(
+      () => completed(h!) === 20,
+      60_000,
+      () => {
+        peak = Math.max(peak, c.store.runners('lin').filter((r) => r.state !== 'deleted').length);
+      },
+    );
+    h.sim.setFaults({ apiErrorRate: 0, apiLostResponseRate: 0 });
+    await until(() => h!.leftovers().instances.length === 0 && h!.leftovers().runners.length === 0, 30_000);
+    await until(() => c.store.runners('lin').every((r) => r.state === 'deleted'), 20_000);
+    expect(peak).toBeLessThanOrEqual(8);
+    expect(h.received.length).toBeGreaterThan(h.sim.jobs().length * 2); // the duplicates did arrive
+    // Each runner either ran a job or ended without an instance because a call failed; none idled for nothing.
+    const ran = new Set(h.sim.jobs('completed').map((j) => j.runnerName));
+    for (const r of c.store.runners('lin').filter((x) => !ran.has(x.name))) {
+      const history = c.store
+        .recentEvents({ runner: r.name })
+        .map((e) => e.reason ?? e.event)
+        .join(' | ');
+      expect(history).toMatch(/failed|already registered/);
+      expect(history).not.toMatch(/runner online|idle timeout/);
+    }
+  }, 120_000);
+
   it('repairs missed in_progress and completed webhooks with job status checks', async () => {
     h = await Harness.start({ scaleSets: [{ name: 'lin', max: 3 }], controller: { resyncInterval: 500 } });
     h.accept = (e) => e.action === 'queued';
