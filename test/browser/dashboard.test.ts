@@ -86,11 +86,15 @@ describe.skipIf(!available)('dashboard in chromium', () => {
   afterAll(async () => {
     await browser?.close();
     if (demo) {
+      // Let the workload finish with the page open, then end --keep.
+      await demo.waitFor(/Still serving the dashboard/, 90_000).catch(() => undefined);
       demo.signal('SIGINT');
       const run = await Promise.race([demo.exited, sleep(30_000).then(() => null)]);
       if (run === null) demo.signal('SIGKILL');
+      // The demo under the browser still ran every job and leaked nothing (Ctrl-C only ended --keep).
+      expect(run?.code, `${run?.stdout}\n${run?.stderr}`).toBe(0);
     }
-  }, 60_000);
+  }, 150_000);
 
   it('loads from the controller and shows every scale set', async () => {
     const response = await page.goto(`${url}/`);
