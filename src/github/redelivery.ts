@@ -58,8 +58,11 @@ export class WebhookRedelivery {
   readonly #o: WebhookRedeliveryOptions;
   readonly #now: () => number;
   readonly #log: Logger;
-  /** Deliveries up to this time (ms epoch) have been looked at; null before the first scan. */
-  #scannedUpTo: number | null = null;
+  /**
+   * Start of the next scan's window (ms epoch, before the overlap): fixed by the first scan, then moved to what each
+   * complete scan covered. Null before the first scan.
+   */
+  #windowStart: number | null = null;
   /** GUID -> redeliveries asked for, and when last. */
   readonly #asked = new Map<string, { count: number; at: number }>();
   #running: Promise<RedeliveryScan> | null = null;
@@ -116,7 +119,9 @@ export class WebhookRedelivery {
     const settleMs = o.settleMs ?? 15_000;
     const overlapMs = o.overlapMs ?? 10_000;
     const settled = now - settleMs;
-    const from = (this.#scannedUpTo ?? this.#firstFrom(now, settleMs)) - overlapMs;
+    // Fixed once: the store's last delivery moves on as redeliveries arrive, and must not drag the window along.
+    this.#windowStart ??= this.#firstFrom(now, settleMs);
+    const from = this.#windowStart - overlapMs;
     let deliveries: WebhookDelivery[];
     try {
       deliveries = await o.github.listWebhookDeliveries(from, signal);
@@ -169,7 +174,7 @@ export class WebhookRedelivery {
     };
     await Promise.all(Array.from({ length: Math.max(1, o.concurrency ?? 4) }, worker));
     // A truncated batch leaves the window where it was, so the rest are found again next time.
-    if (batch.length === lost.length) this.#scannedUpTo = settled;
+    if (batch.length === lost.length) this.#windowStart = settled;
     this.#forgetBefore(from);
     const result = { listed: deliveries.length, lost: lost.length, redelivered, failed };
     if (lost.length > 0) this.#log.info(result, 'asked GitHub to redeliver lost webhooks');

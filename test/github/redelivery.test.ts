@@ -171,6 +171,34 @@ describe('WebhookRedelivery', () => {
     expect(await resumed.scan()).toMatchObject({ listed: 1, lost: 1, redelivered: 1 });
     await sim.webhooksIdle();
     expect(hook.got.map((g) => g[2])).toEqual([recent!.id]);
+    // a capped first scan keeps its window, though the last received delivery moves on as redeliveries arrive
+    const lastBefore = (await t.client.listWebhookDeliveries(0))[0]!.deliveredAt;
+    sim.setWebhook(await closedPort());
+    const more = sim.createJobs({ owner: 'octo-org', repo: 'app', labels: ['more'], count: 3 });
+    await sim.webhooksIdle();
+    sim.setWebhook(hook.url);
+    let last = lastBefore;
+    const capped = new WebhookRedelivery({
+      github: t.client,
+      logger: silent,
+      settleMs: 0,
+      overlapMs: 0,
+      maxPerScan: 2,
+      resumeFrom: () => last,
+    });
+    expect(await capped.scan()).toMatchObject({ redelivered: 2 });
+    await sim.webhooksIdle();
+    last = Date.now() + 5000; // as if the redeliveries were just received
+    expect(await capped.scan()).toMatchObject({ redelivered: 1 });
+    await sim.webhooksIdle();
+    expect(
+      hook.got
+        .slice(1)
+        .map((g) => g[2])
+        .sort(),
+    ).toEqual(more.map((j) => j.id).sort());
+    hook.got.splice(1);
+
     // with nothing on record, the whole lookback is searched
     const fresh = new WebhookRedelivery({ github: t.client, logger: silent, settleMs: 0 });
     expect(await fresh.scan()).toMatchObject({ lost: 1, redelivered: 1 });
