@@ -164,6 +164,27 @@ describe('/_sim/instances', () => {
     expect((await call(`${sim.baseUrl}/_sim/instances/inst-slow`, { method: 'DELETE' })).status).toBe(204);
   });
 
+  it('settles an instance stopped during its boot delay, so a reset does not wait for it', async () => {
+    const config = await jitConfig('inst-never-booted', ['slow']);
+    await call(`${sim.baseUrl}/_sim/instances`, {
+      method: 'POST',
+      body: {
+        name: 'inst-never-booted',
+        tags: {},
+        registration: { mode: 'jit', jitConfig: config },
+        bootDelayMs: 60_000,
+      },
+    });
+    expect(
+      (await call(`${sim.baseUrl}/_sim/instances/inst-never-booted/kill`, { method: 'POST' })).status,
+    ).toBe(200);
+    expect((await instance('inst-never-booted')).state).toBe('failed');
+    // reset() waits for every instance's runner to settle: it must not hang on one that never booted.
+    const started = Date.now();
+    expect((await call(`${sim.baseUrl}/_sim/reset`, { method: 'POST' })).status).toBeLessThan(300);
+    expect(Date.now() - started).toBeLessThan(10_000);
+  });
+
   it('rejects bad input with 400 and a message', async () => {
     const bad = [
       {},

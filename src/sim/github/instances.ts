@@ -47,6 +47,8 @@ interface InstanceRecord {
   message?: string;
   readonly abort: AbortController;
   bootTimer: NodeJS.Timeout | null;
+  /** Runs the boot step now (it resolves `done` at once when the instance was stopped first). */
+  boot: (() => void) | null;
   done: Promise<void>;
   lastLine: string;
 }
@@ -84,6 +86,7 @@ export class InstanceManager {
       createdAt: this.#now(),
       abort: new AbortController(),
       bootTimer: null,
+      boot: null,
       done: Promise.resolve(),
       lastLine: '',
     };
@@ -92,6 +95,7 @@ export class InstanceManager {
     record.done = new Promise<void>((resolve) => {
       const boot = () => {
         record.bootTimer = null;
+        record.boot = null;
         if (record.abort.signal.aborted) return resolve();
         record.state = 'running';
         runEmulatedRunner(registration, {
@@ -112,6 +116,7 @@ export class InstanceManager {
           })
           .finally(resolve);
       };
+      record.boot = boot;
       if (input.bootDelayMs > 0) record.bootTimer = setTimeout(boot, input.bootDelayMs);
       else queueMicrotask(boot);
     });
@@ -162,11 +167,14 @@ export class InstanceManager {
   }
 
   #stop(r: InstanceRecord, reason: 'SIGTERM' | 'SIGKILL'): void {
+    if (!r.abort.signal.aborted) r.abort.abort(reason);
     if (r.bootTimer) {
+      // Stopped while booting: run the boot step now, which sees the abort and settles `done`; only clearing the
+      // timer would leave `done` pending forever and hang clear(), reset() and close().
       clearTimeout(r.bootTimer);
       r.bootTimer = null;
+      r.boot?.();
     }
-    if (!r.abort.signal.aborted) r.abort.abort(reason);
     if (r.state === 'pending') {
       r.state = 'failed';
       r.message = 'stopped before boot';
