@@ -2,15 +2,13 @@
  * The GitHub half of `runner-fleet doctor`: the credentials authenticate, a GitHub App holds the permissions each
  * scope needs, and every scope's runners can be listed (the call the controller makes on every resync).
  *
- * Messages carry GitHub's status and message, never a credential: octokit's errors may hold the request (with its
- * Authorization header), so only `status` and the response body's `message` are read from them.
+ * Messages carry GitHub's status and message, never a credential (describeRequestError).
  */
-import { createAppAuth } from '@octokit/auth-app';
-import { Octokit } from '@octokit/core';
 import type { Logger } from 'pino';
 import type { FleetConfig, Scope } from '../config/types.js';
 import type { FetchLike } from '../github/index.js';
 import { createGitHubClient, scopeKey } from '../github/index.js';
+import { appOctokit, describeRequestError as failure, tokenOctokit } from './github-app.js';
 
 export interface CheckLine {
   readonly ok: boolean;
@@ -30,16 +28,6 @@ function describe(scope: Scope): string {
   if ('org' in scope) return `organization ${scope.org}`;
   if ('repo' in scope) return `repository ${scope.repo}`;
   return `enterprise ${scope.enterprise}`;
-}
-
-/** status and GitHub's message of a failed octokit request; nothing else of it. */
-function failure(error: unknown): string {
-  const e = error as { status?: unknown; response?: { data?: unknown } };
-  const data = e.response?.data as { message?: unknown } | undefined;
-  const message = typeof data?.message === 'string' ? data.message : undefined;
-  if (typeof e.status === 'number' && e.status > 0) return `${e.status}${message ? ` ${message}` : ''}`;
-  const cause = (error as { cause?: { code?: unknown } }).cause;
-  return typeof cause?.code === 'string' ? cause.code : (error as Error).name || 'request failed';
 }
 
 /** Missing or weaker-than-needed permissions, as `name: need write, has read`. */
@@ -69,15 +57,10 @@ export interface GitHubCheckOptions {
 
 async function appChecks(
   config: FleetConfig,
-  app: { readonly id: number; readonly privateKey: string },
+  app: { readonly id: number },
   options: GitHubCheckOptions,
 ): Promise<{ lines: CheckLine[]; authenticated: boolean }> {
-  const octokit = new Octokit({
-    baseUrl: config.github.apiUrl,
-    authStrategy: createAppAuth,
-    auth: { appId: app.id, privateKey: app.privateKey },
-    request: { ...(options.fetch ? { fetch: options.fetch } : {}), signal: options.signal },
-  });
+  const octokit = appOctokit(config.github, options.fetch, options.signal)!;
   const lines: CheckLine[] = [];
   try {
     const { data } = await octokit.request('GET /app');
@@ -127,14 +110,9 @@ const ENTERPRISE_SCOPES = ['manage_runners:enterprise', 'admin:enterprise'];
 
 async function tokenChecks(
   config: FleetConfig,
-  token: string,
   options: GitHubCheckOptions,
 ): Promise<{ lines: CheckLine[]; authenticated: boolean }> {
-  const octokit = new Octokit({
-    baseUrl: config.github.apiUrl,
-    auth: token,
-    request: { ...(options.fetch ? { fetch: options.fetch } : {}), signal: options.signal },
-  });
+  const octokit = tokenOctokit(config.github, options.fetch, options.signal)!;
   let scopes: string[] | undefined;
   try {
     // Free of rate limit, and answers 401 for a presented but invalid token.
@@ -169,9 +147,7 @@ async function tokenChecks(
 export async function githubChecks(config: FleetConfig, options: GitHubCheckOptions): Promise<CheckLine[]> {
   const auth = config.github.auth;
   const { lines, authenticated } =
-    'app' in auth
-      ? await appChecks(config, auth.app, options)
-      : await tokenChecks(config, auth.token, options);
+    'app' in auth ? await appChecks(config, auth.app, options) : await tokenChecks(config, options);
   if (!authenticated) return lines;
   const github = createGitHubClient({
     config: config.github,

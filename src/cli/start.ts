@@ -11,6 +11,7 @@ import type { Controller } from './compose.js';
 import { composeController } from './compose.js';
 import type { LeaderElectionSettings } from './kube-options.js';
 import { leaderElectionSettings, loadKubeConfig, usesKubernetes } from './kube-options.js';
+import { runWithLeaderElection } from './leadership.js';
 
 const usage = `Usage: runner-fleet start --config fleet.yaml [--kubeconfig F] [--leader-election] [--log-level info]
 
@@ -182,6 +183,15 @@ export const command: Command = {
       return 1;
     }
     try {
+      if (kube?.election.enabled) {
+        return await runWithLeaderElection({
+          controller,
+          kubeConfig: kube.kubeConfig,
+          election: kube.election,
+          stop: stop.signal,
+          io,
+        });
+      }
       return await runAlone(controller, stop.signal, io);
     } finally {
       stop.dispose();

@@ -54,7 +54,18 @@ export interface KubeBridgeOptions {
   readonly logger?: Logger;
   /** Between reads of a Secret that does not exist yet. Default 200 ms. */
   readonly secretRetryMs?: number;
+  /** A runner started in a pod, or ended (exit code, or null when stopped because the pod went away). */
+  readonly onEvent?: (event: BridgeEvent) => void;
 }
+
+export type BridgeEvent =
+  | { readonly type: 'started'; readonly namespace: string; readonly pod: string }
+  | {
+      readonly type: 'exited';
+      readonly namespace: string;
+      readonly pod: string;
+      readonly code: number | null;
+    };
 
 export interface KubeBridgeStats {
   /** Runners started (one per pod). */
@@ -213,6 +224,7 @@ export async function startKubeBridge(options: KubeBridgeOptions): Promise<KubeB
       if (registration === undefined || signal.aborted) return;
       stats.started++;
       log?.debug({ pod: view.name, namespace }, 'kube-bridge: runner starting');
+      options.onEvent?.({ type: 'started', namespace, pod: view.name });
       let code: number;
       try {
         code = await run(registration, { namespace, pod: view.name, signal });
@@ -222,8 +234,10 @@ export async function startKubeBridge(options: KubeBridgeOptions): Promise<KubeB
       }
       if (signal.aborted) {
         stats.interrupted++;
+        options.onEvent?.({ type: 'exited', namespace, pod: view.name, code: null });
         return;
       }
+      options.onEvent?.({ type: 'exited', namespace, pod: view.name, code });
       running.delete(key);
       await writeExit(namespace, view.name, view.uid, code);
     } finally {

@@ -1,0 +1,114 @@
+/**
+ * `start` with leader election: every replica listens (it serves /healthz, and /readyz says "not ready"), one
+ * replica at a time holds the Lease and acts. On becoming the leader a replica first catches up on the webhook events
+ * the previous leader received (takeover-catch-up.ts), then prepares its providers and starts its reconciler, which
+ * makes it ready. A replica that loses leadership stops acting at once and exits with status 1: its state may be
+ * stale, and Kubernetes restarts it as a fresh candidate.
+ */
+import type { KubeConfig } from '@kubernetes/client-node';
+import { LeaderElector } from '../kubernetes/leader-election.js';
+import type { CommandIo } from './command.js';
+import type { Controller } from './compose.js';
+import { appOctokit } from './github-app.js';
+import type { LeaderElectionSettings } from './kube-options.js';
+import { catchUpOnTakeover } from './takeover-catch-up.js';
+
+export interface LeadershipOptions {
+  readonly controller: Controller;
+  readonly kubeConfig: KubeConfig;
+  readonly election: LeaderElectionSettings;
+  /** SIGINT/SIGTERM: release the Lease and stop. */
+  readonly stop: AbortSignal;
+  readonly io: CommandIo;
+}
+
+function aborted(signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) resolve();
+    else signal.addEventListener('abort', () => resolve(), { once: true });
+  });
+}
+
+/** The leader's first step: the previous leader's webhook events, from the App's deliveries. */
+async function catchUp(controller: Controller, signal: AbortSignal): Promise<void> {
+  const log = controller.logger.child({ component: 'takeover' });
+  const app = appOctokit(controller.config.github, undefined, signal);
+  if (app === null) {
+    log.warn(
+      'personal access token: the webhook deliveries cannot be read, so jobs queued while the previous leader ' +
+        'was in charge are unknown to this one until their next event',
+    );
+    return;
+  }
+  try {
+    await catchUpOnTakeover({
+      github: controller.github,
+      sink: controller.store,
+      logger: log,
+      signal,
+      payloadOf: async (id) => {
+        const { data } = await app.request('GET /app/hook/deliveries/{delivery_id}', { delivery_id: id });
+        return (data as { request?: { payload?: unknown } }).request?.payload;
+      },
+    });
+  } catch (error) {
+    // Acting without it beats not acting: later events and the periodic redelivery still come.
+    log.error({ err: error }, 'takeover catch-up failed; starting without it');
+  }
+}
+
+/** Runs until stopped (exit 0) or until leadership is lost or acting fails (exit 1). */
+export async function runWithLeaderElection(options: LeadershipOptions): Promise<number> {
+  const { controller, election, io } = options;
+  const log = controller.logger.child({ component: 'leader-election' });
+  // Ends the campaign: on SIGINT/SIGTERM, or when the leader cannot act.
+  const end = new AbortController();
+  const onStop = () => end.abort();
+  options.stop.addEventListener('abort', onStop, { once: true });
+  let failure: Error | undefined;
+  try {
+    const url = await controller.listen();
+    log.info(
+      { url, lease: `${election.namespace}/${election.leaseName}`, identity: election.identity },
+      'standing by for leadership',
+    );
+    const elector = new LeaderElector({
+      kubeConfig: options.kubeConfig,
+      namespace: election.namespace,
+      name: election.leaseName,
+      identity: election.identity,
+      logger: log,
+      onStartedLeading: async (leading) => {
+        try {
+          await catchUp(controller, leading);
+          if (!leading.aborted) await controller.start();
+        } catch (error) {
+          failure = error as Error;
+          log.error({ err: error }, 'the leader could not start acting');
+          end.abort();
+          return;
+        }
+        await aborted(leading);
+        // Stop acting before anyone else may start (the elector waits for this before it returns).
+        await controller.stop();
+      },
+    });
+    await elector.run(end.signal);
+  } catch (error) {
+    failure = error as Error;
+  } finally {
+    options.stop.removeEventListener('abort', onStop);
+  }
+  await controller.stop();
+  if (failure !== undefined) {
+    io.stderr.write(`runner-fleet start: ${failure.message}\n`);
+    return 1;
+  }
+  if (options.stop.aborted) {
+    log.info({ signal: options.stop.reason as string }, 'stopped');
+    return 0;
+  }
+  log.error('leadership lost: exiting so that a fresh replica takes this one’s place');
+  io.stderr.write('runner-fleet start: leadership lost\n');
+  return 1;
+}
