@@ -82,6 +82,15 @@ describe('webhook sink', () => {
     store.close();
   });
 
+  it('ignores the started_at of a queued payload (GitHub sets it to created_at) and takes in_progress', () => {
+    const store = Store.open({ path: file, route, now });
+    store.acceptWorkflowJob(jobEvent('d1', 'queued', 1, { createdAt: 1_000, startedAt: 1_000 }));
+    expect(store.job(1)?.startedAt).toBeNull();
+    store.acceptWorkflowJob(jobEvent('d2', 'in_progress', 1, { createdAt: 1_000, startedAt: 4_000 }));
+    expect(store.job(1)?.startedAt).toBe(4_000);
+    store.close();
+  });
+
   it('remembers when the newest delivery was received, across a reopen', () => {
     clock = 5_000;
     const store = Store.open({ path: file, route, now });

@@ -364,7 +364,8 @@ export class Store implements WebhookSink {
         status,
         conclusion: job.conclusion,
         runnerName: job.runnerName,
-        startedAt: job.startedAt ?? (status === 'in_progress' ? now : null),
+        // GitHub's queued payload carries started_at = created_at; a job starts only when a runner takes it.
+        startedAt: status === 'queued' ? null : (job.startedAt ?? (status === 'in_progress' ? now : null)),
         completedAt: status === 'completed' ? (job.completedAt ?? now) : null,
       };
       const change = this.#upsertJob(
