@@ -3,6 +3,7 @@
  * goes through a schema listing its fields: anything else a record carries (a JIT config, a token) is not
  * serialized.
  */
+import { scrubSecrets } from '../telemetry/redact.js';
 import type { FastifyInstance } from 'fastify';
 import { RUNNER_STATES } from '../core/types.js';
 import type { JobStatus, RunnerState } from '../core/types.js';
@@ -134,6 +135,12 @@ export interface ApiRouteOptions {
 
 export async function apiRoutes(app: FastifyInstance, options: ApiRouteOptions): Promise<void> {
   const { readModel } = options;
+
+  // Free-text fields (a runner's failure reason, a scale set's last failure) come from error messages far away;
+  // scrub token-shaped values out of every JSON answer as a last line of defence.
+  app.addHook('onSend', async (_request, _reply, payload) =>
+    typeof payload === 'string' ? scrubSecrets(payload) : payload,
+  );
 
   app.setErrorHandler((error, _request, reply) => {
     if (error instanceof QueryError)

@@ -111,6 +111,21 @@ describe('/api/v1', () => {
     }
   });
 
+  it('scrubs token-shaped values out of free-text reasons', async () => {
+    const model = leakyReadModel();
+    const leaked = 'ghs_16CharsOrMoreOfInstallationToken';
+    const runners = await model.runners({});
+    t = await startTestServer({
+      readModel: {
+        ...model,
+        runners: () => runners.map((r) => ({ ...r, reason: `JIT call failed with token ${leaked}` })),
+      },
+    });
+    const body = (await t.server.app.inject({ url: '/api/v1/runners' })).body;
+    expect(body).toContain('JIT call failed with token');
+    expect(body).not.toContain(leaked);
+  });
+
   it('validates query parameters and passes them on', async () => {
     const model = leakyReadModel();
     t = await startTestServer({ readModel: model });
