@@ -86,6 +86,16 @@ describe('planner: scaling', () => {
     expect(byType(run(s, { max: 5 }), 'create-runner')).toHaveLength(3);
   });
 
+  it('plans at most maxCreatesPerPass new runners and asks for the next pass at once', () => {
+    const jobs = Array.from({ length: 7 }, (_, i) => queued(i + 1));
+    const a = planScaleSet(snapshot({ jobs }), scaleSetConfig(), timings, T, {
+      random: seededRandom(1),
+      maxCreatesPerPass: 3,
+    });
+    expect(byType(a, 'create-runner')).toHaveLength(3);
+    expect(byType(a, 'wake-at')).toEqual([{ type: 'wake-at', scaleSet: 'linux', at: T + 1 }]);
+  });
+
   it('does not create while the scale set backs off, and asks to be woken when it ends', () => {
     const s = snapshot({ jobs: [queued(1)], backoff: { failures: 2, until: T + 10 * SECOND } });
     const a = run(s);

@@ -24,6 +24,12 @@ export interface PlanOptions {
   readonly random: RandomSource;
   /** Most job status checks per scale set per pass (bounds API use after an outage). Default 20. */
   readonly maxJobChecks?: number;
+  /**
+   * Most new runners per scale set per pass (default 1,000); the rest follow in the next pass, planned at once. A
+   * burst of thousands of jobs then costs several short passes instead of one long one (the executor creates 32 at
+   * a time and GitHub accepts about 180 runner-creating calls a minute, so nothing is lost by planning later).
+   */
+  readonly maxCreatesPerPass?: number;
 }
 
 type ControllerTimings = FleetConfig['controller'];
@@ -31,6 +37,7 @@ type ControllerTimings = FleetConfig['controller'];
 /** In-progress jobs are checked this many resync intervals apart (a missed `completed` only affects display). */
 export const IN_PROGRESS_CHECK_FACTOR = 10;
 const DEFAULT_MAX_JOB_CHECKS = 20;
+const DEFAULT_MAX_CREATES_PER_PASS = 1000;
 
 export function plan(snapshot: Snapshot, config: FleetConfig, now: number, options: PlanOptions): Action[] {
   const actions: Action[] = [];
@@ -426,7 +433,11 @@ class ScaleSetPlanner {
       const count = Math.min(missing, room);
       if (count > 0) {
         if (backingOff) this.#wakeAt(this.#s.backoff.until);
-        else this.#create(count);
+        else {
+          const cap = Math.max(1, this.#options.maxCreatesPerPass ?? DEFAULT_MAX_CREATES_PER_PASS);
+          this.#create(Math.min(count, cap));
+          if (count > cap) this.#wakeAt(this.#now + 1);
+        }
       } else if (parked.length > 0 && backingOff) {
         this.#wakeAt(this.#s.backoff.until);
       }

@@ -70,6 +70,8 @@ export interface ReconcilerOptions {
   readonly signal?: AbortSignal;
   /** Job status checks per scale set per pass. Default 20. */
   readonly maxJobChecks?: number;
+  /** New runners per scale set per pass (the rest follow in the next pass, at once). Default 1,000. */
+  readonly maxCreatesPerPass?: number;
   /** Provider create attempts with one registration. Default 3. */
   readonly createAttempts?: number;
 }
@@ -385,6 +387,7 @@ export class Reconciler {
       actions = planScaleSet(snapshot, set, this.#o.config.controller, now, {
         random: this.#random,
         ...(this.#o.maxJobChecks !== undefined ? { maxJobChecks: this.#o.maxJobChecks } : {}),
+        ...(this.#o.maxCreatesPerPass !== undefined ? { maxCreatesPerPass: this.#o.maxCreatesPerPass } : {}),
       });
     } catch (err) {
       this.#log.error({ err, scaleSet }, 'planning failed; retrying in 5 s');
