@@ -7,6 +7,7 @@ import { parseArgs } from 'node:util';
 import type { Command, CommandIo } from './command.js';
 import { UsageError } from './command.js';
 import type { DemoSummary } from '../demo/summary.js';
+import type { DemoKubernetes } from './demo-kubernetes.js';
 
 // The controller, simulator and config modules load when the demo runs, not when `--help` lists commands.
 
@@ -14,6 +15,7 @@ const DEFAULT_JOBS = 150;
 const DEFAULT_DURATION = '20s';
 
 const usage = `Usage: runner-fleet demo [--jobs N] [--duration D] [--config F] [--port P] [--keep] [--json]
+                        [--provider kubernetes [--kubeconfig F] [--namespace NS]]
 
 Runs the whole system on this machine, with no GitHub account and no network: a local GitHub simulator, a
 runner-fleet controller (the same one \`start\` runs) with its dashboard, and a workload of jobs. Runners are
@@ -33,6 +35,15 @@ Options:
   --port <p>        controller port for the dashboard (default: a free port, printed at the start)
   --keep            keep serving the dashboard after the summary, until Ctrl-C
   --json            print exactly one JSON object (the summary) on stdout; progress goes to stderr
+  --provider kubernetes
+                    run the runners as pods on a Kubernetes cluster with no kubelet for them (kwok, such as
+                    \`npm run testenv -- up\`): two built-in scale sets of ephemeral runners (k8s-linux, max 20;
+                    k8s-large, max 8), or the kubernetes scale sets of --config; the controller checks its rights
+                    first, as \`start\` does, and a bridge plays the kubelet: it runs an emulated runner for each
+                    Running runner pod, with the JIT config read from the pod's Secret, and marks the pod Succeeded
+                    when the runner exits
+  --kubeconfig <f>  the cluster (default: $KUBECONFIG or ~/.kube/config)
+  --namespace <ns>  namespace of the built-in runner pods, created if missing (default runner-fleet-demo)
 
 The controller's log goes to a file in a temporary directory (printed at the start); the directory is removed
 after a successful run and kept otherwise.
@@ -47,6 +58,7 @@ interface DemoArgs {
   readonly port: number;
   readonly keep: boolean;
   readonly json: boolean;
+  readonly kubernetes?: { readonly kubeconfig?: string; readonly namespace: string };
 }
 
 function parse(argv: string[], parseDuration: (text: string) => number | undefined): DemoArgs {
@@ -61,6 +73,9 @@ function parse(argv: string[], parseDuration: (text: string) => number | undefin
         port: { type: 'string' },
         keep: { type: 'boolean' },
         json: { type: 'boolean' },
+        provider: { type: 'string' },
+        kubeconfig: { type: 'string' },
+        namespace: { type: 'string' },
       },
       allowPositionals: false,
       strict: true,
@@ -80,9 +95,24 @@ function parse(argv: string[], parseDuration: (text: string) => number | undefin
   const port = Number(portText);
   if (!/^\d+$/.test(portText) || port > 65_535)
     throw new UsageError(`--port must be 0 to 65535, got ${portText}`);
+  const provider = values.provider as string | undefined;
+  if (provider !== undefined && provider !== 'kubernetes')
+    throw new UsageError(
+      `--provider must be kubernetes (the default demo mixes processes and a simulated cloud)`,
+    );
+  if (provider === undefined && (values.kubeconfig !== undefined || values.namespace !== undefined))
+    throw new UsageError('--kubeconfig and --namespace go with --provider kubernetes');
+  const kubernetes =
+    provider === 'kubernetes'
+      ? {
+          namespace: (values.namespace as string | undefined) ?? 'runner-fleet-demo',
+          ...(typeof values.kubeconfig === 'string' ? { kubeconfig: values.kubeconfig } : {}),
+        }
+      : undefined;
   return {
     jobs,
     durationMs,
+    ...(kubernetes ? { kubernetes } : {}),
     ...(typeof values.config === 'string' ? { configPath: values.config } : {}),
     port,
     keep: values.keep === true,
@@ -136,6 +166,24 @@ export const command: Command = {
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
+    let kube: DemoKubernetes | undefined;
+    if (args.kubernetes) {
+      const { prepareDemoKubernetes } = await import('./demo-kubernetes.js');
+      try {
+        kube = await prepareDemoKubernetes({
+          ...args.kubernetes,
+          ...(args.configPath ? { configPath: args.configPath } : {}),
+          env: io.env,
+        });
+      } catch (error) {
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+        io.stderr.write(`runner-fleet demo: ${(error as Error).message}\n`);
+        if (!(error instanceof DemoConfigError)) return 1;
+        for (const problem of error.problems) io.stderr.write(`${formatProblem(problem)}\n`);
+        return 2;
+      }
+    }
     let printed = false;
     const print = (summary: DemoSummary, url: string) => {
       if (printed) return;
@@ -156,7 +204,11 @@ export const command: Command = {
         port: args.port,
         env: io.env,
         signal: abort.signal,
-        controllerFactory: controller.demoControllerFactory(io.env),
+        controllerFactory: controller.demoControllerFactory(
+          io.env,
+          kube ? { kubernetes: kube.factory } : undefined,
+        ),
+        ...(kube ? { kubernetes: { namespace: kube.namespace, startRunners: kube.startRunners } } : {}),
         createLogger: controller.fileLogger,
         onReady: ({ url, logFile, notes }) => {
           out.write(`Dashboard:      ${url}/\n`);
@@ -195,6 +247,7 @@ export const command: Command = {
     } finally {
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
+      await kube?.close();
     }
   },
 };

@@ -6,13 +6,20 @@ import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
 import type { Controller } from '../cli/compose.js';
 import { composeController } from '../cli/compose.js';
+import type { FactorySource } from '../providers/registry.js';
 import { createFleetDashboard } from '../dashboard/index.js';
 import { createLogger } from '../telemetry/logger.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { ControllerFactory } from './run-demo.js';
 
-/** `env` is the CLI's environment: only PATH is passed on to runner processes. */
-export function demoControllerFactory(env: Readonly<Record<string, string | undefined>>): ControllerFactory {
+/**
+ * `env` is the CLI's environment: only PATH is passed on to runner processes. `providerFactories` adds providers
+ * built by the CLI (the kubernetes one, with its KubeConfig).
+ */
+export function demoControllerFactory(
+  env: Readonly<Record<string, string | undefined>>,
+  providerFactories?: Readonly<Record<string, FactorySource>>,
+): ControllerFactory {
   return async ({ config, logger, secrets }) => {
     let controller: Controller | null = null;
     const dashboard = createFleetDashboard({
@@ -20,7 +27,13 @@ export function demoControllerFactory(env: Readonly<Record<string, string | unde
       knownSecrets: secrets,
       github: () => controller?.github,
     });
-    controller = await composeController({ config, logger, dashboard, env: { PATH: env.PATH } });
+    controller = await composeController({
+      config,
+      logger,
+      dashboard,
+      env: { PATH: env.PATH },
+      ...(providerFactories ? { providerFactories } : {}),
+    });
     const composed = controller;
     try {
       const url = await composed.start();

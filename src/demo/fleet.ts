@@ -77,6 +77,31 @@ export const DEFAULT_SCALE_SETS: readonly Raw[] = [
   },
 ];
 
+/**
+ * The built-in scale sets of `demo --provider kubernetes`: ephemeral JIT runners as pods in `namespace`, one set of
+ * small runners and one of large ones (the pod template asks for more CPU and memory).
+ */
+export function kubernetesScaleSets(namespace: string): Raw[] {
+  const set = (name: string, labels: string[], max: number, template?: Raw): Raw => ({
+    name,
+    scope: { org: 'octo-org' },
+    labels,
+    minIdle: 0,
+    max,
+    ephemeral: true,
+    registration: 'jit',
+    bootstrapTimeout: '90s',
+    idleTimeout: '5s',
+    provider: { kind: 'kubernetes', namespace, ...(template ? { template } : {}) },
+  });
+  return [
+    set('k8s-linux', ['linux', 'x64', 'k8s'], 20),
+    set('k8s-large', ['linux', 'x64', 'k8s-large'], 8, {
+      spec: { containers: [{ name: 'runner', resources: { requests: { cpu: '2', memory: '4Gi' } } }] },
+    }),
+  ];
+}
+
 /** Labels of the one job no scale set serves (made longer if a user's scale set happens to serve them). */
 const UNROUTABLE_LABELS = ['self-hosted', 'linux', 'arm64', 'gpu'];
 
@@ -164,8 +189,11 @@ function durationMs(value: unknown): number | undefined {
   return Number(m[1]) * { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 }[m[2] as 'ms' | 's' | 'm' | 'h'];
 }
 
-/** One scale set as the demo runs it: providers replaced by emulated runners, timeouts capped. */
-function demoScaleSet(set: Raw, paths: DemoPaths, notes: string[]): Raw {
+/**
+ * One scale set as the demo runs it: providers replaced by emulated runners (kubernetes scale sets stay on the
+ * cluster with `keepKubernetes`), timeouts capped.
+ */
+function demoScaleSet(set: Raw, paths: DemoPaths, notes: string[], keepKubernetes: boolean): Raw {
   const name = String(set.name);
   const provider = (set.provider ?? {}) as Raw;
   const out: Raw = { ...set };
@@ -181,6 +209,8 @@ function demoScaleSet(set: Raw, paths: DemoPaths, notes: string[]): Raw {
     };
     if (provider.command !== undefined)
       notes.push(`${name}: runs the runner emulator instead of ${String(provider.command)}`);
+  } else if (provider.kind === 'kubernetes' && keepKubernetes) {
+    out.provider = provider;
   } else {
     out.provider = {
       kind: 'sim',
@@ -203,6 +233,11 @@ function demoScaleSet(set: Raw, paths: DemoPaths, notes: string[]): Raw {
   return out;
 }
 
+/** The demo's own scale sets: the mixed built-in fleet, or runner pods with `--provider kubernetes`. */
+export function builtInScaleSets(kubernetes?: { readonly namespace: string }): readonly Raw[] {
+  return kubernetes ? kubernetesScaleSets(kubernetes.namespace) : DEFAULT_SCALE_SETS;
+}
+
 export interface DemoConfigInput {
   readonly fleet: UserFleet | null;
   readonly simulator: DemoSimulatorInfo;
@@ -211,6 +246,8 @@ export interface DemoConfigInput {
   readonly port: number;
   /** Environment for references left in a user's file (e.g. `${env:...}` in a scale set). */
   readonly env?: Readonly<Record<string, string | undefined>>;
+  /** `--provider kubernetes`: kubernetes scale sets run on the cluster; the built-in sets are pods in `namespace`. */
+  readonly kubernetes?: { readonly namespace: string };
 }
 
 export interface DemoConfig {
@@ -225,7 +262,7 @@ export interface DemoConfig {
 export function demoConfig(input: DemoConfigInput): DemoConfig {
   const { simulator, paths } = input;
   const notes: string[] = [];
-  const sets = input.fleet?.scaleSets ?? DEFAULT_SCALE_SETS;
+  const sets = input.fleet?.scaleSets ?? builtInScaleSets(input.kubernetes);
   const world = simulatorWorld(sets);
   const doc: Raw = {
     name: input.fleet?.name ?? 'demo',
@@ -246,7 +283,7 @@ export function demoConfig(input: DemoConfigInput): DemoConfig {
       orphanGracePeriod: '30s',
       failureBackoff: '1s',
     },
-    scaleSets: sets.map((set) => demoScaleSet(set, paths, notes)),
+    scaleSets: sets.map((set) => demoScaleSet(set, paths, notes, input.kubernetes !== undefined)),
   };
   const env = {
     ...(input.env ?? {}),

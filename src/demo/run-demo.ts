@@ -11,12 +11,13 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FleetConfig } from '../config/types.js';
 import { scaleSetOf } from '../core/names.js';
+import { kubernetesRunners } from '../providers/kubernetes/rbac-needs.js';
 import type { Provider } from '../providers/provider.js';
 import type { ReadModel } from '../server/read-model.js';
 import { startSimulator } from '../sim/github/index.js';
 import type { Simulator } from '../sim/github/index.js';
 import type { Logger } from '../telemetry/logger.js';
-import { DEFAULT_SCALE_SETS, demoConfig, readUserFleet, simulatorWorld, workloadTargets } from './fleet.js';
+import { builtInScaleSets, demoConfig, readUserFleet, simulatorWorld, workloadTargets } from './fleet.js';
 import type { DemoConfig } from './fleet.js';
 import type { ProgressFrame, SetProgress } from './progress.js';
 import { summarize } from './summary.js';
@@ -75,6 +76,14 @@ export interface DemoOptions {
   readonly drainTimeoutMs?: number;
   /** Keep serving after the summary until this resolves (`--keep`). */
   readonly keepUntil?: (info: { url: string; summary: DemoSummary }) => Promise<void>;
+  /**
+   * `--provider kubernetes`: the fleet's kubernetes scale sets run on a cluster (the built-in ones as pods in
+   * `namespace`), and `startRunners` runs the runners of their pods (the kwok bridge); it returns how to stop them.
+   */
+  readonly kubernetes?: {
+    readonly namespace: string;
+    readonly startRunners: (fleet: string, namespaces: readonly string[]) => Promise<() => Promise<void>>;
+  };
   /** Keep the temporary directory (logs, store) even when the demo succeeds. */
   readonly keepFiles?: boolean;
   /** For tests: simulator options (e.g. recordExchanges) and a look at the parts while they run. */
@@ -219,9 +228,11 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   let sim: Simulator | null = null;
   let controller: DemoController | null = null;
   let config: DemoConfig | null = null;
+  let stopRunners: (() => Promise<void>) | null = null;
   let ok = false;
   try {
-    const world = simulatorWorld(fleet?.scaleSets ?? DEFAULT_SCALE_SETS);
+    const kubernetes = options.kubernetes ? { namespace: options.kubernetes.namespace } : undefined;
+    const world = simulatorWorld(fleet?.scaleSets ?? builtInScaleSets(kubernetes));
     // The logger needs the secrets, which exist once the simulator does: start it first, log through a late-bound
     // logger afterwards.
     sim = await startSimulator({
@@ -236,6 +247,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
       paths: { dir, nodePath: process.execPath, cliPath: options.cliPath ?? defaultCliPath() },
       port: options.port,
       ...(options.env ? { env: options.env } : {}),
+      ...(kubernetes ? { kubernetes } : {}),
     });
     logging = options.createLogger(logFile, config.secrets);
     controller = await options.controllerFactory({
@@ -245,6 +257,10 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     });
     const url = controller.url.replace(/\/+$/, '');
     sim.setWebhook(`${url}/webhook`, sim.webhookSecret);
+    if (options.kubernetes) {
+      const namespaces = kubernetesRunners(config.config).map((r) => r.namespace);
+      stopRunners = await options.kubernetes.startRunners(config.config.name, [...new Set(namespaces)]);
+    }
     options.onParts?.({ simulator: sim, controller, config });
     options.onReady?.({ url, dir, logFile, notes: config.notes });
 
@@ -261,6 +277,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     };
   } finally {
     if (controller && config) await removeProcessRunners(config.config, controller).catch(() => undefined);
+    await stopRunners?.().catch(() => undefined);
     await controller?.stop().catch(() => undefined);
     if (sim) await closeSimulator(sim);
     await logging?.close().catch(() => undefined);
