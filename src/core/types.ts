@@ -30,7 +30,7 @@ export const RUNNER_STATES: readonly RunnerState[] = [
   'deleted',
 ];
 
-/** States that count toward `max` and toward capacity for pending jobs. */
+/** States that count as capacity for pending jobs. (`max` counts every runner not yet deleted: DESIGN.md invariant 1.) */
 export const ACTIVE_RUNNER_STATES: readonly RunnerState[] = [
   'requested',
   'creating',
