@@ -82,6 +82,87 @@ describe('webhook sink', () => {
     store.close();
   });
 
+  it('accepts a batch in one transaction: results in order, dedupe within the batch and against the file', () => {
+    const store = Store.open({ path: file, route, now });
+    store.acceptWorkflowJob(jobEvent('old', 'queued', 1));
+    const changes: string[] = [];
+    store.subscribe((c) => changes.push(`${c.job.id}:${c.job.status}`));
+    const results = store.acceptWorkflowJobs([
+      jobEvent('old', 'in_progress', 1), // delivery id already on file
+      jobEvent('a', 'queued', 1), // (job, action) already on file
+      jobEvent('b', 'queued', 2),
+      jobEvent('b', 'completed', 3), // same delivery id as an earlier event of this batch
+      jobEvent('c', 'queued', 2), // same (job, action) as an earlier event of this batch
+      jobEvent('d', 'queued', 4, { labels: ['windows'] }),
+      jobEvent('e', 'in_progress', 1, { runnerName: 'r1', startedAt: 2_000 }),
+    ]);
+    expect(results).toEqual([
+      { duplicate: true, scaleSet: 'linux' },
+      { duplicate: true, scaleSet: 'linux' },
+      { duplicate: false, scaleSet: 'linux' },
+      { duplicate: true, scaleSet: null },
+      { duplicate: true, scaleSet: 'linux' },
+      { duplicate: false, scaleSet: null },
+      { duplicate: false, scaleSet: 'linux' },
+    ]);
+    expect(changes).toEqual(['2:queued', '4:queued', '1:in_progress']);
+    expect(store.job(3)).toBeNull();
+    expect(store.stats().deliveries).toBe(4);
+    expect(store.acceptWorkflowJobs([])).toEqual([]);
+    store.close();
+  });
+
+  it('merges several events of one job in a batch in order, as one-by-one would', () => {
+    const store = Store.open({ path: file, route, now });
+    store.acceptWorkflowJob(jobEvent('q', 'queued', 1)); // in the open-job index before the batch
+    const changes: string[] = [];
+    store.subscribe((c) => changes.push(`${c.previous?.status ?? 'new'}->${c.job.status}`));
+    store.acceptWorkflowJobs([
+      jobEvent('p', 'in_progress', 1, { runnerName: 'r1', startedAt: 2_000 }),
+      jobEvent('c', 'completed', 1, { runnerName: null, completedAt: 3_000 }),
+      jobEvent('q2', 'queued', 2),
+      jobEvent('p2', 'in_progress', 2, { runnerName: 'r2', startedAt: 2_500 }),
+    ]);
+    expect(changes).toEqual([
+      'queued->in_progress',
+      'in_progress->completed',
+      'new->queued',
+      'queued->in_progress',
+    ]);
+    const done = store.job(1);
+    expect(done).toMatchObject({
+      status: 'completed',
+      runnerName: 'r1',
+      startedAt: 2_000,
+      completedAt: 3_000,
+    });
+    expect(store.openJobs().map((j) => [j.id, j.status, j.runnerName])).toEqual([[2, 'in_progress', 'r2']]);
+    store.close();
+    const again = Store.open({ path: file, route, now });
+    expect(again.job(1)).toMatchObject({ status: 'completed', runnerName: 'r1' });
+    expect(again.job(2)).toMatchObject({ status: 'in_progress', runnerName: 'r2' });
+    again.close();
+  });
+
+  it('keeps a batch after the file is reopened, and a failed batch leaves nothing behind', () => {
+    const store = Store.open({ path: file, route, now });
+    const batch = Array.from({ length: 50 }, (_, i) => jobEvent(`d${i}`, 'queued', i + 1));
+    expect(store.acceptWorkflowJobs(batch).every((r) => !r.duplicate)).toBe(true);
+    // The second event cannot be written (NOT NULL action): the whole batch rolls back, the first one too.
+    const bad = { ...jobEvent('x2', 'queued', 101), action: null } as unknown as ReturnType<typeof jobEvent>;
+    expect(() => store.acceptWorkflowJobs([jobEvent('x1', 'queued', 100), bad])).toThrow(
+      expect.objectContaining({ code: 'STORE_WRITE' }),
+    );
+    expect(store.job(100)).toBeNull();
+    store.close();
+    const again = Store.open({ path: file, route, now });
+    expect(again.stats().deliveries).toBe(50);
+    for (let i = 1; i <= 50; i++) expect(again.job(i)?.status).toBe('queued');
+    expect(again.acceptWorkflowJobs(batch).every((r) => r.duplicate)).toBe(true);
+    expect(again.acceptWorkflowJob(jobEvent('x1', 'queued', 100)).duplicate).toBe(false);
+    again.close();
+  });
+
   it('ignores the started_at of a queued payload (GitHub sets it to created_at) and takes in_progress', () => {
     const store = Store.open({ path: file, route, now });
     store.acceptWorkflowJob(jobEvent('d1', 'queued', 1, { createdAt: 1_000, startedAt: 1_000 }));
@@ -284,6 +365,10 @@ describe('crash safety', () => {
           owner: 'o', repo: 'r', labels: ['linux'], status: 'queued', conclusion: null, runnerId: null,
           runnerName: null, createdAt: 1, startedAt: null, completedAt: null } });
         store.insertRunners([{ name: 'linux-' + String(i).padStart(8, '0'), scaleSet: 'linux' }]);
+        const batch = [1, 2, 3].map((k) => ({ deliveryId: 'b' + i + '-' + k, action: 'queued', installationId: 1,
+          job: { id: 1e6 + i * 10 + k, runId: i, owner: 'o', repo: 'r', labels: ['linux'], status: 'queued',
+          conclusion: null, runnerId: null, runnerName: null, createdAt: 1, startedAt: null, completedAt: null } }));
+        store.acceptWorkflowJobs(batch);
         process.stdout.write(i + '\\n');
         if (i % 50 === 0) await new Promise((r) => setImmediate(r));
       }
@@ -312,6 +397,7 @@ describe('crash safety', () => {
     for (let i = 1; i <= acked; i++) {
       expect(store.job(i)?.status).toBe('queued');
       expect(store.runner(`linux-${String(i).padStart(8, '0')}`)?.state).toBe('requested');
+      for (const k of [1, 2, 3]) expect(store.job(1e6 + i * 10 + k)?.status).toBe('queued');
     }
     // and a redelivery of an acknowledged event is still recognised as a duplicate
     expect(store.acceptWorkflowJob(jobEvent(`d${acked}`, 'queued', acked)).duplicate).toBe(true);
