@@ -10,6 +10,8 @@ import type { WebhookSink, WorkflowJobEvent } from '../core/ports.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { FleetMetrics } from '../telemetry/metrics.js';
 import { apiRoutes } from './api-routes.js';
+import { BatchingSink, isBatchWebhookSink } from './batching-sink.js';
+import type { BatchingSinkOptions } from './batching-sink.js';
 import { assertServerExposure, bearerAuth } from './auth.js';
 import { EventHub } from './events.js';
 import type { ReadModel } from './read-model.js';
@@ -31,8 +33,13 @@ export interface DashboardPlugin {
 
 export interface ServerOptions {
   readonly config: Pick<FleetConfig, 'server' | 'webhook'>;
-  /** Persists each verified workflow_job before the reply. */
+  /**
+   * Persists each verified workflow_job before the reply. A sink with `acceptWorkflowJobs` (the store) gets the
+   * webhooks that arrive together in one call, one transaction (group commit); each reply waits for its commit.
+   */
   readonly sink: WebhookSink;
+  /** Group commit settings for a sink with `acceptWorkflowJobs`; false: one sink call per webhook. */
+  readonly webhookBatch?: false | Omit<BatchingSinkOptions, 'sink'>;
   /** Called after the 202 went out, for every newly accepted (not duplicate) workflow_job: wakes the reconciler. */
   readonly onWorkflowJob?: (event: WorkflowJobEvent) => void;
   readonly readModel: ReadModel;
@@ -94,9 +101,15 @@ export async function createServer(options: ServerOptions): Promise<FleetServer>
     return metrics.registry.metrics();
   });
 
+  const sink = options.sink;
+  const batching =
+    options.webhookBatch !== false && isBatchWebhookSink(sink)
+      ? new BatchingSink({ ...options.webhookBatch, sink })
+      : undefined;
   await app.register(webhookRoute, {
     secret: config.webhook.secret,
-    sink: options.sink,
+    sink,
+    ...(batching ? { batching } : {}),
     ...(options.onWorkflowJob ? { onWorkflowJob: options.onWorkflowJob } : {}),
     metrics,
     logger: log,
@@ -129,6 +142,8 @@ export async function createServer(options: ServerOptions): Promise<FleetServer>
       return app.listen({ host: config.server.host, port: config.server.port });
     },
     async close() {
+      // Events already read are written (and answered if their connection is still open), not dropped.
+      batching?.flush();
       await app.close();
     },
   };

@@ -2,8 +2,10 @@
  * `POST /webhook`. Order matters:
  * 1. the signature is checked over the raw bytes before anything is parsed (401 otherwise);
  * 2. a `workflow_job` payload is validated field by field (400 naming the field);
- * 3. the event is handed to the sink, which persists it synchronously, and only then is 202 sent, so a crash right
- *    after the reply loses nothing (a sink failure is a 503: GitHub's delivery shows the failure and can redeliver);
+ * 3. the event is handed to the sink, and 202 is sent only once it is persisted, so a crash right after the reply
+ *    loses nothing (a sink failure is a 503: GitHub's delivery shows the failure and can redeliver). With a batching
+ *    sink (batching-sink.ts), the events of concurrent requests share one transaction and each request waits for
+ *    its commit;
  * 4. after the reply, `onWorkflowJob` wakes the reconciler.
  * Bad input never produces a 5xx and never stops the server.
  */
@@ -18,6 +20,7 @@ import {
 } from '../github/webhooks.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { FleetMetrics } from '../telemetry/metrics.js';
+import type { BatchingSink } from './batching-sink.js';
 import type { EventHub } from './events.js';
 
 export const WEBHOOK_BODY_LIMIT = 1024 * 1024;
@@ -25,6 +28,8 @@ export const WEBHOOK_BODY_LIMIT = 1024 * 1024;
 export interface WebhookRouteOptions {
   readonly secret: string;
   readonly sink: WebhookSink;
+  /** When set, events go through it (group commit) instead of one sink call per request. */
+  readonly batching?: BatchingSink;
   readonly onWorkflowJob?: (event: WorkflowJobEvent) => void;
   readonly metrics: FleetMetrics;
   readonly logger: Logger;
@@ -46,7 +51,11 @@ function header(request: FastifyRequest, name: string): string | undefined {
 const accepted = new WeakMap<FastifyRequest, WorkflowJobEvent>();
 
 export async function webhookRoute(app: FastifyInstance, options: WebhookRouteOptions): Promise<void> {
-  const { metrics, logger } = options;
+  const { metrics, logger, batching, sink } = options;
+  // Resolves (or rejects) only once the event is durable.
+  const persist = batching
+    ? (event: WorkflowJobEvent) => batching.accept(event)
+    : async (event: WorkflowJobEvent) => sink.acceptWorkflowJob(event);
   const count = (event: string, result: WebhookResult) => metrics.webhooks.inc({ event, result });
 
   // Raw bytes for every content type: the signature covers the body exactly as sent.
@@ -131,7 +140,7 @@ export async function webhookRoute(app: FastifyInstance, options: WebhookRouteOp
 
       let duplicate: boolean;
       try {
-        ({ duplicate } = options.sink.acceptWorkflowJob(event));
+        ({ duplicate } = await persist(event));
       } catch (error) {
         count(eventName, 'unavailable');
         logger.error({ err: error, deliveryId, jobId: event.job.id }, 'could not persist workflow_job');
