@@ -1,83 +1,14 @@
 /**
- * What the HTTP API (and the dashboard) shows. The core implements ReadModel over its store and observations (its
- * views in core/read-models.ts have exactly these shapes); the server only serializes them, through response
- * schemas that list every field, so a secret added to a record by mistake is dropped rather than served.
+ * What the HTTP API (and the dashboard) shows. The views are the core's own (core/read-models.ts); the server only
+ * serializes them, through response schemas that list every field, so a secret added to a record by mistake is
+ * dropped rather than served.
  */
-import type { RegistrationMode } from '../config/types.js';
-import type { JobStatus, RunnerState, Scope } from '../core/types.js';
+import type { JobStatus, RunnerState } from '../core/types.js';
+import type { JobView, RunnerView, ScaleSetView } from '../core/read-models.js';
+
+export type { JobView, RunnerView, ScaleSetView };
 
 type MaybePromise<T> = T | Promise<T>;
-
-export interface ScaleSetView {
-  readonly name: string;
-  readonly scope: Scope;
-  readonly runnerGroup: string;
-  readonly labels: readonly string[];
-  readonly minIdle: number;
-  readonly max: number;
-  readonly ephemeral: boolean;
-  readonly registration: RegistrationMode;
-  readonly priority: number;
-  /** Provider kind (`process`, `kubernetes`, `ec2`, `sim`). */
-  readonly provider: string;
-  /** Runner records by state (deleted ones not counted). */
-  readonly runners: Readonly<Record<RunnerState, number>>;
-  /** Runners in requested/creating/starting/idle/busy: what counts toward capacity. */
-  readonly activeRunners: number;
-  readonly queuedJobs: number;
-  readonly inProgressJobs: number;
-  /** Wait of the longest-queued job, ms; null when none is queued. */
-  readonly oldestQueuedMs: number | null;
-  readonly backoff: {
-    readonly failures: number;
-    readonly until: number | null;
-    readonly lastFailure: string | null;
-    readonly lastFailureAt: number | null;
-  };
-  /** ms epoch of the last runner list / instance list / reconcile pass; null before the first. */
-  readonly githubListedAt: number | null;
-  readonly instancesListedAt: number | null;
-  readonly lastReconcileAt: number | null;
-}
-
-export interface RunnerView {
-  readonly name: string;
-  readonly scaleSet: string;
-  readonly state: RunnerState;
-  readonly reason: string | null;
-  readonly githubId: number | null;
-  /** ms epoch */
-  readonly createdAt: number;
-  readonly ageMs: number;
-  readonly stateChangedAt: number;
-  readonly stateAgeMs: number;
-  readonly instance: {
-    readonly state: string;
-    readonly providerId?: string;
-    readonly message?: string;
-  } | null;
-  readonly github: { readonly status: 'online' | 'offline'; readonly busy: boolean } | null;
-  readonly job: { readonly id: number; readonly status: JobStatus } | null;
-}
-
-export interface JobView {
-  readonly id: number;
-  readonly runId: number;
-  readonly owner: string;
-  readonly repo: string;
-  readonly labels: readonly string[];
-  readonly status: JobStatus;
-  readonly conclusion: string | null;
-  /** null: no scale set serves these labels. */
-  readonly scaleSet: string | null;
-  readonly unroutable: boolean;
-  readonly runnerName: string | null;
-  readonly queuedAt: number;
-  readonly startedAt: number | null;
-  readonly completedAt: number | null;
-  /** queued to started (or to now while queued), ms */
-  readonly waitMs: number;
-}
 
 export interface EventView {
   readonly id: number;

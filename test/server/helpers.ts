@@ -93,7 +93,7 @@ export function leakyReadModel(): ReadModel & {
           ageMs: 10,
           stateChangedAt: 2,
           stateAgeMs: 9,
-          instance: { state: 'running', providerId: 'pid-1234', jitConfig: 'secret-jit' },
+          instance: { state: 'running' as const, providerId: 'pid-1234', jitConfig: 'secret-jit' },
           github: { status: 'online' as const, busy: true },
           job: { id: 99, status: 'in_progress' as const },
           encodedJitConfig: 'eyJTRUNSRVQiOiJqaXQifQ==',
