@@ -75,7 +75,9 @@ export interface KubeBridgeStats {
   failed: number;
   /** Runners stopped because their pod was deleted, or because the bridge stopped. */
   interrupted: number;
-  /** Status writes that failed (the pod was gone, or the API refused). */
+  /** Runners that exited after their pod was deleted (runner-fleet deletes it once GitHub removed the runner). */
+  podGone: number;
+  /** Status writes the API refused. */
   statusErrors: number;
 }
 
@@ -141,7 +143,14 @@ export async function startKubeBridge(options: KubeBridgeOptions): Promise<KubeB
   const core = options.kubeConfig.makeApiClient(CoreV1Api);
   const log = options.logger;
   const stopping = new AbortController();
-  const stats: KubeBridgeStats = { started: 0, succeeded: 0, failed: 0, interrupted: 0, statusErrors: 0 };
+  const stats: KubeBridgeStats = {
+    started: 0,
+    succeeded: 0,
+    failed: 0,
+    interrupted: 0,
+    podGone: 0,
+    statusErrors: 0,
+  };
   /** Pods handled (by namespace/uid), and the abort of each runner still running. */
   const handled = new Set<string>();
   const running = new Map<string, AbortController>();
@@ -190,10 +199,14 @@ export async function startKubeBridge(options: KubeBridgeOptions): Promise<KubeB
     try {
       pod = await core.readNamespacedPod({ name, namespace });
     } catch (error) {
-      if (!isNotFound(error)) stats.statusErrors++;
+      if (isNotFound(error)) stats.podGone++;
+      else stats.statusErrors++;
       return;
     }
-    if (pod.metadata?.uid !== uid || pod.metadata?.deletionTimestamp) return;
+    if (pod.metadata?.uid !== uid || pod.metadata?.deletionTimestamp) {
+      stats.podGone++;
+      return;
+    }
     try {
       await core.patchNamespacedPodStatus(
         // Strategic merge: conditions merge by type (Initialized, PodScheduled stay), as a kubelet's update keeps
@@ -204,13 +217,12 @@ export async function startKubeBridge(options: KubeBridgeOptions): Promise<KubeB
       if (code === 0) stats.succeeded++;
       else stats.failed++;
     } catch (error) {
-      stats.statusErrors++;
-      if (!isNotFound(error)) {
-        log?.warn(
-          { pod: name, error: describeApiError(error) },
-          'kube-bridge: writing the pod status failed',
-        );
+      if (isNotFound(error)) {
+        stats.podGone++;
+        return;
       }
+      stats.statusErrors++;
+      log?.warn({ pod: name, error: describeApiError(error) }, 'kube-bridge: writing the pod status failed');
     }
   }
 

@@ -1,0 +1,321 @@
+/**
+ * A fleet on the test control plane for the end-to-end, HA and benchmark runs: the GitHub simulator, runner
+ * namespaces, the controller's ServiceAccount with exactly the Roles of the RBAC data (a kubeconfig file with its
+ * token: no admin), fleet.yaml, the kwok bridge that runs an emulated runner in each runner pod, and the volume
+ * provisioner for kubernetes-mode work volumes. The controller itself runs as `node dist/cli/main.js start`
+ * (ControllerChild), so what is tested is the shipped command.
+ */
+import type { ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { CoreV1Api } from '@kubernetes/client-node';
+import { stringify } from 'yaml';
+import { isRunnerOf } from '../../src/core/names.js';
+import { controllerNeeds } from '../../src/providers/kubernetes/rbac-needs.js';
+import type { BridgeEvent, KubeBridge } from '../../src/sim/kube-bridge/index.js';
+import { startKubeBridge } from '../../src/sim/kube-bridge/index.js';
+import type { Simulator } from '../../src/sim/github/index.js';
+import { startSimulator } from '../../src/sim/github/index.js';
+import type { TestCluster } from './helpers.js';
+import { createTestNamespace } from './helpers.js';
+import type { ControllerIdentity } from './rbac-fixture.js';
+import { installController } from './rbac-fixture.js';
+import type { VolumeProvisioner } from './volume-provisioner.js';
+import { startVolumeProvisioner } from './volume-provisioner.js';
+
+/** The built CLI: what users run. */
+export const CLI = join(import.meta.dirname, '../../dist/cli/main.js');
+
+/** Collects a child's output lines in memory. */
+export class LogSink extends Writable {
+  readonly lines: string[] = [];
+  #partial = '';
+
+  override _write(chunk: Buffer | string, _enc: BufferEncoding, done: (error?: Error | null) => void): void {
+    const parts = (this.#partial + chunk.toString()).split('\n');
+    this.#partial = parts.pop() ?? '';
+    for (const p of parts) if (p !== '') this.lines.push(p);
+    done();
+  }
+
+  text(): string {
+    return this.lines.join('\n') + (this.#partial === '' ? '' : `\n${this.#partial}`);
+  }
+}
+
+/** Polls `check` until true; fails with `what` (and the last `describe()`) at the deadline. */
+export async function until(
+  check: () => boolean | Promise<boolean>,
+  timeoutMs: number,
+  what: string,
+  describe?: () => unknown,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await check()) return;
+    if (Date.now() > deadline) {
+      const detail = describe === undefined ? '' : `; last seen: ${JSON.stringify(describe())}`;
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${detail}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** Names of the runners the simulator registered with a JIT config (generate-jitconfig answered 201). */
+export function jitRegistrations(sim: Simulator, scaleSet: string): string[] {
+  const out: string[] = [];
+  for (const x of sim.recordedExchanges()) {
+    if (x.status !== 201 || !x.template?.endsWith('/generate-jitconfig')) continue;
+    const name = (JSON.parse(x.requestBody ?? '{}') as { name?: string }).name ?? '';
+    if (isRunnerOf(scaleSet, name)) out.push(name);
+  }
+  return out;
+}
+
+/** The JIT configs the simulator handed out. Secret: tests only look for them, never print them. */
+export function issuedJitConfigs(sim: Simulator): string[] {
+  const out: string[] = [];
+  for (const x of sim.recordedExchanges()) {
+    if (x.status !== 201 || !x.template?.endsWith('/generate-jitconfig') || !x.responseBody) continue;
+    out.push((JSON.parse(x.responseBody) as { encoded_jit_config: string }).encoded_jit_config);
+  }
+  return out;
+}
+
+/** Whether `text` holds any of `secrets`, whole or a distinctive 24-character piece of one. */
+export function containsSecret(text: string, secrets: readonly string[]): boolean {
+  return secrets.some((s) => {
+    if (text.includes(s)) return true;
+    const mid = Math.floor(s.length / 2);
+    return s.length >= 48 && text.includes(s.slice(mid, mid + 24));
+  });
+}
+
+/** Names of the runners that ran (completed) jobs. */
+export function runnersThatRan(sim: Simulator, scaleSet: string): Set<string> {
+  const out = new Set<string>();
+  for (const j of sim.jobs('completed'))
+    if (j.runnerName && isRunnerOf(scaleSet, j.runnerName)) out.add(j.runnerName);
+  return out;
+}
+
+export interface KubeSetShape {
+  readonly name: string;
+  readonly labels: readonly string[];
+  readonly max: number;
+  readonly containerMode: 'none' | 'kubernetes';
+  readonly roleArn?: string;
+}
+
+export interface KubeFleetOptions {
+  readonly fleet: string;
+  readonly sets: readonly KubeSetShape[];
+  readonly leaderElection?: boolean;
+  readonly leaseName?: string;
+  readonly resyncInterval?: string;
+  readonly onBridgeEvent?: (event: BridgeEvent) => void;
+}
+
+export interface KubeFleet {
+  readonly fleet: string;
+  readonly sim: Simulator;
+  readonly dir: string;
+  /** One namespace per scale set, by scale set name. */
+  readonly namespaces: ReadonlyMap<string, string>;
+  readonly controllerNamespace: string;
+  readonly controller: ControllerIdentity;
+  /** kubeconfig file with the controller ServiceAccount's token. */
+  readonly kubeconfigPath: string;
+  readonly bridge: KubeBridge;
+  readonly provisioners: readonly VolumeProvisioner[];
+  readonly leaseName: string;
+  /** Writes fleet.yaml for a controller listening on `port` with its own store; returns its path. */
+  writeConfig(port: number, store: string): string;
+  cleanup(): Promise<void>;
+}
+
+/** A kubeconfig file (0600) holding `kubeConfig`'s cluster and bearer token. */
+export function writeKubeconfig(dir: string, kubeConfig: KubeConfig, name = 'controller.kubeconfig'): string {
+  const path = join(dir, name);
+  writeFileSync(path, kubeConfig.exportConfig(), { mode: 0o600 });
+  return path;
+}
+
+export async function setupKubeFleet(cluster: TestCluster, options: KubeFleetOptions): Promise<KubeFleet> {
+  const admin = cluster.kubeConfig();
+  const sim = await startSimulator({
+    orgs: ['octo-org'],
+    recordExchanges: true,
+    // A lost runner goes offline quickly, so its job fails fast instead of hanging a test.
+    runnerOfflineAfterMs: 3000,
+    // The bursts here create runners faster than GitHub's 180 a minute; that limit is not the subject.
+    secondaryLimitPerMinute: 10_000,
+  });
+  const dir = mkdtempSync(join(tmpdir(), 'runner-fleet-k8s-'));
+  writeFileSync(join(dir, 'app.pem'), sim.privateKeyPem, { mode: 0o600 });
+  writeFileSync(join(dir, 'webhook-secret'), sim.webhookSecret, { mode: 0o600 });
+  const controllerNamespace = await createTestNamespace(cluster, 'rf-ctl');
+  const namespaces = new Map<string, string>();
+  for (const set of options.sets)
+    namespaces.set(set.name, await createTestNamespace(cluster, `rf-${set.name}`));
+  const leaseName = options.leaseName ?? `${options.fleet}-leader`;
+
+  const scaleSets = options.sets.map((set) => ({
+    name: set.name,
+    scope: { org: 'octo-org' },
+    labels: [...set.labels],
+    minIdle: 0,
+    max: set.max,
+    ephemeral: true,
+    registration: 'jit',
+    bootstrapTimeout: '90s',
+    idleTimeout: '3s',
+    ...(set.roleArn ? { identity: { aws: { roleArn: set.roleArn } } } : {}),
+    provider: {
+      kind: 'kubernetes',
+      namespace: namespaces.get(set.name),
+      containerMode: set.containerMode,
+      ...(set.containerMode === 'kubernetes' ? { workVolume: { size: '1Gi' } } : {}),
+    },
+  }));
+  const fleetShape = { name: options.fleet, scaleSets } as never;
+  const needs = controllerNeeds(fleetShape, {
+    controllerNamespace,
+    leaderElection: options.leaderElection ?? false,
+  });
+  const controller = await installController(cluster, controllerNamespace, needs, leaseName);
+  const kubeconfigPath = writeKubeconfig(dir, controller.kubeConfig);
+
+  const bridge = await startKubeBridge({
+    kubeConfig: admin,
+    namespaces: [...namespaces.values()],
+    fleet: options.fleet,
+    emulator: { retryBudgetMs: 15_000 },
+    ...(options.onBridgeEvent ? { onEvent: options.onBridgeEvent } : {}),
+  });
+  const provisioners = options.sets
+    .filter((s) => s.containerMode === 'kubernetes')
+    .map((s) => startVolumeProvisioner(admin, namespaces.get(s.name)!));
+
+  return {
+    fleet: options.fleet,
+    sim,
+    dir,
+    namespaces,
+    controllerNamespace,
+    controller,
+    kubeconfigPath,
+    bridge,
+    provisioners,
+    leaseName,
+    writeConfig(port, store) {
+      const doc = {
+        name: options.fleet,
+        github: {
+          url: sim.baseUrl,
+          apiUrl: sim.apiUrl,
+          auth: { app: { id: sim.appId, privateKey: '${file:./app.pem}' } },
+        },
+        webhook: { secret: '${file:./webhook-secret}' },
+        server: { host: '127.0.0.1', port },
+        store: { path: join(dir, store) },
+        controller: {
+          resyncInterval: options.resyncInterval ?? '2s',
+          orphanGracePeriod: '10s',
+          failureBackoff: '1s',
+        },
+        scaleSets,
+      };
+      const path = join(dir, `fleet-${port}.yaml`);
+      writeFileSync(path, stringify(doc));
+      return path;
+    },
+    async cleanup() {
+      await bridge.stop();
+      await Promise.all(provisioners.map((p) => p.stop()));
+      await sim.close();
+      const core = admin.makeApiClient(CoreV1Api);
+      await Promise.all(
+        [controllerNamespace, ...namespaces.values()].map((name) =>
+          core.deleteNamespace({ name }).catch(() => undefined),
+        ),
+      );
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** `runner-fleet start ...` as a child process of `node dist/cli/main.js`, with only PATH (and `env`) set. */
+export class ControllerChild {
+  readonly url: string;
+  readonly stdout = new LogSink();
+  readonly stderr = new LogSink();
+  readonly child: ChildProcess;
+  readonly exited: Promise<number | null>;
+  readonly startedAt = Date.now();
+
+  constructor(args: readonly string[], port: number, env: Record<string, string> = {}) {
+    this.url = `http://127.0.0.1:${port}`;
+    this.child = spawn(process.execPath, [CLI, 'start', ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env },
+    });
+    this.child.stdout!.pipe(this.stdout, { end: false });
+    this.child.stderr!.pipe(this.stderr, { end: false });
+    this.exited = new Promise((resolve) => this.child.once('exit', (code) => resolve(code)));
+  }
+
+  get running(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  async status(path: '/healthz' | '/readyz'): Promise<number | null> {
+    try {
+      const res = await fetch(`${this.url}${path}`, { signal: AbortSignal.timeout(2000) });
+      await res.body?.cancel();
+      return res.status;
+    } catch {
+      return null;
+    }
+  }
+
+  async waitReady(timeoutMs = 90_000): Promise<void> {
+    await until(
+      async () => {
+        if (!this.running) throw new Error(`the controller exited: ${this.stderr.text().slice(-3000)}`);
+        return (await this.status('/readyz')) === 200;
+      },
+      timeoutMs,
+      'the controller to be ready',
+    );
+  }
+
+  /** kill -9 */
+  async kill(): Promise<void> {
+    if (this.running) this.child.kill('SIGKILL');
+    await this.exited;
+  }
+
+  /** SIGTERM, then SIGKILL after `timeoutMs`; resolves to the exit code. */
+  async stop(timeoutMs = 20_000): Promise<number | null> {
+    if (this.running) this.child.kill('SIGTERM');
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), timeoutMs);
+    const code = await this.exited;
+    clearTimeout(timer);
+    return code;
+  }
+}
