@@ -1,0 +1,316 @@
+/**
+ * Shared pieces of the end-to-end suites: a recording simulator with captured logs, the three-scale-set fleet.yaml
+ * pointed at it, condition waits with deadlines, and the leak census (simulator runners and instances, process
+ * instances on disk and live runner processes).
+ */
+import { mkdtempSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import { stringify } from 'yaml';
+import { isRunnerOf } from '../../src/core/names.js';
+import { ProcessProvider } from '../../src/providers/process/index.js';
+import { processProviderSchema } from '../../src/providers/process/schema.js';
+import { startSimulator } from '../../src/sim/github/index.js';
+import type { SimRunnerView, Simulator, SimulatorOptions } from '../../src/sim/github/index.js';
+import type { InstanceView } from '../../src/sim/github/index.js';
+
+export const REPO_ROOT = resolve(import.meta.dirname, '../..');
+export const CLI = join(REPO_ROOT, 'dist/cli/main.js');
+export const TEE_RUNNER = join(import.meta.dirname, 'fixtures/tee-runner.sh');
+export const FLEET = 'e2e';
+
+/** Collects newline-separated log output (pino JSON lines, runner lines) in memory. */
+export class LogSink extends Writable {
+  readonly lines: string[] = [];
+  #partial = '';
+
+  override _write(chunk: Buffer | string, _enc: BufferEncoding, done: (error?: Error | null) => void): void {
+    const text = this.#partial + chunk.toString();
+    const parts = text.split('\n');
+    this.#partial = parts.pop() ?? '';
+    for (const p of parts) if (p !== '') this.lines.push(p);
+    done();
+  }
+
+  text(): string {
+    return this.lines.join('\n') + (this.#partial === '' ? '' : `\n${this.#partial}`);
+  }
+}
+
+export interface E2eSimulator {
+  readonly sim: Simulator;
+  /** The simulator's own log lines (it is `runner-fleet simulate` in production: its logs count too). */
+  readonly logs: LogSink;
+}
+
+/** A simulator that records every REST exchange (the secrets it issued are read from them). */
+export async function startE2eSimulator(options: SimulatorOptions = {}): Promise<E2eSimulator> {
+  const logs = new LogSink();
+  const sim = await startSimulator({
+    orgs: ['octo-org'],
+    recordExchanges: true,
+    // A lost runner goes offline quickly, so its job fails fast instead of hanging a test.
+    runnerOfflineAfterMs: 3000,
+    // The bursts here create up to ~60 runners a minute per set; GitHub's 180 is not the subject of these tests.
+    secondaryLimitPerMinute: 10_000,
+    logger: pino({ level: 'debug' }, logs),
+    ...options,
+  });
+  return { sim, logs };
+}
+
+export interface ScaleSetShape {
+  readonly name: string;
+  readonly max: number;
+  readonly minIdle: number;
+  readonly ephemeral: boolean;
+  readonly provider: 'process' | 'sim';
+}
+
+export interface FleetFiles {
+  readonly dir: string;
+  readonly configPath: string;
+  readonly storePath: string;
+  /** Parent of the process provider's per-runner directories. */
+  readonly workDir: string;
+  /** Where every process runner's output is copied (see fixtures/tee-runner.sh). */
+  readonly runnerLog: string;
+  readonly scaleSets: readonly ScaleSetShape[];
+}
+
+/**
+ * The three scale sets of the end-to-end suites, covering org and repo scope, jit and token registration, ephemeral
+ * and persistent runners, process and sim providers.
+ */
+export const STANDARD_SETS = [
+  { name: 'proc', max: 4, minIdle: 0, ephemeral: true, provider: 'process' },
+  { name: 'cloud', max: 25, minIdle: 0, ephemeral: true, provider: 'sim' },
+  { name: 'persist', max: 4, minIdle: 1, ephemeral: false, provider: 'sim' },
+] as const satisfies readonly ScaleSetShape[];
+
+/** Labels per scale set; the workload (workload.ts) draws job labels from subsets of these. */
+const LABELS: Record<(typeof STANDARD_SETS)[number]['name'], string[]> = {
+  proc: ['linux', 'x64', 'proc'],
+  cloud: ['linux', 'x64', 'cloud'],
+  persist: ['linux', 'persistent'],
+};
+
+/**
+ * Writes fleet.yaml (and the App key and webhook secret beside it, 0600, read through `${file:...}`) into a fresh
+ * temporary directory. `port` 0 lets the OS choose (in-process runs read the URL from `start()`).
+ */
+export function writeFleetConfig(
+  sim: Simulator,
+  options: { port?: number; resyncInterval?: string; orphanGracePeriod?: string } = {},
+): FleetFiles {
+  const dir = mkdtempSync(join(tmpdir(), 'runner-fleet-e2e-'));
+  writeFileSync(join(dir, 'app.pem'), sim.privateKeyPem, { mode: 0o600 });
+  writeFileSync(join(dir, 'webhook-secret'), sim.webhookSecret, { mode: 0o600 });
+  const workDir = join(dir, 'runners');
+  const runnerLog = join(dir, 'runner-output.log');
+  const storePath = join(dir, 'fleet.db');
+  const doc = {
+    name: FLEET,
+    github: {
+      url: sim.baseUrl,
+      apiUrl: sim.apiUrl,
+      auth: { app: { id: sim.appId, privateKey: '${file:./app.pem}' } },
+    },
+    webhook: { secret: '${file:./webhook-secret}' },
+    server: { host: '127.0.0.1', port: options.port ?? 0 },
+    store: { path: storePath },
+    controller: {
+      // Short: missed webhooks are repaired by resyncs and job status checks, and the tests wait for that.
+      resyncInterval: options.resyncInterval ?? '2s',
+      orphanGracePeriod: options.orphanGracePeriod ?? '10s',
+      failureBackoff: '1s',
+    },
+    scaleSets: STANDARD_SETS.map((set) => ({
+      name: set.name,
+      scope: set.name === 'persist' ? { repo: 'octo-org/app' } : { org: 'octo-org' },
+      labels: LABELS[set.name],
+      minIdle: set.minIdle,
+      max: set.max,
+      ephemeral: set.ephemeral,
+      registration: set.ephemeral ? 'jit' : 'token',
+      bootstrapTimeout: '60s',
+      idleTimeout: '3s',
+      provider:
+        set.provider === 'sim'
+          ? { kind: 'sim', bootDelay: set.ephemeral ? '100ms' : '50ms' }
+          : {
+              kind: 'process',
+              command: 'bash',
+              args: [TEE_RUNNER],
+              workDir,
+              stopGracePeriod: '3s',
+              env: {
+                RF_E2E_NODE: process.execPath,
+                RF_E2E_CLI: CLI,
+                RF_E2E_RUNNER_LOG: runnerLog,
+                // A runner orphaned by a failed test gives up on a vanished simulator within seconds.
+                RUNNER_FLEET_EMULATOR_RETRY_MS: '10000',
+              },
+            },
+    })),
+  };
+  const configPath = join(dir, 'fleet.yaml');
+  writeFileSync(configPath, stringify(doc));
+  return { dir, configPath, storePath, workDir, runnerLog, scaleSets: STANDARD_SETS };
+}
+
+/** Polls `check` until it returns true; fails with `what` (and the last `describe()`) at the deadline. */
+export async function until(
+  check: () => boolean | Promise<boolean>,
+  timeoutMs: number,
+  what: string,
+  describe?: () => unknown,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await check()) return;
+    if (Date.now() > deadline) {
+      const detail = describe === undefined ? '' : `; last seen: ${JSON.stringify(describe())}`;
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${detail}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+export interface Leftovers {
+  /** Registrations in the simulator named by one of our scale sets. */
+  readonly runners: readonly SimRunnerView[];
+  /** Simulated-cloud instances tagged with our fleet. */
+  readonly instances: readonly InstanceView[];
+  /** Process provider instances (records on disk). */
+  readonly processInstances: readonly string[];
+  /** Live OS processes whose working directory is under the process provider's work directory. */
+  readonly processPids: readonly number[];
+}
+
+/** Everything of this fleet that still exists anywhere. */
+export async function leftovers(sim: Simulator, files: FleetFiles): Promise<Leftovers> {
+  const names = files.scaleSets.map((s) => s.name);
+  const runners = sim.runners().filter((r) => names.some((s) => isRunnerOf(s, r.name)));
+  const instances = sim.instances({ fleet: FLEET });
+  const provider = new ProcessProvider(
+    processProviderSchema.parse({ kind: 'process', command: 'bash', workDir: files.workDir }),
+    {
+      fleet: FLEET,
+      scaleSet: { name: 'proc' } as never,
+      logger: pino({ level: 'silent' }),
+    },
+  );
+  const processInstances = (await provider.list({ fleet: FLEET }, AbortSignal.timeout(10_000))).map(
+    (i) => i.name,
+  );
+  await provider.close?.();
+  return { runners, instances, processInstances, processPids: pidsUnder(files.workDir) };
+}
+
+/** Processes whose current directory is inside `dir` (runner processes run in their instance directory). */
+export function pidsUnder(dir: string): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const cwd = readlinkSync(`/proc/${entry}/cwd`);
+      if (cwd === dir || cwd.startsWith(`${dir}/`)) pids.push(Number(entry));
+    } catch {
+      // gone, or not ours to read
+    }
+  }
+  return pids;
+}
+
+/** Summary of leftovers for assertions and messages: names only, never anything secret. */
+export function summarize(l: Leftovers): Record<string, unknown> {
+  return {
+    runners: l.runners.map((r) => `${r.name}:${r.status}${r.busy ? ':busy' : ''}`),
+    instances: l.instances.map((i) => `${i.name}:${i.state}`),
+    processInstances: l.processInstances,
+    processPids: l.processPids,
+  };
+}
+
+/** Nothing left but the persistent scale sets' `minIdle` runners (registered, online, idle, hosted). */
+export function isClean(l: Leftovers, files: FleetFiles): boolean {
+  for (const set of files.scaleSets) {
+    const keep = set.ephemeral ? 0 : set.minIdle;
+    const runners = l.runners.filter((r) => isRunnerOf(set.name, r.name));
+    const instances = l.instances.filter((i) => i.tags.scaleSet === set.name);
+    if (runners.length !== keep || instances.length !== (set.provider === 'sim' ? keep : 0)) return false;
+    if (runners.some((r) => r.status !== 'online' || r.busy)) return false;
+    if (instances.some((i) => i.state !== 'running')) return false;
+    if (!runners.every((r) => instances.some((i) => i.name === r.name) || set.provider !== 'sim'))
+      return false;
+  }
+  return l.processInstances.length === 0 && l.processPids.length === 0;
+}
+
+/** A simple in-memory counter of the largest value seen per key. */
+export class MaxTracker {
+  readonly max = new Map<string, number>();
+  samples = 0;
+
+  see(key: string, value: number): void {
+    if (value > (this.max.get(key) ?? 0)) this.max.set(key, value);
+  }
+
+  get(key: string): number {
+    return this.max.get(key) ?? 0;
+  }
+}
+
+/** Counts what exists per scale set on the simulator's side and on disk right now, into `tracker`. */
+export function sampleWorld(sim: Simulator, files: FleetFiles, tracker: MaxTracker): void {
+  tracker.samples++;
+  const runners = sim.runners();
+  const instances = sim.instances({ fleet: FLEET });
+  for (const set of files.scaleSets) {
+    tracker.see(`sim-runners:${set.name}`, runners.filter((r) => isRunnerOf(set.name, r.name)).length);
+    tracker.see(`sim-instances:${set.name}`, instances.filter((i) => i.tags.scaleSet === set.name).length);
+  }
+  let dirs: string[] = [];
+  try {
+    dirs = readdirSync(files.workDir).filter((d) => !d.startsWith('.'));
+  } catch {
+    // not created yet
+  }
+  tracker.see('process-instances:proc', dirs.length);
+}
+
+/** Runner names of the JIT registrations the simulator created (generate-jitconfig answered 201), per scale set. */
+export function jitRegistrations(sim: Simulator, scaleSets: readonly string[]): Map<string, string[]> {
+  const out = new Map<string, string[]>(scaleSets.map((s) => [s, []]));
+  for (const x of sim.recordedExchanges()) {
+    if (x.status !== 201 || !x.template?.endsWith('/generate-jitconfig')) continue;
+    const name = (JSON.parse(x.requestBody ?? '{}') as { name?: string }).name ?? '';
+    const set = scaleSets.find((s) => isRunnerOf(s, name));
+    if (set !== undefined) out.get(set)!.push(name);
+  }
+  return out;
+}
+
+/** Names of the runners that ran (completed) jobs, per scale set. */
+export function runnersThatRan(sim: Simulator, scaleSets: readonly string[]): Map<string, Set<string>> {
+  const out = new Map<string, Set<string>>(scaleSets.map((s) => [s, new Set()]));
+  for (const j of sim.jobs('completed')) {
+    const set = j.runnerName === null ? undefined : scaleSets.find((s) => isRunnerOf(s, j.runnerName!));
+    if (set !== undefined) out.get(set)!.add(j.runnerName!);
+  }
+  return out;
+}
+
+/** A free loopback port (the chaos test restarts the controller on the same port, as GitHub keeps one URL). */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
