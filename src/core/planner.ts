@@ -589,36 +589,42 @@ class ScaleSetPlanner {
     }
   }
 
-  /** Jobs waiting longer than a resync get a status check against GitHub (repairs missed webhooks). */
+  /**
+   * Jobs waiting longer than a resync get a status check against GitHub (repairs missed webhooks). Jobs known only
+   * from before a restart go first and as fast as passes allow: they count for nothing until checked, and each needs
+   * one check. Re-checks of the others share a budget of `maxJobChecks` per scale set per resync interval (checks
+   * made within the last interval, or under way, use it up), so a backlog of thousands of queued jobs (a scale set at
+   * max) costs a bounded number of API calls instead of one per job per interval, which would spend GitHub's hourly
+   * budget in minutes.
+   */
   #checkJobs(): void {
     const interval = this.#timings.resyncInterval;
     const max = this.#options.maxJobChecks ?? DEFAULT_MAX_JOB_CHECKS;
-    // The `max` most overdue jobs, kept sorted in a small array: after an outage thousands may be due at once.
-    const top: { job: JobSnapshot; since: number }[] = [];
-    let due = 0;
+    let spent = 0;
+    let budgetBackAt = Infinity;
+    for (const j of this.#s.jobs) {
+      if (j.unverified === true && j.status === 'queued') continue;
+      if (j.inFlight) spent++;
+      else if (j.checkedAt !== null && this.#now - j.checkedAt < interval) {
+        spent++;
+        budgetBackAt = Math.min(budgetBackAt, j.checkedAt + interval);
+      }
+    }
+    // The most overdue jobs, kept sorted in small arrays: after an outage thousands may be due at once.
+    const unverified = new TopJobs(max);
+    const recheck = new TopJobs(Math.max(0, max - spent));
     for (const j of this.#s.jobs) {
       if (j.inFlight) continue;
-      let since: number;
       if (j.unverified === true && j.status === 'queued') {
-        since = -Infinity; // first: it counts for nothing until checked
-      } else {
-        since = j.checkedAt ?? (j.status === 'queued' ? j.queuedAt : (j.startedAt ?? j.queuedAt));
-        const every = j.status === 'queued' ? interval : interval * IN_PROGRESS_CHECK_FACTOR;
-        if (this.#now - since < every) {
-          this.#wakeAt(since + every);
-          continue;
-        }
+        unverified.offer(j, -Infinity);
+        continue;
       }
-      due++;
-      if (max <= 0) continue;
-      const last = top[top.length - 1];
-      if (top.length >= max && last !== undefined && !before(since, j.id, last.since, last.job.id)) continue;
-      let i = top.length;
-      while (i > 0 && before(since, j.id, top[i - 1]!.since, top[i - 1]!.job.id)) i--;
-      top.splice(i, 0, { job: j, since });
-      if (top.length > max) top.pop();
+      const since = j.checkedAt ?? (j.status === 'queued' ? j.queuedAt : (j.startedAt ?? j.queuedAt));
+      const every = j.status === 'queued' ? interval : interval * IN_PROGRESS_CHECK_FACTOR;
+      if (this.#now - since < every) this.#wakeAt(since + every);
+      else recheck.offer(j, since);
     }
-    for (const { job } of top) {
+    for (const { job } of [...unverified.top, ...recheck.top]) {
       this.actions.push({
         type: 'check-job',
         scaleSet: this.#set.name,
@@ -627,7 +633,34 @@ class ScaleSetPlanner {
         repo: job.repo,
       });
     }
-    if (due > top.length) this.#wakeAt(this.#now + 1);
+    if (unverified.due > unverified.top.length) this.#wakeAt(this.#now + 1);
+    // Out of budget: the next pass that may check is when the oldest recent check leaves the interval (a check
+    // under way wakes the scale set when it ends).
+    if (recheck.due > recheck.top.length) this.#wakeAt(recheck.limit > 0 ? this.#now + 1 : budgetBackAt);
+  }
+}
+
+/** The `limit` most overdue of the jobs offered (oldest `since` first, then lowest id), and how many were offered. */
+class TopJobs {
+  readonly top: { job: JobSnapshot; since: number }[] = [];
+  due = 0;
+  readonly limit: number;
+
+  constructor(limit: number) {
+    this.limit = limit;
+  }
+
+  offer(job: JobSnapshot, since: number): void {
+    this.due++;
+    if (this.limit <= 0) return;
+    const top = this.top;
+    const last = top[top.length - 1];
+    if (top.length >= this.limit && last !== undefined && !before(since, job.id, last.since, last.job.id))
+      return;
+    let i = top.length;
+    while (i > 0 && before(since, job.id, top[i - 1]!.since, top[i - 1]!.job.id)) i--;
+    top.splice(i, 0, { job, since });
+    if (top.length > this.limit) top.pop();
   }
 }
 
