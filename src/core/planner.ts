@@ -48,6 +48,12 @@ export function plan(snapshot: Snapshot, config: FleetConfig, now: number, optio
   return actions;
 }
 
+const RUNNER_EXITED = 'runner exited';
+const SUCCEEDED_WHILE_BUSY = 'instance succeeded while running a job';
+const REMOVED_AFTER_JOB = 'registration removed by GitHub after its job';
+/** Reasons an ephemeral runner ends with after running a job (see #ranUnseenJob). */
+const RAN_A_JOB: ReadonlySet<string> = new Set([RUNNER_EXITED, SUCCEEDED_WHILE_BUSY, REMOVED_AFTER_JOB]);
+
 const TERMINAL: ReadonlySet<RunnerState> = new Set(['finished', 'failed', 'bootstrap-timeout']);
 
 export function isTerminal(state: RunnerState): boolean {
@@ -93,8 +99,12 @@ class ScaleSetPlanner {
     // Parallel arrays rather than one small object per record: this runs over every record on every pass.
     const records: RunnerSnapshot[] = [];
     const states: RunnerState[] = [];
+    let ranUnseen = 0;
     for (const r of this.#s.runners) {
-      if (r.state === 'deleted') continue;
+      if (r.state === 'deleted') {
+        if (this.#ranUnseenJob(r)) ranUnseen++;
+        continue;
+      }
       if (r.inFlight) {
         records.push(r);
         states.push(r.state);
@@ -114,13 +124,14 @@ class ScaleSetPlanner {
           githubId: t.githubId ?? r.githubId,
         };
       }
+      if (this.#ranUnseenJob(current)) ranUnseen++;
       const state = isTerminal(current.state) ? this.#cleanup(current) : current.state;
       if (state !== 'deleted') {
         records.push(current);
         states.push(state);
       }
     }
-    this.#scale(records, states);
+    this.#scale(records, states, ranUnseen);
     this.#orphanRegistrations();
     this.#strayInstances();
     this.#checkJobs();
@@ -247,7 +258,8 @@ class ScaleSetPlanner {
         const gone = ephemeral && instanceSeen.state === 'succeeded';
         return {
           state: 'finished',
-          reason: `instance ${instanceSeen.state} while running a job`,
+          reason:
+            instanceSeen.state === 'succeeded' ? SUCCEEDED_WHILE_BUSY : 'instance failed while running a job',
           ...(gone ? { registrationGone: true } : {}),
         };
       }
@@ -257,7 +269,7 @@ class ScaleSetPlanner {
       if (ghFresh && ephemeral && gh === undefined) {
         return {
           state: 'finished',
-          reason: 'registration removed by GitHub after its job',
+          reason: REMOVED_AFTER_JOB,
           registrationGone: true,
         };
       }
@@ -279,7 +291,7 @@ class ScaleSetPlanner {
         // orphan and the orphan rule removes it after the grace period.
         return {
           state: 'finished',
-          reason: 'runner exited',
+          reason: RUNNER_EXITED,
           ...(ephemeral ? { registrationGone: true } : {}),
         };
       }
@@ -386,7 +398,25 @@ class ScaleSetPlanner {
   }
 
   /** desired = min(max, busy + queued + minIdle); never more than max non-deleted records. */
-  #scale(records: readonly RunnerSnapshot[], states: readonly RunnerState[]): void {
+  /**
+   * An ephemeral runner that ended after a job (it exited 0, or ended busy) while no webhook or check has told us
+   * which job: that job is still among the ones we count as queued, until its `in_progress` or `completed` arrives
+   * and names the runner. Under webhook lag (a burst: the instance's exit is seen before the job's webhooks) counting
+   * it would buy the finished job a second runner, which then idles. Counted for two resync intervals at most; by
+   * then the webhook came, or a status check corrected the job.
+   */
+  #ranUnseenJob(r: RunnerSnapshot): boolean {
+    return (
+      this.#set.ephemeral &&
+      r.job === null &&
+      r.reason !== null &&
+      RAN_A_JOB.has(r.reason) &&
+      (r.state === 'finished' || r.state === 'deleted') &&
+      this.#now - r.stateChangedAt < 2 * this.#timings.resyncInterval
+    );
+  }
+
+  #scale(records: readonly RunnerSnapshot[], states: readonly RunnerState[], ranUnseen: number): void {
     const set = this.#set;
     let nonDeleted = 0;
     let active = 0;
@@ -419,8 +449,9 @@ class ScaleSetPlanner {
     let queued = 0;
     for (const j of this.#s.jobs) if (j.status === 'queued' && j.unverified !== true) queued++;
     // A busy runner whose job we have not heard of is running one of the jobs we still think are queued (or a job
-    // of another scale set, briefly): counting both would create a runner for a job that already has one.
-    const desired = Math.min(set.max, busy + Math.max(0, queued - busyUnknown) + set.minIdle);
+    // of another scale set, briefly): counting both would create a runner for a job that already has one. The same
+    // holds for an ephemeral runner that already ended after such a job (#ranUnseenJob).
+    const desired = Math.min(set.max, busy + Math.max(0, queued - busyUnknown - ranUnseen) + set.minIdle);
     const backingOff = this.#now < this.#s.backoff.until;
 
     if (active <= desired) {
