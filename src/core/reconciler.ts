@@ -14,6 +14,7 @@ import type { Instance, Provider } from '../providers/provider.js';
 import type { Store } from '../store/store.js';
 import type { EventQuery, EventRow, JobChange } from '../store/types.js';
 import type { GitHubPort } from './ports.js';
+import type { GitHubRunner } from './types.js';
 import type { Action } from './plan-types.js';
 import type { ReconcilerHooks } from './hooks.js';
 import type { RandomSource } from './names.js';
@@ -86,6 +87,9 @@ export interface ReconcilerHealth {
   /** Executor calls queued or running. */
   readonly pendingOperations: number;
 }
+
+/** Runners of a list's gaps asked for at once (see #missingFromList). */
+const MISSING_CHECKS_AT_ONCE = 8;
 
 function cryptoRandom(): number {
   return crypto.getRandomValues(new Uint32Array(1))[0]! / 4294967296;
@@ -485,6 +489,7 @@ export class Reconciler {
       try {
         const prefix = commonPrefix(sets.map((s) => `${s}-`));
         const listed = await this.#o.github.listRunners(scope, prefix, signal);
+        listed.push(...(await this.#missingFromList(scope, sets, listed, at, signal)));
         const bySet = new Map<string, typeof listed>(sets.map((s) => [s, []]));
         for (const r of listed) {
           const owner = scaleSetOf(r.name, sets);
@@ -543,6 +548,44 @@ export class Reconciler {
       );
     }
     this.wake();
+  }
+
+  /**
+   * A paginated list is no snapshot: when a runner on an earlier page goes away while later pages are read, the rest
+   * shift and one of ours can be skipped. The planner reads absence from a list taken after a record's last change as
+   * "registration gone" (and would then delete a busy runner's instance under its job), so every live record with a
+   * registration that the list lacks is asked for by id; those that exist are added to the list. Normally none or a
+   * few are missing (ephemeral runners GitHub removed before their job's webhook came). A failure fails the list.
+   */
+  async #missingFromList(
+    scope: Scope,
+    sets: readonly string[],
+    listed: readonly GitHubRunner[],
+    at: number,
+    signal: AbortSignal | undefined,
+  ): Promise<GitHubRunner[]> {
+    const names = new Set(listed.map((r) => r.name));
+    const missing: number[] = [];
+    for (const s of sets) {
+      this.#o.store.forEachRunner(s, (r) => {
+        const live = r.state === 'starting' || r.state === 'idle' || r.state === 'busy';
+        if (live && r.githubId !== null && r.stateChangedAt < at && !names.has(r.name))
+          missing.push(r.githubId);
+      });
+    }
+    const found: GitHubRunner[] = [];
+    for (let i = 0; i < missing.length; i += MISSING_CHECKS_AT_ONCE) {
+      const batch = missing.slice(i, i + MISSING_CHECKS_AT_ONCE);
+      const answers = await Promise.all(batch.map((id) => this.#o.github.getRunner(scope, id, signal)));
+      for (const r of answers) if (r !== null && !names.has(r.name)) found.push(r);
+    }
+    if (found.length > 0) {
+      this.#log.debug(
+        { scope: scopeKey(scope), missing: missing.length, found: found.length },
+        'runner list skipped runners',
+      );
+    }
+    return found;
   }
 
   #providerHook(provider: string, scaleSet: string, result: 'ok' | 'error', durationMs: number): void {

@@ -1,0 +1,54 @@
+/**
+ * A runner list that skips one of our runners (pages shift when runners go away while a list is read) must not make
+ * the controller think that runner's registration is gone: it would mark a starting runner failed and buy a
+ * replacement, or take a busy runner's instance from under its job. The reconciler asks for the missing one by id.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { createGitHubClient } from '../github/index.js';
+import type { GitHubPort } from './ports.js';
+import { Harness, silent, until } from './reconciler.test-helpers.js';
+
+let h: Harness | null = null;
+afterEach(async () => {
+  await h?.close();
+  h = null;
+});
+
+describe('reconciler: a runner list with a gap', () => {
+  it('asks for a missing runner by id instead of reading its absence as removal', async () => {
+    // Instances boot after a minute: the runners stay starting, with registrations, for the whole test.
+    h = await Harness.start({
+      scaleSets: [{ name: 'lin', max: 3, bootDelay: 60_000 }],
+      controller: { resyncInterval: 200 },
+    });
+    const client = createGitHubClient({ config: h.config.github, logger: silent, retryBaseMs: 5 });
+    let victim: string | null = null;
+    let lookups = 0;
+    const github: GitHubPort = {
+      ...client,
+      registrationUrl: (scope) => client.registrationUrl(scope),
+      generateJitConfig: (...a) => client.generateJitConfig(...a),
+      registrationToken: (...a) => client.registrationToken(...a),
+      deleteRunner: (...a) => client.deleteRunner(...a),
+      getJob: (...a) => client.getJob(...a),
+      // every list leaves the victim out, as a list whose pages shifted would
+      listRunners: async (...a) => (await client.listRunners(...a)).filter((r) => r.name !== victim),
+      getRunner: (...a) => {
+        lookups++;
+        return client.getRunner(...a);
+      },
+    };
+    const c = await h.startController({ github });
+    h.sim.createJobs({ owner: 'octo-org', repo: 'app', labels: ['self-hosted', 'linux'], count: 2 });
+    await until(() => c.store.runners('lin').filter((r) => r.state === 'starting').length === 2, 20_000);
+    victim = c.store.runners('lin')[0]!.name;
+    const resyncs = c.reconciler.health().lastResyncAt ?? 0;
+    // several resyncs later: each asked for the victim, and the victim is still starting
+    await until(() => (c.reconciler.health().lastResyncAt ?? 0) > resyncs + 1000, 20_000);
+    await c.reconciler.settled();
+    expect(c.store.runner(victim)?.state).toBe('starting');
+    expect(c.store.runners('lin')).toHaveLength(2);
+    expect(h.sim.runners().filter((r) => r.name.startsWith('lin-'))).toHaveLength(2);
+    expect(lookups).toBeGreaterThanOrEqual(3);
+  }, 60_000);
+});
