@@ -9,16 +9,5 @@ export type { ExitCodeValue } from './exit-codes.js';
 export { decodeJitConfig, JitConfigError } from './jit-config.js';
 export type { DecodedJitConfig, OAuthCredentials, RsaParamsFile, RunnerSettings } from './jit-config.js';
 export { HttpTransport } from './http-transport.js';
-export { BrokerCallError } from './protocol.js';
-export type {
-  AddAgentReply,
-  AddAgentRequest,
-  AgentInfo,
-  BrokerTransport,
-  CompleteReply,
-  JobMessage,
-  RenewReply,
-  RunnerRegistrationReply,
-  SessionReply,
-  TokenReply,
-} from './protocol.js';
+// The broker protocol's types and BrokerCallError: protocol.ts holds nothing that is not public.
+export * from './protocol.js';
