@@ -6,20 +6,12 @@
  */
 import type { BrokerTransport } from '../runner/protocol.js';
 import { runEmulatedRunner } from '../runner/emulator.js';
-import type { EmulatorRegistration } from '../runner/emulator.js';
+import { emulatorRegistration } from '../runner/registration.js';
+import type { InstanceRegistration } from '../runner/registration.js';
+
+export type { InstanceRegistration } from '../runner/registration.js';
 
 export type InstanceState = 'pending' | 'running' | 'succeeded' | 'failed';
-
-export type InstanceRegistration =
-  | { readonly mode: 'jit'; readonly jitConfig: string }
-  | {
-      readonly mode: 'token';
-      readonly url: string;
-      readonly token: string;
-      readonly labels: readonly string[];
-      readonly runnerGroup: string;
-      readonly ephemeral: boolean;
-    };
 
 export interface InstanceInput {
   readonly name: string;
@@ -91,7 +83,7 @@ export class InstanceManager {
       lastLine: '',
     };
     this.#instances.set(input.name, record);
-    const registration = toEmulator(input.registration, input.name);
+    const registration = emulatorRegistration(input.registration, input.name);
     record.done = new Promise<void>((resolve) => {
       const boot = () => {
         record.bootTimer = null;
@@ -180,18 +172,4 @@ export class InstanceManager {
       r.message = 'stopped before boot';
     }
   }
-}
-
-/** Token mode configures the runner under the instance's name (instance name = runner name). */
-function toEmulator(registration: InstanceRegistration, name: string): EmulatorRegistration {
-  if (registration.mode === 'jit') return { jitConfig: registration.jitConfig };
-  return {
-    url: registration.url,
-    token: registration.token,
-    name,
-    labels: registration.labels,
-    runnerGroup: registration.runnerGroup,
-    ephemeral: registration.ephemeral,
-    noDefaultLabels: true,
-  };
 }

@@ -27,8 +27,8 @@ import {
   registrationFromPod,
 } from '../../providers/kubernetes/manifests.js';
 import type { Registration } from '../../providers/provider.js';
-import type { EmulatorOptions, EmulatorRegistration } from '../runner/index.js';
-import { runEmulatedRunner } from '../runner/index.js';
+import type { EmulatorOptions } from '../runner/index.js';
+import { emulatorRegistration, runEmulatedRunner } from '../runner/index.js';
 import { terminatedStatus } from './pod-status.js';
 
 export { terminatedStatus } from './pod-status.js';
@@ -113,19 +113,6 @@ export function registrationSecretName(pod: V1Pod): string | undefined {
   return ref?.name;
 }
 
-function toEmulator(registration: Registration, name: string): EmulatorRegistration {
-  if (registration.mode === 'jit') return { jitConfig: registration.jitConfig };
-  return {
-    url: registration.url,
-    token: registration.token,
-    name,
-    labels: registration.labels,
-    runnerGroup: registration.runnerGroup,
-    ephemeral: registration.ephemeral,
-    noDefaultLabels: true,
-  };
-}
-
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     if (signal.aborted) return resolve();
@@ -158,7 +145,7 @@ export async function startKubeBridge(options: KubeBridgeOptions): Promise<KubeB
   const run: RunnerFunction =
     options.run ??
     ((registration, context) =>
-      runEmulatedRunner(toEmulator(registration, context.pod), {
+      runEmulatedRunner(emulatorRegistration(registration, context.pod), {
         ...options.emulator,
         signal: context.signal,
       }));

@@ -9,5 +9,7 @@ export type { ExitCodeValue } from './exit-codes.js';
 export { decodeJitConfig, JitConfigError } from './jit-config.js';
 export type { DecodedJitConfig, OAuthCredentials, RsaParamsFile, RunnerSettings } from './jit-config.js';
 export { HttpTransport } from './http-transport.js';
+export { emulatorRegistration } from './registration.js';
+export type { InstanceRegistration } from './registration.js';
 // The broker protocol's types and BrokerCallError: protocol.ts holds nothing that is not public.
 export * from './protocol.js';
