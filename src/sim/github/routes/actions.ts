@@ -30,6 +30,13 @@ function numericId(raw: string | undefined): number {
 export function actionsRoutes(ctx: SimContext): RestRoute[] {
   const repoOf = (req: RestRequest, docs: string) =>
     resolveRepo(ctx, req.identity, req.params.owner ?? '', req.params.repo ?? '', 'actions', false, docs);
+  /** The run a path names, 404 also when it belongs to another repository. */
+  const runOf = (req: RestRequest, docs: string) => {
+    const repo = repoOf(req, docs);
+    const run = ctx.engine.run(numericId(req.params.run_id));
+    if (!run || run.repo !== repo) throw notFound(docs);
+    return run;
+  };
 
   return [
     {
@@ -73,9 +80,7 @@ export function actionsRoutes(ctx: SimContext): RestRoute[] {
       path: '/repos/{owner}/{repo}/actions/runs/{run_id}',
       access: 'installation',
       handler: (req) => {
-        const repo = repoOf(req, DOCS.runs);
-        const run = ctx.engine.run(numericId(req.params.run_id));
-        if (!run || run.repo !== repo) throw notFound(DOCS.runs);
+        const run = runOf(req, DOCS.runs);
         return { status: 200, body: runJson(ctx.urls, run, ctx.engine.jobsOf(run)) };
       },
     },
@@ -84,9 +89,7 @@ export function actionsRoutes(ctx: SimContext): RestRoute[] {
       path: '/repos/{owner}/{repo}/actions/runs/{run_id}/jobs',
       access: 'installation',
       handler: (req) => {
-        const repo = repoOf(req, DOCS.jobs);
-        const run = ctx.engine.run(numericId(req.params.run_id));
-        if (!run || run.repo !== repo) throw notFound(DOCS.jobs);
+        const run = runOf(req, DOCS.jobs);
         const jobs = ctx.engine.jobsOf(run);
         const page = paginate(ctx, req, jobs);
         return {

@@ -2,7 +2,7 @@
 import type { SimContext } from '../context.js';
 import { DOCS, notFound } from '../errors.js';
 import type { RunnerGroup } from '../model.js';
-import type { RestRoute } from '../rest.js';
+import type { RestRequest, RestRoute } from '../rest.js';
 import { paginate } from '../rest.js';
 import { resolveEnterprise, resolveOrg } from './scope.js';
 
@@ -46,81 +46,58 @@ function groupById(ctx: SimContext, raw: string | undefined): RunnerGroup {
   return group;
 }
 
+/** Checks the caller's access to the organization or enterprise a request names; returns how a group shows there. */
+type GroupJsonFor = (ctx: SimContext, req: RestRequest) => (g: RunnerGroup) => unknown;
+
+const LEVELS: readonly { readonly path: string; readonly groupJsonFor: GroupJsonFor }[] = [
+  {
+    path: '/orgs/{org}/actions/runner-groups',
+    groupJsonFor: (ctx, req) => {
+      const org = resolveOrg(
+        ctx,
+        req.identity,
+        req.params.org ?? '',
+        'organization_self_hosted_runners',
+        false,
+        docs,
+      );
+      return (g) => orgGroupJson(ctx, org.login, g);
+    },
+  },
+  {
+    path: '/enterprises/{enterprise}/actions/runner-groups',
+    groupJsonFor: (ctx, req) => {
+      const enterprise = resolveEnterprise(ctx, req.identity, req.params.enterprise ?? '', docs);
+      return (g) => enterpriseGroupJson(ctx, enterprise, g);
+    },
+  },
+];
+
 export function runnerGroupRoutes(ctx: SimContext): RestRoute[] {
-  return [
+  return LEVELS.flatMap(({ path, groupJsonFor }): RestRoute[] => [
     {
       method: 'GET',
-      path: '/orgs/{org}/actions/runner-groups',
+      path,
       access: 'installation',
       handler: (req) => {
-        const org = resolveOrg(
-          ctx,
-          req.identity,
-          req.params.org ?? '',
-          'organization_self_hosted_runners',
-          false,
-          docs,
-        );
+        const json = groupJsonFor(ctx, req);
         const all = ctx.world.groups();
         const page = paginate(ctx, req, all);
         return {
           status: 200,
-          body: {
-            total_count: all.length,
-            runner_groups: page.items.map((g) => orgGroupJson(ctx, org.login, g)),
-          },
+          body: { total_count: all.length, runner_groups: page.items.map(json) },
           headers: page.headers,
         };
       },
     },
     {
       method: 'GET',
-      path: '/orgs/{org}/actions/runner-groups/{runner_group_id}',
+      path: `${path}/{runner_group_id}`,
       access: 'installation',
       handler: (req) => {
-        const org = resolveOrg(
-          ctx,
-          req.identity,
-          req.params.org ?? '',
-          'organization_self_hosted_runners',
-          false,
-          docs,
-        );
-        return {
-          status: 200,
-          body: orgGroupJson(ctx, org.login, groupById(ctx, req.params.runner_group_id)),
-        };
+        const json = groupJsonFor(ctx, req);
+        return { status: 200, body: json(groupById(ctx, req.params.runner_group_id)) };
       },
     },
-    {
-      method: 'GET',
-      path: '/enterprises/{enterprise}/actions/runner-groups',
-      access: 'installation',
-      handler: (req) => {
-        const enterprise = resolveEnterprise(ctx, req.identity, req.params.enterprise ?? '', docs);
-        const all = ctx.world.groups();
-        const page = paginate(ctx, req, all);
-        return {
-          status: 200,
-          body: {
-            total_count: all.length,
-            runner_groups: page.items.map((g) => enterpriseGroupJson(ctx, enterprise, g)),
-          },
-          headers: page.headers,
-        };
-      },
-    },
-    {
-      method: 'GET',
-      path: '/enterprises/{enterprise}/actions/runner-groups/{runner_group_id}',
-      access: 'installation',
-      handler: (req) => {
-        const enterprise = resolveEnterprise(ctx, req.identity, req.params.enterprise ?? '', docs);
-        return {
-          status: 200,
-          body: enterpriseGroupJson(ctx, enterprise, groupById(ctx, req.params.runner_group_id)),
-        };
-      },
-    },
-  ];
+  ]);
 }

@@ -45,6 +45,18 @@ export function runnerRoutes(ctx: SimContext): RestRoute[] {
     const base = PREFIXES[kind];
     const scopeOf = (req: RestRequest, write: boolean) =>
       resolveScope(ctx, req.identity, kind, req.params, write, docs);
+    const runnerOf = (req: RestRequest, write: boolean) =>
+      runnerIn(ctx, scopeOf(req, write), req.params.runner_id);
+    /** The runner and the labels a label write names (POST adds them, PUT replaces: PUT may name none). */
+    const labelWrite = (req: RestRequest, minItems: number) => {
+      const runner = runnerOf(req, true);
+      const body = validateBody(
+        req.body,
+        { labels: { type: 'string[]', required: true, minItems, maxItems: 100 } },
+        docs,
+      );
+      return { runner, labels: labelNames(body) };
+    };
 
     routes.push(
       {
@@ -75,7 +87,7 @@ export function runnerRoutes(ctx: SimContext): RestRoute[] {
         access: 'installation',
         handler: (req) => ({
           status: 200,
-          body: runnerJson(runnerIn(ctx, scopeOf(req, false), req.params.runner_id)),
+          body: runnerJson(runnerOf(req, false)),
         }),
       },
       {
@@ -83,7 +95,7 @@ export function runnerRoutes(ctx: SimContext): RestRoute[] {
         path: `${base}/{runner_id}`,
         access: 'installation',
         handler: (req) => {
-          const runner = runnerIn(ctx, scopeOf(req, true), req.params.runner_id);
+          const runner = runnerOf(req, true);
           if (runner.busy) {
             throw new GitHubError(422, `Bad request - Runner "${runner.name}" is still running a job"`, {
               documentationUrl: docs,
@@ -142,31 +154,22 @@ export function runnerRoutes(ctx: SimContext): RestRoute[] {
           };
         },
       },
-      {
+      ...(['registration', 'remove'] as const).map((purpose): RestRoute => ({
         method: 'POST',
-        path: `${base}/registration-token`,
+        path: `${base}/${purpose}-token`,
         access: 'installation',
         handler: (req) => {
-          const { token, expiresAt } = ctx.tokens.issue('registration', scopeOf(req, true));
+          const { token, expiresAt } = ctx.tokens.issue(purpose, scopeOf(req, true));
           return { status: 201, body: { token, expires_at: iso(expiresAt) } };
         },
-      },
-      {
-        method: 'POST',
-        path: `${base}/remove-token`,
-        access: 'installation',
-        handler: (req) => {
-          const { token, expiresAt } = ctx.tokens.issue('remove', scopeOf(req, true));
-          return { status: 201, body: { token, expires_at: iso(expiresAt) } };
-        },
-      },
+      })),
       {
         method: 'GET',
         path: `${base}/{runner_id}/labels`,
         access: 'installation',
         handler: (req) => ({
           status: 200,
-          body: labelsJson(runnerIn(ctx, scopeOf(req, false), req.params.runner_id)),
+          body: labelsJson(runnerOf(req, false)),
         }),
       },
       {
@@ -174,14 +177,9 @@ export function runnerRoutes(ctx: SimContext): RestRoute[] {
         path: `${base}/{runner_id}/labels`,
         access: 'installation',
         handler: (req) => {
-          const runner = runnerIn(ctx, scopeOf(req, true), req.params.runner_id);
-          const body = validateBody(
-            req.body,
-            { labels: { type: 'string[]', required: true, minItems: 1, maxItems: 100 } },
-            docs,
-          );
+          const { runner, labels } = labelWrite(req, 1);
           const custom = runner.labels.filter((l) => l.type === 'custom').map((l) => l.name);
-          ctx.runners.setCustomLabels(runner, [...custom, ...labelNames(body)]);
+          ctx.runners.setCustomLabels(runner, [...custom, ...labels]);
           return { status: 200, body: labelsJson(runner) };
         },
       },
@@ -190,13 +188,8 @@ export function runnerRoutes(ctx: SimContext): RestRoute[] {
         path: `${base}/{runner_id}/labels`,
         access: 'installation',
         handler: (req) => {
-          const runner = runnerIn(ctx, scopeOf(req, true), req.params.runner_id);
-          const body = validateBody(
-            req.body,
-            { labels: { type: 'string[]', required: true, minItems: 0, maxItems: 100 } },
-            docs,
-          );
-          ctx.runners.setCustomLabels(runner, labelNames(body));
+          const { runner, labels } = labelWrite(req, 0);
+          ctx.runners.setCustomLabels(runner, labels);
           return { status: 200, body: labelsJson(runner) };
         },
       },
@@ -205,7 +198,7 @@ export function runnerRoutes(ctx: SimContext): RestRoute[] {
         path: `${base}/{runner_id}/labels`,
         access: 'installation',
         handler: (req) => {
-          const runner = runnerIn(ctx, scopeOf(req, true), req.params.runner_id);
+          const runner = runnerOf(req, true);
           ctx.runners.setCustomLabels(runner, []);
           return { status: 200, body: labelsJson(runner, 'read-only') };
         },
@@ -215,7 +208,7 @@ export function runnerRoutes(ctx: SimContext): RestRoute[] {
         path: `${base}/{runner_id}/labels/{name}`,
         access: 'installation',
         handler: (req) => {
-          const runner = runnerIn(ctx, scopeOf(req, true), req.params.runner_id);
+          const runner = runnerOf(req, true);
           const name = (req.params.name ?? '').toLowerCase();
           const label = runner.labels.find((l) => l.name.toLowerCase() === name);
           if (!label) throw notFound(docs);
