@@ -4,10 +4,9 @@
  * WATCHes delivered. The controller's kubeconfig points here, so the counts are what the API server received from
  * it, independent of the controller's own bookkeeping.
  */
-import http from 'node:http';
-import https from 'node:https';
-import type { AddressInfo } from 'node:net';
-import { KubeConfig } from '@kubernetes/client-node';
+import type { IncomingMessage } from 'node:http';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { startApiServerProxy } from '../test/support/api-server-proxy.js';
 
 export interface KubeApiProxy {
   readonly url: string;
@@ -35,8 +34,6 @@ export async function startKubeApiProxy(
   caCert: string,
   trackPodsIn: readonly string[] = [],
 ): Promise<KubeApiProxy> {
-  const upstream = new URL(target);
-  const agent = new https.Agent({ ca: caCert, keepAlive: true, maxSockets: 64 });
   const writes = new Map<string, number>();
   const pods = new Map<string, Set<string>>();
   const seen = (namespace: string, name: unknown) => {
@@ -46,87 +43,64 @@ export async function startKubeApiProxy(
     set.add(name);
   };
 
-  const server = http.createServer((req, res) => {
-    const path = req.url ?? '/';
-    const { namespace, resource } = resourceOf(path);
-    const method = req.method ?? 'GET';
-    if (method !== 'GET') {
-      const key = `${/[?&]dryRun=/.test(path) ? 'dry-run ' : ''}${method} ${resource}`;
-      writes.set(key, (writes.get(key) ?? 0) + 1);
-    }
-    const watchesPods =
-      method === 'GET' && resource === 'pods' && namespace !== undefined && trackPodsIn.includes(namespace);
-    const isWatch = /[?&]watch=(true|1)/.test(path);
-    const forward = https.request(
-      {
-        agent,
-        host: upstream.hostname,
-        port: upstream.port,
-        method,
-        path,
-        headers: { ...req.headers, host: upstream.host },
-      },
-      (up) => {
-        res.writeHead(up.statusCode ?? 502, up.headers);
-        res.flushHeaders();
-        if (watchesPods && (up.statusCode ?? 0) < 300) {
-          let buffered = '';
-          up.on('data', (chunk: Buffer) => {
-            buffered += chunk.toString('utf8');
-            if (!isWatch) return;
-            const lines = buffered.split('\n');
-            buffered = lines.pop() ?? '';
-            for (const line of lines) {
-              try {
-                const event = JSON.parse(line) as {
-                  type?: string;
-                  object?: { metadata?: { name?: unknown } };
-                };
-                if (event.type === 'ADDED' || event.type === 'MODIFIED')
-                  seen(namespace, event.object?.metadata?.name);
-              } catch {
-                // not an event line
-              }
-            }
-          });
-          up.on('end', () => {
-            if (isWatch || buffered === '') return;
-            try {
-              const list = JSON.parse(buffered) as { items?: { metadata?: { name?: unknown } }[] };
-              for (const item of list.items ?? []) seen(namespace, item.metadata?.name);
-            } catch {
-              // not a list
-            }
-          });
+  /** Reads the pod names out of a LIST answer, or out of each ADDED or MODIFIED event of a WATCH. */
+  const readPods = (namespace: string, isWatch: boolean, up: IncomingMessage): void => {
+    if ((up.statusCode ?? 0) >= 300) return;
+    let buffered = '';
+    up.on('data', (chunk: Buffer) => {
+      buffered += chunk.toString('utf8');
+      if (!isWatch) return;
+      const lines = buffered.split('\n');
+      buffered = lines.pop() ?? '';
+      for (const line of lines) {
+        try {
+          const event = JSON.parse(line) as {
+            type?: string;
+            object?: { metadata?: { name?: unknown } };
+          };
+          if (event.type === 'ADDED' || event.type === 'MODIFIED')
+            seen(namespace, event.object?.metadata?.name);
+        } catch {
+          // not an event line
         }
-        up.pipe(res);
-      },
-    );
-    forward.on('error', () => res.destroy());
-    res.on('close', () => forward.destroy());
-    req.pipe(forward);
+      }
+    });
+    up.on('end', () => {
+      if (isWatch || buffered === '') return;
+      try {
+        const list = JSON.parse(buffered) as { items?: { metadata?: { name?: unknown } }[] };
+        for (const item of list.items ?? []) seen(namespace, item.metadata?.name);
+      } catch {
+        // not a list
+      }
+    });
+  };
+
+  const proxy = await startApiServerProxy({
+    target,
+    caCert,
+    maxSockets: 64,
+    onRequest: (req) => {
+      const path = req.url ?? '/';
+      const { namespace, resource } = resourceOf(path);
+      const method = req.method ?? 'GET';
+      if (method !== 'GET') {
+        const key = `${/[?&]dryRun=/.test(path) ? 'dry-run ' : ''}${method} ${resource}`;
+        writes.set(key, (writes.get(key) ?? 0) + 1);
+      }
+      const watchesPods =
+        method === 'GET' && resource === 'pods' && namespace !== undefined && trackPodsIn.includes(namespace);
+      if (!watchesPods) return undefined;
+      const isWatch = /[?&]watch=(true|1)/.test(path);
+      return (up) => readPods(namespace, isWatch, up);
+    },
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   return {
-    url,
+    url: proxy.url,
     writes,
     podsSeen: (namespace) => pods.get(namespace) ?? new Set(),
     resetWrites: () => writes.clear(),
-    kubeConfig(token) {
-      const kc = new KubeConfig();
-      kc.loadFromOptions({
-        clusters: [{ name: 'proxy', server: url, skipTLSVerify: true }],
-        users: [{ name: 'controller', token }],
-        contexts: [{ name: 'proxy', cluster: 'proxy', user: 'controller' }],
-        currentContext: 'proxy',
-      });
-      return kc;
-    },
-    async close() {
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-      agent.destroy();
-    },
+    kubeConfig: (token) => proxy.kubeConfig(token),
+    close: () => proxy.close(),
   };
 }

@@ -4,10 +4,8 @@
  * 200 stream, or an HTTP 410), or the next requests failed with HTTP 500. It lets a suite drive the rare paths of
  * the pod informer (relist after compaction, backoff after errors) deterministically, with a real API server behind.
  */
-import http from 'node:http';
-import https from 'node:https';
-import type { AddressInfo } from 'node:net';
-import { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { startApiServerProxy } from '../support/api-server-proxy.js';
 
 export interface FaultProxy {
   readonly url: string;
@@ -34,89 +32,57 @@ const GONE_STATUS = {
 };
 
 export async function startFaultProxy(target: string, caCert: string): Promise<FaultProxy> {
-  const upstream = new URL(target);
-  const agent = new https.Agent({ ca: caCert, keepAlive: true });
   let gone: { form: 'event' | 'status'; after: Promise<void> } | undefined;
   let failures = 0;
   const counts = { watches: 0, lists: 0, injected: 0 };
 
-  const server = http.createServer((req, res) => {
-    const isWatch = /[?&]watch=(true|1)/.test(req.url ?? '');
-    if (req.method === 'GET') {
-      if (isWatch) counts.watches++;
-      else counts.lists++;
-    }
-    if (failures > 0) {
-      failures--;
-      counts.injected++;
-      res.writeHead(500, { 'content-type': 'application/json' });
-      res.end(
-        JSON.stringify({ ...GONE_STATUS, message: 'injected failure', reason: 'InternalError', code: 500 }),
-      );
-      return;
-    }
-    if (isWatch && gone) {
-      const { form, after } = gone;
-      gone = undefined;
-      counts.injected++;
-      void after.then(() => {
-        if (form === 'status') {
-          res.writeHead(410, { 'content-type': 'application/json' });
-          res.end(JSON.stringify(GONE_STATUS));
-        } else {
-          res.writeHead(200, { 'content-type': 'application/json' });
-          res.end(`${JSON.stringify({ type: 'ERROR', object: GONE_STATUS })}\n`);
-        }
-      });
-      return;
-    }
-    const forward = https.request(
-      {
-        agent,
-        host: upstream.hostname,
-        port: upstream.port,
-        method: req.method,
-        path: req.url,
-        headers: { ...req.headers, host: upstream.host },
-      },
-      (up) => {
-        res.writeHead(up.statusCode ?? 502, up.headers);
-        // A watch sends its headers before any event: pass them on at once, as the API server does.
-        res.flushHeaders();
-        up.pipe(res);
-      },
-    );
-    forward.on('error', () => res.destroy());
-    res.on('close', () => forward.destroy());
-    req.pipe(forward);
+  const proxy = await startApiServerProxy({
+    target,
+    caCert,
+    onRequest: (req, res) => {
+      const isWatch = /[?&]watch=(true|1)/.test(req.url ?? '');
+      if (req.method === 'GET') {
+        if (isWatch) counts.watches++;
+        else counts.lists++;
+      }
+      if (failures > 0) {
+        failures--;
+        counts.injected++;
+        res.writeHead(500, { 'content-type': 'application/json' });
+        res.end(
+          JSON.stringify({ ...GONE_STATUS, message: 'injected failure', reason: 'InternalError', code: 500 }),
+        );
+        return 'answered';
+      }
+      if (isWatch && gone) {
+        const { form, after } = gone;
+        gone = undefined;
+        counts.injected++;
+        void after.then(() => {
+          if (form === 'status') {
+            res.writeHead(410, { 'content-type': 'application/json' });
+            res.end(JSON.stringify(GONE_STATUS));
+          } else {
+            res.writeHead(200, { 'content-type': 'application/json' });
+            res.end(`${JSON.stringify({ type: 'ERROR', object: GONE_STATUS })}\n`);
+          }
+        });
+        return 'answered';
+      }
+      return undefined;
+    },
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 
   return {
-    url,
+    url: proxy.url,
     counts,
-    kubeConfig(token) {
-      const kc = new KubeConfig();
-      kc.loadFromOptions({
-        // client-node refuses plain http unless TLS verification is explicitly off (there is no TLS here).
-        clusters: [{ name: 'proxy', server: url, skipTLSVerify: true }],
-        users: [{ name: 'user', token }],
-        contexts: [{ name: 'proxy', cluster: 'proxy', user: 'user' }],
-        currentContext: 'proxy',
-      });
-      return kc;
-    },
+    kubeConfig: (token) => proxy.kubeConfig(token),
     goneOnNextWatch(form = 'event', after = Promise.resolve()) {
       gone = { form, after };
     },
     failNext(count) {
       failures = count;
     },
-    async close() {
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-      agent.destroy();
-    },
+    close: () => proxy.close(),
   };
 }
