@@ -1,41 +1,19 @@
 import { describe, expect, it } from 'vitest';
-import type { ScaleSetConfig } from '../../config/types.js';
 import { controllerNeeds, kubernetesRunners } from './rbac-needs.js';
-
-function set(
-  name: string,
-  provider: Record<string, unknown>,
-  extra: Partial<ScaleSetConfig> = {},
-): ScaleSetConfig {
-  return {
-    name,
-    scope: { org: 'o' },
-    runnerGroup: 'Default',
-    labels: ['x'],
-    minIdle: 0,
-    max: 1,
-    ephemeral: true,
-    registration: 'jit',
-    priority: 0,
-    bootstrapTimeout: 1,
-    idleTimeout: 1,
-    provider: provider as ScaleSetConfig['provider'],
-    ...extra,
-  };
-}
+import { scaleSetConfig } from './scale-set.test-helpers.js';
 
 const fleet = {
   name: 'f',
   scaleSets: [
-    set(
+    scaleSetConfig(
       'kube',
-      { kind: 'kubernetes', namespace: 'ci', containerMode: 'kubernetes' },
+      { namespace: 'ci', containerMode: 'kubernetes' },
       {
         identity: { aws: { roleArn: 'arn:aws:iam::123456789012:role/r' } },
       },
     ),
-    set('plain', { kind: 'kubernetes', namespace: 'plain', serviceAccount: { name: 'existing' } }),
-    set('local', { kind: 'process' }),
+    scaleSetConfig('plain', { namespace: 'plain', serviceAccount: { name: 'existing' } }),
+    scaleSetConfig('local', { kind: 'process' }),
   ],
 };
 
