@@ -17,7 +17,7 @@ export interface LeadershipOptions {
   readonly controller: Controller;
   readonly kubeConfig: KubeConfig;
   readonly election: LeaderElectionSettings;
-  /** SIGINT/SIGTERM: release the Lease and stop. */
+  /** SIGINT/SIGTERM: stop acting, then release the Lease. */
   readonly stop: AbortSignal;
   readonly io: CommandIo;
 }
@@ -78,6 +78,8 @@ export async function runWithLeaderElection(options: LeadershipOptions): Promise
       name: election.leaseName,
       identity: election.identity,
       logger: log,
+      // Settles only once the controller has stopped: the elector releases the Lease after that, not before, so a
+      // successor never acts while this replica still creates runners.
       onStartedLeading: async (leading) => {
         try {
           await catchUp(controller, leading);
@@ -86,10 +88,8 @@ export async function runWithLeaderElection(options: LeadershipOptions): Promise
           failure = error as Error;
           log.error({ err: error }, 'the leader could not start acting');
           end.abort();
-          return;
         }
         await aborted(leading);
-        // Stop acting before anyone else may start (the elector waits for this before it returns).
         await controller.stop();
       },
     });

@@ -8,6 +8,12 @@
  * has not renewed for `renewDeadline`, which is shorter than `leaseDuration`: it stops acting before anyone else
  * may start.
  *
+ * A leader that stops (its `run` signal aborts) or loses leadership first aborts the work's signal and waits for the
+ * work to settle, renewing the Lease meanwhile when it still holds it, and only then releases the Lease: a successor
+ * must not act while the old leader still creates runners. A stop that has not settled after `stopTimeoutMs` is not
+ * waited for any longer, and the Lease is then not released either: it expires `leaseDuration` after its last
+ * renewal, which is as long as a stuck leader can keep its successor waiting.
+ *
  * Takeover bound with the defaults (9 s / 6 s / 1.2 s, retries jittered by up to 20 %): a candidate notices the
  * leader's last renewal at most one retry (1.44 s) after it happened, waits out the lease from then (9 s) and
  * tries at most one retry later (1.44 s): about 12 s after the leader's last renewal plus two API round trips,
@@ -31,10 +37,18 @@ export interface LeaderElectionOptions {
   readonly retryPeriodMs?: number;
   /** Release the Lease when `run`'s signal is aborted, so a successor need not wait out the lease (default true). */
   readonly releaseOnStop?: boolean;
+  /**
+   * How long the work may take to stop once its signal aborts, the Lease kept meanwhile (default 20 s: within a
+   * pod's default 30 s termination grace period). A stop that takes longer leaves the Lease to expire.
+   */
+  readonly stopTimeoutMs?: number;
   readonly logger?: Logger;
   readonly now?: () => number;
   readonly sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
-  /** Runs while this replica leads; `signal` aborts when leadership is lost or the elector stops. */
+  /**
+   * Runs while this replica leads; `signal` aborts when leadership is lost or the elector stops. The returned promise
+   * should settle once the work has stopped: the Lease is released only then.
+   */
   readonly onStartedLeading: (signal: AbortSignal) => void | Promise<void>;
   readonly onStoppedLeading?: () => void;
   /** Called when the observed holder changes (also for this replica). */
@@ -45,6 +59,7 @@ export const LEADER_ELECTION_DEFAULTS = {
   leaseDurationMs: 9_000,
   renewDeadlineMs: 6_000,
   retryPeriodMs: 1_200,
+  stopTimeoutMs: 20_000,
 };
 
 export class LeaderElectionError extends Error {
@@ -69,6 +84,12 @@ function defaultSleep(ms: number, signal: AbortSignal): Promise<void> {
   });
 }
 
+/** The Lease as the leader holds it: when it last renewed it, and whether it still may count on it. */
+interface Holding {
+  lastRenew: number;
+  held: boolean;
+}
+
 interface Observed {
   readonly holder: string;
   readonly renewTime: string;
@@ -78,7 +99,7 @@ interface Observed {
 export class LeaderElector {
   readonly #api: CoordinationV1Api;
   readonly #o: Required<
-    Pick<LeaderElectionOptions, 'leaseDurationMs' | 'renewDeadlineMs' | 'retryPeriodMs'>
+    Pick<LeaderElectionOptions, 'leaseDurationMs' | 'renewDeadlineMs' | 'retryPeriodMs' | 'stopTimeoutMs'>
   > &
     LeaderElectionOptions;
   readonly #now: () => number;
@@ -112,8 +133,9 @@ export class LeaderElector {
   }
 
   /**
-   * Campaigns until elected, leads until leadership is lost or `signal` aborts, then returns. A replica that lost
-   * leadership should exit (its in-memory state may be stale) rather than campaign again.
+   * Campaigns until elected, leads until leadership is lost or `signal` aborts, then returns once the work has stopped
+   * (or stopTimeoutMs has passed). A replica that lost leadership should exit (its in-memory state may be stale)
+   * rather than campaign again.
    */
   async run(signal: AbortSignal): Promise<void> {
     while (!signal.aborted) {
@@ -134,26 +156,73 @@ export class LeaderElector {
     const work = Promise.resolve()
       .then(() => this.#o.onStartedLeading(leading.signal))
       .catch((error: unknown) => this.#o.logger?.error({ err: error }, 'leader work failed'));
-    let lastRenew = this.#now();
+    const holding: Holding = { lastRenew: this.#now(), held: true };
     try {
       while (!signal.aborted) {
         await this.#sleep(this.#o.retryPeriodMs, signal);
         if (signal.aborted) break;
-        if (await this.#attempt(signal, this.#o.renewDeadlineMs - (this.#now() - lastRenew))) {
-          lastRenew = this.#now();
-        } else if (this.#now() - lastRenew >= this.#o.renewDeadlineMs) {
+        await this.#renew(holding, signal);
+        if (!holding.held) {
           this.#o.logger?.warn({ lease: this.#o.name }, 'leadership lost: could not renew the lease in time');
           break;
         }
       }
     } finally {
-      this.#leading = false;
       signal.removeEventListener('abort', stop);
       leading.abort();
-      if (signal.aborted && (this.#o.releaseOnStop ?? true)) await this.#release();
-      await work;
+      // The Lease passes on only once the work has stopped: a successor must not act beside it.
+      const stopped = await this.#waitForStop(work, holding);
+      this.#leading = false;
+      if (!stopped) {
+        this.#o.logger?.error(
+          { lease: this.#o.name, stopTimeoutMs: this.#o.stopTimeoutMs },
+          'leader election: the leader work did not stop in time; the lease is not released but left to expire, ' +
+            'so that a successor waits as long as the lease lasts',
+        );
+      } else if (signal.aborted && holding.held && (this.#o.releaseOnStop ?? true)) {
+        await this.#release();
+      }
       this.#o.onStoppedLeading?.();
     }
+  }
+
+  /** One renewal; `held` turns false once the Lease has gone unrenewed for renewDeadline. */
+  async #renew(holding: Holding, signal: AbortSignal): Promise<void> {
+    if (await this.#attempt(signal, this.#o.renewDeadlineMs - (this.#now() - holding.lastRenew))) {
+      holding.lastRenew = this.#now();
+    } else if (this.#now() - holding.lastRenew >= this.#o.renewDeadlineMs) {
+      holding.held = false;
+    }
+  }
+
+  /**
+   * Waits up to stopTimeoutMs for the work to settle, renewing the Lease while it is held (the stop must not outlast
+   * it). True when the work settled.
+   */
+  async #waitForStop(work: Promise<void>, holding: Holding): Promise<boolean> {
+    let settled = false;
+    const done = work.then(() => {
+      settled = true;
+    });
+    const deadline = this.#now() + this.#o.stopTimeoutMs;
+    // Renewals here must not carry `run`'s signal: it has aborted, which is why the work is stopping.
+    const renewing = new AbortController().signal;
+    while (!settled) {
+      const left = deadline - this.#now();
+      if (left <= 0) return false;
+      const wake = new AbortController();
+      await Promise.race([done, this.#sleep(Math.min(this.#o.retryPeriodMs, left), wake.signal)]);
+      wake.abort();
+      if (settled || !holding.held || this.#now() >= deadline) continue;
+      await this.#renew(holding, renewing);
+      if (!holding.held) {
+        this.#o.logger?.warn(
+          { lease: this.#o.name },
+          'leader election: could not renew the lease while the leader work was stopping',
+        );
+      }
+    }
+    return true;
   }
 
   #jittered(ms: number): number {

@@ -1,14 +1,17 @@
 /**
  * Leader election on a real Lease, with the controller's least-privilege token: one candidate leads at a time,
  * a clean shutdown hands over within a retry period, and when the leader's process is killed another takes over
- * within 15 seconds with the default timings.
+ * within 15 seconds with the default timings. A stopping leader keeps (and renews) the Lease until its work has
+ * stopped, and leaves it to expire when the work does not stop in time.
  */
+import { Writable } from 'node:stream';
 import type { ChildProcess } from 'node:child_process';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { CoordinationV1Api, CoreV1Api } from '@kubernetes/client-node';
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LeaderElector } from '../../src/kubernetes/leader-election.js';
 import { createTestNamespace, requireCluster, useTestCluster, waitFor } from './helpers.js';
@@ -77,6 +80,39 @@ describe.skipIf(!requireCluster('leader election'))('leader election', () => {
   }
 
   const leads = (c: Candidate) => c.events.some((e) => e.event === 'leading');
+  const namespaces: string[] = [];
+
+  afterAll(async () => {
+    const core = cluster.kubeConfig().makeApiClient(CoreV1Api);
+    await Promise.all(namespaces.map((name) => core.deleteNamespace({ name }).catch(() => undefined)));
+  });
+
+  /** A namespace of its own whose controller Role grants exactly one Lease, and that Lease's name. */
+  async function ownLease(prefix: string) {
+    const ns = await createTestNamespace(cluster, prefix);
+    namespaces.push(ns);
+    const name = `${lease}-${prefix}`;
+    const { kubeConfig } = await installController(
+      cluster,
+      ns,
+      [{ namespace: ns, runners: false, controller: true, features: ['leaderElection'] }],
+      name,
+    );
+    const holder = async () =>
+      (
+        await cluster
+          .kubeConfig()
+          .makeApiClient(CoordinationV1Api)
+          .readNamespacedLease({ name, namespace: ns })
+      ).spec?.holderIdentity ?? '';
+    return { ns, name, kubeConfig, holder };
+  }
+
+  /** Short timings: a lease of 3 s, so waiting one out is visible and cheap. */
+  const SHORT = { leaseDurationMs: 3_000, renewDeadlineMs: 2_000, retryPeriodMs: 300 };
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  const until = (signal: AbortSignal) =>
+    new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
 
   it('two in-process candidates: exactly one leads at any time; a clean stop hands over at once, not at lease expiry', async () => {
     // Its own namespace: the controller Role there grants exactly this Lease.
@@ -136,6 +172,133 @@ describe.skipIf(!requireCluster('leader election'))('leader election', () => {
       .readNamespacedLease({ name, namespace: ns });
     expect(record.spec?.leaseTransitions).toBe(1);
     await cluster.kubeConfig().makeApiClient(CoreV1Api).deleteNamespace({ name: ns });
+  }, 60_000);
+
+  it('a stopping leader keeps the Lease, renewed past its duration, until its work has stopped; then releases it', async () => {
+    const { ns, name, kubeConfig, holder } = await ownLease('rf-le-stop');
+    // The leader's work takes longer to stop than the lease lasts (in-flight creates finishing).
+    const STOP_MS = 4_500;
+    let workStoppedAt = 0;
+    let bLeadAt = 0;
+    const a = new LeaderElector({
+      kubeConfig,
+      namespace: ns,
+      name,
+      identity: 'a',
+      ...SHORT,
+      onStartedLeading: async (signal) => {
+        await until(signal);
+        await sleep(STOP_MS);
+        workStoppedAt = Date.now();
+      },
+    });
+    const b = new LeaderElector({
+      kubeConfig,
+      namespace: ns,
+      name,
+      identity: 'b',
+      ...SHORT,
+      onStartedLeading: () => {
+        bLeadAt = Date.now();
+      },
+    });
+    const stopA = new AbortController();
+    const stopB = new AbortController();
+    const runA = a.run(stopA.signal);
+    await waitFor('a to lead', async () => a.isLeader);
+    const runB = b.run(stopB.signal);
+    await waitFor('b to see a lead', async () => b.leader === 'a');
+
+    const stoppedAt = Date.now();
+    stopA.abort();
+    // Still a's while its work stops, also after the lease it had at the stop would have run out.
+    await sleep(SHORT.leaseDurationMs + 500);
+    expect(workStoppedAt).toBe(0);
+    expect(await holder()).toBe('a');
+    expect(bLeadAt).toBe(0);
+
+    await runA;
+    expect(workStoppedAt).toBeGreaterThanOrEqual(stoppedAt + STOP_MS);
+    await waitFor('b to lead', async () => bLeadAt > 0, { intervalMs: 20, timeoutMs: 10_000 });
+    expect(bLeadAt).toBeGreaterThanOrEqual(workStoppedAt);
+    // Released once stopped, not expired: b leads within a retry period or so, not a lease duration later.
+    expect(bLeadAt - workStoppedAt).toBeLessThan(1_500);
+    stopB.abort();
+    await runB;
+  }, 60_000);
+
+  it('a leader whose work does not stop within stopTimeoutMs does not release the Lease but lets it expire, and says why', async () => {
+    const { ns, name, kubeConfig, holder } = await ownLease('rf-le-stuck');
+    const logs: string[] = [];
+    const logger = pino(
+      { level: 'info' },
+      new Writable({
+        write(chunk: Buffer, _enc, done) {
+          logs.push(chunk.toString());
+          done();
+        },
+      }),
+    );
+    let unstick = () => {};
+    const stuck = new Promise<void>((resolve) => (unstick = resolve));
+    let bLeadAt = 0;
+    let aStopped = false;
+    const a = new LeaderElector({
+      kubeConfig,
+      namespace: ns,
+      name,
+      identity: 'a',
+      ...SHORT,
+      stopTimeoutMs: 1_000,
+      logger,
+      onStartedLeading: async (signal) => {
+        await until(signal);
+        await stuck;
+      },
+      onStoppedLeading: () => {
+        aStopped = true;
+      },
+    });
+    const b = new LeaderElector({
+      kubeConfig,
+      namespace: ns,
+      name,
+      identity: 'b',
+      ...SHORT,
+      onStartedLeading: () => {
+        bLeadAt = Date.now();
+      },
+    });
+    const stopA = new AbortController();
+    const stopB = new AbortController();
+    const runA = a.run(stopA.signal);
+    await waitFor('a to lead', async () => a.isLeader);
+    const runB = b.run(stopB.signal);
+    await waitFor('b to see a lead', async () => b.leader === 'a');
+    try {
+      const stoppedAt = Date.now();
+      stopA.abort();
+      // run() gives up on the stuck work after the bound, without releasing.
+      await runA;
+      const gaveUpAt = Date.now();
+      expect(gaveUpAt - stoppedAt).toBeGreaterThanOrEqual(1_000);
+      expect(gaveUpAt - stoppedAt).toBeLessThan(2_500);
+      expect(aStopped).toBe(true);
+      expect(a.isLeader).toBe(false);
+      expect(await holder()).toBe('a');
+      expect(logs.join('')).toMatch(/did not stop in time; the lease is not released but left to expire/);
+      expect(logs.join('')).not.toMatch(/lease released/);
+
+      await waitFor('b to lead', async () => bLeadAt > 0, { intervalMs: 20, timeoutMs: 15_000 });
+      // Renewed until the bound (at most a retry before it), then the whole lease duration waited out.
+      expect(bLeadAt - stoppedAt).toBeGreaterThanOrEqual(
+        1_000 - SHORT.retryPeriodMs * 1.2 + SHORT.leaseDurationMs - 200,
+      );
+    } finally {
+      unstick();
+      stopB.abort();
+      await runB;
+    }
   }, 60_000);
 
   it('kill -9 the leader: the other process takes over within 15 s (default timings)', async () => {
