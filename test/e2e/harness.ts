@@ -6,40 +6,32 @@
 import { mkdtempSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { createServer } from 'node:net';
-import type { AddressInfo } from 'node:net';
-import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { stringify } from 'yaml';
 import { isRunnerOf } from '../../src/core/names.js';
 import { ProcessProvider } from '../../src/providers/process/index.js';
 import { processProviderSchema } from '../../src/providers/process/schema.js';
-import { startSimulator } from '../../src/sim/github/index.js';
 import type { SimRunnerView, Simulator, SimulatorOptions } from '../../src/sim/github/index.js';
 import type { InstanceView } from '../../src/sim/github/index.js';
+import { freePort } from '../support/free-port.js';
+import { LogSink } from '../support/log-sink.js';
+import {
+  jitRegistrations,
+  runnersThatRan,
+  simulatorCredentials,
+  startFleetSimulator,
+} from '../support/sim-fleet.js';
+import { untilEvery } from '../support/until.js';
+
+export { freePort, jitRegistrations, LogSink, runnersThatRan };
+
+/** Polls every 50 ms: the checks here read the in-process simulator and store, which costs little. */
+export const until = untilEvery(50);
 
 export const REPO_ROOT = resolve(import.meta.dirname, '../..');
 export const CLI = join(REPO_ROOT, 'dist/cli/main.js');
 export const TEE_RUNNER = join(import.meta.dirname, 'fixtures/tee-runner.sh');
 export const FLEET = 'e2e';
-
-/** Collects newline-separated log output (pino JSON lines, runner lines) in memory. */
-export class LogSink extends Writable {
-  readonly lines: string[] = [];
-  #partial = '';
-
-  override _write(chunk: Buffer | string, _enc: BufferEncoding, done: (error?: Error | null) => void): void {
-    const text = this.#partial + chunk.toString();
-    const parts = text.split('\n');
-    this.#partial = parts.pop() ?? '';
-    for (const p of parts) if (p !== '') this.lines.push(p);
-    done();
-  }
-
-  text(): string {
-    return this.lines.join('\n') + (this.#partial === '' ? '' : `\n${this.#partial}`);
-  }
-}
 
 export interface E2eSimulator {
   readonly sim: Simulator;
@@ -50,16 +42,7 @@ export interface E2eSimulator {
 /** A simulator that records every REST exchange (the secrets it issued are read from them). */
 export async function startE2eSimulator(options: SimulatorOptions = {}): Promise<E2eSimulator> {
   const logs = new LogSink();
-  const sim = await startSimulator({
-    orgs: ['octo-org'],
-    recordExchanges: true,
-    // A lost runner goes offline quickly, so its job fails fast instead of hanging a test.
-    runnerOfflineAfterMs: 3000,
-    // The bursts here create up to ~60 runners a minute per set; GitHub's 180 is not the subject of these tests.
-    secondaryLimitPerMinute: 10_000,
-    logger: pino({ level: 'debug' }, logs),
-    ...options,
-  });
+  const sim = await startFleetSimulator({ logger: pino({ level: 'debug' }, logs), ...options });
   return { sim, logs };
 }
 
@@ -108,19 +91,13 @@ export function writeFleetConfig(
   options: { port?: number; resyncInterval?: string; orphanGracePeriod?: string } = {},
 ): FleetFiles {
   const dir = mkdtempSync(join(tmpdir(), 'runner-fleet-e2e-'));
-  writeFileSync(join(dir, 'app.pem'), sim.privateKeyPem, { mode: 0o600 });
-  writeFileSync(join(dir, 'webhook-secret'), sim.webhookSecret, { mode: 0o600 });
+  const credentials = simulatorCredentials(sim, dir);
   const workDir = join(dir, 'runners');
   const runnerLog = join(dir, 'runner-output.log');
   const storePath = join(dir, 'fleet.db');
   const doc = {
     name: FLEET,
-    github: {
-      url: sim.baseUrl,
-      apiUrl: sim.apiUrl,
-      auth: { app: { id: sim.appId, privateKey: '${file:./app.pem}' } },
-    },
-    webhook: { secret: '${file:./webhook-secret}' },
+    ...credentials,
     server: { host: '127.0.0.1', port: options.port ?? 0 },
     store: { path: storePath },
     controller: {
@@ -161,24 +138,6 @@ export function writeFleetConfig(
   const configPath = join(dir, 'fleet.yaml');
   writeFileSync(configPath, stringify(doc));
   return { dir, configPath, storePath, workDir, runnerLog, scaleSets: STANDARD_SETS };
-}
-
-/** Polls `check` until it returns true; fails with `what` (and the last `describe()`) at the deadline. */
-export async function until(
-  check: () => boolean | Promise<boolean>,
-  timeoutMs: number,
-  what: string,
-  describe?: () => unknown,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await check()) return;
-    if (Date.now() > deadline) {
-      const detail = describe === undefined ? '' : `; last seen: ${JSON.stringify(describe())}`;
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${detail}`);
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 export interface Leftovers {
@@ -284,33 +243,3 @@ export function sampleWorld(sim: Simulator, files: FleetFiles, tracker: MaxTrack
   tracker.see('process-instances:proc', dirs.length);
 }
 
-/** Runner names of the JIT registrations the simulator created (generate-jitconfig answered 201), per scale set. */
-export function jitRegistrations(sim: Simulator, scaleSets: readonly string[]): Map<string, string[]> {
-  const out = new Map<string, string[]>(scaleSets.map((s) => [s, []]));
-  for (const x of sim.recordedExchanges()) {
-    if (x.status !== 201 || !x.template?.endsWith('/generate-jitconfig')) continue;
-    const name = (JSON.parse(x.requestBody ?? '{}') as { name?: string }).name ?? '';
-    const set = scaleSets.find((s) => isRunnerOf(s, name));
-    if (set !== undefined) out.get(set)!.push(name);
-  }
-  return out;
-}
-
-/** Names of the runners that ran (completed) jobs, per scale set. */
-export function runnersThatRan(sim: Simulator, scaleSets: readonly string[]): Map<string, Set<string>> {
-  const out = new Map<string, Set<string>>(scaleSets.map((s) => [s, new Set()]));
-  for (const j of sim.jobs('completed')) {
-    const set = j.runnerName === null ? undefined : scaleSets.find((s) => isRunnerOf(s, j.runnerName!));
-    if (set !== undefined) out.get(set)!.add(j.runnerName!);
-  }
-  return out;
-}
-
-/** A free loopback port (the chaos test restarts the controller on the same port, as GitHub keeps one URL). */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}

@@ -8,20 +8,24 @@
 import type { ChildProcess } from 'node:child_process';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { CoreV1Api } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
-import { isRunnerOf } from '../../src/core/names.js';
 import { controllerNeeds } from '../../src/providers/kubernetes/rbac-needs.js';
 import type { BridgeEvent, KubeBridge } from '../../src/sim/kube-bridge/index.js';
 import { startKubeBridge } from '../../src/sim/kube-bridge/index.js';
 import type { Simulator } from '../../src/sim/github/index.js';
-import { startSimulator } from '../../src/sim/github/index.js';
+import { freePort } from '../support/free-port.js';
+import { LogSink } from '../support/log-sink.js';
+import {
+  jitRegistrations as jitRegistrationsBySet,
+  runnersThatRan as runnersThatRanBySet,
+  simulatorCredentials,
+  startFleetSimulator,
+} from '../support/sim-fleet.js';
+import { untilEvery } from '../support/until.js';
 import type { TestCluster } from './helpers.js';
 import { createTestNamespace } from './helpers.js';
 import type { ControllerIdentity } from './rbac-fixture.js';
@@ -29,61 +33,22 @@ import { installController } from './rbac-fixture.js';
 import type { VolumeProvisioner } from './volume-provisioner.js';
 import { startVolumeProvisioner } from './volume-provisioner.js';
 
+export { freePort, LogSink };
+
 /** The built CLI: what users run. */
 export const CLI = join(import.meta.dirname, '../../dist/cli/main.js');
 
-/** Collects a child's output lines in memory. */
-export class LogSink extends Writable {
-  readonly lines: string[] = [];
-  #partial = '';
+/** Polls every 100 ms: the checks here call the controller and the Kubernetes API. */
+export const until = untilEvery(100);
 
-  override _write(chunk: Buffer | string, _enc: BufferEncoding, done: (error?: Error | null) => void): void {
-    const parts = (this.#partial + chunk.toString()).split('\n');
-    this.#partial = parts.pop() ?? '';
-    for (const p of parts) if (p !== '') this.lines.push(p);
-    done();
-  }
-
-  text(): string {
-    return this.lines.join('\n') + (this.#partial === '' ? '' : `\n${this.#partial}`);
-  }
-}
-
-/** Polls `check` until true; fails with `what` (and the last `describe()`) at the deadline. */
-export async function until(
-  check: () => boolean | Promise<boolean>,
-  timeoutMs: number,
-  what: string,
-  describe?: () => unknown,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await check()) return;
-    if (Date.now() > deadline) {
-      const detail = describe === undefined ? '' : `; last seen: ${JSON.stringify(describe())}`;
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${detail}`);
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-/** Names of the runners the simulator registered with a JIT config (generate-jitconfig answered 201). */
+/** Names of the runners of `scaleSet` the simulator registered with a JIT config (generate-jitconfig answered 201). */
 export function jitRegistrations(sim: Simulator, scaleSet: string): string[] {
-  const out: string[] = [];
-  for (const x of sim.recordedExchanges()) {
-    if (x.status !== 201 || !x.template?.endsWith('/generate-jitconfig')) continue;
-    const name = (JSON.parse(x.requestBody ?? '{}') as { name?: string }).name ?? '';
-    if (isRunnerOf(scaleSet, name)) out.push(name);
-  }
-  return out;
+  return jitRegistrationsBySet(sim, [scaleSet]).get(scaleSet)!;
+}
+
+/** Names of the runners of `scaleSet` that ran (completed) jobs. */
+export function runnersThatRan(sim: Simulator, scaleSet: string): Set<string> {
+  return runnersThatRanBySet(sim, [scaleSet]).get(scaleSet)!;
 }
 
 /** The JIT configs the simulator handed out. Secret: tests only look for them, never print them. */
@@ -103,14 +68,6 @@ export function containsSecret(text: string, secrets: readonly string[]): boolea
     const mid = Math.floor(s.length / 2);
     return s.length >= 48 && text.includes(s.slice(mid, mid + 24));
   });
-}
-
-/** Names of the runners that ran (completed) jobs. */
-export function runnersThatRan(sim: Simulator, scaleSet: string): Set<string> {
-  const out = new Set<string>();
-  for (const j of sim.jobs('completed'))
-    if (j.runnerName && isRunnerOf(scaleSet, j.runnerName)) out.add(j.runnerName);
-  return out;
 }
 
 export interface KubeSetShape {
@@ -157,17 +114,9 @@ export function writeKubeconfig(dir: string, kubeConfig: KubeConfig, name = 'con
 
 export async function setupKubeFleet(cluster: TestCluster, options: KubeFleetOptions): Promise<KubeFleet> {
   const admin = cluster.kubeConfig();
-  const sim = await startSimulator({
-    orgs: ['octo-org'],
-    recordExchanges: true,
-    // A lost runner goes offline quickly, so its job fails fast instead of hanging a test.
-    runnerOfflineAfterMs: 3000,
-    // The bursts here create runners faster than GitHub's 180 a minute; that limit is not the subject.
-    secondaryLimitPerMinute: 10_000,
-  });
+  const sim = await startFleetSimulator();
   const dir = mkdtempSync(join(tmpdir(), 'runner-fleet-k8s-'));
-  writeFileSync(join(dir, 'app.pem'), sim.privateKeyPem, { mode: 0o600 });
-  writeFileSync(join(dir, 'webhook-secret'), sim.webhookSecret, { mode: 0o600 });
+  const credentials = simulatorCredentials(sim, dir);
   const controllerNamespace = await createTestNamespace(cluster, 'rf-ctl');
   const namespaces = new Map<string, string>();
   for (const set of options.sets)
@@ -225,12 +174,7 @@ export async function setupKubeFleet(cluster: TestCluster, options: KubeFleetOpt
     writeConfig(port, store) {
       const doc = {
         name: options.fleet,
-        github: {
-          url: sim.baseUrl,
-          apiUrl: sim.apiUrl,
-          auth: { app: { id: sim.appId, privateKey: '${file:./app.pem}' } },
-        },
-        webhook: { secret: '${file:./webhook-secret}' },
+        ...credentials,
         server: { host: '127.0.0.1', port },
         store: { path: join(dir, store) },
         controller: {
