@@ -23,15 +23,19 @@ import type { E2eSimulator, FleetFiles, Leftovers } from './harness.js';
 import {
   CLI,
   MaxTracker,
+  expectAtMostMax,
+  expectClean,
+  finished,
   freePort,
-  isClean,
   jitRegistrations,
-  leftovers,
+  liveRunners,
+  runCleanup,
   runnersThatRan,
+  sampleApi,
   sampleWorld,
   startE2eSimulator,
-  summarize,
   until,
+  untilClean,
   writeFleetConfig,
 } from './harness.js';
 import { countByKind, findSecrets, simulatorSecrets } from './secrets.js';
@@ -70,7 +74,7 @@ interface Run {
 }
 
 let run: Run | undefined;
-let cleanup: (() => Promise<void>)[] = [];
+const cleanup: (() => Promise<void>)[] = [];
 /** Writes the logs beside the run's files and returns that directory, which a failed run keeps. */
 let keepOnFailure: (() => string) | undefined;
 
@@ -123,12 +127,7 @@ async function chaosRun(): Promise<void> {
   const apiSampler = (async () => {
     while (sampling) {
       const body = await controller.get<{ scaleSets: ScaleSetView[] }>('/api/v1/scale-sets');
-      for (const s of body?.scaleSets ?? []) {
-        tracker.see(
-          `api:${s.name}`,
-          Object.values(s.runners).reduce((a, b) => a + b, 0),
-        );
-      }
+      sampleApi(tracker, body?.scaleSets ?? []);
       await new Promise((r) => setTimeout(r, 100));
     }
   })();
@@ -195,20 +194,14 @@ async function chaosRun(): Promise<void> {
     'the store to have no open job',
   );
   mark('store agrees');
-  let left = await leftovers(sim, files);
-  await until(
-    async () => isClean((left = await leftovers(sim, files)), files),
-    90_000,
-    'every runner and instance removed (persistent set at minIdle)',
-    () => summarize(left),
-  );
+  const left = await untilClean(sim, files, 90_000);
   await until(
     async () => {
       const body = await controller.get<{ scaleSets: ScaleSetView[] }>('/api/v1/scale-sets');
       return (
         body !== null &&
         body.scaleSets.every((s) => {
-          const live = Object.values(s.runners).reduce((a, b) => a + b, 0);
+          const live = liveRunners(s);
           return s.ephemeral ? live === 0 : live === s.minIdle && s.runners.idle === s.minIdle;
         })
       );
@@ -250,15 +243,9 @@ async function chaosRun(): Promise<void> {
   };
 }
 
-afterAll(async () => {
-  for (const c of cleanup) await c().catch(() => undefined);
-  cleanup = [];
-});
+afterAll(() => runCleanup(cleanup));
 
-function need(): Run {
-  if (run === undefined) throw new Error('the chaos run did not finish (see beforeAll)');
-  return run;
-}
+const need = (): Run => finished(run, 'the chaos run');
 
 describe('chaos: duplicated and reordered webhooks, 20% API errors, two kill -9 of the controller', () => {
   it('applied the faults it claims', () => {
@@ -314,16 +301,7 @@ describe('chaos: duplicated and reordered webhooks, 20% API errors, two kill -9 
       replayMax.set(e.scale_set, Math.max(replayMax.get(e.scale_set) ?? 0, live.get(e.scale_set) ?? 0));
     }
     for (const set of files.scaleSets) {
-      const seen = {
-        storeReplay: replayMax.get(set.name) ?? 0,
-        api: tracker.get(`api:${set.name}`),
-        simRunners: tracker.get(`sim-runners:${set.name}`),
-        simInstances: tracker.get(`sim-instances:${set.name}`),
-        processes: set.provider === 'process' ? tracker.get(`process-instances:${set.name}`) : 0,
-      };
-      for (const [where, n] of Object.entries(seen)) {
-        expect(n, `${set.name}: most runners seen in ${where}`).toBeLessThanOrEqual(set.max);
-      }
+      const seen = expectAtMostMax(tracker, set, { storeReplay: replayMax.get(set.name) ?? 0 });
       expect(seen.storeReplay, `${set.name} reached max`).toBe(set.max);
       // the replay ends where the store is: persistent sets at minIdle, ephemeral ones empty
       expect(live.get(set.name) ?? 0).toBe(set.ephemeral ? 0 : set.minIdle);
@@ -357,9 +335,7 @@ describe('chaos: duplicated and reordered webhooks, 20% API errors, two kill -9 
 
   it('leaves no runner and no instance behind; the persistent set is back at minIdle', () => {
     const { left, files, store } = need();
-    expect(isClean(left, files), JSON.stringify(summarize(left))).toBe(true);
-    expect(left.processInstances).toEqual([]);
-    expect(left.processPids).toEqual([]);
+    expectClean(left, files);
     const live = store.runners.filter((r) => r.state !== 'deleted');
     expect(live.map((r) => `${r.scale_set}:${r.state}`)).toEqual(['persist:idle']);
   });

@@ -21,14 +21,17 @@ import {
   CLI,
   LogSink,
   MaxTracker,
-  isClean,
+  expectAtMostMax,
+  expectClean,
+  finished,
   jitRegistrations,
-  leftovers,
+  runCleanup,
   runnersThatRan,
+  sampleApi,
   sampleWorld,
   startE2eSimulator,
-  summarize,
   until,
+  untilClean,
   writeFleetConfig,
 } from './harness.js';
 import { countByKind, findSecrets, simulatorSecrets } from './secrets.js';
@@ -49,7 +52,7 @@ interface Run {
 let run: Run | undefined;
 /** Process warnings during the run (the controller runs in this process). */
 const warnings: string[] = [];
-let cleanup: (() => Promise<void>)[] = [];
+const cleanup: (() => Promise<void>)[] = [];
 
 beforeAll(async () => {
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run npm run build first`);
@@ -90,12 +93,7 @@ beforeAll(async () => {
   });
   const sampler = setInterval(() => {
     sampleWorld(sim, files, tracker);
-    for (const s of controller.reconciler.scaleSets()) {
-      tracker.see(
-        `api:${s.name}`,
-        Object.values(s.runners).reduce((a, b) => a + b, 0),
-      );
-    }
+    sampleApi(tracker, controller.reconciler.scaleSets());
   }, 20);
   cleanup.unshift(async () => {
     clearInterval(sampler);
@@ -111,13 +109,7 @@ beforeAll(async () => {
     () => ({ queued: sim.jobs('queued').length, inProgress: sim.jobs('in_progress').length }),
   );
   const completedMs = Date.now() - started;
-  let left = await leftovers(sim, files);
-  await until(
-    async () => isClean((left = await leftovers(sim, files)), files),
-    60_000,
-    'every runner and instance removed (persistent set at minIdle)',
-    () => summarize(left),
-  );
+  const left = await untilClean(sim, files, 60_000);
   await until(
     () =>
       controller.store
@@ -146,15 +138,9 @@ beforeAll(async () => {
   };
 }, 170_000);
 
-afterAll(async () => {
-  for (const c of cleanup) await c().catch(() => undefined);
-  cleanup = [];
-});
+afterAll(() => runCleanup(cleanup));
 
-function need(): Run {
-  if (run === undefined) throw new Error('the end-to-end run did not finish (see beforeAll)');
-  return run;
-}
+const need = (): Run => finished(run, 'the end-to-end run');
 
 describe('end to end: 3 scale sets, 200 jobs, a burst of 100', () => {
   it('completes every job successfully, each on a runner of the scale set its labels route to', () => {
@@ -183,16 +169,7 @@ describe('end to end: 3 scale sets, 200 jobs, a burst of 100', () => {
     const { tracker, files } = need();
     expect(tracker.samples).toBeGreaterThan(100);
     for (const set of files.scaleSets) {
-      const seen = {
-        store: tracker.get(`store:${set.name}`),
-        api: tracker.get(`api:${set.name}`),
-        simRunners: tracker.get(`sim-runners:${set.name}`),
-        simInstances: tracker.get(`sim-instances:${set.name}`),
-        processes: set.provider === 'process' ? tracker.get(`process-instances:${set.name}`) : 0,
-      };
-      for (const [where, n] of Object.entries(seen)) {
-        expect(n, `${set.name}: most runners seen in ${where}`).toBeLessThanOrEqual(set.max);
-      }
+      const seen = expectAtMostMax(tracker, set, { store: tracker.get(`store:${set.name}`) });
       // and the scale set was actually driven to its max, so the bound was tested
       expect(seen.store, `${set.name} reached max`).toBe(set.max);
     }
@@ -200,9 +177,7 @@ describe('end to end: 3 scale sets, 200 jobs, a burst of 100', () => {
 
   it('leaves no runner and no instance behind; the persistent set is back at minIdle', () => {
     const { left, files } = need();
-    expect(isClean(left, files), JSON.stringify(summarize(left))).toBe(true);
-    expect(left.processInstances).toEqual([]);
-    expect(left.processPids).toEqual([]);
+    expectClean(left, files);
     expect(left.instances.map((i) => i.tags.scaleSet)).toEqual(['persist']);
     expect(left.runners.filter((r) => r.status === 'online' && !r.busy)).toHaveLength(1);
   });

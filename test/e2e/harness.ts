@@ -8,7 +8,9 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pino } from 'pino';
 import { stringify } from 'yaml';
+import { expect } from 'vitest';
 import { isRunnerOf } from '../../src/core/names.js';
+import type { ScaleSetView } from '../../src/core/read-models.js';
 import { ProcessProvider } from '../../src/providers/process/index.js';
 import { processProviderSchema } from '../../src/providers/process/schema.js';
 import type { SimRunnerView, Simulator, SimulatorOptions } from '../../src/sim/github/index.js';
@@ -186,6 +188,18 @@ export function pidsUnder(dir: string): number[] {
   return pids;
 }
 
+/** Waits until nothing of the fleet is left but the persistent sets' `minIdle` runners; returns that last census. */
+export async function untilClean(sim: Simulator, files: FleetFiles, timeoutMs: number): Promise<Leftovers> {
+  let left = await leftovers(sim, files);
+  await until(
+    async () => isClean((left = await leftovers(sim, files)), files),
+    timeoutMs,
+    'every runner and instance removed (persistent set at minIdle)',
+    () => summarize(left),
+  );
+  return left;
+}
+
 /** Summary of leftovers for assertions and messages: names only, never anything secret. */
 export function summarize(l: Leftovers): Record<string, unknown> {
   return {
@@ -209,6 +223,13 @@ export function isClean(l: Leftovers, files: FleetFiles): boolean {
       return false;
   }
   return l.processInstances.length === 0 && l.processPids.length === 0;
+}
+
+/** Asserts isClean, and names any process instance or runner process left (isClean only says there is one). */
+export function expectClean(left: Leftovers, files: FleetFiles): void {
+  expect(isClean(left, files), JSON.stringify(summarize(left))).toBe(true);
+  expect(left.processInstances).toEqual([]);
+  expect(left.processPids).toEqual([]);
 }
 
 /** A simple in-memory counter of the largest value seen per key. */
@@ -243,3 +264,46 @@ export function sampleWorld(sim: Simulator, files: FleetFiles, tracker: MaxTrack
   tracker.see('process-instances:proc', dirs.length);
 }
 
+/** Runner records of a scale set in any state but deleted, as the controller's API reports them. */
+export function liveRunners(view: Pick<ScaleSetView, 'runners'>): number {
+  return Object.values(view.runners).reduce((a, b) => a + b, 0);
+}
+
+/** Counts each scale set's live runners as the controller's API reports them, into `tracker`. */
+export function sampleApi(tracker: MaxTracker, views: readonly ScaleSetView[]): void {
+  for (const s of views) tracker.see(`api:${s.name}`, liveRunners(s));
+}
+
+/**
+ * Asserts that no count of `set`'s runners ever went past its max: `fromStore` (the controller's own count, however
+ * the suite took it) and every live sample of the API, the simulator's runners and instances and the process
+ * instances on disk. Returns them by where they were seen.
+ */
+export function expectAtMostMax(
+  tracker: MaxTracker,
+  set: ScaleSetShape,
+  fromStore: Record<string, number>,
+): Record<string, number> {
+  const seen = {
+    ...fromStore,
+    api: tracker.get(`api:${set.name}`),
+    simRunners: tracker.get(`sim-runners:${set.name}`),
+    simInstances: tracker.get(`sim-instances:${set.name}`),
+    processes: set.provider === 'process' ? tracker.get(`process-instances:${set.name}`) : 0,
+  };
+  for (const [where, n] of Object.entries(seen)) {
+    expect(n, `${set.name}: most runners seen in ${where}`).toBeLessThanOrEqual(set.max);
+  }
+  return seen;
+}
+
+/** Runs a suite's cleanup steps in order, each even when one before it failed, and empties the list. */
+export async function runCleanup(steps: (() => Promise<void>)[]): Promise<void> {
+  for (const step of steps.splice(0)) await step().catch(() => undefined);
+}
+
+/** The suite's run, for a test; fails the test when beforeAll did not finish the run. */
+export function finished<T>(run: T | undefined, what: string): T {
+  if (run === undefined) throw new Error(`${what} did not finish (see beforeAll)`);
+  return run;
+}
