@@ -1,7 +1,7 @@
 /**
- * Direct GitHub REST clients for what the controller's GitHub client does not cover: App-level calls (GET /app, an
- * installation's permissions, a webhook delivery's payload) and a token's own check. Built here, in the CLI, like
- * every other client.
+ * Direct GitHub REST clients for `doctor`'s permission checks, which the controller's GitHub client does not cover:
+ * App-level calls (GET /app, an installation's permissions) and a token's own check. Built here, in the CLI, like
+ * every other client. The controller itself (webhook deliveries included) uses only its GitHub client.
  */
 import { createAppAuth } from '@octokit/auth-app';
 import { Octokit } from '@octokit/core';

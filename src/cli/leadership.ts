@@ -9,9 +9,8 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import { LeaderElector } from '../kubernetes/leader-election.js';
 import type { CommandIo } from './command.js';
 import type { Controller } from './compose.js';
-import { appOctokit } from './github-app.js';
 import type { LeaderElectionSettings } from './kube-options.js';
-import { catchUpOnTakeover } from './takeover-catch-up.js';
+import { catchUpAsLeader } from './takeover-catch-up.js';
 
 export interface LeadershipOptions {
   readonly controller: Controller;
@@ -27,34 +26,6 @@ function aborted(signal: AbortSignal): Promise<void> {
     if (signal.aborted) resolve();
     else signal.addEventListener('abort', () => resolve(), { once: true });
   });
-}
-
-/** The leader's first step: the previous leader's webhook events, from the App's deliveries. */
-async function catchUp(controller: Controller, signal: AbortSignal): Promise<void> {
-  const log = controller.logger.child({ component: 'takeover' });
-  const app = appOctokit(controller.config.github, undefined, signal);
-  if (app === null) {
-    log.warn(
-      'personal access token: the webhook deliveries cannot be read, so jobs queued while the previous leader ' +
-        'was in charge are unknown to this one until their next event',
-    );
-    return;
-  }
-  try {
-    await catchUpOnTakeover({
-      github: controller.github,
-      sink: controller.store,
-      logger: log,
-      signal,
-      payloadOf: async (id) => {
-        const { data } = await app.request('GET /app/hook/deliveries/{delivery_id}', { delivery_id: id });
-        return (data as { request?: { payload?: unknown } }).request?.payload;
-      },
-    });
-  } catch (error) {
-    // Acting without it beats not acting: later events and the periodic redelivery still come.
-    log.error({ err: error }, 'takeover catch-up failed; starting without it');
-  }
 }
 
 /** Runs until stopped (exit 0) or until leadership is lost or acting fails (exit 1). */
@@ -82,7 +53,7 @@ export async function runWithLeaderElection(options: LeadershipOptions): Promise
       // successor never acts while this replica still creates runners.
       onStartedLeading: async (leading) => {
         try {
-          await catchUp(controller, leading);
+          await catchUpAsLeader(controller, leading);
           if (!leading.aborted) await controller.start();
         } catch (error) {
           failure = error as Error;

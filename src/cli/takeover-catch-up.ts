@@ -13,17 +13,17 @@
  * URL (the Service, which routes only to a ready replica) and could arrive in any order, and a `queued` that
  * overtakes its job's `completed` would buy a finished job a runner.
  *
- * Cost: one GET per event in the window (three per job: queued, in_progress, completed), once per takeover.
+ * Cost: one GET per event in the window (three per job: queued, in_progress, completed), once per takeover. They go
+ * through the controller's GitHub client, so they are counted, paced and retried like every other call.
  */
 import type { Logger } from 'pino';
 import type { WebhookSink } from '../core/ports.js';
 import type { GitHubClient, WebhookDelivery } from '../github/index.js';
 import { parseWorkflowJobEvent } from '../github/index.js';
+import type { Controller } from './compose.js';
 
 export interface CatchUpOptions {
-  readonly github: Pick<GitHubClient, 'listWebhookDeliveries'>;
-  /** The payload GitHub delivered (GET /app/hook/deliveries/{id}: request.payload). */
-  readonly payloadOf: (deliveryId: number, signal: AbortSignal) => Promise<unknown>;
+  readonly github: Pick<GitHubClient, 'listWebhookDeliveries' | 'getWebhookDelivery'>;
   readonly sink: WebhookSink;
   readonly logger: Logger;
   /** How far back to read. Default 1 h. */
@@ -81,7 +81,7 @@ export async function catchUpOnTakeover(options: CatchUpOptions): Promise<CatchU
   const events = firstAttempts(await options.github.listWebhookDeliveries(since, signal));
   const payloads = await mapLimit(events, options.concurrency ?? 8, async (d) => {
     try {
-      return await options.payloadOf(d.id, signal);
+      return (await options.github.getWebhookDelivery(d.id, signal)).payload;
     } catch {
       return undefined;
     }
@@ -110,4 +110,34 @@ export async function catchUpOnTakeover(options: CatchUpOptions): Promise<CatchU
   const result = { events: events.length, recorded, duplicates, failed };
   options.logger.info(result, 'takeover catch-up: recorded the webhook events of the lookback window');
   return result;
+}
+
+/**
+ * A new leader's first step: the previous leader's webhook events, read with the controller's own GitHub client and
+ * recorded in its store. Never rejects: acting without them beats not acting, and later events and the periodic
+ * redelivery still come.
+ */
+export async function catchUpAsLeader(
+  controller: Pick<Controller, 'github' | 'store' | 'logger'>,
+  signal: AbortSignal,
+): Promise<CatchUpResult | null> {
+  const log = controller.logger.child({ component: 'takeover' });
+  if (!controller.github.canRedeliver) {
+    log.warn(
+      'personal access token: the webhook deliveries cannot be read, so jobs queued while the previous leader ' +
+        'was in charge are unknown to this one until their next event',
+    );
+    return null;
+  }
+  try {
+    return await catchUpOnTakeover({
+      github: controller.github,
+      sink: controller.store,
+      logger: log,
+      signal,
+    });
+  } catch (error) {
+    log.error({ err: error }, 'takeover catch-up failed; starting without it');
+    return null;
+  }
 }

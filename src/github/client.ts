@@ -81,6 +81,12 @@ export interface WebhookDelivery {
   readonly action: string | null;
 }
 
+/** One delivery with the event GitHub sent in it, as `GET /app/hook/deliveries/{delivery_id}` returns it. */
+export interface WebhookDeliveryDetail extends WebhookDelivery {
+  /** The webhook's payload (`request.payload`), as sent. */
+  readonly payload: unknown;
+}
+
 export interface GitHubClient extends GitHubPort {
   /** Last `x-ratelimit-remaining` GitHub sent, or null before the first response carrying it. */
   rateLimitRemaining(): number | null;
@@ -95,6 +101,8 @@ export interface GitHubClient extends GitHubPort {
    * stop once they reach older ones. App auth only.
    */
   listWebhookDeliveries(since: number, signal?: AbortSignal): Promise<WebhookDelivery[]>;
+  /** One delivery with its payload. App auth only. */
+  getWebhookDelivery(deliveryId: number, signal?: AbortSignal): Promise<WebhookDeliveryDetail>;
   /** Asks GitHub to attempt a delivery again (same GUID). App auth only. */
   redeliverWebhook(deliveryId: number, signal?: AbortSignal): Promise<void>;
 }
@@ -258,11 +266,27 @@ class Client implements GitHubClient {
     return out;
   }
 
+  async getWebhookDelivery(deliveryId: number, signal?: AbortSignal): Promise<WebhookDeliveryDetail> {
+    const route = 'GET /app/hook/deliveries/{delivery_id}';
+    const data = await this.#appRequest(route, { delivery_id: deliveryId }, signal);
+    const request = asObject(asObject(data, route, 'body').request, route, 'request');
+    return { ...toDelivery(data, route), payload: request.payload };
+  }
+
   async redeliverWebhook(deliveryId: number, signal?: AbortSignal): Promise<void> {
-    const route = 'POST /app/hook/deliveries/{delivery_id}/attempts';
+    await this.#appRequest(
+      'POST /app/hook/deliveries/{delivery_id}/attempts',
+      { delivery_id: deliveryId },
+      signal,
+    );
+  }
+
+  /** A request as the App itself (JWT): the App's own resources, such as its webhook deliveries. */
+  async #appRequest(route: string, params: Params, signal?: AbortSignal): Promise<unknown> {
     const app = this.#appOnly(route);
     try {
-      await app.request(route, { delivery_id: deliveryId, request: signal ? { signal } : {} });
+      const { data } = await app.request(route, { ...params, request: signal ? { signal } : {} });
+      return data as unknown;
     } catch (error) {
       throw toGitHubError(error, route, this.#now());
     }

@@ -1,5 +1,11 @@
 export { createGitHubClient } from './client.js';
-export type { GitHubClient, GitHubClientOptions, ApiCallCount, WebhookDelivery } from './client.js';
+export type {
+  GitHubClient,
+  GitHubClientOptions,
+  ApiCallCount,
+  WebhookDelivery,
+  WebhookDeliveryDetail,
+} from './client.js';
 export { GitHubError, toGitHubError } from './errors.js';
 export type { GitHubErrorCode } from './errors.js';
 export { registrationUrl, scopeKey } from './scope.js';

@@ -414,6 +414,35 @@ describe('GitHub client against the simulator', () => {
     });
   });
 
+  describe('webhook deliveries', () => {
+    const ONE = 'GET /app/hook/deliveries/{delivery_id}';
+
+    it('reads one delivery with its payload as the App, paced, retried and counted like every call', async () => {
+      sim.setWebhook('http://127.0.0.1:9/webhook');
+      const [job] = sim.createJobs({ owner: 'octo-org', repo: 'app', labels: ['linux'] });
+      await sim.webhooksIdle();
+      const metrics = createMetrics();
+      const t = clientFor(sim, { metrics });
+      const [listed] = await t.client.listWebhookDeliveries(0);
+      expect(listed).toBeDefined();
+      await sim.setFaults({ apiErrorRate: 0.5, apiErrorStatus: 502 });
+      rolls = [0];
+      const detail = await t.client.getWebhookDelivery(listed!.id);
+      expect(detail).toMatchObject({ ...listed, event: 'workflow_job', action: 'queued' });
+      expect(detail.payload).toMatchObject({ action: 'queued', workflow_job: { id: job!.id } });
+      expect(t.calls.filter((c) => c.startsWith(ONE))).toEqual([`${ONE} 502`, `${ONE} 200`]);
+      const text = await metrics.registry.metrics();
+      expect(text).toContain(`runner_fleet_github_api_calls_total{route="${ONE}",status="502"} 1`);
+      expect(text).toContain(`runner_fleet_github_api_calls_total{route="${ONE}",status="200"} 1`);
+
+      await sim.setFaults({ apiErrorRate: 0 });
+      expect(await caught(t.client.getWebhookDelivery(987_654_321))).toMatchObject({ code: 'not_found' });
+      const pat = clientFor(sim, { auth: 'pat' });
+      expect(await caught(pat.client.getWebhookDelivery(listed!.id))).toMatchObject({ code: 'unauthorized' });
+      expect(pat.calls).toEqual([]);
+    });
+  });
+
   describe('metrics', () => {
     it('counts every attempt by route template and status and keeps the last x-ratelimit-remaining', async () => {
       const metrics = createMetrics();

@@ -1,7 +1,9 @@
 /**
  * `start --leader-election` as runWithLeaderElection runs it, on a real Lease with the controller's least-privilege
- * token and a real controller against the GitHub simulator: on SIGTERM the leader stops acting first, its runner
- * creates in flight included, and only then releases the Lease, so a successor never acts beside it.
+ * token and a real controller against the GitHub simulator: a new leader learns the jobs it missed from the App's
+ * webhook deliveries through the controller's GitHub client (counted in runner_fleet_github_api_calls_total); on
+ * SIGTERM the leader stops acting first, its runner creates in flight included, and only then releases the Lease, so
+ * a successor never acts beside it.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,7 +19,7 @@ import type { SimProviderConfig } from '../../src/providers/sim/index.js';
 import { simProviderFactory } from '../../src/providers/sim/index.js';
 import type { Simulator } from '../../src/sim/github/index.js';
 import { startSimulator } from '../../src/sim/github/index.js';
-import { LogSink } from './fleet-fixture.js';
+import { LogSink, freePort } from './fleet-fixture.js';
 import { createTestNamespace, requireCluster, useTestCluster, waitFor } from './helpers.js';
 import type { ControllerIdentity } from './rbac-fixture.js';
 import { installController } from './rbac-fixture.js';
@@ -174,16 +176,24 @@ describe.skipIf(!requireCluster('leadership'))('start --leader-election: stop, t
     }
   }
 
-  it('SIGTERM during a runner create: the Lease is released only after the create has finished', async () => {
+  it('a new leader learns a missed job through its own, counted client; on SIGTERM during that job’s runner create the Lease is released only after the create has finished', async () => {
+    // The job was announced while no replica was there to hear it: the new leader finds it in the deliveries.
+    sim.setWebhook(`http://127.0.0.1:${await freePort()}/webhook`);
+    const [job] = sim.createJobs({ owner: 'octo-org', repo: 'app', labels: ['linux', 'slow'], count: 1 });
+    await sim.webhooksIdle();
     const creates: Create[] = [];
     const { controller, stop, run, logs, stderr } = await leader('replica-a', { creates });
     await waitFor('the replica to lead and be ready', async () => controller.reconciler.health().ready, {
       timeoutMs: 30_000,
     });
     expect(await holder()).toBe('replica-a');
-    const url = await controller.listen();
-    sim.setWebhook(`${url}/webhook`);
-    sim.createJobs({ owner: 'octo-org', repo: 'app', labels: ['linux', 'slow'], count: 1 });
+    expect(controller.store.job(job!.id)?.status).toBe('queued');
+    const { values } = await controller.metrics.githubApiCalls.get();
+    expect(
+      values.find(
+        (v) => v.labels.route === 'GET /app/hook/deliveries/{delivery_id}' && v.labels.status === '200',
+      )?.value,
+    ).toBe(1);
     await waitFor('a runner create in flight', async () => creates.length > 0, { timeoutMs: 30_000 });
 
     const stoppedAt = Date.now();
