@@ -40,47 +40,42 @@ export class DirectTransport implements BrokerTransport {
       throw new BrokerCallError(0, 'unreachable', `cannot reach ${origin}`);
   }
 
+  /** Checks the URL and makes the broker call on a later tick, never within the caller's (as over HTTP). */
+  #via<T>(url: string, call: () => T): Promise<T> {
+    return async(() => {
+      this.#check(url);
+      return call();
+    });
+  }
+
   runnerRegistration(
     apiUrl: string,
     registrationToken: string,
     webUrl: string,
   ): Promise<RunnerRegistrationReply> {
-    return async(() => {
-      this.#check(apiUrl);
-      return this.#broker.runnerRegistration(registrationToken, webUrl);
-    });
+    return this.#via(apiUrl, () => this.#broker.runnerRegistration(registrationToken, webUrl));
   }
 
   addAgent(serverUrl: string, adminToken: string, request: AddAgentRequest): Promise<AddAgentReply> {
-    return async(() => {
-      this.#check(serverUrl);
-      return this.#broker.addAgent(adminToken, request);
-    });
+    return this.#via(serverUrl, () => this.#broker.addAgent(adminToken, request));
   }
 
   exchangeToken(authorizationUrl: string, clientAssertion: string): Promise<TokenReply> {
-    return async(() => {
-      this.#check(authorizationUrl);
-      return this.#broker.exchangeToken({
+    return this.#via(authorizationUrl, () =>
+      this.#broker.exchangeToken({
         grant_type: 'client_credentials',
         client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
         client_assertion: clientAssertion,
-      });
-    });
+      }),
+    );
   }
 
   createSession(serverUrl: string, accessToken: string, agent: AgentInfo): Promise<SessionReply> {
-    return async(() => {
-      this.#check(serverUrl);
-      return this.#broker.createSession(accessToken, agent);
-    });
+    return this.#via(serverUrl, () => this.#broker.createSession(accessToken, agent));
   }
 
   deleteSession(serverUrl: string, accessToken: string, sessionId: string): Promise<void> {
-    return async(() => {
-      this.#check(serverUrl);
-      this.#broker.deleteSession(accessToken, sessionId);
-    });
+    return this.#via(serverUrl, () => this.#broker.deleteSession(accessToken, sessionId));
   }
 
   async getMessage(
@@ -111,9 +106,6 @@ export class DirectTransport implements BrokerTransport {
     jobId: number,
     conclusion: 'success' | 'failure' | 'cancelled',
   ): Promise<CompleteReply> {
-    return async(() => {
-      this.#check(serverUrl);
-      return this.#broker.completeJob(accessToken, jobId, conclusion);
-    });
+    return this.#via(serverUrl, () => this.#broker.completeJob(accessToken, jobId, conclusion));
   }
 }
