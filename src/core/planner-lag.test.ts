@@ -77,6 +77,39 @@ describe('planner: a runner that ended after a job we have not heard of', () => 
     ).toHaveLength(0);
   });
 
+  it('reads a starting runner whose registration GitHub removed as one that ran such a job, not as a failure', () => {
+    // Its instance was not seen exiting; the runner list (taken after it started) no longer has it.
+    const gone = runner({
+      name: 'linux-aaaaaaa1',
+      state: 'starting',
+      stateChangedAt: T - 5 * SECOND,
+      githubId: 7,
+    });
+    const github = {
+      at: T - SECOND,
+      runners: new Map(
+        ['linux-aaaaaaa2', 'linux-aaaaaaa3'].map((name, i) => [
+          name,
+          {
+            id: i + 1,
+            name,
+            status: 'offline' as const,
+            busy: false,
+            labels: [],
+            firstSeenAt: T - 4 * SECOND,
+          },
+        ]),
+      ),
+    };
+    const runners = [gone, starting('linux-aaaaaaa2'), starting('linux-aaaaaaa3')];
+    const s = snapshot({ jobs, runners, github });
+    const actions = planScaleSet(s, scaleSetConfig(), timings, T, { random: seededRandom(1) });
+    expect(byType(actions, 'create-runner')).toHaveLength(0);
+    const mark = byType(actions, 'mark-runner').find((a) => a.name === 'linux-aaaaaaa1');
+    expect(mark).toMatchObject({ state: 'finished', registrationGone: true });
+    expect(mark).not.toMatchObject({ failure: true });
+  });
+
   it('counts the job again once known, after two resync intervals, and for persistent runners', () => {
     const two = [starting('linux-aaaaaaa2'), starting('linux-aaaaaaa3')];
     // its webhook named the runner: the job's own status now says whether it is queued

@@ -51,8 +51,14 @@ export function plan(snapshot: Snapshot, config: FleetConfig, now: number, optio
 const RUNNER_EXITED = 'runner exited';
 const SUCCEEDED_WHILE_BUSY = 'instance succeeded while running a job';
 const REMOVED_AFTER_JOB = 'registration removed by GitHub after its job';
+const REMOVED_UNSEEN_JOB = 'registration removed by GitHub after a job not yet reported';
 /** Reasons an ephemeral runner ends with after running a job (see #ranUnseenJob). */
-const RAN_A_JOB: ReadonlySet<string> = new Set([RUNNER_EXITED, SUCCEEDED_WHILE_BUSY, REMOVED_AFTER_JOB]);
+const RAN_A_JOB: ReadonlySet<string> = new Set([
+  RUNNER_EXITED,
+  SUCCEEDED_WHILE_BUSY,
+  REMOVED_AFTER_JOB,
+  REMOVED_UNSEEN_JOB,
+]);
 
 const TERMINAL: ReadonlySet<RunnerState> = new Set(['finished', 'failed', 'bootstrap-timeout']);
 
@@ -315,6 +321,11 @@ class ScaleSetPlanner {
     if (ghFresh && gh === undefined && (jit || r.state === 'idle')) {
       if (tookJob)
         return { state: 'finished', reason: 'registration removed after a job', registrationGone: true };
+      // GitHub removes an ephemeral runner's registration when its job ends; under webhook lag (a burst) that is
+      // seen before the job's webhooks, while the runner still looks starting. Reading it as a failure would buy the
+      // job a second runner; it is counted as having run a job not yet reported (#ranUnseenJob). A runner whose
+      // instance failed is a failure above; one whose registration expired unused times its job out the same way.
+      if (ephemeral) return { state: 'finished', reason: REMOVED_UNSEEN_JOB, registrationGone: true };
       return {
         state: 'failed',
         reason: 'registration removed before the runner took a job',
