@@ -208,6 +208,9 @@ describe('reconciler against the simulator', () => {
     );
     const c = await h.startController();
     await until(() => h!.leftovers().runners.length === 0 && h!.leftovers().instances.length === 0, 20_000);
+    // The simulator has removed both; the controller records each removal once GitHub's or the provider's answer is
+    // back, which on a busy machine may be a moment later.
+    await c.reconciler.settled();
     expect(h.sim.runners().map((r) => r.name)).toContain('other-team-runner');
     const events = c.reconciler.events({ limit: 100 });
     expect(events).toContainEqual(
