@@ -1,13 +1,18 @@
-import { parseArgs } from 'node:util';
 import { pino } from 'pino';
-import { formatProblem, loadConfig } from '../config/index.js';
 import type { FleetConfig } from '../config/types.js';
 import { formatKubernetesReport, inspectKubernetesFleet } from '../providers/kubernetes/doctor.js';
 import type { Command, CommandIo } from './command.js';
 import { UsageError } from './command.js';
 import type { CheckLine } from './doctor-github.js';
 import { githubChecks } from './doctor-github.js';
-import { leaderElectionSettings, loadKubeConfig, usesKubernetes } from './kube-options.js';
+import type { FleetFlags } from './fleet-options.js';
+import { loadFleetConfig, parseFleetArgs } from './fleet-options.js';
+import {
+  leaderElectionSettings,
+  loadKubeConfig,
+  usesKubernetes,
+  wantsLeaderElection,
+} from './kube-options.js';
 
 const usage = `Usage: runner-fleet doctor --config fleet.yaml [--kubeconfig F] [--controller-service-account NS/NAME]
 
@@ -27,51 +32,19 @@ Options:
   --lease-name N, --lease-namespace NS  as for start
 `;
 
-interface DoctorFlags {
-  readonly config: string;
-  readonly kubeconfig?: string;
+interface DoctorFlags extends FleetFlags {
   readonly controllerServiceAccount?: { namespace: string; name: string };
-  readonly leaderElection?: boolean;
-  readonly leaseName?: string;
-  readonly leaseNamespace?: string;
 }
 
 function parse(argv: string[]): DoctorFlags {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        config: { type: 'string' },
-        kubeconfig: { type: 'string' },
-        'controller-service-account': { type: 'string' },
-        'leader-election': { type: 'boolean' },
-        'lease-name': { type: 'string' },
-        'lease-namespace': { type: 'string' },
-      },
-      strict: true,
-    }));
-  } catch (error) {
-    throw new UsageError((error as Error).message);
+  const { flags, extra } = parseFleetArgs(argv, { 'controller-service-account': { type: 'string' } });
+  const sa = extra['controller-service-account'];
+  if (sa === undefined) return flags;
+  const [namespace, name, ...rest] = sa.split('/');
+  if (!namespace || !name || rest.length > 0) {
+    throw new UsageError('--controller-service-account must be NAMESPACE/NAME');
   }
-  if (!values.config) throw new UsageError('--config is required');
-  let controllerServiceAccount;
-  const sa = values['controller-service-account'];
-  if (sa !== undefined) {
-    const [namespace, name, ...rest] = sa.split('/');
-    if (!namespace || !name || rest.length > 0) {
-      throw new UsageError('--controller-service-account must be NAMESPACE/NAME');
-    }
-    controllerServiceAccount = { namespace, name };
-  }
-  return {
-    config: values.config,
-    ...(values.kubeconfig !== undefined ? { kubeconfig: values.kubeconfig } : {}),
-    ...(controllerServiceAccount ? { controllerServiceAccount } : {}),
-    ...(values['leader-election'] !== undefined ? { leaderElection: values['leader-election'] } : {}),
-    ...(values['lease-name'] !== undefined ? { leaseName: values['lease-name'] } : {}),
-    ...(values['lease-namespace'] !== undefined ? { leaseNamespace: values['lease-namespace'] } : {}),
-  };
+  return { ...flags, controllerServiceAccount: { namespace, name } };
 }
 
 function write(io: CommandIo, line: CheckLine | string): void {
@@ -121,22 +94,15 @@ export const command: Command = {
   usage,
   async run(argv, io) {
     const flags = parse(argv);
-    const loaded = loadConfig(flags.config, { env: io.env });
-    if (!loaded.ok) {
-      for (const problem of loaded.problems) io.stderr.write(`${formatProblem(problem)}\n`);
-      io.stderr.write(`runner-fleet doctor: ${loaded.problems.length} problem(s) in ${flags.config}\n`);
-      return 2;
-    }
-    const config = loaded.config;
+    const config = loadFleetConfig('doctor', flags.config, io);
+    if (config === 2) return 2;
     const github = await githubChecks(config, {
       logger: pino({ level: 'silent' }),
       signal: AbortSignal.timeout(120_000),
     });
     for (const line of github) write(io, line);
     let ok = github.every((l) => l.ok);
-    const wantsElection =
-      flags.leaderElection === true || (io.env.RUNNER_FLEET_LEADER_ELECTION ?? '').toLowerCase() === 'true';
-    if (usesKubernetes(config, wantsElection)) {
+    if (usesKubernetes(config, wantsLeaderElection(flags, io.env))) {
       const kube = await kubernetesChecks(config, flags, io);
       for (const line of kube.lines) write(io, line);
       ok &&= kube.ok;

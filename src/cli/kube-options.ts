@@ -69,6 +69,11 @@ export interface LeaderElectionSettings {
   readonly identity: string;
 }
 
+/** `--leader-election`, or RUNNER_FLEET_LEADER_ELECTION=true (the Helm chart sets it). */
+export function wantsLeaderElection(flags: { leaderElection?: boolean }, env: NodeJS.ProcessEnv): boolean {
+  return flags.leaderElection === true || (env.RUNNER_FLEET_LEADER_ELECTION ?? '').toLowerCase() === 'true';
+}
+
 /** Flags first, then the environment the Helm chart sets (RUNNER_FLEET_LEADER_ELECTION, ..._LEASE_NAME). */
 export function leaderElectionSettings(
   kubeConfig: KubeConfig,
@@ -76,10 +81,8 @@ export function leaderElectionSettings(
   flags: { leaderElection?: boolean; leaseName?: string; leaseNamespace?: string },
   env: NodeJS.ProcessEnv,
 ): LeaderElectionSettings {
-  const enabled =
-    flags.leaderElection === true || (env.RUNNER_FLEET_LEADER_ELECTION ?? '').toLowerCase() === 'true';
   return {
-    enabled,
+    enabled: wantsLeaderElection(flags, env),
     namespace: controllerNamespace(kubeConfig, flags.leaseNamespace ?? env.RUNNER_FLEET_LEASE_NAMESPACE, env),
     leaseName: flags.leaseName ?? env.RUNNER_FLEET_LEASE_NAME ?? leaseNameFor(config.name),
     identity: `${env.POD_NAME ?? hostname()}_${randomBytes(4).toString('hex')}`,

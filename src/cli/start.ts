@@ -1,16 +1,20 @@
-import { parseArgs } from 'node:util';
 import type { KubeConfig } from '@kubernetes/client-node';
-import { formatProblem, loadConfig } from '../config/index.js';
 import type { FleetConfig } from '../config/types.js';
 import { checkControllerRightsForFleet } from '../providers/kubernetes/doctor.js';
 import type { KubernetesProviderFactory } from '../providers/kubernetes/index.js';
 import { createKubernetesProviderFactory } from '../providers/kubernetes/index.js';
 import type { Command, CommandIo } from './command.js';
-import { UsageError } from './command.js';
 import type { Controller } from './compose.js';
 import { composeController } from './compose.js';
 import type { LeaderElectionSettings } from './kube-options.js';
-import { leaderElectionSettings, loadKubeConfig, usesKubernetes } from './kube-options.js';
+import type { FleetFlags } from './fleet-options.js';
+import { loadFleetConfig, parseFleetArgs } from './fleet-options.js';
+import {
+  leaderElectionSettings,
+  loadKubeConfig,
+  usesKubernetes,
+  wantsLeaderElection,
+} from './kube-options.js';
 import { runWithLeaderElection } from './leadership.js';
 
 const usage = `Usage: runner-fleet start --config fleet.yaml [--kubeconfig F] [--leader-election] [--log-level info]
@@ -32,42 +36,13 @@ Options:
   --log-level L           trace, debug, info (default), warn, error, silent
 `;
 
-interface StartFlags {
-  readonly config: string;
-  readonly kubeconfig?: string;
-  readonly leaderElection?: boolean;
-  readonly leaseName?: string;
-  readonly leaseNamespace?: string;
+interface StartFlags extends FleetFlags {
   readonly logLevel: string;
 }
 
 function parse(argv: string[]): StartFlags {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        config: { type: 'string' },
-        kubeconfig: { type: 'string' },
-        'leader-election': { type: 'boolean' },
-        'lease-name': { type: 'string' },
-        'lease-namespace': { type: 'string' },
-        'log-level': { type: 'string' },
-      },
-      strict: true,
-    }));
-  } catch (error) {
-    throw new UsageError((error as Error).message);
-  }
-  if (!values.config) throw new UsageError('--config is required');
-  return {
-    config: values.config,
-    logLevel: values['log-level'] ?? 'info',
-    ...(values.kubeconfig !== undefined ? { kubeconfig: values.kubeconfig } : {}),
-    ...(values['leader-election'] !== undefined ? { leaderElection: values['leader-election'] } : {}),
-    ...(values['lease-name'] !== undefined ? { leaseName: values['lease-name'] } : {}),
-    ...(values['lease-namespace'] !== undefined ? { leaseNamespace: values['lease-namespace'] } : {}),
-  };
+  const { flags, extra } = parseFleetArgs(argv, { 'log-level': { type: 'string' } });
+  return { ...flags, logLevel: extra['log-level'] ?? 'info' };
 }
 
 interface KubeSetup {
@@ -152,15 +127,9 @@ export const command: Command = {
   usage,
   async run(argv, io) {
     const flags = parse(argv);
-    const loaded = loadConfig(flags.config, { env: io.env });
-    if (!loaded.ok) {
-      for (const problem of loaded.problems) io.stderr.write(`${formatProblem(problem)}\n`);
-      io.stderr.write(`runner-fleet start: ${loaded.problems.length} problem(s) in ${flags.config}\n`);
-      return 2;
-    }
-    const config = loaded.config;
-    const wantsElection =
-      flags.leaderElection === true || (io.env.RUNNER_FLEET_LEADER_ELECTION ?? '').toLowerCase() === 'true';
+    const config = loadFleetConfig('start', flags.config, io);
+    if (config === 2) return 2;
+    const wantsElection = wantsLeaderElection(flags, io.env);
     let kube: KubeSetup | undefined;
     if (usesKubernetes(config, wantsElection)) {
       const prepared = await prepareKubernetes(config, flags, io);
