@@ -4,7 +4,6 @@
  * within 15 seconds with the default timings. A stopping leader keeps (and renews) the Lease until its work has
  * stopped, and leaves it to expire when the work does not stop in time.
  */
-import { Writable } from 'node:stream';
 import type { ChildProcess } from 'node:child_process';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -13,10 +12,12 @@ import { fileURLToPath } from 'node:url';
 import { CoordinationV1Api, CoreV1Api } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { LeaderElectionOptions } from '../../src/kubernetes/leader-election.js';
 import { LeaderElector } from '../../src/kubernetes/leader-election.js';
+import { LogSink } from '../support/log-sink.js';
 import { createTestNamespace, requireCluster, useTestCluster, waitFor } from './helpers.js';
 import type { ControllerIdentity } from './rbac-fixture.js';
-import { installController, serviceAccountKubeConfig } from './rbac-fixture.js';
+import { installLeaseHolder, serviceAccountKubeConfig } from './rbac-fixture.js';
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/elector.ts', import.meta.url));
 
@@ -36,12 +37,7 @@ describe.skipIf(!requireCluster('leader election'))('leader election', () => {
 
   beforeAll(async () => {
     namespace = await createTestNamespace(cluster, 'rf-le');
-    controller = await installController(
-      cluster,
-      namespace,
-      [{ namespace, runners: false, controller: true, features: ['leaderElection'] }],
-      lease,
-    );
+    controller = await installLeaseHolder(cluster, namespace, lease);
     token = (await serviceAccountKubeConfig(cluster, namespace, controller.name)).token;
   });
 
@@ -92,12 +88,7 @@ describe.skipIf(!requireCluster('leader election'))('leader election', () => {
     const ns = await createTestNamespace(cluster, prefix);
     namespaces.push(ns);
     const name = `${lease}-${prefix}`;
-    const { kubeConfig } = await installController(
-      cluster,
-      ns,
-      [{ namespace: ns, runners: false, controller: true, features: ['leaderElection'] }],
-      name,
-    );
+    const { kubeConfig } = await installLeaseHolder(cluster, ns, name);
     const holder = async () =>
       (
         await cluster
@@ -118,12 +109,7 @@ describe.skipIf(!requireCluster('leader election'))('leader election', () => {
     // Its own namespace: the controller Role there grants exactly this Lease.
     const ns = await createTestNamespace(cluster, 'rf-le-fast');
     const name = `${lease}-fast`;
-    const fast = await installController(
-      cluster,
-      ns,
-      [{ namespace: ns, runners: false, controller: true, features: ['leaderElection'] }],
-      name,
-    );
+    const fast = await installLeaseHolder(cluster, ns, name);
     const leading = new Set<string>();
     const overlaps: string[] = [];
     const make = (identity: string) =>
@@ -174,32 +160,23 @@ describe.skipIf(!requireCluster('leader election'))('leader election', () => {
     await cluster.kubeConfig().makeApiClient(CoreV1Api).deleteNamespace({ name: ns });
   }, 60_000);
 
-  it('a stopping leader keeps the Lease, renewed past its duration, until its work has stopped; then releases it', async () => {
-    const { ns, name, kubeConfig, holder } = await ownLease('rf-le-stop');
-    // The leader's work takes longer to stop than the lease lasts (in-flight creates finishing).
-    const STOP_MS = 4_500;
-    let workStoppedAt = 0;
-    let bLeadAt = 0;
-    const a = new LeaderElector({
-      kubeConfig,
-      namespace: ns,
-      name,
-      identity: 'a',
-      ...SHORT,
-      onStartedLeading: async (signal) => {
-        await until(signal);
-        await sleep(STOP_MS);
-        workStoppedAt = Date.now();
-      },
-    });
+  /**
+   * Candidate a, with its own work and options, leads on a Lease of its own (short timings); candidate b stands by,
+   * has seen a lead, and records when it starts leading itself.
+   */
+  async function leaderAndStandby(
+    prefix: string,
+    options: Pick<LeaderElectionOptions, 'onStartedLeading'> & Partial<LeaderElectionOptions>,
+  ) {
+    const { ns, name, kubeConfig, holder } = await ownLease(prefix);
+    const common = { kubeConfig, namespace: ns, name, ...SHORT };
+    const standby = { leadAt: 0 };
+    const a = new LeaderElector({ ...common, identity: 'a', ...options });
     const b = new LeaderElector({
-      kubeConfig,
-      namespace: ns,
-      name,
+      ...common,
       identity: 'b',
-      ...SHORT,
       onStartedLeading: () => {
-        bLeadAt = Date.now();
+        standby.leadAt = Date.now();
       },
     });
     const stopA = new AbortController();
@@ -208,49 +185,59 @@ describe.skipIf(!requireCluster('leader election'))('leader election', () => {
     await waitFor('a to lead', async () => a.isLeader);
     const runB = b.run(stopB.signal);
     await waitFor('b to see a lead', async () => b.leader === 'a');
+    return {
+      a,
+      holder,
+      standby,
+      /** Stops a (as SIGTERM would); resolves when its run() has returned. */
+      stopA: () => {
+        stopA.abort();
+        return runA;
+      },
+      stopB: () => {
+        stopB.abort();
+        return runB;
+      },
+    };
+  }
+
+  it('a stopping leader keeps the Lease, renewed past its duration, until its work has stopped; then releases it', async () => {
+    // The leader's work takes longer to stop than the lease lasts (in-flight creates finishing).
+    const STOP_MS = 4_500;
+    let workStoppedAt = 0;
+    const { holder, standby, stopA, stopB } = await leaderAndStandby('rf-le-stop', {
+      onStartedLeading: async (signal) => {
+        await until(signal);
+        await sleep(STOP_MS);
+        workStoppedAt = Date.now();
+      },
+    });
 
     const stoppedAt = Date.now();
-    stopA.abort();
+    const runA = stopA();
     // Still a's while its work stops, also after the lease it had at the stop would have run out.
     await sleep(SHORT.leaseDurationMs + 500);
     expect(workStoppedAt).toBe(0);
     expect(await holder()).toBe('a');
-    expect(bLeadAt).toBe(0);
+    expect(standby.leadAt).toBe(0);
 
     await runA;
     expect(workStoppedAt).toBeGreaterThanOrEqual(stoppedAt + STOP_MS);
-    await waitFor('b to lead', async () => bLeadAt > 0, { intervalMs: 20, timeoutMs: 10_000 });
-    expect(bLeadAt).toBeGreaterThanOrEqual(workStoppedAt);
+    await waitFor('b to lead', async () => standby.leadAt > 0, { intervalMs: 20, timeoutMs: 10_000 });
+    expect(standby.leadAt).toBeGreaterThanOrEqual(workStoppedAt);
     // Released once stopped, not expired: b leads within a retry period or so, not a lease duration later.
-    expect(bLeadAt - workStoppedAt).toBeLessThan(1_500);
-    stopB.abort();
-    await runB;
+    expect(standby.leadAt - workStoppedAt).toBeLessThan(1_500);
+    await stopB();
   }, 60_000);
 
   it('a leader whose work does not stop within stopTimeoutMs does not release the Lease but lets it expire, and says why', async () => {
-    const { ns, name, kubeConfig, holder } = await ownLease('rf-le-stuck');
-    const logs: string[] = [];
-    const logger = pino(
-      { level: 'info' },
-      new Writable({
-        write(chunk: Buffer, _enc, done) {
-          logs.push(chunk.toString());
-          done();
-        },
-      }),
-    );
+    const logs = new LogSink();
     let unstick = () => {};
     const stuck = new Promise<void>((resolve) => (unstick = resolve));
-    let bLeadAt = 0;
     let aStopped = false;
-    const a = new LeaderElector({
-      kubeConfig,
-      namespace: ns,
-      name,
-      identity: 'a',
-      ...SHORT,
+    const { a, holder, standby, stopA, stopB } = await leaderAndStandby('rf-le-stuck', {
       stopTimeoutMs: 1_000,
-      logger,
+      logger: pino({ level: 'info' }, logs),
       onStartedLeading: async (signal) => {
         await until(signal);
         await stuck;
@@ -259,45 +246,27 @@ describe.skipIf(!requireCluster('leader election'))('leader election', () => {
         aStopped = true;
       },
     });
-    const b = new LeaderElector({
-      kubeConfig,
-      namespace: ns,
-      name,
-      identity: 'b',
-      ...SHORT,
-      onStartedLeading: () => {
-        bLeadAt = Date.now();
-      },
-    });
-    const stopA = new AbortController();
-    const stopB = new AbortController();
-    const runA = a.run(stopA.signal);
-    await waitFor('a to lead', async () => a.isLeader);
-    const runB = b.run(stopB.signal);
-    await waitFor('b to see a lead', async () => b.leader === 'a');
     try {
       const stoppedAt = Date.now();
-      stopA.abort();
       // run() gives up on the stuck work after the bound, without releasing.
-      await runA;
+      await stopA();
       const gaveUpAt = Date.now();
       expect(gaveUpAt - stoppedAt).toBeGreaterThanOrEqual(1_000);
       expect(gaveUpAt - stoppedAt).toBeLessThan(2_500);
       expect(aStopped).toBe(true);
       expect(a.isLeader).toBe(false);
       expect(await holder()).toBe('a');
-      expect(logs.join('')).toMatch(/did not stop in time; the lease is not released but left to expire/);
-      expect(logs.join('')).not.toMatch(/lease released/);
+      expect(logs.text()).toMatch(/did not stop in time; the lease is not released but left to expire/);
+      expect(logs.text()).not.toMatch(/lease released/);
 
-      await waitFor('b to lead', async () => bLeadAt > 0, { intervalMs: 20, timeoutMs: 15_000 });
+      await waitFor('b to lead', async () => standby.leadAt > 0, { intervalMs: 20, timeoutMs: 15_000 });
       // Renewed until the bound (at most a retry before it), then the whole lease duration waited out.
-      expect(bLeadAt - stoppedAt).toBeGreaterThanOrEqual(
+      expect(standby.leadAt - stoppedAt).toBeGreaterThanOrEqual(
         1_000 - SHORT.retryPeriodMs * 1.2 + SHORT.leaseDurationMs - 200,
       );
     } finally {
       unstick();
-      stopB.abort();
-      await runB;
+      await stopB();
     }
   }, 60_000);
 

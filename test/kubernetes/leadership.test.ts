@@ -19,10 +19,12 @@ import type { SimProviderConfig } from '../../src/providers/sim/index.js';
 import { simProviderFactory } from '../../src/providers/sim/index.js';
 import type { Simulator } from '../../src/sim/github/index.js';
 import { startSimulator } from '../../src/sim/github/index.js';
-import { LogSink, freePort } from './fleet-fixture.js';
+import { freePort } from '../support/free-port.js';
+import { LogSink } from '../support/log-sink.js';
+import { simulatorCredentials } from '../support/sim-fleet.js';
 import { createTestNamespace, requireCluster, useTestCluster, waitFor } from './helpers.js';
 import type { ControllerIdentity } from './rbac-fixture.js';
-import { installController } from './rbac-fixture.js';
+import { installLeaseHolder } from './rbac-fixture.js';
 
 /** How long a create already sent takes to come back: longer than the controller's other stop steps. */
 const CREATE_MS = 2_500;
@@ -83,20 +85,15 @@ describe.skipIf(!requireCluster('leadership'))('start --leader-election: stop, t
   let identity: ControllerIdentity;
   let sim: Simulator;
   let dir: string;
+  let credentials: ReturnType<typeof simulatorCredentials>;
   const leaseName = 'rf-leadership';
 
   beforeAll(async () => {
     namespace = await createTestNamespace(cluster, 'rf-lead');
-    identity = await installController(
-      cluster,
-      namespace,
-      [{ namespace, runners: false, controller: true, features: ['leaderElection'] }],
-      leaseName,
-    );
+    identity = await installLeaseHolder(cluster, namespace, leaseName);
     sim = await startSimulator({ orgs: ['octo-org'] });
     dir = mkdtempSync(join(tmpdir(), 'runner-fleet-leadership-'));
-    writeFileSync(join(dir, 'app.pem'), sim.privateKeyPem, { mode: 0o600 });
-    writeFileSync(join(dir, 'webhook-secret'), sim.webhookSecret, { mode: 0o600 });
+    credentials = simulatorCredentials(sim, dir);
   });
 
   afterAll(async () => {
@@ -116,12 +113,7 @@ describe.skipIf(!requireCluster('leadership'))('start --leader-election: stop, t
       configPath,
       stringify({
         name: 'lead',
-        github: {
-          url: sim.baseUrl,
-          apiUrl: sim.apiUrl,
-          auth: { app: { id: sim.appId, privateKey: '${file:./app.pem}' } },
-        },
-        webhook: { secret: '${file:./webhook-secret}' },
+        ...credentials,
         server: { host: '127.0.0.1', port: 0 },
         store: { path: ':memory:' },
         scaleSets: [

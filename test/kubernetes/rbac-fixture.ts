@@ -72,3 +72,17 @@ export async function installController(
   const { kubeConfig } = await serviceAccountKubeConfig(cluster, namespace, name);
   return { namespace, name, kubeConfig, objects };
 }
+
+/** The controller's identity with the leader-election rights alone: the one Lease `leaseName` in `namespace`. */
+export function installLeaseHolder(
+  cluster: TestCluster,
+  namespace: string,
+  leaseName: string,
+): Promise<ControllerIdentity> {
+  return installController(
+    cluster,
+    namespace,
+    [{ namespace, runners: false, controller: true, features: ['leaderElection'] }],
+    leaseName,
+  );
+}
