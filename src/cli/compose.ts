@@ -109,7 +109,14 @@ export async function composeController(options: ComposeOptions): Promise<Contro
   });
 
   const router = new LabelRouter(config.scaleSets);
-  const store = openStore({ path: config.store.path, route: (labels) => router.route(labels) });
+  const store = openStore({
+    path: config.store.path,
+    route: (labels) => router.route(labels),
+    backgroundCheckpoints: {
+      onFailure: (reason) =>
+        logger.warn({ reason }, 'store: background checkpoints stopped; checkpointing on commits instead'),
+    },
+  });
 
   const registry = createProviderRegistry({
     ...defaultFactories,
@@ -205,6 +212,7 @@ export async function composeController(options: ComposeOptions): Promise<Contro
         await reconciler.stop();
         await Promise.allSettled([...providers.values()].map((p) => p.close?.()));
         store.close();
+        await store.closed();
         logger.flush?.();
       })();
       return stopping;
