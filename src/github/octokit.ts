@@ -12,7 +12,7 @@ import { throttling } from '@octokit/plugin-throttling';
 import type { ThrottlingOptions } from '@octokit/plugin-throttling';
 import type { Logger } from '../telemetry/logger.js';
 import type { FetchLike } from './transport.js';
-import { Pacer } from './pacer.js';
+import { Pacer, RetryLimiter } from './pacer.js';
 
 // Retry wraps inside throttling, as in octokit.js: rate limits are left to throttling, everything else to retry.
 export const FleetOctokit = Octokit.plugin(paginateRest, retry, throttling);
@@ -133,9 +133,11 @@ export class OctokitFactory {
       fallbackSecondaryRateRetryAfter: 60,
       onRateLimit: limitHandler('primary'),
       onSecondaryRateLimit: limitHandler('secondary'),
-      // Per-client limiters instead of the plugin's process-wide groups (see pacer.ts).
+      // Per-client limiters instead of the plugin's process-wide groups, and a retry limiter without timer hops
+      // (see pacer.ts). One per client: the plugin adds its `failed` listener to it.
       global: this.#global,
       write: this.#write,
+      retryLimiter: new RetryLimiter(),
     } as unknown as ThrottlingOptions;
     return {
       baseUrl: o.baseUrl.replace(/\/+$/, ''),

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Pacer } from './pacer.js';
+import { Pacer, RetryLimiter } from './pacer.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -47,5 +47,46 @@ describe('Pacer', () => {
     release();
     await blocker;
     expect(await queued).toBe('after');
+  });
+});
+
+describe('RetryLimiter', () => {
+  it('runs a job without waiting for a timer', async () => {
+    const limiter = new RetryLimiter();
+    let ran = false;
+    const job = limiter.schedule<number>(async (n: number) => {
+      ran = true;
+      return n + 1;
+    }, 1);
+    // started synchronously, like a direct call
+    expect(ran).toBe(true);
+    expect(await job).toBe(2);
+  });
+
+  it('retries after the wait a failed listener answers, with the retry count, and rethrows when none answers', async () => {
+    const waits: number[] = [];
+    const limiter = new RetryLimiter(async (ms) => {
+      waits.push(ms);
+    });
+    const seen: number[] = [];
+    limiter.on('failed', (_error, info) => {
+      seen.push(info.retryCount);
+      return info.retryCount < 2 ? 250 : undefined;
+    });
+    let attempts = 0;
+    const failing = limiter.schedule({ priority: 1 }, async () => {
+      attempts++;
+      throw new Error(`attempt ${attempts}`);
+    });
+    await expect(failing).rejects.toThrow('attempt 3');
+    expect(attempts).toBe(3);
+    expect(seen).toEqual([0, 1, 2]);
+    expect(waits).toEqual([250, 250]);
+    let tries = 0;
+    const recovers = await limiter.schedule(async () => {
+      if (++tries === 1) throw new Error('once');
+      return 'ok';
+    });
+    expect(recovers).toBe('ok');
   });
 });
