@@ -51,4 +51,51 @@ describe('reconciler: a runner list with a gap', () => {
     expect(h.sim.runners().filter((r) => r.name.startsWith('lin-'))).toHaveLength(2);
     expect(lookups).toBeGreaterThanOrEqual(3);
   }, 60_000);
+
+  it('with many missing, takes the list once more instead of a call per runner', async () => {
+    h = await Harness.start({
+      scaleSets: [{ name: 'lin', max: 12, bootDelay: 60_000 }],
+      controller: { resyncInterval: 200 },
+    });
+    const client = createGitHubClient({ config: h.config.github, logger: silent, retryBaseMs: 5 });
+    let victims = new Set<string>();
+    let lists = 0;
+    let lookups = 0;
+    const github: GitHubPort = {
+      ...client,
+      registrationUrl: (scope) => client.registrationUrl(scope),
+      generateJitConfig: (...a) => client.generateJitConfig(...a),
+      registrationToken: (...a) => client.registrationToken(...a),
+      deleteRunner: (...a) => client.deleteRunner(...a),
+      getJob: (...a) => client.getJob(...a),
+      // every other list (the first of each resync) leaves the victims out
+      listRunners: async (...a) => {
+        const all = await client.listRunners(...a);
+        return lists++ % 2 === 0 ? all.filter((r) => !victims.has(r.name)) : all;
+      },
+      getRunner: (...a) => {
+        lookups++;
+        return client.getRunner(...a);
+      },
+    };
+    const c = await h.startController({ github });
+    h.sim.createJobs({ owner: 'octo-org', repo: 'app', labels: ['self-hosted', 'linux'], count: 12 });
+    await until(() => c.store.runners('lin').filter((r) => r.state === 'starting').length === 12, 20_000);
+    await c.reconciler.settled();
+    // from the next list on, ten runners go missing from the first list of each resync
+    lists = 0;
+    victims = new Set(
+      c.store
+        .runners('lin')
+        .slice(0, 10)
+        .map((r) => r.name),
+    );
+    const resyncs = c.reconciler.health().lastResyncAt ?? 0;
+    await until(() => (c.reconciler.health().lastResyncAt ?? 0) > resyncs + 1000, 20_000);
+    await c.reconciler.settled();
+    expect(c.store.runners('lin').filter((r) => r.state === 'starting')).toHaveLength(12);
+    expect(h.sim.runners().filter((r) => r.name.startsWith('lin-'))).toHaveLength(12);
+    expect(lookups).toBe(0);
+    expect(lists).toBeGreaterThanOrEqual(4);
+  }, 60_000);
 });

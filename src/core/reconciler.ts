@@ -88,8 +88,8 @@ export interface ReconcilerHealth {
   readonly pendingOperations: number;
 }
 
-/** Runners of a list's gaps asked for at once (see #missingFromList). */
-const MISSING_CHECKS_AT_ONCE = 8;
+/** Runners missing from a list that are asked for one by one; with more, the list is taken again (#missingFromList). */
+const MISSING_LOOKUPS_MAX = 8;
 
 function cryptoRandom(): number {
   return crypto.getRandomValues(new Uint32Array(1))[0]! / 4294967296;
@@ -489,7 +489,7 @@ export class Reconciler {
       try {
         const prefix = commonPrefix(sets.map((s) => `${s}-`));
         const listed = await this.#o.github.listRunners(scope, prefix, signal);
-        listed.push(...(await this.#missingFromList(scope, sets, listed, at, signal)));
+        listed.push(...(await this.#missingFromList(scope, prefix, sets, listed, at, signal)));
         const bySet = new Map<string, typeof listed>(sets.map((s) => [s, []]));
         for (const r of listed) {
           const owner = scaleSetOf(r.name, sets);
@@ -555,10 +555,14 @@ export class Reconciler {
    * shift and one of ours can be skipped. The planner reads absence from a list taken after a record's last change as
    * "registration gone" (and would then delete a busy runner's instance under its job), so every live record with a
    * registration that the list lacks is asked for by id; those that exist are added to the list. Normally none or a
-   * few are missing (ephemeral runners GitHub removed before their job's webhook came). A failure fails the list.
+   * few are missing (ephemeral runners GitHub removed before their job's webhook came). In a burst many are, and one
+   * call each would cost more than the jobs' own (the API budget is about one call per job): above
+   * MISSING_LOOKUPS_MAX the list is taken once more instead, and a runner absent from both is gone. A failure fails
+   * the list.
    */
   async #missingFromList(
     scope: Scope,
+    prefix: string,
     sets: readonly string[],
     listed: readonly GitHubRunner[],
     at: number,
@@ -573,11 +577,16 @@ export class Reconciler {
           missing.push(r.githubId);
       });
     }
-    const found: GitHubRunner[] = [];
-    for (let i = 0; i < missing.length; i += MISSING_CHECKS_AT_ONCE) {
-      const batch = missing.slice(i, i + MISSING_CHECKS_AT_ONCE);
-      const answers = await Promise.all(batch.map((id) => this.#o.github.getRunner(scope, id, signal)));
-      for (const r of answers) if (r !== null && !names.has(r.name)) found.push(r);
+    if (missing.length === 0) return [];
+    let found: GitHubRunner[];
+    if (missing.length > MISSING_LOOKUPS_MAX) {
+      const ids = new Set(missing);
+      found = (await this.#o.github.listRunners(scope, prefix, signal)).filter(
+        (r) => ids.has(r.id) && !names.has(r.name),
+      );
+    } else {
+      const answers = await Promise.all(missing.map((id) => this.#o.github.getRunner(scope, id, signal)));
+      found = answers.filter((r): r is GitHubRunner => r !== null && !names.has(r.name));
     }
     if (found.length > 0) {
       this.#log.debug(
