@@ -167,6 +167,14 @@ describe.skipIf(!requireHelm('helm chart'))('helm chart', () => {
     const names = podSpecOf(singleObjects).containers[0]!.env!.map((e) => e.name);
     expect(names).not.toContain('RUNNER_FLEET_LEADER_ELECTION');
 
+    // the controller's heap is capped (bench/controller.bench.ts measures with the chart's value)
+    expect(podSpecOf(singleObjects).containers[0]!.env).toContainEqual({
+      name: 'NODE_OPTIONS',
+      value: '--max-old-space-size=160',
+    });
+    const unlimited = podSpecOf(render(values({ heapLimitMb: 0 }))).containers[0]!.env!;
+    expect(unlimited.map((e) => e.name)).not.toContain('NODE_OPTIONS');
+
     const ha = render(values({ replicaCount: 2 }));
     expect(deploymentOf(ha).spec?.replicas).toBe(2);
     expect(deploymentOf(ha).spec?.strategy).toBeUndefined();
