@@ -3,6 +3,7 @@
  * parsed FleetConfig and wires them together. `start`, `demo` and the end-to-end tests all build a controller here,
  * so what they run is the same thing.
  */
+import { DEFAULTS } from '../config/defaults.js';
 import type { FleetConfig } from '../config/types.js';
 import { LabelRouter } from '../core/labels.js';
 import { Reconciler } from '../core/reconciler.js';
@@ -39,7 +40,7 @@ export interface ComposeOptions {
   readonly now?: () => number;
   /** Options passed through to the GitHub client (timeouts, retry pacing); tests shrink them. */
   readonly github?: { readonly retryBaseMs?: number; readonly timeoutMs?: number; readonly retries?: number };
-  /** Reconciler create concurrency. */
+  /** Calls out at once; default fleet.yaml's controller.concurrency. */
   readonly concurrency?: number;
 }
 
@@ -149,7 +150,7 @@ export async function composeController(options: ComposeOptions): Promise<Contro
     logger,
     hooks: telemetryHooks(metrics, events, (s) => kindOf.get(s) ?? 'unknown'),
     ...(options.now ? { now: options.now } : {}),
-    ...(options.concurrency !== undefined ? { concurrency: options.concurrency } : {}),
+    concurrency: options.concurrency ?? config.controller.concurrency ?? DEFAULTS.concurrency,
   });
 
   const server = await createServer({

@@ -11,6 +11,7 @@ export const DEFAULTS = {
   resyncInterval: '30s',
   orphanGracePeriod: '2m',
   failureBackoff: '5s',
+  concurrency: 64,
   runnerGroup: 'Default',
   minIdle: 0,
   ephemeral: true,

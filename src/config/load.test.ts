@@ -54,7 +54,12 @@ describe('a valid file', () => {
       webhook: { secret: 'hook-secret' },
       server: { host: '127.0.0.1', port: 8080 },
       store: { path: './runner-fleet.db' },
-      controller: { resyncInterval: 30_000, orphanGracePeriod: 120_000, failureBackoff: 5_000 },
+      controller: {
+        resyncInterval: 30_000,
+        orphanGracePeriod: 120_000,
+        failureBackoff: 5_000,
+        concurrency: 64,
+      },
       scaleSets: [
         {
           name: 'small',
@@ -154,6 +159,7 @@ describe('a valid file', () => {
       resyncInterval: 1500,
       orphanGracePeriod: 120_000,
       failureBackoff: 5_400_000,
+      concurrency: 64,
     });
   });
 
@@ -264,6 +270,15 @@ describe('schema problems', () => {
     ).toEqual([
       'fleet.yaml:10:19 scaleSets[0].registration: expected one of: jit, token',
       'fleet.yaml:11:23 scaleSets[0].bootstrapTimeout: invalid duration; use e.g. 500ms, 30s, 10m, 1h or a number of ms',
+    ]);
+  });
+
+  it('rejects a concurrency below 1 or above 1000', () => {
+    expect(problems(yaml(...HEAD, '  - name: a', ...SET, 'controller: { concurrency: 0 }'))).toEqual([
+      'fleet.yaml:10:28 controller.concurrency: must be at least 1',
+    ]);
+    expect(problems(yaml(...HEAD, '  - name: a', ...SET, 'controller: { concurrency: 5000 }'))).toEqual([
+      'fleet.yaml:10:28 controller.concurrency: must be at most 1000',
     ]);
   });
 

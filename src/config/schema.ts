@@ -330,9 +330,18 @@ export const fleetConfigSchema = z
         failureBackoff: duration({ min: 1 })
           .prefault(DEFAULTS.failureBackoff)
           .describe('Base of the exponential backoff after a runner fails before taking a job.'),
+        concurrency: z
+          .number()
+          .int()
+          .min(1, { error: 'must be at least 1' })
+          .max(1000, { error: 'must be at most 1000' })
+          .default(DEFAULTS.concurrency)
+          .describe(
+            'Runner creates and removals in flight at once, across scale sets (GitHub calls have their own limits).',
+          ),
       })
       .prefault({})
-      .describe('Reconciler timing.'),
+      .describe('Reconciler timing and concurrency.'),
     scaleSets: z
       .array(scaleSetSchema)
       .min(1, { error: 'needs at least one scale set' })
