@@ -8,6 +8,35 @@ import { createGitHubClient } from '../github/index.js';
 import type { GitHubPort } from './ports.js';
 import { Harness, silent, until } from './reconciler.test-helpers.js';
 
+type Client = ReturnType<typeof createGitHubClient>;
+
+/** The real client against the harness's simulator, with its runner list and runner lookup wrapped. */
+function gitHubWith(
+  harness: Harness,
+  wrap: {
+    listRunners: (
+      client: Client,
+      ...a: Parameters<GitHubPort['listRunners']>
+    ) => ReturnType<GitHubPort['listRunners']>;
+    getRunner: (
+      client: Client,
+      ...a: Parameters<GitHubPort['getRunner']>
+    ) => ReturnType<GitHubPort['getRunner']>;
+  },
+): GitHubPort {
+  const client = createGitHubClient({ config: harness.config.github, logger: silent, retryBaseMs: 5 });
+  return {
+    ...client,
+    registrationUrl: (scope) => client.registrationUrl(scope),
+    generateJitConfig: (...a) => client.generateJitConfig(...a),
+    registrationToken: (...a) => client.registrationToken(...a),
+    deleteRunner: (...a) => client.deleteRunner(...a),
+    getJob: (...a) => client.getJob(...a),
+    listRunners: (...a) => wrap.listRunners(client, ...a),
+    getRunner: (...a) => wrap.getRunner(client, ...a),
+  };
+}
+
 let h: Harness | null = null;
 afterEach(async () => {
   await h?.close();
@@ -21,23 +50,16 @@ describe('reconciler: a runner list with a gap', () => {
       scaleSets: [{ name: 'lin', max: 3, bootDelay: 60_000 }],
       controller: { resyncInterval: 200 },
     });
-    const client = createGitHubClient({ config: h.config.github, logger: silent, retryBaseMs: 5 });
     let victim: string | null = null;
     let lookups = 0;
-    const github: GitHubPort = {
-      ...client,
-      registrationUrl: (scope) => client.registrationUrl(scope),
-      generateJitConfig: (...a) => client.generateJitConfig(...a),
-      registrationToken: (...a) => client.registrationToken(...a),
-      deleteRunner: (...a) => client.deleteRunner(...a),
-      getJob: (...a) => client.getJob(...a),
+    const github = gitHubWith(h, {
       // every list leaves the victim out, as a list whose pages shifted would
-      listRunners: async (...a) => (await client.listRunners(...a)).filter((r) => r.name !== victim),
-      getRunner: (...a) => {
+      listRunners: async (client, ...a) => (await client.listRunners(...a)).filter((r) => r.name !== victim),
+      getRunner: (client, ...a) => {
         lookups++;
         return client.getRunner(...a);
       },
-    };
+    });
     const c = await h.startController({ github });
     h.sim.createJobs({ owner: 'octo-org', repo: 'app', labels: ['self-hosted', 'linux'], count: 2 });
     await until(() => c.store.runners('lin').filter((r) => r.state === 'starting').length === 2, 20_000);
@@ -57,27 +79,20 @@ describe('reconciler: a runner list with a gap', () => {
       scaleSets: [{ name: 'lin', max: 12, bootDelay: 60_000 }],
       controller: { resyncInterval: 200 },
     });
-    const client = createGitHubClient({ config: h.config.github, logger: silent, retryBaseMs: 5 });
     let victims = new Set<string>();
     let lists = 0;
     let lookups = 0;
-    const github: GitHubPort = {
-      ...client,
-      registrationUrl: (scope) => client.registrationUrl(scope),
-      generateJitConfig: (...a) => client.generateJitConfig(...a),
-      registrationToken: (...a) => client.registrationToken(...a),
-      deleteRunner: (...a) => client.deleteRunner(...a),
-      getJob: (...a) => client.getJob(...a),
+    const github = gitHubWith(h, {
       // every other list (the first of each resync) leaves the victims out
-      listRunners: async (...a) => {
+      listRunners: async (client, ...a) => {
         const all = await client.listRunners(...a);
         return lists++ % 2 === 0 ? all.filter((r) => !victims.has(r.name)) : all;
       },
-      getRunner: (...a) => {
+      getRunner: (client, ...a) => {
         lookups++;
         return client.getRunner(...a);
       },
-    };
+    });
     const c = await h.startController({ github });
     h.sim.createJobs({ owner: 'octo-org', repo: 'app', labels: ['self-hosted', 'linux'], count: 12 });
     await until(() => c.store.runners('lin').filter((r) => r.state === 'starting').length === 12, 20_000);
