@@ -46,9 +46,13 @@ export interface GitHubClientOptions {
   readonly maxRateLimitRetries?: number;
   /** A rate limit asking to wait longer than this (s) fails at once with `rate_limited`; default 60. */
   readonly maxRetryAfterSeconds?: number;
-  /** Default 10 (GitHub's secondary limit is 100 concurrent requests). */
+  /**
+   * Requests in flight at once; default 50, half of GitHub's secondary limit of 100 concurrent requests (the other
+   * half left to anything else using the same App or token). With 10, a 1,000-job burst waited in this client: the
+   * controller benchmark's p99 to create went from 2.1 s to about 1 s with 50.
+   */
   readonly maxConcurrentRequests?: number;
-  /** Concurrent POST/DELETE requests; default 5. */
+  /** POST/DELETE requests started at once (the throttling plugin's write limiter); default 5. */
   readonly maxConcurrentWrites?: number;
   /** Minimum ms between two writes; default 0. 333 keeps under GitHub's ~180 runner-creating POSTs a minute. */
   readonly writeIntervalMs?: number;
@@ -213,7 +217,7 @@ class Client implements GitHubClient {
       retryBaseMs: options.retryBaseMs ?? 1000,
       maxRateLimitRetries: options.maxRateLimitRetries ?? 2,
       maxRetryAfterSeconds: options.maxRetryAfterSeconds ?? 60,
-      maxConcurrentRequests: options.maxConcurrentRequests ?? 10,
+      maxConcurrentRequests: options.maxConcurrentRequests ?? 50,
       maxConcurrentWrites: options.maxConcurrentWrites ?? 5,
       writeIntervalMs: options.writeIntervalMs ?? 0,
       now: this.#now,
