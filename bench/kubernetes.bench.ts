@@ -32,6 +32,7 @@ import { ControllerChild } from '../test/kubernetes/fleet-fixture.js';
 import type { TestCluster } from '../test/kubernetes/helpers.js';
 import { clusterAvailability, createTestNamespace, startTestCluster } from '../test/kubernetes/helpers.js';
 import { installController } from '../test/kubernetes/rbac-fixture.js';
+import { freePort } from '../test/support/free-port.js';
 import type { BenchResult, Benchmark } from './harness.js';
 import { startKubeApiProxy } from './kube-api-proxy.js';
 
@@ -183,14 +184,6 @@ async function startBridgeProcess(
       clearTimeout(timer);
     },
   };
-}
-
-async function freePort(): Promise<number> {
-  const server = http.createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const { port } = server.address() as { port: number };
-  await new Promise((r) => server.close(r));
-  return port;
 }
 
 interface SimInfo {
