@@ -35,6 +35,12 @@ export interface JobInfo {
   readonly labels: readonly string[];
 }
 
+/**
+ * A runner list. `pages`: how many pages GitHub answered it in, when known. One page is a consistent snapshot; a list
+ * read page by page is not (a runner removed from an earlier page shifts the rest, and one can be skipped).
+ */
+export type RunnerList = GitHubRunner[] & { readonly pages?: number };
+
 export interface GitHubPort {
   /** 201 -> result. A 409 (name exists, e.g. after a retried call) resolves to the existing runner with
    *  encodedJitConfig '' : the caller must treat that runner as created but without a usable config. */
@@ -42,7 +48,7 @@ export interface GitHubPort {
   /** Cached per scope until shortly before expiry: one token serves many runners. */
   registrationToken(scope: Scope, signal?: AbortSignal): Promise<RegistrationToken>;
   /** Every runner of the scope whose name starts with `namePrefix` (all pages). */
-  listRunners(scope: Scope, namePrefix: string, signal?: AbortSignal): Promise<GitHubRunner[]>;
+  listRunners(scope: Scope, namePrefix: string, signal?: AbortSignal): Promise<RunnerList>;
   /** null when GitHub answers 404. */
   getRunner(scope: Scope, runnerId: number, signal?: AbortSignal): Promise<GitHubRunner | null>;
   /** 404 is success. */

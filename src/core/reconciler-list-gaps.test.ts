@@ -113,4 +113,33 @@ describe('reconciler: a runner list with a gap', () => {
     expect(lookups).toBe(0);
     expect(lists).toBeGreaterThanOrEqual(4);
   }, 60_000);
+
+  it('believes a list of one page: GitHub answered it at once, so what it lacks is gone', async () => {
+    h = await Harness.start({
+      scaleSets: [{ name: 'lin', max: 3, bootDelay: 60_000 }],
+      controller: { resyncInterval: 200 },
+    });
+    let victim: string | null = null;
+    let lookups = 0;
+    const github = gitHubWith(h, {
+      listRunners: async (client, ...a) => {
+        const all = await client.listRunners(...a);
+        return Object.defineProperty(
+          all.filter((r) => r.name !== victim),
+          'pages',
+          { value: all.pages },
+        );
+      },
+      getRunner: (client, ...a) => {
+        lookups++;
+        return client.getRunner(...a);
+      },
+    });
+    const c = await h.startController({ github });
+    h.sim.createJobs({ owner: 'octo-org', repo: 'app', labels: ['self-hosted', 'linux'], count: 2 });
+    await until(() => c.store.runners('lin').filter((r) => r.state === 'starting').length === 2, 20_000);
+    victim = c.store.runners('lin')[0]!.name;
+    await until(() => c.store.runner(victim!)?.state !== 'starting', 20_000);
+    expect(lookups).toBe(0);
+  }, 60_000);
 });

@@ -13,7 +13,7 @@ import type { FleetConfig, Scope, ScaleSetConfig } from '../config/types.js';
 import type { Instance, Provider } from '../providers/provider.js';
 import type { Store } from '../store/store.js';
 import type { EventQuery, EventRow, JobChange } from '../store/types.js';
-import type { GitHubPort } from './ports.js';
+import type { GitHubPort, RunnerList } from './ports.js';
 import type { GitHubRunner } from './types.js';
 import type { Action } from './plan-types.js';
 import type { ReconcilerHooks } from './hooks.js';
@@ -564,10 +564,12 @@ export class Reconciler {
     scope: Scope,
     prefix: string,
     sets: readonly string[],
-    listed: readonly GitHubRunner[],
+    listed: RunnerList,
     at: number,
     signal: AbortSignal | undefined,
   ): Promise<GitHubRunner[]> {
+    // One page is a consistent snapshot: what it lacks is gone.
+    if (listed.pages === 1) return [];
     const names = new Set(listed.map((r) => r.name));
     const missing: number[] = [];
     for (const s of sets) {

@@ -14,6 +14,7 @@ import type {
   JitConfigResult,
   JobInfo,
   RegistrationToken,
+  RunnerList,
 } from '../core/ports.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { FleetMetrics } from '../telemetry/metrics.js';
@@ -359,9 +360,12 @@ class Client implements GitHubClient {
     return withSignal(shared, signal, route);
   }
 
-  async listRunners(scope: Scope, namePrefix: string, signal?: AbortSignal): Promise<GitHubRunner[]> {
+  async listRunners(scope: Scope, namePrefix: string, signal?: AbortSignal): Promise<RunnerList> {
     const all = await this.#listAllRunners(scope, {}, signal);
-    return all.filter((r) => r.name.startsWith(namePrefix));
+    return runnerList(
+      all.filter((r) => r.name.startsWith(namePrefix)),
+      all.pages,
+    );
   }
 
   async findRunnerByName(scope: Scope, name: string, signal?: AbortSignal): Promise<GitHubRunner | null> {
@@ -409,11 +413,15 @@ class Client implements GitHubClient {
     }
   }
 
-  async #listAllRunners(scope: Scope, filter: Params, signal?: AbortSignal): Promise<GitHubRunner[]> {
+  async #listAllRunners(scope: Scope, filter: Params, signal?: AbortSignal): Promise<RunnerList> {
     const { base, params } = scopeRoute(scope);
     const route = `GET ${base}/actions/runners`;
-    const items = await this.#paginate(scope, route, { ...params, ...filter, per_page: 100 }, signal);
-    return items.map((r, i) => toRunner(r, route, `runners[${i}]`));
+    const pages = { count: 0 };
+    const items = await this.#paginate(scope, route, { ...params, ...filter, per_page: 100 }, signal, pages);
+    return runnerList(
+      items.map((r, i) => toRunner(r, route, `runners[${i}]`)),
+      pages.count,
+    );
   }
 
   /** Repo scope always uses the default group (id 1); org and enterprise groups are looked up by name, cached. */
@@ -511,13 +519,20 @@ class Client implements GitHubClient {
     }
   }
 
-  async #paginate(scope: Scope, route: string, params: Params, signal?: AbortSignal): Promise<unknown[]> {
+  async #paginate(
+    scope: Scope,
+    route: string,
+    params: Params,
+    signal?: AbortSignal,
+    pages?: { count: number },
+  ): Promise<unknown[]> {
     try {
       const octokit = await this.#octokitFor(scope);
       const items: unknown[] = [];
       // Page requests do not carry the caller's signal (the paginator drops request options): check between pages.
       for await (const page of octokit.paginate.iterator(route, { ...params })) {
         if (signal?.aborted) throw new GitHubError(`GitHub ${route}: aborted`, { code: 'aborted', route });
+        if (pages !== undefined) pages.count++;
         items.push(...asArray(page.data as unknown, route, 'body'));
       }
       return items;
@@ -530,4 +545,9 @@ class Client implements GitHubClient {
 /** JIT runners get exactly the labels sent; `self-hosted` is sent explicitly so jobs asking for it match. */
 function withSelfHosted(labels: readonly string[]): string[] {
   return labels.some((l) => l.toLowerCase() === 'self-hosted') ? [...labels] : ['self-hosted', ...labels];
+}
+
+/** A runner array that also says how many pages it took; `pages` is not enumerable, so the array compares as one. */
+function runnerList(runners: GitHubRunner[], pages: number | undefined): RunnerList {
+  return Object.defineProperty(runners, 'pages', { value: pages, enumerable: false });
 }

@@ -245,12 +245,17 @@ describe('GitHub client against the simulator', () => {
         new Set(names.filter((n) => n.startsWith('fleet-'))),
       );
       expect(t.count(LIST_ORG) - before).toBe(3);
+      // the pages it took, counted over the whole scope (the prefix filter comes after)
+      expect(listed.pages).toBe(3);
       expect(
         t.sent
           .filter((s) => s.url.includes('/actions/runners?') || s.url.endsWith('/actions/runners'))
           .every((s) => !s.url.includes('per_page=') || s.url.includes('per_page=100')),
       ).toBe(true);
-      expect(await t.client.listRunners(ORG, 'nobody-')).toEqual([]);
+      const none = await t.client.listRunners(ORG, 'nobody-');
+      expect(none).toEqual([]);
+      expect(none.pages).toBe(3);
+      expect((await t.client.listRunners({ org: 'other-org' }, '')).pages).toBe(1);
     });
 
     it('gets and deletes runners; a missing runner is null and deleting it again succeeds', async () => {
