@@ -21,6 +21,7 @@ import type { WebhookSink } from '../core/ports.js';
 import type { GitHubClient, WebhookDelivery } from '../github/index.js';
 import { parseWorkflowJobEvent } from '../github/index.js';
 import type { Controller } from './compose.js';
+import { mapLimit } from '../lib/async.js';
 
 export interface CatchUpOptions {
   readonly github: Pick<GitHubClient, 'listWebhookDeliveries' | 'getWebhookDelivery'>;
@@ -42,19 +43,6 @@ export interface CatchUpResult {
   readonly duplicates: number;
   /** Payloads that could not be read or parsed. */
   readonly failed: number;
-}
-
-async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const index = next++;
-      results[index] = await fn(items[index] as T);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return results;
 }
 
 /** One entry per event: its first attempt (the order GitHub sent events in). */

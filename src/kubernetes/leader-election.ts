@@ -24,6 +24,7 @@ import type { KubeConfig, V1Lease, V1LeaseSpec } from '@kubernetes/client-node';
 import { CoordinationV1Api, V1MicroTime } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { describeApiError, isConflict, isNotFound, withSignal } from './api.js';
+import { sleepUnlessAborted } from '../lib/async.js';
 
 export interface LeaderElectionOptions {
   readonly kubeConfig: KubeConfig;
@@ -71,19 +72,6 @@ export class LeaderElectionError extends Error {
   }
 }
 
-function defaultSleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
-}
-
 /** The Lease as the leader holds it: when it last renewed it, and whether it still may count on it. */
 interface Holding {
   lastRenew: number;
@@ -120,7 +108,7 @@ export class LeaderElector {
     this.#o = o;
     this.#api = options.kubeConfig.makeApiClient(CoordinationV1Api);
     this.#now = options.now ?? Date.now;
-    this.#sleep = options.sleep ?? defaultSleep;
+    this.#sleep = options.sleep ?? sleepUnlessAborted;
   }
 
   get isLeader(): boolean {

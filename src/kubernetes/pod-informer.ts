@@ -12,6 +12,7 @@ import type { KubeConfig, V1Pod } from '@kubernetes/client-node';
 import { CoreV1Api, Watch } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { describeApiError, isGone, statusCodeOf, withSignal } from './api.js';
+import { sleepUnlessAborted } from '../lib/async.js';
 
 export type InformerEventType = 'added' | 'modified' | 'deleted';
 
@@ -45,19 +46,6 @@ export interface InformerStats {
   errors: number;
 }
 
-function defaultSleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
-}
-
 class GoneError extends Error {
   readonly statusCode = 410;
 }
@@ -84,7 +72,7 @@ export class PodInformer<T> {
     this.#o = options;
     this.#core = options.kubeConfig.makeApiClient(CoreV1Api);
     this.#watch = new Watch(options.kubeConfig);
-    this.#sleep = options.sleep ?? defaultSleep;
+    this.#sleep = options.sleep ?? sleepUnlessAborted;
   }
 
   get namespace(): string {

@@ -16,6 +16,7 @@ import {
   toYamlDocuments,
 } from './rbac-manifests.js';
 import type { ContainerMode } from './rbac-rules.js';
+import { mapLimit } from '../lib/async.js';
 
 export type RightsCheckResult =
   | { readonly ok: true; readonly checked: number }
@@ -42,19 +43,6 @@ export interface CheckControllerRightsOptions {
    * instead of the caller's own (SelfSubjectAccessReview). For `doctor` run with an operator's credentials.
    */
   readonly asServiceAccount?: { readonly namespace: string; readonly name: string };
-}
-
-async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const index = next++;
-      results[index] = await fn(items[index] as T);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return results;
 }
 
 function resourceAttributes(p: Permission) {

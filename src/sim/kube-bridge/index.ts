@@ -30,6 +30,7 @@ import type { Registration } from '../../providers/provider.js';
 import type { EmulatorOptions } from '../runner/index.js';
 import { emulatorRegistration, runEmulatedRunner } from '../runner/index.js';
 import { terminatedStatus } from './pod-status.js';
+import { sleepUnlessAborted } from '../../lib/async.js';
 
 export { terminatedStatus } from './pod-status.js';
 
@@ -113,19 +114,6 @@ export function registrationSecretName(pod: V1Pod): string | undefined {
   return ref?.name;
 }
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
-}
-
 export async function startKubeBridge(options: KubeBridgeOptions): Promise<KubeBridge> {
   const core = options.kubeConfig.makeApiClient(CoreV1Api);
   const log = options.logger;
@@ -160,7 +148,7 @@ export async function startKubeBridge(options: KubeBridgeOptions): Promise<KubeB
       } catch (error) {
         if (isNotFound(error) || signal.aborted) return undefined;
         log?.warn({ pod: name, error: describeApiError(error) }, 'kube-bridge: reading the pod failed');
-        await sleep(options.secretRetryMs ?? 200, signal);
+        await sleepUnlessAborted(options.secretRetryMs ?? 200, signal);
         continue;
       }
       if (pod.metadata?.uid !== uid || pod.metadata?.deletionTimestamp) return undefined;
@@ -175,7 +163,7 @@ export async function startKubeBridge(options: KubeBridgeOptions): Promise<KubeB
         if (!isNotFound(error)) {
           log?.warn({ pod: name, error: describeApiError(error) }, 'kube-bridge: reading the Secret failed');
         }
-        await sleep(options.secretRetryMs ?? 200, signal);
+        await sleepUnlessAborted(options.secretRetryMs ?? 200, signal);
       }
     }
     return undefined;

@@ -15,6 +15,7 @@ import { HttpTransport } from './http-transport.js';
 import { decodeJitConfig } from './jit-config.js';
 import type { BrokerTransport, JobMessage, SessionReply } from './protocol.js';
 import { BrokerCallError } from './protocol.js';
+import { sleepUnlessAborted } from '../../lib/async.js';
 
 export const EMULATOR_VERSION = '2.330.0';
 
@@ -373,17 +374,7 @@ class EmulatedRunner {
   }
 
   #sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const signal = this.#signal;
-      if (signal.aborted) return resolve();
-      const timer = setTimeout(done, ms);
-      function done() {
-        clearTimeout(timer);
-        signal.removeEventListener('abort', done);
-        resolve();
-      }
-      signal.addEventListener('abort', done, { once: true });
-    });
+    return sleepUnlessAborted(ms, this.#signal);
   }
 }
 
