@@ -21,6 +21,7 @@ export interface SimInfo {
   readonly appId: number;
   readonly privateKeyFile: string;
   readonly webhookSecret: string;
+  readonly installations: readonly { readonly id: number; readonly account: string }[];
 }
 
 export interface SimStats {
@@ -40,10 +41,14 @@ export class SimProcess {
     this.info = info;
   }
 
-  /** `runner-fleet simulate` on a free loopback port; resolves once it printed its JSON line. */
-  static async start(args: readonly string[]): Promise<SimProcess> {
+  /**
+   * `runner-fleet simulate` on a free loopback port; resolves once it printed its JSON line. With `logLevel` its log
+   * (LOG_LEVEL) goes to this process's stderr; without, it logs at its default level into the void.
+   */
+  static async start(args: readonly string[], options: { logLevel?: string } = {}): Promise<SimProcess> {
     const child = spawn(process.execPath, [CLI, 'simulate', '--port', '0', ...args], {
-      stdio: ['ignore', 'pipe', 'ignore'],
+      stdio: ['ignore', 'pipe', options.logLevel === undefined ? 'ignore' : 'inherit'],
+      env: { ...process.env, ...(options.logLevel === undefined ? {} : { LOG_LEVEL: options.logLevel }) },
     });
     const lines = createInterface({ input: child.stdout! });
     const first = await new Promise<string>((resolve, reject) => {
@@ -53,6 +58,10 @@ export class SimProcess {
     lines.close();
     child.stdout!.resume();
     return new SimProcess(child, JSON.parse(first) as SimInfo);
+  }
+
+  get pid(): number | undefined {
+    return this.#child.pid;
   }
 
   async #call<T>(method: string, route: string, body?: unknown): Promise<T> {

@@ -26,13 +26,14 @@ import { buildRunnerPod, planScaleSet } from '../src/providers/kubernetes/manife
 import { controllerNeeds } from '../src/providers/kubernetes/rbac-needs.js';
 import { kubernetesProviderSchema } from '../src/providers/kubernetes/schema.js';
 import { spawn } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { ControllerChild } from '../test/kubernetes/fleet-fixture.js';
 import type { TestCluster } from '../test/kubernetes/helpers.js';
 import { clusterAvailability, createTestNamespace, startTestCluster } from '../test/kubernetes/helpers.js';
 import { installController } from '../test/kubernetes/rbac-fixture.js';
 import { freePort } from '../test/support/free-port.js';
+import { SimProcess } from './fleet-peers.js';
+import type { SimInfo } from './fleet-peers.js';
 import type { BenchResult, Benchmark } from './harness.js';
 import { startKubeApiProxy } from './kube-api-proxy.js';
 
@@ -186,42 +187,6 @@ async function startBridgeProcess(
   };
 }
 
-interface SimInfo {
-  readonly baseUrl: string;
-  readonly apiUrl: string;
-  readonly appId: number;
-  readonly privateKeyFile: string;
-  readonly webhookSecret: string;
-}
-
-/** `runner-fleet simulate` in its own process (its own event loop), as the controller would meet GitHub. */
-async function startSimProcess(webhookUrl: string): Promise<{ info: SimInfo; child: ChildProcess }> {
-  const child = spawn(
-    process.execPath,
-    [
-      path.join(import.meta.dirname, '../dist/cli/main.js'),
-      'simulate',
-      '--rate-limit',
-      '10000000',
-      '--secondary-limit',
-      '10000000',
-      '--jit-expiry-ms',
-      '3600000',
-      '--webhook-url',
-      webhookUrl,
-    ],
-    {
-      stdio: ['ignore', 'pipe', 'inherit'],
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', LOG_LEVEL: 'warn' },
-    },
-  );
-  const line = await new Promise<string>((resolve, reject) => {
-    createInterface({ input: child.stdout! }).once('line', resolve);
-    child.once('exit', (code) => reject(new Error(`simulate exited with ${code}`)));
-  });
-  return { info: JSON.parse(line) as SimInfo, child };
-}
-
 async function simJobs(info: SimInfo, labels: string[], count: number): Promise<number[]> {
   const res = await fetch(`${info.baseUrl}/_sim/jobs`, {
     method: 'POST',
@@ -298,7 +263,7 @@ export const benchmark: Benchmark = {
     const namespaces: string[] = [];
     const children: ControllerChild[] = [];
     const cleanups: (() => Promise<unknown>)[] = [];
-    let simChild: ChildProcess | undefined;
+    let simulator: SimProcess | undefined;
     try {
       const ctl = await createTestNamespace(cluster, 'kbench-ctl');
       const burstNs = await createTestNamespace(cluster, 'kbench-burst');
@@ -329,8 +294,20 @@ export const benchmark: Benchmark = {
       const port = await freePort();
       const timer = await startWebhookTimer(() => `http://127.0.0.1:${port}`);
       cleanups.push(() => timer.close());
-      const sim = await startSimProcess(`${timer.url}/webhook`);
-      simChild = sim.child;
+      const sim = await SimProcess.start(
+        [
+          '--rate-limit',
+          '10000000',
+          '--secondary-limit',
+          '10000000',
+          '--jit-expiry-ms',
+          '3600000',
+          '--webhook-url',
+          `${timer.url}/webhook`,
+        ],
+        { logLevel: 'warn' },
+      );
+      simulator = sim;
 
       const bridge = await startBridgeProcess(dir, admin.exportConfig(), [burstNs]);
       cleanups.push(() => bridge.stop());
@@ -548,7 +525,7 @@ export const benchmark: Benchmark = {
     } finally {
       for (const child of children) if (child.running) await child.kill();
       for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
-      simChild?.kill('SIGTERM');
+      await simulator?.stop();
       await Promise.all(namespaces.map((name) => core.deleteNamespace({ name }).catch(() => undefined)));
       rmSync(dir, { recursive: true, force: true });
       await cluster.stop();

@@ -5,15 +5,11 @@
  * 1. REST mix: half POST generate-jitconfig (each a new runner name), half GET list runners (100 a page).
  * 2. Listing 10,000 registered runners at 100 a page: sequential GETs through all 100 pages, time per page.
  */
-import { spawn } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { createRequire } from 'node:module';
-import path from 'node:path';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { createAppAuth } from '@octokit/auth-app';
+import { SimProcess } from './fleet-peers.js';
 import type { BenchResult, Benchmark } from './harness.js';
 
 const MIX_TARGET_RPS = 2000;
@@ -47,46 +43,6 @@ type Autocannon = (options: {
 // autocannon ships no type declarations; the shape used here is declared above.
 const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon;
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-
-interface SimInfo {
-  baseUrl: string;
-  apiUrl: string;
-  appId: number;
-  privateKeyFile: string;
-  installations: { id: number; account: string }[];
-}
-
-async function startSimulator(): Promise<{ info: SimInfo; child: ChildProcess }> {
-  const child = spawn(
-    process.execPath,
-    [
-      path.join(root, 'dist/cli/main.js'),
-      'simulate',
-      '--rate-limit',
-      '10000000',
-      '--secondary-limit',
-      '10000000',
-      '--jit-expiry-ms',
-      '3600000',
-    ],
-    { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, LOG_LEVEL: 'warn' } },
-  );
-  const lines = createInterface({ input: child.stdout! });
-  const line = await new Promise<string>((resolve, reject) => {
-    lines.once('line', resolve);
-    child.once('exit', (code) => reject(new Error(`simulate exited with ${code}`)));
-  });
-  return { info: JSON.parse(line) as SimInfo, child };
-}
-
-async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return;
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  child.kill('SIGTERM');
-  await exited;
-}
-
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
@@ -95,7 +51,11 @@ export const benchmark: Benchmark = {
   id: 'sim',
   title: 'GitHub simulator: REST throughput and runner listing',
   async run(log) {
-    const { info, child } = await startSimulator();
+    const sim = await SimProcess.start(
+      ['--rate-limit', '10000000', '--secondary-limit', '10000000', '--jit-expiry-ms', '3600000'],
+      { logLevel: 'warn' },
+    );
+    const { info } = sim;
     try {
       const org = info.installations[0]!.account;
       const auth = createAppAuth({
@@ -130,7 +90,7 @@ export const benchmark: Benchmark = {
       ];
 
       log(
-        `warm-up ${WARMUP_S} s, then ${DURATION_S} s with ${CONNECTIONS} connections (simulator pid ${child.pid})`,
+        `warm-up ${WARMUP_S} s, then ${DURATION_S} s with ${CONNECTIONS} connections (simulator pid ${sim.pid})`,
       );
       await autocannon({ url: info.apiUrl, connections: CONNECTIONS, duration: WARMUP_S, requests: mix });
       const result = await autocannon({
@@ -244,7 +204,7 @@ export const benchmark: Benchmark = {
       ];
       return results;
     } finally {
-      await stop(child);
+      await sim.stop();
     }
   },
 };
