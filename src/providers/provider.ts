@@ -63,8 +63,26 @@ export interface Provider {
   list(selector: InstanceSelector, signal: AbortSignal): Promise<Instance[]>;
   /** Optional push of state changes; returns an unsubscribe function. */
   watch?(onChange: (instance: Instance) => void): () => void;
+  /**
+   * Optional set-up before the first create/list (objects the scale set needs, access checks, caches warmed).
+   * Idempotent; the controller calls it once at start and refuses to start when it throws.
+   */
+  prepare?(signal: AbortSignal): Promise<void>;
   /** Release timers, watches, connections. */
   close?(): Promise<void>;
+}
+
+/**
+ * Something a provider did that operators should see besides its result: a spot request that fell back to on-demand,
+ * an instance interrupted by the cloud. The controller logs it, counts it in runner_fleet_provider_notices_total and
+ * shows it among the dashboard's events. Never contains a secret.
+ */
+export interface ProviderNotice {
+  /** Stable kebab-case name, e.g. `spot-fallback`, `spot-interruption`. */
+  readonly event: string;
+  /** The runner/instance name it concerns, when one. */
+  readonly instance?: string;
+  readonly message: string;
 }
 
 /** What the composition root hands a provider factory. */
@@ -73,6 +91,8 @@ export interface ProviderContext {
   readonly scaleSet: ScaleSetConfig;
   readonly logger: Logger;
   readonly now?: () => number;
+  /** Where notices go; absent in tests that do not look. */
+  readonly notify?: (notice: ProviderNotice) => void;
 }
 
 export interface ProviderFactory<TConfig = unknown> {
