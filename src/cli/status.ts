@@ -5,7 +5,7 @@
 import { parseArgs } from 'node:util';
 import type { Command, CommandIo } from './command.js';
 import { UsageError } from './command.js';
-import { humanDuration, textTable } from '../demo/format.js';
+import { humanDuration, textTable } from '../lib/format.js';
 
 const TOKEN_ENV = 'RUNNER_FLEET_DASHBOARD_TOKEN';
 const DEFAULT_URL = 'http://127.0.0.1:8080';

@@ -14,9 +14,9 @@
 import { setMaxListeners } from 'node:events';
 import type { Logger } from 'pino';
 import type { FleetConfig, ScaleSetConfig } from '../config/types.js';
-import type { Instance, Provider, Registration } from '../providers/provider.js';
-import type { Store } from '../store/store.js';
-import type { RunnerChange } from '../store/types.js';
+import type { Instance, Provider, Registration } from './provider-port.js';
+import type { FleetStore } from './store-port.js';
+import type { RunnerChange } from './records.js';
 import type { GitHubPort } from './ports.js';
 import type {
   Action,
@@ -38,7 +38,7 @@ export type ActionOutcome =
 
 export interface ExecutorOptions {
   readonly config: FleetConfig;
-  readonly store: Store;
+  readonly store: FleetStore;
   readonly github: GitHubPort;
   /** One provider per scale set, keyed by scale set name. */
   readonly providers: ReadonlyMap<string, Provider>;
@@ -133,7 +133,7 @@ export class Executor {
   }
 
   /**
-   * Runs one pass's actions. Store writes (marks, new `requested` rows) happen before this returns; calls out run
+   * Runs one pass's actions. FleetStore writes (marks, new `requested` rows) happen before this returns; calls out run
    * on the pool. wake-at actions are the reconciler's and are ignored here.
    */
   execute(actions: readonly Action[]): Promise<ActionOutcome[]> {
@@ -530,6 +530,8 @@ export class Executor {
       return { action: a, ok: true };
     } catch (err) {
       const error = classifyError(err);
+      // Counted as a check: a job whose checks keep failing must not stay first in line for the check budget.
+      if (!this.#abort.signal.aborted) this.#o.store.markJobChecked(a.jobId);
       this.#o.logger.warn(
         { scaleSet: a.scaleSet, jobId: a.jobId, code: error.code },
         'job status check failed',

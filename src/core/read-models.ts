@@ -3,11 +3,11 @@
  * holds no secret, and observations carry only names, states and ids).
  */
 import type { FleetConfig, RegistrationMode, Scope } from '../config/types.js';
-import type { JobRecord, JobStatus, RunnerState } from './types.js';
+import type { JobStatus, RunnerState } from './types.js';
 import { RUNNER_STATES } from './types.js';
-import type { InstanceState } from '../providers/provider.js';
-import type { Store } from '../store/store.js';
-import type { EventQuery, EventRow, RunnerRow } from '../store/types.js';
+import type { InstanceState } from './provider-port.js';
+import type { FleetStore } from './store-port.js';
+import type { EventQuery, EventRow, JobRecord, RunnerRecord } from './records.js';
 import type { Observations } from './observations.js';
 
 export interface ScaleSetView {
@@ -81,7 +81,7 @@ export interface JobView {
 
 export interface ReadModelSource {
   readonly config: FleetConfig;
-  readonly store: Store;
+  readonly store: FleetStore;
   readonly observations: Observations;
   readonly now: number;
   readonly lastReconcileAt: ReadonlyMap<string, number>;
@@ -146,7 +146,7 @@ export interface RunnerQuery {
   readonly includeDeleted?: boolean;
 }
 
-export function runnerView(src: ReadModelSource, r: RunnerRow): RunnerView {
+export function runnerView(src: ReadModelSource, r: RunnerRecord): RunnerView {
   const inst = src.observations.instances(r.scaleSet).items.get(r.name);
   const gh = src.observations.github(r.scaleSet).runners.get(r.name);
   const job = src.store.runnerJob(r.name);

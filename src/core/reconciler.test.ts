@@ -4,7 +4,7 @@
  * the invariants from the outside: what the simulator holds (registrations, instances, jobs) and what the store says.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { Harness, until } from './reconciler.test-helpers.js';
+import { Harness, until } from '../../test/support/core/reconciler.js';
 
 let h: Harness | null = null;
 afterEach(async () => {
@@ -181,7 +181,7 @@ describe('reconciler against the simulator', () => {
     // leftovers of an earlier controller: a registration with our name and no instance ...
     const gh = (await import('../github/index.js')).createGitHubClient({
       config: h.config.github,
-      logger: (await import('./reconciler.test-helpers.js')).silent,
+      logger: (await import('../../test/support/core/reconciler.js')).silent,
     });
     await gh.generateJitConfig(
       { org: 'octo-org' },
@@ -248,7 +248,7 @@ describe('reconciler against the simulator', () => {
     // A previous run planned this runner and registered its name, then died before recording the answer.
     const gh = (await import('../github/index.js')).createGitHubClient({
       config: h.config.github,
-      logger: (await import('./reconciler.test-helpers.js')).silent,
+      logger: (await import('../../test/support/core/reconciler.js')).silent,
     });
     await gh.generateJitConfig(
       { org: 'octo-org' },

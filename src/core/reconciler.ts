@@ -10,9 +10,9 @@
  */
 import type { Logger } from 'pino';
 import type { FleetConfig, Scope, ScaleSetConfig } from '../config/types.js';
-import type { Instance, Provider } from '../providers/provider.js';
-import type { Store } from '../store/store.js';
-import type { EventQuery, EventRow, JobChange } from '../store/types.js';
+import type { Instance, Provider } from './provider-port.js';
+import type { FleetStore } from './store-port.js';
+import type { EventQuery, EventRow, JobChange } from './records.js';
 import type { GitHubPort, RunnerList } from './ports.js';
 import type { GitHubRunner } from './types.js';
 import type { Action } from './plan-types.js';
@@ -55,7 +55,7 @@ const defaultTimers: Timers = {
 
 export interface ReconcilerOptions {
   readonly config: FleetConfig;
-  readonly store: Store;
+  readonly store: FleetStore;
   readonly github: GitHubPort;
   /** One provider per scale set, keyed by scale set name (every configured scale set needs one). */
   readonly providers: ReadonlyMap<string, Provider>;

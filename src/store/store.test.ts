@@ -11,7 +11,7 @@ import { jobEvent } from './store.test-helpers.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
-const route = (labels: readonly string[]) =>
+const route = ({ labels }: { readonly labels: readonly string[] }) =>
   labels.map((l) => l.toLowerCase()).includes('linux') ? 'linux' : null;
 
 let dir: string;

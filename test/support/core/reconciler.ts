@@ -10,16 +10,16 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
-import type { FleetConfig, ScaleSetConfig } from '../config/types.js';
-import { createGitHubClient, parseWorkflowJobEvent, verifyWebhookSignature } from '../github/index.js';
-import type { GitHubClient } from '../github/index.js';
-import { SimProvider } from '../providers/sim/index.js';
-import type { Provider } from '../providers/provider.js';
-import { startSimulator, type Simulator } from '../sim/github/index.js';
-import { Store } from '../store/store.js';
-import type { WorkflowJobEvent } from './ports.js';
-import { LabelRouter } from './labels.js';
-import { Reconciler, type ReconcilerOptions } from './reconciler.js';
+import type { FleetConfig, ScaleSetConfig } from '../../../src/config/types.js';
+import { createGitHubClient, parseWorkflowJobEvent, verifyWebhookSignature } from '../../../src/github/index.js';
+import type { GitHubClient } from '../../../src/github/index.js';
+import { SimProvider } from '../../../src/providers/sim/index.js';
+import type { Provider } from '../../../src/providers/provider.js';
+import { startSimulator, type Simulator } from '../../../src/sim/github/index.js';
+import { Store } from '../../../src/store/store.js';
+import type { WorkflowJobEvent } from '../../../src/core/ports.js';
+import { LabelRouter } from '../../../src/core/labels.js';
+import { Reconciler, type ReconcilerOptions } from '../../../src/core/reconciler.js';
 
 export const silent = pino({ level: 'silent' });
 
@@ -132,7 +132,7 @@ export class Harness {
   /** Builds a controller on the harness's store file and starts it. */
   async startController(extra: Partial<ReconcilerOptions> = {}): Promise<Controller> {
     const router = new LabelRouter(this.config.scaleSets);
-    const store = Store.open({ path: this.dbPath, route: (l) => router.route(l) });
+    const store = Store.open({ path: this.dbPath, route: (job) => router.route(job) });
     const github = createGitHubClient({ config: this.config.github, logger: silent, retryBaseMs: 5 });
     const providers = new Map<string, Provider>();
     for (const set of this.config.scaleSets) {
