@@ -128,6 +128,8 @@ export class Ec2InstanceProvider implements Ec2Provider {
   readonly #scaleSet: string;
   readonly #logger: Logger;
   readonly #failover: ReadonlySet<string>;
+  /** Fleets other than its own that this provider listed or created into (the contract suite does both). */
+  readonly #otherFleets = new Set<string>();
   /** Spot interruptions already reported, by instance id. */
   readonly #interruptions = new Set<string>();
   #prepared: Promise<void> | undefined;
@@ -600,10 +602,11 @@ export class Ec2InstanceProvider implements Ec2Provider {
     const known = state.known(name);
     const records = known !== undefined ? [known.record] : await state.lookup(name, signal);
     if (records.length === 0) return;
-    const toTerminate = records.filter((r) => r.state !== 'terminated' && r.state !== 'shutting-down');
-    if (toTerminate.length > 0)
+    // An instance already on its way out (the runner shut it down) needs no TerminateInstances.
+    const running = records.filter((r) => r.state !== 'terminated' && r.state !== 'shutting-down');
+    if (running.length > 0)
       await this.#terminate(
-        toTerminate.map((r) => r.id),
+        running.map((r) => r.id),
         signal,
       );
     for (const record of records) state.markDeleted(name, record.id);
@@ -621,9 +624,6 @@ export class Ec2InstanceProvider implements Ec2Provider {
     }
     return own;
   }
-
-  /** Fleets other than its own that this provider listed or created into (the contract suite does both). */
-  readonly #otherFleets = new Set<string>();
 
   async #terminate(ids: string[], signal: AbortSignal): Promise<void> {
     try {

@@ -233,7 +233,12 @@ export const ec2ProviderSchema = z
           `${DEFAULT_ON_DEMAND_FAILOVER_CODES.join(', ')}.`,
       ),
     ssm: ssm.prefault({}),
-    tags: tags.optional().describe('Extra tags on the instances, their volumes and their parameters.'),
+    tags: tags
+      .optional()
+      .describe(
+        'Extra tags on the instances and their parameters, and on the volumes of RunInstances launches (CreateFleet ' +
+          'cannot tag volumes: the launch template’s tag specifications apply).',
+      ),
     rerunInterruptedJobs: z
       .boolean()
       .default(false)
