@@ -12,7 +12,7 @@ import { existsSync } from 'node:fs';
 import { describe, it } from 'vitest';
 import type { Ec2UserDataRenderer } from '../../src/providers/ec2/index.js';
 import { createEc2ProviderFactory, ec2ProviderSchema } from '../../src/providers/ec2/index.js';
-import { runProviderContract } from '../../src/providers/contract-tests.js';
+import { runProviderContract } from '../support/provider-contract.js';
 import { simSpecMaker } from '../../src/providers/sim/registrations.test-helpers.js';
 import type { Simulator } from '../../src/sim/github/index.js';
 import { startSimulator } from '../../src/sim/github/index.js';
