@@ -201,7 +201,7 @@ async function burst(log: (line: string) => void): Promise<BurstResult> {
         async () => ({
           instances: await sim.instances(loaded.config.name),
           stats: await sim.stats(),
-          states: controller.reconciler.scaleSets()[0]?.runners,
+          states: controller.readModel.scaleSets()[0]?.runners,
           reasons: [
             ...new Set(
               controller.store

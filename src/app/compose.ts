@@ -6,6 +6,7 @@
 import { DEFAULTS } from '../config/defaults.js';
 import type { FleetConfig } from '../config/types.js';
 import { LabelRouter } from '../core/labels.js';
+import { FleetReadModel } from '../core/read-models.js';
 import { Reconciler } from '../core/reconciler.js';
 import type { ReconcilerHooks } from '../core/hooks.js';
 import { createGitHubClient } from '../github/index.js';
@@ -56,6 +57,8 @@ export interface Controller {
   readonly store: Store;
   readonly providers: ReadonlyMap<string, Provider>;
   readonly reconciler: Reconciler;
+  /** What the API and the dashboard show. */
+  readonly readModel: FleetReadModel;
   readonly server: FleetServer;
   readonly events: EventHub;
   /**
@@ -190,10 +193,16 @@ export async function composeController(options: ComposeOptions): Promise<Contro
     concurrency: options.concurrency ?? config.controller.concurrency ?? DEFAULTS.concurrency,
   });
 
+  const readModel = new FleetReadModel({
+    config,
+    store,
+    reconciler,
+    ...(options.now ? { now: options.now } : {}),
+  });
   const server = await createServer({
     config,
     sink: store,
-    readModel: reconciler,
+    readModel,
     isReady: () => reconciler.health().ready,
     metrics,
     logger,
@@ -223,6 +232,7 @@ export async function composeController(options: ComposeOptions): Promise<Contro
     store,
     providers,
     reconciler,
+    readModel,
     server,
     events,
     listen,

@@ -229,3 +229,59 @@ export function jobViews(src: ReadModelSource, q: JobQuery = {}): JobView[] {
 export function eventViews(src: ReadModelSource, q: EventQuery = {}): EventRow[] {
   return src.store.recentEvents(q);
 }
+
+/** What the read models need of the reconciler: its last observations and planning times. */
+export interface ReconcilerView {
+  readonly observations: Observations;
+  readonly lastReconcileAt: ReadonlyMap<string, number>;
+}
+
+export interface FleetReadModelOptions {
+  readonly config: FleetConfig;
+  readonly store: FleetStore;
+  readonly reconciler: ReconcilerView;
+  readonly now?: () => number;
+}
+
+/** The API's and dashboard's view of the fleet: scale sets, runners, jobs and events, computed on each call. */
+export class FleetReadModel {
+  readonly #o: FleetReadModelOptions;
+  readonly #now: () => number;
+
+  constructor(options: FleetReadModelOptions) {
+    this.#o = options;
+    this.#now = options.now ?? Date.now;
+  }
+
+  scaleSets(): ScaleSetView[] {
+    return scaleSetViews(this.#source());
+  }
+
+  runners(query?: RunnerQuery): RunnerView[] {
+    return runnerViews(this.#source(), query);
+  }
+
+  /** Open jobs (queued first, longest wait first); completed ones with `completedLimit`. */
+  jobs(query?: JobQuery): JobView[] {
+    return jobViews(this.#source(), query);
+  }
+
+  /** Open jobs no scale set serves. */
+  unroutableJobs(): JobView[] {
+    return jobViews(this.#source(), { scaleSet: null });
+  }
+
+  events(query?: EventQuery): EventRow[] {
+    return eventViews(this.#source(), query);
+  }
+
+  #source(): ReadModelSource {
+    return {
+      config: this.#o.config,
+      store: this.#o.store,
+      observations: this.#o.reconciler.observations,
+      now: this.#now(),
+      lastReconcileAt: this.#o.reconciler.lastReconcileAt,
+    };
+  }
+}

@@ -39,7 +39,7 @@ export function demoControllerFactory(
       const url = await composed.start();
       return {
         url,
-        readModel: composed.reconciler,
+        readModel: composed.readModel,
         providers: composed.providers,
         apiCallsByStatus: () => composed.github.apiCallCount().byStatus,
         stop: () => composed.stop(),

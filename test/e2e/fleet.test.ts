@@ -93,7 +93,7 @@ beforeAll(async () => {
   });
   const sampler = setInterval(() => {
     sampleWorld(sim, files, tracker);
-    sampleApi(tracker, controller.reconciler.scaleSets());
+    sampleApi(tracker, controller.readModel.scaleSets());
   }, 20);
   cleanup.unshift(async () => {
     clearInterval(sampler);
