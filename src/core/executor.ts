@@ -180,7 +180,7 @@ export class Executor {
     const p = this.#o.providers.get(scaleSet);
     if (p === undefined)
       throw Object.assign(new Error(`no provider for scale set ${scaleSet}`), {
-        code: 'NO_PROVIDER',
+        code: 'no-provider',
         retryable: false,
       });
     return p;
@@ -262,7 +262,7 @@ export class Executor {
         if (left <= 0) this.#busyRunners.delete(name);
         else this.#busyRunners.set(name, left);
         if (outcome.ok) this.#coolRunners.delete(name);
-        else if (outcome.error.code !== 'ABORTED' && action.type !== 'create-runner') {
+        else if (outcome.error.code !== 'aborted' && action.type !== 'create-runner') {
           const attempts = (this.#coolRunners.get(name)?.attempts ?? 0) + 1;
           const until = this.#o.now() + coolDownMs(attempts);
           this.#coolRunners.set(name, { until, attempts });
@@ -283,7 +283,7 @@ export class Executor {
       .then((outcome) => {
         this.#busyJobs.delete(a.jobId);
         if (outcome.ok) this.#coolJobs.delete(a.jobId);
-        else if (outcome.error.code !== 'ABORTED') {
+        else if (outcome.error.code !== 'aborted') {
           const attempts = (this.#coolJobs.get(a.jobId)?.attempts ?? 0) + 1;
           const until = this.#o.now() + coolDownMs(attempts);
           this.#coolJobs.set(a.jobId, { until, attempts });
@@ -294,15 +294,15 @@ export class Executor {
   }
 
   #aborted(action: Action): ActionOutcome {
-    return { action, ok: false, error: { code: 'ABORTED', message: 'shutting down', retryable: true } };
+    return { action, ok: false, error: { code: 'aborted', message: 'shutting down', retryable: true } };
   }
 
   #unexpected(action: Action, err: unknown): ActionOutcome {
     const error =
       isAbortError(err) || this.#abort.signal.aborted
-        ? { ...classifyError(err), code: 'ABORTED' }
+        ? { ...classifyError(err), code: 'aborted' }
         : classifyError(err);
-    if (error.code !== 'ABORTED') {
+    if (error.code !== 'aborted') {
       this.#o.logger.error(
         { err, action: action.type, scaleSet: action.scaleSet },
         'action failed unexpectedly',
@@ -369,7 +369,7 @@ export class Executor {
           return {
             action: a,
             ok: false,
-            error: { code: 'RUNNER_NAME_TAKEN', message: 'runner name already registered', retryable: true },
+            error: { code: 'name-conflict', message: 'runner name already registered', retryable: true },
           };
         }
         secrets.push(jit.encodedJitConfig);
@@ -428,7 +428,7 @@ export class Executor {
     const error: ClassifiedError = { ...c, message: scrub(c.message, secrets) };
     if (this.#abort.signal.aborted) {
       // Shutting down: leave the row in `creating` for the next start to repair; no failure is recorded.
-      return { action: a, ok: false, error: { ...error, code: 'ABORTED' } };
+      return { action: a, ok: false, error: { ...error, code: 'aborted' } };
     }
     const reason = `${step} failed: ${error.code}${error.status !== undefined ? ` (${error.status})` : ''}`;
     log.warn(

@@ -134,7 +134,7 @@ export class Reconciler {
     for (const s of options.config.scaleSets) {
       if (!options.providers.has(s.name)) {
         throw Object.assign(new Error(`no provider for scale set ${s.name}`), {
-          code: 'RECONCILER_NO_PROVIDER',
+          code: 'no-provider',
         });
       }
     }
@@ -416,7 +416,7 @@ export class Reconciler {
   }
 
   #report(scaleSet: string, results: readonly ActionOutcome[]): void {
-    const failed = results.filter((r) => !r.ok && r.error.code !== 'ABORTED');
+    const failed = results.filter((r) => !r.ok && r.error.code !== 'aborted');
     if (failed.length > 0) {
       this.#log.warn(
         {

@@ -23,7 +23,7 @@ export interface DemoKubernetes {
 }
 
 export class DemoKubernetesError extends Error {
-  readonly code = 'DEMO_KUBERNETES';
+  readonly code = 'demo-kubernetes';
 }
 
 async function ensureNamespace(kubeConfig: KubeConfig, name: string): Promise<void> {

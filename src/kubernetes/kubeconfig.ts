@@ -2,7 +2,7 @@
 import { KubeConfig } from '@kubernetes/client-node';
 
 export class KubeOptionsError extends Error {
-  readonly code = 'KUBECONFIG_INVALID';
+  readonly code = 'kubeconfig-invalid';
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = 'KubeOptionsError';

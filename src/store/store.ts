@@ -288,7 +288,7 @@ export class Store implements FleetStore {
     try {
       db = new Database(options.path);
     } catch (cause) {
-      throw new StoreError(`cannot open store at ${options.path}`, { code: 'STORE_OPEN', cause });
+      throw new StoreError(`cannot open store at ${options.path}`, { code: 'store-open', cause });
     }
     try {
       db.pragma('journal_mode = WAL');
@@ -298,8 +298,8 @@ export class Store implements FleetStore {
       return new Store(db, options);
     } catch (cause) {
       db.close();
-      if (cause instanceof Error && 'code' in cause && cause.code === 'STORE_MIGRATION') throw cause;
-      throw new StoreError(`cannot initialise store at ${options.path}`, { code: 'STORE_OPEN', cause });
+      if (cause instanceof Error && 'code' in cause && cause.code === 'store-migration') throw cause;
+      throw new StoreError(`cannot initialise store at ${options.path}`, { code: 'store-open', cause });
     }
   }
 
@@ -390,7 +390,7 @@ export class Store implements FleetStore {
     try {
       outcomes = this.#acceptTx.immediate(events, now);
     } catch (cause) {
-      throw new StoreError(failure, { code: 'STORE_WRITE', cause });
+      throw new StoreError(failure, { code: 'store-write', cause });
     }
     // Committed: only now do the indexes and listeners learn of it, in the order of the events.
     for (let i = 0; i < outcomes.length; i++) {
@@ -640,11 +640,11 @@ export class Store implements FleetStore {
     return j === undefined ? null : { id: j.id, status: j.status, at: j.at };
   }
 
-  /** Applies a change to a runner row; a new state writes an event. Throws STORE_NO_RUNNER for an unknown name. */
+  /** Applies a change to a runner row; a new state writes an event. Throws store-no-runner for an unknown name. */
   updateRunner(name: string, change: RunnerChange): RunnerUpdate {
     const now = this.#now();
     const before = this.runner(name);
-    if (before === null) throw new StoreError(`unknown runner ${name}`, { code: 'STORE_NO_RUNNER' });
+    if (before === null) throw new StoreError(`unknown runner ${name}`, { code: 'store-no-runner' });
     const stateChanged = change.state !== undefined && change.state !== before.state;
     const after: RunnerRecord = {
       ...before,
