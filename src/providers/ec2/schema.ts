@@ -14,7 +14,7 @@ const launchTemplate = z
       .optional()
       .describe('Launch template id.'),
     version: z
-      .union([z.string().regex(/^(\$Latest|\$Default|\d+)$/), z.number().int().min(1)], {
+      .union([z.string().regex(/^(\$Latest|\$Default|\d+)$/), z.number().int().min(1).max(2_147_483_647)], {
         error: 'must be a version number, $Latest or $Default',
       })
       .transform(String)
@@ -46,10 +46,12 @@ export const ec2ProviderSchema = z
     subnetIds: z
       .array(z.string().regex(/^subnet-[0-9a-f]+$/, { error: 'must look like subnet-0123456789abcdef0' }))
       .min(1, { error: 'needs at least one subnet' })
+      .max(64, { error: 'at most 64 subnets' })
       .optional()
       .describe('Subnets to spread instances over.'),
     securityGroupIds: z
       .array(z.string().regex(/^sg-[0-9a-f]+$/, { error: 'must look like sg-0123456789abcdef0' }))
+      .max(16, { error: 'at most 16 security groups' })
       .optional()
       .describe('Security groups of the instances.'),
     instanceProfile: nonEmpty()
