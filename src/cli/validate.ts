@@ -12,7 +12,8 @@ Options:
   -c, --config <file>   the fleet.yaml to check (required)
   -h, --help            show this help
 
-Exit status: 0 and "ok: N scale sets" when valid; 2 with one line per problem on stdout,
+Exit status: 0 and "ok: N scale sets" when valid (warnings, such as a webhook secret shorter than 16 characters,
+on stderr as "warning: <file>:<line>:<col> <path>: <message>"); 2 with one line per problem on stdout,
 "<file>:<line>:<col> <path>: <message>", when not (or on a usage error).
 `;
 
@@ -43,6 +44,7 @@ export const command: Command = {
     const { config } = parseValidateArgs(argv);
     const result = loadConfig(config, { env: io.env });
     if (result.ok) {
+      for (const warning of result.warnings) io.stderr.write(`warning: ${formatProblem(warning)}\n`);
       io.stdout.write(`ok: ${result.config.scaleSets.length} scale sets\n`);
       return 0;
     }

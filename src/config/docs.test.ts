@@ -19,7 +19,7 @@ describe('docs/configuration.md', () => {
     for (const rule of RULES) expect(docs).toContain(rule);
     expect(docs).toContain('## Durations');
     expect(docs).toContain('`${env:NAME}`');
-    expect(docs).toContain('| `scaleSets[].bootstrapTimeout` | duration | `10m` |');
+    expect(docs).toContain('| `scaleSets[].bootstrapTimeout` | duration (at most 1d) | `10m` |');
     expect(docs).toContain('| `github.url` | URL | `https://github.com` |');
   });
 

@@ -5,7 +5,8 @@
  */
 import { z } from 'zod';
 import { providerSchemas } from '../providers/schemas.js';
-import { DURATION_SYNTAX } from './duration.js';
+import { DEFAULT_MAX_DURATION_MS, DURATION_SYNTAX, formatDuration } from './duration.js';
+import { MAX_SECRET_FILE_BYTES, formatBytes } from './read-file.js';
 import { fleetConfigSchema } from './schema.js';
 import { RULES } from './rules.js';
 
@@ -14,6 +15,12 @@ interface JsonSchema {
   description?: string;
   default?: unknown;
   docType?: string;
+  /** A duration's upper bound, as written in fleet.yaml. */
+  docMax?: string;
+  minimum?: number;
+  maximum?: number;
+  maxItems?: number;
+  maxLength?: number;
   const?: unknown;
   enum?: unknown[];
   properties?: Record<string, JsonSchema>;
@@ -30,7 +37,23 @@ const toJson = (schema: z.ZodType) =>
 const code = (text: string) => `\`${text}\``;
 const cell = (text: string) => text.replace(/\|/g, '\\|').replace(/\n/g, ' ');
 
+/** The bounds of a field, as the reference shows them next to its type. */
+function boundsOf(node: JsonSchema): string {
+  const parts: string[] = [];
+  if (node.docMax !== undefined) parts.push(`at most ${node.docMax}`);
+  if (node.minimum !== undefined && node.maximum !== undefined)
+    parts.push(`${node.minimum} to ${node.maximum}`);
+  else if (node.maximum !== undefined) parts.push(`at most ${node.maximum}`);
+  if (node.maxItems !== undefined) parts.push(`at most ${node.maxItems} items`);
+  if (node.maxLength !== undefined) parts.push(`at most ${node.maxLength} characters`);
+  return parts.length > 0 ? ` (${parts.join(', ')})` : '';
+}
+
 function typeOf(node: JsonSchema): string {
+  return baseTypeOf(node) + boundsOf(node);
+}
+
+function baseTypeOf(node: JsonSchema): string {
   if (node.docType !== undefined) return node.docType;
   if (node.const !== undefined) return code(String(node.const));
   if (node.enum !== undefined) return node.enum.map((value) => code(String(value))).join(' | ');
@@ -183,13 +206,19 @@ export function renderConfigDocs(): string {
     '',
     `Durations are ${DURATION_SYNTAX}. They are converted to milliseconds at load.`,
     '',
+    `Every duration has an upper bound, shown in its Type column; none exceeds ${formatDuration(DEFAULT_MAX_DURATION_MS)}, ` +
+      'below the longest delay a Node.js timer holds (2^31 - 1 ms, about 24.8 days; a longer one would fire after ' +
+      '1 ms and turn an interval into a busy loop). Counts and sizes (`max`, `minIdle`, `priority`, labels, ports, ' +
+      '`concurrency`) are bounded the same way, and a value past a bound is a problem naming the bound.',
+    '',
     '## Secret references',
     '',
     'Any string value may contain references, resolved once at load:',
     '',
     '- `${env:NAME}`: the value of environment variable `NAME`; unset or empty is a problem.',
     '- `${file:PATH}`: the contents of file `PATH`, with trailing whitespace (the final newline) removed; a relative',
-    '  `PATH` is relative to the directory of the config file. An unreadable file is a problem.',
+    '  `PATH` is relative to the directory of the config file. An unreadable file is a problem, and so is one that',
+    `  is not a regular file (\`/dev/zero\`, a FIFO, a directory) or is larger than ${formatBytes(MAX_SECRET_FILE_BYTES)}.`,
     '- `$${` stands for a literal `${`. Any other `${source:...}` is a problem.',
     '',
     'A reference may be the whole value (`secret: ${env:WEBHOOK_SECRET}`) or part of it',

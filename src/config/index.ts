@@ -1,5 +1,5 @@
 /** Public API of the configuration layer. */
-export { loadConfig, parseConfig } from './load.js';
+export { MIN_WEBHOOK_SECRET_LENGTH, loadConfig, parseConfig } from './load.js';
 export type { LoadOptions, LoadResult } from './load.js';
 export { formatProblem } from './problem.js';
 export type { Problem } from './problem.js';

@@ -2,11 +2,12 @@
  * Loading fleet.yaml: YAML (with node positions) -> secret references resolved -> zod schema -> cross-field rules
  * -> one deep-frozen FleetConfig, or every problem found, each with its line and column.
  */
-import { readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { LineCounter, parseDocument } from 'yaml';
 import type { Document } from 'yaml';
 import type { z } from 'zod';
+import { MAX_YAML_DEPTH, tooDeepAt } from './depth.js';
+import { MAX_CONFIG_FILE_BYTES, MAX_SECRET_FILE_BYTES, formatBytes, readBoundedUtf8 } from './read-file.js';
 import { positionOf } from './locate.js';
 import { errorMap, knownKeysAt, unknownKeyMessage } from './messages.js';
 import type { PathIssue, Problem } from './problem.js';
@@ -23,14 +24,26 @@ export interface LoadOptions {
   readonly readFile?: (path: string) => string;
 }
 
+/**
+ * A webhook secret shorter than this is accepted but warned about: it is the HMAC key that proves a webhook came
+ * from GitHub, and a short one can be guessed (and is scrubbed from logs only as a whole word or value).
+ */
+export const MIN_WEBHOOK_SECRET_LENGTH = 16;
+
 export type LoadResult =
-  | { readonly ok: true; readonly config: FleetConfig }
+  | {
+      readonly ok: true;
+      readonly config: FleetConfig;
+      /** Problems that do not stop the config from loading; `validate` prints them. */
+      readonly warnings: readonly Problem[];
+    }
   | { readonly ok: false; readonly problems: readonly Problem[] };
 
 /** Prefix of top-level keys that hold anchors and are otherwise ignored. */
 export const EXTENSION_PREFIX = 'x-';
 
-const readUtf8 = (path: string) => readFileSync(path, 'utf8');
+const readSecretFile = (path: string) => readBoundedUtf8(path, MAX_SECRET_FILE_BYTES);
+const readConfigFile = (path: string) => readBoundedUtf8(path, MAX_CONFIG_FILE_BYTES);
 
 /** Secrets shorter than this are not scrubbed from messages: replacing "a" or "80" would garble them. */
 const MIN_SCRUB_LENGTH = 4;
@@ -82,13 +95,23 @@ function withoutExtensions(raw: unknown): unknown {
 /** Validates fleet.yaml text. `fileName` names the file in problems; relative `${file:...}` start from its directory. */
 export function parseConfig(text: string, fileName: string, options: LoadOptions): LoadResult {
   const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: false, merge: true }) as Document;
   const problem = (offset: number, path: string, message: string): Problem => ({
     file: fileName,
     ...lineCounter.linePos(offset),
     path,
     message,
   });
+  const deep = tooDeepAt(text);
+  if (deep !== null) {
+    // Only the line counter's pass over the text: nothing recursive has walked it.
+    lineCounter.addNewLine(0);
+    for (const match of text.matchAll(/\n/g)) lineCounter.addNewLine(match.index + 1);
+    return {
+      ok: false,
+      problems: [problem(deep, '', `nested deeper than ${MAX_YAML_DEPTH} levels of mappings and sequences`)],
+    };
+  }
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, merge: true }) as Document;
 
   const syntax = [...doc.errors, ...doc.warnings];
   if (syntax.length > 0)
@@ -108,7 +131,7 @@ export function parseConfig(text: string, fileName: string, options: LoadOptions
 
   const secrets = resolveSecrets(withoutExtensions(raw), {
     env: options.env,
-    readFile: options.readFile ?? readUtf8,
+    readFile: options.readFile ?? readSecretFile,
     baseDir: dirname(fileName),
   });
   const parsed = fleetConfigSchema.safeParse(secrets.value, { error: errorMap });
@@ -122,7 +145,23 @@ export function parseConfig(text: string, fileName: string, options: LoadOptions
     ...checkRules(secrets.value),
   ];
 
-  if (issues.length === 0 && parsed.success) return { ok: true, config: deepFreeze(parsed.data) };
+  if (issues.length === 0 && parsed.success) {
+    const warnings: Problem[] = [];
+    const secret = parsed.data.webhook.secret;
+    if (secret.length < MIN_WEBHOOK_SECRET_LENGTH) {
+      const { line, col } = positionOf(doc, lineCounter, ['webhook', 'secret']);
+      warnings.push({
+        file: fileName,
+        line,
+        col,
+        path: 'webhook.secret',
+        message:
+          `is ${secret.length} characters long; use at least ${MIN_WEBHOOK_SECRET_LENGTH} random characters ` +
+          '(e.g. openssl rand -hex 32)',
+      });
+    }
+    return { ok: true, config: deepFreeze(parsed.data), warnings };
+  }
 
   const scrub = secrets.secrets
     .filter((secret) => secret.length >= MIN_SCRUB_LENGTH)
@@ -145,14 +184,22 @@ export function parseConfig(text: string, fileName: string, options: LoadOptions
 
 /** Reads and validates a fleet.yaml file. An unreadable file is one problem at line 0. */
 export function loadConfig(path: string, options: LoadOptions): LoadResult {
-  const readFile = options.readFile ?? readUtf8;
+  const readFile = options.readFile ?? readConfigFile;
   let text: string;
   try {
     text = readFile(path);
   } catch (error) {
     const code = (error as { code?: unknown }).code;
     const reason =
-      code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : String(code ?? error);
+      code === 'ENOENT'
+        ? 'no such file'
+        : code === 'EISDIR'
+          ? 'is a directory'
+          : code === 'ENOTREG'
+            ? 'not a regular file'
+            : code === 'EFBIG'
+              ? `larger than ${formatBytes(MAX_CONFIG_FILE_BYTES)}`
+              : String(code ?? error);
     return {
       ok: false,
       problems: [

@@ -13,6 +13,14 @@ import type { FleetConfig, GitHubAuthConfig, Scope } from './types.js';
 /** Longest scale set name: runner names `<scale-set>-<random>` and pod names must fit in a DNS label. */
 export const MAX_SCALE_SET_NAME = 40;
 export const MAX_LABELS = 100;
+export const MAX_LABEL_LENGTH = 256;
+/** Upper bound of `max` and `minIdle`: far above any real fleet, far below what would exhaust memory. */
+export const MAX_RUNNERS = 10_000;
+export const MAX_SCALE_SETS = 500;
+export const MAX_PRIORITY = 1_000_000;
+
+const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
 
 const LOGIN = /^[A-Za-z0-9][A-Za-z0-9-]{0,38}$/;
 const REPO = /^[A-Za-z0-9][A-Za-z0-9-]{0,38}\/[A-Za-z0-9._-]{1,100}$/;
@@ -33,14 +41,23 @@ function exactlyOne(keys: readonly string[], message: string) {
 /** An integer id, also accepted as a string of digits so it can come from `${env:...}`. */
 function numericId(what: string) {
   const message = `expected a positive integer (${what})`;
+  const bound = `must be at most ${Number.MAX_SAFE_INTEGER} (${what})`;
   return z
     .union(
-      [z.number().int({ error: message }).positive({ error: message }), z.string().regex(/^[1-9]\d*$/)],
+      [
+        z
+          .number()
+          .int({ error: message })
+          .positive({ error: message })
+          .max(Number.MAX_SAFE_INTEGER, { error: bound }),
+        z.string().regex(/^[1-9]\d*$/),
+      ],
       {
         error: message,
       },
     )
     .transform(Number)
+    .refine((n) => Number.isSafeInteger(n), { error: bound })
     .meta({ docType: 'integer' });
 }
 
@@ -151,6 +168,9 @@ const label = z.string().superRefine((value, ctx) => {
   else if (value.trim() !== value)
     ctx.addIssue({ code: 'custom', message: 'must not start or end with spaces' });
   else if (value.includes(',')) ctx.addIssue({ code: 'custom', message: 'must not contain a comma' });
+  else if (value.length > MAX_LABEL_LENGTH) {
+    ctx.addIssue({ code: 'custom', message: `must be at most ${MAX_LABEL_LENGTH} characters` });
+  }
 });
 
 const isImplicit = (value: string) => value.toLowerCase() === IMPLICIT_LABEL;
@@ -240,12 +260,14 @@ export const scaleSetSchema = z.strictObject({
     .number()
     .int()
     .min(0, { error: 'must be 0 or more' })
+    .max(MAX_RUNNERS, { error: `must be at most ${MAX_RUNNERS}` })
     .default(DEFAULTS.minIdle)
     .describe('Idle runners kept ready when no job waits.'),
   max: z
     .number()
     .int()
     .min(1, { error: 'must be at least 1' })
+    .max(MAX_RUNNERS, { error: `must be at most ${MAX_RUNNERS}` })
     .describe('Most runners of this scale set at once, in any state but deleted.'),
   ephemeral: z
     .boolean()
@@ -261,14 +283,16 @@ export const scaleSetSchema = z.strictObject({
   priority: z
     .number()
     .int()
+    .min(-MAX_PRIORITY, { error: `must be between -${MAX_PRIORITY} and ${MAX_PRIORITY}` })
+    .max(MAX_PRIORITY, { error: `must be between -${MAX_PRIORITY} and ${MAX_PRIORITY}` })
     .default(DEFAULTS.priority)
     .describe(
       'When several scale sets match a job, the highest priority wins (then fewest extra labels, then name).',
     ),
-  bootstrapTimeout: duration({ min: 1 })
+  bootstrapTimeout: duration({ min: 1, max: DAY })
     .prefault(DEFAULTS.bootstrapTimeout)
     .describe('A runner not online this long after its instance was created is deleted and replaced.'),
-  idleTimeout: duration({ min: 1 })
+  idleTimeout: duration({ min: 1, max: 7 * DAY })
     .prefault(DEFAULTS.idleTimeout)
     .describe('Persistent runners idle this long (above minIdle) are removed.'),
   identity: identitySchema
@@ -319,15 +343,15 @@ export const fleetConfigSchema = z
       .describe('The controller state.'),
     controller: z
       .strictObject({
-        resyncInterval: duration({ min: 1 })
+        resyncInterval: duration({ min: 1, max: DAY })
           .prefault(DEFAULTS.resyncInterval)
           .describe('Time between full resyncs (list runners from GitHub and instances from providers).'),
-        orphanGracePeriod: duration()
+        orphanGracePeriod: duration({ max: 7 * DAY })
           .prefault(DEFAULTS.orphanGracePeriod)
           .describe(
             'How long a runner with this fleet’s name prefix and no instance may exist before removal.',
           ),
-        failureBackoff: duration({ min: 1 })
+        failureBackoff: duration({ min: 1, max: 6 * HOUR })
           .prefault(DEFAULTS.failureBackoff)
           .describe('Base of the exponential backoff after a runner fails before taking a job.'),
         concurrency: z
@@ -345,6 +369,7 @@ export const fleetConfigSchema = z
     scaleSets: z
       .array(scaleSetSchema)
       .min(1, { error: 'needs at least one scale set' })
+      .max(MAX_SCALE_SETS, { error: `at most ${MAX_SCALE_SETS} scale sets` })
       .describe('Groups of identical runners.'),
   })
   .transform((config) => ({

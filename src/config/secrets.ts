@@ -5,10 +5,14 @@
  */
 import { isAbsolute, resolve } from 'node:path';
 import type { PathIssue } from './problem.js';
+import { MAX_SECRET_FILE_BYTES, formatBytes } from './read-file.js';
 
 export interface SecretSources {
   readonly env: Readonly<Record<string, string | undefined>>;
-  /** Reads a file as UTF-8; throws (with a `code` such as ENOENT) when it cannot. */
+  /**
+   * Reads a file as UTF-8; throws (with a `code` such as ENOENT, or ENOTREG / EFBIG from read-file.ts) when it
+   * cannot. The default (load.ts) reads only regular files of at most MAX_SECRET_FILE_BYTES.
+   */
   readonly readFile: (path: string) => string;
   /** Directory that relative `${file:...}` paths start from. */
   readonly baseDir: string;
@@ -28,6 +32,8 @@ const FILE_ERRORS: Record<string, string> = {
   ENOENT: 'no such file',
   EACCES: 'permission denied',
   EISDIR: 'is a directory',
+  ENOTREG: 'not a regular file',
+  EFBIG: `larger than ${formatBytes(MAX_SECRET_FILE_BYTES)}`,
 };
 
 /** Returns a copy of `value` with every reference in every string replaced. */
@@ -40,7 +46,11 @@ export function resolveSecrets(value: unknown, sources: SecretSources): Resolved
     const full = isAbsolute(path) ? path : resolve(sources.baseDir, path);
     if (!files.has(full)) {
       try {
-        files.set(full, sources.readFile(full).trimEnd());
+        const content = sources.readFile(full);
+        // Also bounds a reader that is not the default one.
+        if (content.length > MAX_SECRET_FILE_BYTES)
+          throw Object.assign(new Error('too large'), { code: 'EFBIG' });
+        files.set(full, content.trimEnd());
       } catch (error) {
         const code = (error as { code?: unknown }).code;
         const reason = typeof code === 'string' ? (FILE_ERRORS[code] ?? code) : 'unreadable';

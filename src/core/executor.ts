@@ -432,7 +432,7 @@ export class Executor {
     }
     const reason = `${step} failed: ${error.code}${error.status !== undefined ? ` (${error.status})` : ''}`;
     log.warn(
-      { code: error.code, status: error.status, retryable: error.retryable, step, msg: error.message },
+      { code: error.code, status: error.status, retryable: error.retryable, step, reason: error.message },
       'create failed',
     );
     this.#update(a.name, { state: 'failed', reason });
@@ -448,7 +448,7 @@ export class Executor {
     } catch (err) {
       const error = classifyError(err);
       this.#o.logger.warn(
-        { scaleSet: a.scaleSet, runner: a.name, code: error.code, msg: error.message },
+        { scaleSet: a.scaleSet, runner: a.name, code: error.code, reason: error.message },
         'delete instance failed',
       );
       return { action: a, ok: false, error };
@@ -487,7 +487,7 @@ export class Executor {
       const error = classifyError(err);
       // GitHub refuses to remove a runner that is running a job.
       if (error.status === 422) return this.#foundBusy(a);
-      log.warn({ code: error.code, status: error.status, msg: error.message }, 'deregister failed');
+      log.warn({ code: error.code, status: error.status, reason: error.message }, 'deregister failed');
       return { action: a, ok: false, error };
     }
     const now = this.#o.now();

@@ -465,7 +465,7 @@ export class Reconciler {
       } catch (err) {
         const e = classifyError(err);
         errors.push(`github ${scopeKey(scope)}: ${e.code}`);
-        this.#log.warn({ scope: scopeKey(scope), code: e.code, msg: e.message }, 'listing runners failed');
+        this.#log.warn({ scope: scopeKey(scope), code: e.code, reason: e.message }, 'listing runners failed');
       }
     });
     const providerLists = [...this.#sets.values()].map(async (set) => {
@@ -490,7 +490,7 @@ export class Reconciler {
         this.#providerHook(provider.kind, set.name, 'error', performance.now() - t0);
         const e = classifyError(err);
         errors.push(`provider ${set.name}: ${e.code}`);
-        this.#log.warn({ scaleSet: set.name, code: e.code, msg: e.message }, 'listing instances failed');
+        this.#log.warn({ scaleSet: set.name, code: e.code, reason: e.message }, 'listing instances failed');
       } finally {
         signal?.removeEventListener('abort', onAbort);
       }

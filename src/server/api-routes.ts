@@ -120,6 +120,18 @@ function list(key: string, item: object) {
 
 class QueryError extends Error {}
 
+/** What `GET /api/v1` lists. */
+export const API_ROUTES: readonly { readonly path: string; readonly description: string }[] = [
+  { path: '/api/v1/scale-sets', description: 'Scale sets with runner counts, queue and backoff.' },
+  { path: '/api/v1/runners', description: 'Runners; filters: scaleSet, state.' },
+  { path: '/api/v1/jobs', description: 'Jobs; filters: status, scaleSet, unroutable=true, completedLimit.' },
+  {
+    path: '/api/v1/events',
+    description: 'Runner and job events; filters: scaleSet, runner, jobId, afterId, limit.',
+  },
+  { path: '/api/v1/stream', description: 'Live updates as Server-Sent Events.' },
+];
+
 function positiveInteger(value: string | undefined, name: string): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
@@ -147,6 +159,12 @@ export async function apiRoutes(app: FastifyInstance, options: ApiRouteOptions):
       return reply.code(400).send({ error: 'bad_request', message: error.message });
     throw error;
   });
+
+  const index = {
+    routes: API_ROUTES.map((route) => ({ method: 'GET', ...route })),
+  };
+  app.get('/api/v1', async () => index);
+  app.get('/api/v1/', async () => index);
 
   app.get('/api/v1/scale-sets', { schema: { response: list('scaleSets', scaleSetSchema) } }, async () => ({
     scaleSets: await readModel.scaleSets(),

@@ -3,6 +3,8 @@
  * dashboard mounted by whoever provides one. Built by the composition root with everything passed in; nothing is
  * read from the environment here.
  */
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
 import fastify, { LogController } from 'fastify';
 import type { FastifyInstance } from 'fastify';
 import type { FleetConfig } from '../config/types.js';
@@ -16,6 +18,50 @@ import { assertServerExposure, bearerAuth } from './auth.js';
 import { EventHub } from './events.js';
 import type { ReadModel } from './read-model.js';
 import { WEBHOOK_BODY_LIMIT, webhookRoute } from './webhook-route.js';
+
+/**
+ * Connection and time limits of the HTTP server, sized for GitHub: a delivery that is not answered within 10 s
+ * counts as failed on GitHub's side, so a client slower than that is not GitHub and is cut off. Documented in
+ * docs/security.md ("Limits and timeouts"); `npm run reliability` measures them.
+ */
+export interface ServerLimits {
+  /** The request line and all headers must arrive within this (Node's headersTimeout). */
+  readonly headersTimeoutMs: number;
+  /** The whole request, body included, must arrive within this (Node's requestTimeout); then 408 and close. */
+  readonly requestTimeoutMs: number;
+  /** How often Node checks the two deadlines above; a slow client is cut off at most this late. */
+  readonly checkIntervalMs: number;
+  /** A keep-alive connection idle this long after a response is closed. */
+  readonly keepAliveTimeoutMs: number;
+  /** A socket with no traffic at all for this long is closed (above the SSE heartbeat of 15 s). */
+  readonly idleSocketTimeoutMs: number;
+  /** Requests served on one keep-alive connection before it is closed. */
+  readonly maxRequestsPerSocket: number;
+  /** Open connections; further ones are refused at once (Node's server.maxConnections). */
+  readonly maxConnections: number;
+  /** Largest request line plus headers, in bytes (431 beyond). */
+  readonly maxHeaderBytes: number;
+  /**
+   * Sum of the declared sizes of webhook bodies being received at once, counting only bodies larger than
+   * `smallWebhookBytes`; a large body that does not fit is refused (503, Retry-After) before it is read.
+   */
+  readonly webhookInFlightBytes: number;
+  /** Bodies up to this size (every real workflow_job) are never refused for lack of budget. */
+  readonly smallWebhookBytes: number;
+}
+
+export const SERVER_LIMITS: ServerLimits = {
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 10_000,
+  checkIntervalMs: 1_000,
+  keepAliveTimeoutMs: 5_000,
+  idleSocketTimeoutMs: 60_000,
+  maxRequestsPerSocket: 1_000,
+  maxConnections: 1_024,
+  maxHeaderBytes: 16 * 1024,
+  webhookInFlightBytes: 8 * 1024 * 1024,
+  smallWebhookBytes: 64 * 1024,
+};
 
 export interface DashboardContext {
   readonly readModel: ReadModel;
@@ -54,6 +100,39 @@ export interface ServerOptions {
   readonly bodyLimit?: number;
   /** SSE heartbeat interval; default 15 s. */
   readonly heartbeatMs?: number;
+  /** Connection and time limits; SERVER_LIMITS by default. */
+  readonly limits?: Partial<ServerLimits>;
+}
+
+const CLIENT_ERRORS: Record<string, number> = {
+  ERR_HTTP_REQUEST_TIMEOUT: 408,
+  HPE_HEADER_OVERFLOW: 431,
+};
+
+/**
+ * Malformed HTTP (a header line without a colon, a bad method, oversized headers, a timeout): a short answer and a
+ * closed socket. Logged at debug with the error code only: the error carries the raw bytes received, which are
+ * neither useful in a log nor safe to walk.
+ */
+function clientErrorHandler(log: Logger) {
+  return (error: Error & { code?: unknown }, socket: Socket): void => {
+    const code = typeof error.code === 'string' ? error.code : 'unknown';
+    if (code === 'ECONNRESET' || socket.destroyed) return;
+    const status = CLIENT_ERRORS[code] ?? 400;
+    try {
+      log.debug({ code, status, remoteAddress: socket.remoteAddress }, 'malformed HTTP request refused');
+    } catch {
+      // Logging must never take the server down.
+    }
+    if (socket.writable) {
+      const body = JSON.stringify({ error: 'bad_request', message: STATUS_CODES[status] ?? 'Bad Request' });
+      socket.write(
+        `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Bad Request'}\r\nConnection: close\r\n` +
+          `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+      );
+    }
+    socket.destroy();
+  };
 }
 
 export interface FleetServer {
@@ -64,6 +143,19 @@ export interface FleetServer {
   close(): Promise<void>;
 }
 
+/**
+ * JSON text with every lone surrogate (raw, or escaped as `\\udxxx`) replaced by U+FFFD: JSON.stringify keeps them
+ * as escapes, which strict parsers reject.
+ */
+export function wellFormedJson(text: string): string {
+  return text
+    .replace(/\p{Surrogate}/gu, '\uFFFD')
+    .replace(
+      /\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}/g,
+      '\\ufffd',
+    );
+}
+
 /** Throws ServerConfigError when the host is not loopback and no dashboard token is configured. */
 export async function createServer(options: ServerOptions): Promise<FleetServer> {
   const { config, logger, metrics } = options;
@@ -71,6 +163,7 @@ export async function createServer(options: ServerOptions): Promise<FleetServer>
   const events = options.events ?? new EventHub();
   const log = logger.child({ component: 'server' });
   const bodyLimit = options.bodyLimit ?? WEBHOOK_BODY_LIMIT;
+  const limits: ServerLimits = { ...SERVER_LIMITS, ...options.limits };
 
   // Typed as a plain FastifyInstance: plugins (the dashboard) need not know the logger's type.
   const app = fastify({
@@ -82,7 +175,33 @@ export async function createServer(options: ServerOptions): Promise<FleetServer>
     bodyLimit,
     forceCloseConnections: true,
     return503OnClosing: true,
+    http: {
+      headersTimeout: limits.headersTimeoutMs,
+      requestTimeout: limits.requestTimeoutMs,
+      connectionsCheckingInterval: limits.checkIntervalMs,
+      maxHeaderSize: limits.maxHeaderBytes,
+    },
+    requestTimeout: limits.requestTimeoutMs,
+    connectionTimeout: limits.idleSocketTimeoutMs,
+    keepAliveTimeout: limits.keepAliveTimeoutMs,
+    maxRequestsPerSocket: limits.maxRequestsPerSocket,
+    clientErrorHandler: clientErrorHandler(log),
   }) as unknown as FastifyInstance;
+  app.server.maxConnections = limits.maxConnections;
+  // A socket that goes quiet is destroyed, not just reported.
+  app.server.on('timeout', (socket: Socket) => socket.destroy());
+
+  // Every answer: never sniffed as another type, never cached (they are live state; the dashboard page sets its own
+  // headers). JSON answers are made well-formed Unicode, so a lone surrogate stored from a payload cannot make
+  // them unreadable to a strict parser.
+  app.addHook('onSend', async (_request, reply, payload) => {
+    reply.header('x-content-type-options', 'nosniff');
+    if (!reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store');
+    const type = reply.getHeader('content-type');
+    return typeof payload === 'string' && typeof type === 'string' && type.includes('json')
+      ? wellFormedJson(payload)
+      : payload;
+  });
 
   app.get('/healthz', async () => ({ status: 'ok' }));
 
@@ -115,6 +234,8 @@ export async function createServer(options: ServerOptions): Promise<FleetServer>
     logger: log,
     events,
     bodyLimit,
+    inFlightBytes: limits.webhookInFlightBytes,
+    smallBodyBytes: limits.smallWebhookBytes,
   });
 
   const auth = bearerAuth(config.server.dashboardToken);

@@ -19,7 +19,8 @@ export function openSse(
   const res = reply.raw;
   res.writeHead(200, {
     'content-type': 'text/event-stream; charset=utf-8',
-    'cache-control': 'no-cache, no-transform',
+    'cache-control': 'no-store, no-transform',
+    'x-content-type-options': 'nosniff',
     connection: 'keep-alive',
     'x-accel-buffering': 'no',
   });

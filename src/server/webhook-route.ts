@@ -1,5 +1,8 @@
 /**
  * `POST /webhook`. Order matters:
+ * 0. before a byte of the body is read, the headers are checked (`checkWebhookHeaders`): a signature of the right
+ *    shape (401), an event name (400), a delivery id of sane length (400), a Content-Length within the limit (411,
+ *    413), and room in the in-flight budget for a large body (503); a refused request's body is never buffered;
  * 1. the signature is checked over the raw bytes before anything is parsed (401 otherwise);
  * 2. a `workflow_job` payload is validated field by field (400 naming the field);
  * 3. the event is handed to the sink, and 202 is sent only once it is persisted, so a crash right after the reply
@@ -25,6 +28,50 @@ import type { EventHub } from './events.js';
 
 export const WEBHOOK_BODY_LIMIT = 1024 * 1024;
 
+/**
+ * Bounds on a signed workflow_job (documented in docs/security.md). GitHub allows at most 100 labels in `runs-on`
+ * (and a scale set at most 100); a delivery id is a UUID; event names are short snake_case words.
+ */
+export const WEBHOOK_LIMITS = {
+  maxLabels: 100,
+  maxLabelLength: 256,
+  /** Owner, repository, runner name, status, conclusion. */
+  maxFieldLength: 256,
+  maxDeliveryIdLength: 128,
+  maxEventNameLength: 64,
+} as const;
+
+/**
+ * Events that get their own value of the `event` label of runner_fleet_webhooks_total; any other name is counted
+ * as `other`, so senders cannot grow the metric's series.
+ */
+export const COUNTED_EVENTS: ReadonlySet<string> = new Set([
+  'workflow_job',
+  'ping',
+  'workflow_run',
+  'check_run',
+  'check_suite',
+  'push',
+  'pull_request',
+  'installation',
+  'installation_repositories',
+  'repository',
+  'meta',
+]);
+
+export function eventLabel(name: string): string {
+  return COUNTED_EVENTS.has(name) ? name : 'other';
+}
+
+/** How long a refused request's connection stays open after the answer, so the client can read it. */
+const REFUSED_LINGER_MS = 500;
+
+const SIGNATURE_SHAPE = /^sha256=[0-9a-fA-F]{64}$/;
+const EVENT_NAME = /^[a-z][a-z0-9_]*$/;
+const DELIVERY_ID = /^[\x21-\x7e]+$/;
+/** A UTF-16 surrogate with no partner: such a string cannot be encoded as UTF-8 or read by a strict JSON parser. */
+const LONE_SURROGATE = /\p{Surrogate}/u;
+
 export interface WebhookRouteOptions {
   readonly secret: string;
   readonly sink: WebhookSink;
@@ -35,6 +82,106 @@ export interface WebhookRouteOptions {
   readonly logger: Logger;
   readonly events: EventHub;
   readonly bodyLimit: number;
+  /** Budget of declared bytes of large bodies received at once (see ServerLimits.webhookInFlightBytes). */
+  readonly inFlightBytes: number;
+  /** Bodies up to this size do not count against the budget. */
+  readonly smallBodyBytes: number;
+}
+
+export interface HeaderVerdict {
+  readonly status: number;
+  readonly error: string;
+  readonly message: string;
+}
+
+/**
+ * The checks that need no body: run before the body is read, so a request refused here costs no buffering.
+ * Returns null when the request may proceed.
+ */
+export function checkWebhookHeaders(
+  headers: Readonly<Record<string, string | string[] | undefined>>,
+  bodyLimit: number,
+): HeaderVerdict | null {
+  const one = (name: string) => {
+    const value = headers[name];
+    return Array.isArray(value) ? value[0] : value;
+  };
+  const signature = one('x-hub-signature-256');
+  if (!signature) return { status: 401, error: 'unauthorized', message: 'missing X-Hub-Signature-256' };
+  if (!SIGNATURE_SHAPE.test(signature)) {
+    return {
+      status: 401,
+      error: 'unauthorized',
+      message: 'X-Hub-Signature-256 is not sha256=<64 hex digits>',
+    };
+  }
+  const event = one('x-github-event');
+  if (!event) return { status: 400, error: 'bad_request', message: 'missing X-GitHub-Event' };
+  if (event.length > WEBHOOK_LIMITS.maxEventNameLength || !EVENT_NAME.test(event)) {
+    return {
+      status: 400,
+      error: 'bad_request',
+      message: `X-GitHub-Event must be a snake_case name of at most ${WEBHOOK_LIMITS.maxEventNameLength} characters`,
+    };
+  }
+  const delivery = one('x-github-delivery');
+  if (
+    delivery !== undefined &&
+    (delivery.length > WEBHOOK_LIMITS.maxDeliveryIdLength || !DELIVERY_ID.test(delivery))
+  ) {
+    return {
+      status: 400,
+      error: 'bad_request',
+      message: `X-GitHub-Delivery must be at most ${WEBHOOK_LIMITS.maxDeliveryIdLength} printable characters`,
+    };
+  }
+  const length = one('content-length');
+  if (length === undefined) {
+    return { status: 411, error: 'length_required', message: 'Content-Length is required' };
+  }
+  if (!/^\d+$/.test(length)) return { status: 400, error: 'bad_request', message: 'invalid Content-Length' };
+  if (Number(length) > bodyLimit) {
+    return { status: 413, error: 'too_large', message: `body exceeds ${bodyLimit} bytes` };
+  }
+  return null;
+}
+
+/**
+ * A verified workflow_job's fields within WEBHOOK_LIMITS and well-formed Unicode; returns the problem or null.
+ * 422: the request is well formed, its content is refused.
+ */
+export function checkWorkflowJob(event: WorkflowJobEvent): HeaderVerdict | null {
+  const refuse = (field: string, message: string): HeaderVerdict => ({
+    status: 422,
+    error: 'invalid_payload',
+    message: `${field} ${message}`,
+  });
+  const { labels } = event.job;
+  if (labels.length > WEBHOOK_LIMITS.maxLabels) {
+    return refuse('workflow_job.labels', `has ${labels.length} labels; at most ${WEBHOOK_LIMITS.maxLabels}`);
+  }
+  for (const [index, label] of labels.entries()) {
+    const field = `workflow_job.labels[${index}]`;
+    if (label.length > WEBHOOK_LIMITS.maxLabelLength) {
+      return refuse(field, `is longer than ${WEBHOOK_LIMITS.maxLabelLength} characters`);
+    }
+    if (LONE_SURROGATE.test(label)) return refuse(field, 'is not valid Unicode (a lone surrogate)');
+  }
+  const fields: [string, string | null][] = [
+    ['repository.owner.login', event.job.owner],
+    ['repository.name', event.job.repo],
+    ['workflow_job.runner_name', event.job.runnerName],
+    ['workflow_job.status', event.job.status],
+    ['workflow_job.conclusion', event.job.conclusion],
+  ];
+  for (const [field, value] of fields) {
+    if (value === null) continue;
+    if (value.length > WEBHOOK_LIMITS.maxFieldLength) {
+      return refuse(field, `is longer than ${WEBHOOK_LIMITS.maxFieldLength} characters`);
+    }
+    if (LONE_SURROGATE.test(value)) return refuse(field, 'is not valid Unicode (a lone surrogate)');
+  }
+  return null;
 }
 
 type WebhookResult =
@@ -89,15 +236,65 @@ export async function webhookRoute(app: FastifyInstance, options: WebhookRouteOp
     }
   });
 
+  // Declared bytes of the large bodies being received now; released when the response is done or aborted.
+  let inFlight = 0;
+  const reserved = new WeakMap<FastifyRequest, number>();
+  const release = (request: FastifyRequest) => {
+    const bytes = reserved.get(request);
+    if (bytes === undefined) return;
+    reserved.delete(request);
+    inFlight -= bytes;
+  };
+  /** Refused before the body is read: the connection is closed rather than drained. */
+  const refuse = (reply: FastifyReply, verdict: HeaderVerdict) => {
+    // Shortly after the answer is out the socket is destroyed: a graceful close would first read (and discard)
+    // whatever body the client keeps sending. The delay lets the client read the answer before the reset.
+    const socket = reply.raw.socket;
+    reply.raw.once('finish', () => setTimeout(() => socket?.destroy(), REFUSED_LINGER_MS).unref());
+    return reply
+      .code(verdict.status)
+      .header('connection', 'close')
+      .send({ error: verdict.error, message: verdict.message });
+  };
+
+  const checkHeaders = async (request: FastifyRequest, reply: FastifyReply) => {
+    const verdict = checkWebhookHeaders(request.headers, options.bodyLimit);
+    if (verdict) {
+      count(
+        UNVERIFIED,
+        verdict.status === 413 ? 'too_large' : verdict.status === 401 ? 'unauthorized' : 'invalid',
+      );
+      return refuse(reply, verdict);
+    }
+    const declared = Number(header(request, 'content-length'));
+    if (declared > options.smallBodyBytes) {
+      if (inFlight + declared > options.inFlightBytes) {
+        count(UNVERIFIED, 'unavailable');
+        reply.header('retry-after', '10');
+        return refuse(reply, {
+          status: 503,
+          error: 'busy',
+          message: 'too many large webhook bodies in flight; retry later',
+        });
+      }
+      inFlight += declared;
+      reserved.set(request, declared);
+      // Released however the request ends: answered, timed out, or the client went away.
+      request.raw.once('close', () => release(request));
+      reply.raw.once('close', () => release(request));
+    }
+    return undefined;
+  };
+
   app.post(
     '/webhook',
-    { bodyLimit: options.bodyLimit },
+    {
+      bodyLimit: options.bodyLimit,
+      onRequest: checkHeaders,
+      onResponse: async (request) => release(request),
+    },
     async (request: FastifyRequest, reply: FastifyReply) => {
-      const signature = header(request, 'x-hub-signature-256');
-      if (!signature) {
-        count(UNVERIFIED, 'unauthorized');
-        return reply.code(401).send({ error: 'unauthorized', message: 'missing X-Hub-Signature-256' });
-      }
+      const signature = header(request, 'x-hub-signature-256') ?? '';
       const raw = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
       const text = decodeBody(raw);
       if (text === null) {
@@ -109,17 +306,14 @@ export async function webhookRoute(app: FastifyInstance, options: WebhookRouteOp
         return reply.code(401).send({ error: 'unauthorized', message: 'signature does not match' });
       }
 
-      const eventName = header(request, 'x-github-event');
-      if (!eventName) {
-        count(UNVERIFIED, 'invalid');
-        return reply.code(400).send({ error: 'bad_request', message: 'missing X-GitHub-Event' });
-      }
+      // Present and well formed: checked before the body was read.
+      const eventName = header(request, 'x-github-event') ?? '';
       if (eventName === 'ping') {
         count('ping', 'ping');
         return reply.code(200).send({ ok: true });
       }
       if (eventName !== 'workflow_job') {
-        count(eventName, 'ignored');
+        count(eventLabel(eventName), 'ignored');
         return reply.code(202).send({ accepted: false, ignored: eventName });
       }
 
@@ -136,6 +330,12 @@ export async function webhookRoute(app: FastifyInstance, options: WebhookRouteOp
         count(eventName, 'invalid');
         logger.warn({ deliveryId, field: error.field, code: error.code }, 'rejected workflow_job payload');
         return reply.code(400).send({ error: error.code, message: error.message, field: error.field });
+      }
+      const refused = checkWorkflowJob(event);
+      if (refused) {
+        count(eventName, 'invalid');
+        logger.warn({ deliveryId, reason: refused.message }, 'refused workflow_job payload');
+        return reply.code(refused.status).send({ error: refused.error, message: refused.message });
       }
 
       let duplicate: boolean;

@@ -9,6 +9,7 @@
  * the price of an fsync per write (measured at about 2.6 ms here, against 50 us). With `backgroundCheckpoints` the
  * WAL is copied back into the file by a worker thread (checkpointer.ts), not by whichever commit fills it.
  */
+import { closeSync, existsSync, openSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import type { Database as Db, Statement, Transaction } from 'better-sqlite3';
 import type { JobInfo, WorkflowJobEvent } from '../core/ports.js';
@@ -286,6 +287,10 @@ export class Store implements FleetStore {
   static open(options: StoreOptions): Store {
     let db: Db;
     try {
+      // Created 0600 before SQLite opens it: SQLite would make it 0644, and gives its -wal and -shm files the
+      // database file's mode.
+      if (options.path !== ':memory:' && !existsSync(options.path))
+        closeSync(openSync(options.path, 'a', 0o600));
       db = new Database(options.path);
     } catch (cause) {
       throw new StoreError(`cannot open store at ${options.path}`, { code: 'store-open', cause });

@@ -1,4 +1,5 @@
-export { createLogger, childLogger, configSecrets, redactionPaths } from './logger.js';
+export { createLogger, childLogger, configSecrets } from './logger.js';
+export { toLoggable, LOGGABLE_LIMITS } from './loggable.js';
 export type { Logger, LogLevel, CreateLoggerOptions } from './logger.js';
 export { createMetrics, METRIC_DEFINITIONS } from './metrics.js';
 export type { FleetMetrics, MetricDefinition, MetricKey, CreateMetricsOptions } from './metrics.js';
@@ -6,6 +7,7 @@ export { renderMetricsDoc } from './metrics-doc.js';
 export {
   REDACTED,
   SECRET_KEYS,
+  createLineScrubber,
   createScrubber,
   scrubSecrets,
   isSecretKey,

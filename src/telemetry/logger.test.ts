@@ -1,3 +1,6 @@
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { childLogger, createLogger } from './logger.js';
@@ -94,12 +97,140 @@ describe('createLogger', () => {
   it('scrubs configured secret values that have no recognizable shape', () => {
     const out = capture();
     const secret = "It's a Secret to Everybody";
-    const log = createLogger({ destination: out.stream, knownSecrets: [secret, 'tiny'] });
+    const log = createLogger({ destination: out.stream, knownSecrets: [secret] });
     log.info({ body: `the secret is "${secret}"` }, `message with ${secret}`);
-    log.info('a tiny word stays');
     expect(out.text()).not.toContain(secret);
     expect(out.text()).not.toContain("It\\'s a Secret");
-    expect(out.lines()[1]?.msg).toBe('a tiny word stays');
+  });
+
+  it('scrubs secrets shorter than 8 characters: whole words from 3 characters, whole values below', () => {
+    const out = capture();
+    // Secrets that the old rule (8 characters or more) let through.
+    const log = createLogger({ destination: out.stream, knownSecrets: ['hook1', 'pw!', 'q7', '4711'] });
+    log.info(
+      { header: 'secret=hook1;', quoted: '"pw!"', exact: 'q7', port: 4711 },
+      'signed with hook1\nand pw!',
+    );
+    log.info(
+      { word: 'hook12345 webhook1x', note: 'q7 appears inside a sentence: q7q7', n: 47110 },
+      'ordinary',
+    );
+    const [first, second] = out.lines();
+    expect(first).toMatchObject({
+      header: `secret=${REDACTED};`,
+      quoted: `"${REDACTED}"`,
+      exact: REDACTED,
+      port: REDACTED,
+      msg: `signed with ${REDACTED}\nand ${REDACTED}`,
+    });
+    // Not whole words, or (for 1-2 characters) not whole values: left readable.
+    expect(second).toMatchObject({
+      word: 'hook12345 webhook1x',
+      note: 'q7 appears inside a sentence: q7q7',
+      n: 47110,
+      msg: 'ordinary',
+    });
+  });
+
+  it('never throws on hostile values: Buffers, typed arrays, cycles, throwing getters, Proxies, Maps', () => {
+    const out = capture();
+    const log = createLogger({ destination: out.stream, level: 'trace' });
+    const cycle: Record<string, unknown> = { name: 'loop' };
+    cycle.self = cycle;
+    const getter = Object.defineProperty({}, 'boom', {
+      enumerable: true,
+      get() {
+        throw new Error('getter exploded');
+      },
+    });
+    const proxy = new Proxy(
+      {},
+      {
+        ownKeys() {
+          throw new Error('no keys');
+        },
+      },
+    );
+    // The shape that crashed the server: an error carrying the raw packet, as Node's HTTP parser makes it.
+    const clientError = Object.assign(new Error('Parse Error: Header overflow'), {
+      code: 'HPE_HEADER_OVERFLOW',
+      rawPacket: Buffer.alloc(20_000, 0x61),
+      token: 'not-logged',
+    });
+    const fakeBuffer = Object.create(Buffer.prototype) as Buffer;
+    const hostile = {
+      err: clientError,
+      buf: Buffer.from('raw bytes'),
+      fakeBuffer,
+      u16: new Uint16Array(4),
+      ab: new ArrayBuffer(8),
+      view: new DataView(new ArrayBuffer(2)),
+      cycle,
+      getter,
+      proxy,
+      map: new Map<unknown, unknown>([
+        ['a', 1],
+        [{ k: 1 }, new Set([1, 2])],
+        ['password', 'hunter2-long-enough'],
+      ]),
+      nested: { a: { b: { c: { d: { e: { f: { g: { h: { i: 'deep' } } } } } } } } },
+      big: 10n ** 30n,
+      date: new Date(Number.NaN),
+      fn: () => 1,
+      sym: Symbol('s'),
+      nan: Number.NaN,
+      many: Array.from({ length: 5000 }, (_, i) => i),
+      long: 'x'.repeat(100_000),
+      caused: new Error('outer', { cause: new AggregateError([new Error('inner')], 'agg') }),
+    };
+    for (const level of ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const) {
+      expect(() => log[level](hostile, 'hostile')).not.toThrow();
+      expect(() => log[level](clientError)).not.toThrow();
+      expect(() => log[level](getter)).not.toThrow();
+      expect(() => log.child({ buf: Buffer.from('x'), cycle })[level]('child')).not.toThrow();
+    }
+    const lines = out.lines();
+    expect(lines.length).toBeGreaterThanOrEqual(24);
+    const first = lines[0]!;
+    expect(first.err).toMatchObject({
+      type: 'Error',
+      code: 'HPE_HEADER_OVERFLOW',
+      rawPacket: '[Buffer 20000 bytes]',
+    });
+    expect((first.err as Record<string, unknown>).token).toBe(REDACTED);
+    expect(first.buf).toBe('[Buffer 9 bytes]');
+    expect(first.u16).toBe('[Uint16Array 8 bytes]');
+    expect(first.cycle).toEqual({ name: 'loop', self: '[Circular]' });
+    expect(first.getter).toEqual({ boom: '[unreadable: Error]' });
+    expect(first.map).toMatchObject({ a: 1, password: REDACTED });
+    expect(first.big).toBe('1000000000000000000000000000000');
+    expect((first.many as unknown[]).length).toBe(101);
+    expect((first.long as string).length).toBeLessThan(20_000);
+    expect(first.caused).toMatchObject({
+      message: 'outer',
+      cause: { message: 'agg', errors: [{ message: 'inner' }] },
+    });
+    expect(lines[1]).toMatchObject({
+      msg: 'Parse Error: Header overflow',
+      err: { code: 'HPE_HEADER_OVERFLOW' },
+    });
+    expect(out.text()).not.toContain('aaaaaaaa');
+    expect(out.text()).not.toContain('not-logged');
+  });
+
+  it('writes one msg key per line: a msg field next to a message becomes reason', () => {
+    const out = capture();
+    const log = createLogger({ destination: out.stream });
+    log.warn({ msg: 'the cause' }, 'the message');
+    log.warn({ msg: 'the cause', reason: 'kept' }, 'the message');
+    log.info({ msg: 'alone' });
+    const raw = out.text().split('\n').filter(Boolean);
+    for (const line of raw) expect(line.match(/"msg":/g)).toHaveLength(1);
+    expect(out.lines()).toMatchObject([
+      { msg: 'the message', reason: 'the cause' },
+      { msg: 'the message', reason: 'kept', detail: 'the cause' },
+      { msg: 'alone' },
+    ]);
   });
 
   it('keeps ordinary values: paths, hex digests, ids', () => {
@@ -134,5 +265,21 @@ describe('createLogger', () => {
     log.info('hidden');
     log.warn('shown');
     expect(out.lines().map((l) => l.msg)).toEqual(['shown']);
+  });
+});
+
+describe('log call sites', () => {
+  it('never pass a msg field next to a message (it would be a second msg key)', () => {
+    const root = fileURLToPath(new URL('..', import.meta.url));
+    const offenders: string[] = [];
+    const call = /\.(?:trace|debug|info|warn|error|fatal)\(\s*\{[^{}]*?\bmsg\s*:/g;
+    for (const file of readdirSync(root, { recursive: true, encoding: 'utf8' })) {
+      if (!file.endsWith('.ts') || file.endsWith('.test.ts')) continue;
+      const text = readFileSync(join(root, file), 'utf8');
+      for (const match of text.matchAll(call)) {
+        offenders.push(`src/${file}:${text.slice(0, match.index).split('\n').length}`);
+      }
+    }
+    expect(offenders).toEqual([]);
   });
 });

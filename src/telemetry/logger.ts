@@ -1,11 +1,13 @@
 /**
- * pino JSON logger with secrets removed at three levels: declared redaction paths (fast, for the common shapes),
- * any property whose name marks a secret at any depth, and a last-resort scrub of secret-looking values (GitHub
- * tokens, JWTs, PEM keys, long base64 blobs, and the configured secret values) in the final line, message included.
+ * pino JSON logger with secrets removed at two levels: every call's fields go through `toLoggable` (total: it never
+ * throws; any property whose name marks a secret is redacted at any depth; Buffers are summarized, never read), and
+ * a last-resort scrub of secret-looking values (GitHub tokens, JWTs, PEM keys, long base64 blobs, and the
+ * configured secret values) runs over the string literals of the final line, message included.
  */
 import { pino } from 'pino';
 import type { DestinationStream, Level, Logger as PinoLogger } from 'pino';
-import { REDACTED, SECRET_KEYS, createScrubber, redactJsonSecretProperties } from './redact.js';
+import { toLoggable } from './loggable.js';
+import { createLineScrubber, createScrubber, redactJsonSecretProperties } from './redact.js';
 
 export type Logger = PinoLogger;
 export type LogLevel = Level | 'silent';
@@ -20,32 +22,61 @@ export interface CreateLoggerOptions {
   readonly base?: Record<string, unknown>;
 }
 
-/** Redaction paths for pino: each secret key at the top level and up to three levels down. */
-export function redactionPaths(): string[] {
-  const paths: string[] = [];
-  for (const key of SECRET_KEYS) {
-    const plain = /^[A-Za-z_$][\w$]*$/.test(key);
-    for (const prefix of ['', '*', '*.*', '*.*.*']) {
-      if (plain) paths.push(prefix ? `${prefix}.${key}` : key);
-      else paths.push(`${prefix}["${key}"]`);
-    }
+/** Fields a log call may not use: pino writes its own `msg`, and a second one makes a line with a duplicate key. */
+const MESSAGE_KEY = 'msg';
+
+function isErrorValue(value: object): boolean {
+  try {
+    return value instanceof Error;
+  } catch {
+    return false;
   }
-  return paths;
+}
+
+/**
+ * The fields object of one log call, made safe: `toLoggable` (total, secret keys redacted, Buffers summarized)
+ * and, when the call also gives a message, a `msg` field renamed to `reason` (or `detail`) so the line has one
+ * `msg` key.
+ */
+function safeArguments(args: unknown[], scrub: (text: string) => string): unknown[] {
+  const [first, ...rest] = args;
+  if (typeof first !== 'object' || first === null) return args;
+  const fields = isErrorValue(first) ? { err: first } : first;
+  const clean = toLoggable(fields, { scrub });
+  if (typeof clean !== 'object' || clean === null || Array.isArray(clean)) return [{ value: clean }, ...rest];
+  const record = clean as Record<string, unknown>;
+  if (rest.length > 0 && Object.hasOwn(record, MESSAGE_KEY)) {
+    const renamed = Object.hasOwn(record, 'reason') ? 'detail' : 'reason';
+    record[renamed] = record[MESSAGE_KEY];
+    delete record[MESSAGE_KEY];
+  }
+  return [record, ...rest];
 }
 
 export function createLogger(options: CreateLoggerOptions = {}): Logger {
-  const scrub = createScrubber(options.knownSecrets ?? []);
+  const secrets = options.knownSecrets ?? [];
+  const scrub = createScrubber(secrets);
+  const scrubLine = createLineScrubber(secrets);
   // pino's own stdout destination (synchronous sonic-boom) unless a stream is given.
   const destination = (options.destination ?? pino.destination(1)) as DestinationStream;
   return pino(
     {
       level: options.level ?? 'info',
-      base: options.base ?? null,
+      base: options.base ? (toLoggable(options.base, { scrub }) as Record<string, unknown>) : null,
       timestamp: pino.stdTimeFunctions.isoTime,
-      redact: { paths: redactionPaths(), censor: REDACTED },
+      // Errors are already plain data (toLoggable): pino's own error serializer would rename their type.
+      serializers: { err: (value: unknown) => value },
+      formatters: {
+        // Child bindings go through the same walk as the fields of a call.
+        bindings: (bindings) => toLoggable(bindings, { scrub }) as Record<string, unknown>,
+      },
       hooks: {
+        // Every call's fields are made safe before pino serializes them: nothing pino walks can throw.
+        logMethod(args, method) {
+          method.apply(this, safeArguments(args, scrub) as Parameters<typeof method>);
+        },
         // The serialized line, message and error stacks included: nothing reaches the destination unscrubbed.
-        streamWrite: (line) => scrub(redactJsonSecretProperties(line)),
+        streamWrite: (line) => scrubLine(redactJsonSecretProperties(line)),
       },
     },
     destination,

@@ -64,29 +64,91 @@ export interface Scrubber {
 }
 
 /**
- * Builds a scrubber. `knownSecrets` are exact values (webhook secret, PAT, dashboard token, private key) that are
- * replaced wherever they appear; values shorter than 8 characters are ignored, so a tiny secret cannot blank out
- * ordinary words.
+ * How a configured secret value is found, by its length (see docs/security.md, "Secrets in logs"):
+ * - 8 characters or more: every occurrence, anywhere (also in its JSON-escaped form);
+ * - 3 to 7 characters: every occurrence that stands as a whole word (not next to a letter, digit or `_`), so a
+ *   short secret such as `hook1` is removed but `hook12345` or `webhook1x` stay readable;
+ * - 1 or 2 characters: only a whole value (a whole log field, a whole message) equal to it: replacing every `a` or
+ *   `80` would destroy the log while hiding nothing (such a secret can be guessed anyway; `validate` warns).
  */
-export function createScrubber(knownSecrets: readonly string[] = []): Scrubber {
-  const known = knownSecrets
-    .filter((s) => typeof s === 'string' && s.length >= 8)
+export const SHORT_SECRET_LENGTH = 8;
+export const TINY_SECRET_LENGTH = 3;
+
+interface KnownSecrets {
+  /** Any occurrence (long secrets) or whole-word occurrences (short ones), raw and JSON-escaped. */
+  readonly pattern: RegExp | null;
+  /** Tiny secrets: only a whole value equal to one of these (raw and JSON-escaped) is replaced. */
+  readonly whole: ReadonlySet<string>;
+}
+
+function knownSecrets(secrets: readonly string[]): KnownSecrets {
+  const whole = new Set<string>();
+  const parts: string[] = [];
+  const unique = [...new Set(secrets.filter((s): s is string => typeof s === 'string' && s.length > 0))]
     // Longest first, so a secret that contains another is replaced whole.
-    .sort((a, b) => b.length - a.length)
-    .flatMap((s) => {
-      // Also match the JSON-escaped form, as it appears inside a serialized log line.
-      const escaped = JSON.stringify(s).slice(1, -1);
-      return escaped === s ? [escapeRegExp(s)] : [escapeRegExp(s), escapeRegExp(escaped)];
-    });
-  const knownPattern = known.length > 0 ? new RegExp(known.join('|'), 'g') : null;
+    .sort((a, b) => b.length - a.length);
+  for (const secret of unique) {
+    // Also the JSON-escaped form, as it appears inside a serialized log line.
+    const escaped = JSON.stringify(secret).slice(1, -1);
+    const forms = escaped === secret ? [secret] : [secret, escaped];
+    if (secret.length < TINY_SECRET_LENGTH) {
+      for (const form of forms) whole.add(form);
+    } else if (secret.length < SHORT_SECRET_LENGTH) {
+      for (const form of forms) parts.push(`(?<![A-Za-z0-9_])${escapeRegExp(form)}(?![A-Za-z0-9_])`);
+    } else {
+      for (const form of forms) parts.push(escapeRegExp(form));
+    }
+  }
+  return { pattern: parts.length > 0 ? new RegExp(parts.join('|'), 'g') : null, whole };
+}
+
+function scrubShapes(text: string): string {
+  return text
+    .replace(PEM, REDACTED)
+    .replace(GITHUB_TOKEN, REDACTED)
+    .replace(JWT, REDACTED)
+    .replace(BASE64, (m) => (looksRandom(m) ? REDACTED : m));
+}
+
+/**
+ * Builds a scrubber for free text (an error message, a failure reason): token-shaped values and the configured
+ * secret values, each found by the rule above. Never throws.
+ */
+export function createScrubber(secrets: readonly string[] = []): Scrubber {
+  const known = knownSecrets(secrets);
   return (text: string): string => {
-    let out = text;
-    if (knownPattern) out = out.replace(knownPattern, REDACTED);
-    return out
-      .replace(PEM, REDACTED)
-      .replace(GITHUB_TOKEN, REDACTED)
-      .replace(JWT, REDACTED)
-      .replace(BASE64, (m) => (looksRandom(m) ? REDACTED : m));
+    if (typeof text !== 'string') return text;
+    if (known.whole.has(text)) return REDACTED;
+    const out = known.pattern ? text.replace(known.pattern, REDACTED) : text;
+    return scrubShapes(out);
+  };
+}
+
+/** A JSON string literal, quotes included. */
+const JSON_STRING = /"(?:[^"\\]|\\.)*"/g;
+
+/**
+ * Builds a scrubber for one serialized JSON log line. It works on the line's string literals only (keys, values,
+ * the message), each decoded, scrubbed as free text and encoded again, so a replacement can never break the JSON
+ * and a secret next to an escape (`\\n`) is still found; secrets in numbers are the job of `toLoggable`, which sees
+ * the values before serialization.
+ */
+export function createLineScrubber(secrets: readonly string[] = []): Scrubber {
+  const scrub = createScrubber(secrets);
+  return (line: string): string => {
+    if (typeof line !== 'string') return line;
+    return line.replace(JSON_STRING, (literal) => {
+      let content = literal.slice(1, -1);
+      if (content.includes('\\')) {
+        try {
+          content = JSON.parse(literal) as string;
+        } catch {
+          // Not a JSON literal after all: scrub the raw text.
+        }
+      }
+      const out = scrub(content);
+      return out === content ? literal : JSON.stringify(out);
+    });
   };
 }
 

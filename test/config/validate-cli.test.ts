@@ -27,7 +27,7 @@ describe('runner-fleet validate', () => {
   it('accepts the example and counts its scale sets', () => {
     const result = validate(['--config', 'examples/fleet.yaml'], {
       GITHUB_TOKEN: 'ghp_x',
-      WEBHOOK_SECRET: 'hook',
+      WEBHOOK_SECRET: 'a-webhook-secret-of-sane-length',
     });
     expect(result).toEqual({ status: 0, stdout: 'ok: 3 scale sets\n', stderr: '' });
   });

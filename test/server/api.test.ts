@@ -273,3 +273,68 @@ describe('live updates and the dashboard mount point', () => {
     expect((await app.inject({ url: '/dashboard/summary', headers: auth })).json()).toEqual({ scaleSets: 1 });
   });
 });
+
+describe('API answers are safe to read', () => {
+  it('GET /api/v1 lists the routes', async () => {
+    t = await startTestServer();
+    const url = await t.server.listen();
+    for (const path of ['/api/v1', '/api/v1/']) {
+      const res = await fetch(`${url}${path}`);
+      expect(res.status).toBe(200);
+      const body = (await res.json()) as { routes: { method: string; path: string; description: string }[] };
+      expect(body.routes.map((r) => r.path)).toEqual([
+        '/api/v1/scale-sets',
+        '/api/v1/runners',
+        '/api/v1/jobs',
+        '/api/v1/events',
+        '/api/v1/stream',
+      ]);
+      for (const route of body.routes) expect((await fetch(`${url}${route.path}`)).status).not.toBe(404);
+    }
+  });
+
+  it('every API and dashboard answer carries nosniff and no-store, the stream included', async () => {
+    t = await startTestServer({
+      heartbeatMs: 50,
+      dashboard: {
+        register(app) {
+          app.get('/dashboard/snapshot', async () => ({ ok: true }));
+        },
+      },
+    });
+    const url = await t.server.listen();
+    for (const path of [
+      '/api/v1',
+      '/api/v1/scale-sets',
+      '/api/v1/jobs',
+      '/api/v1/runners?state=x',
+      '/dashboard/snapshot',
+    ]) {
+      const res = await fetch(`${url}${path}`);
+      await res.arrayBuffer();
+      expect(res.headers.get('x-content-type-options'), path).toBe('nosniff');
+      expect(res.headers.get('cache-control'), path).toBe('no-store');
+    }
+    const abort = new AbortController();
+    const stream = await fetch(`${url}/api/v1/stream`, { signal: abort.signal });
+    expect(stream.headers.get('x-content-type-options')).toBe('nosniff');
+    expect(stream.headers.get('cache-control')).toContain('no-store');
+    abort.abort();
+  });
+
+  it('lone surrogates in stored labels do not make the JSON unreadable to a strict parser', async () => {
+    const model = leakyReadModel();
+    const jobs = model.jobs;
+    model.jobs = async (query) =>
+      (await jobs(query)).map((job) => ({ ...job, labels: ['linux\ud800', '\udc00x', '😀'] }));
+    t = await startTestServer({ readModel: model });
+    const url = await t.server.listen();
+    const res = await fetch(`${url}/api/v1/jobs`);
+    const text = new TextDecoder('utf-8', { fatal: true }).decode(await res.arrayBuffer());
+    // No escaped lone surrogate left for a strict parser to refuse; real pairs are kept.
+    expect(text).not.toMatch(/\\ud[89ab][0-9a-f]{2}(?!\\ud[c-f])/i);
+    expect(text).not.toMatch(/(?<!\\ud[89ab][0-9a-f]{2})\\ud[c-f][0-9a-f]{2}/i);
+    const body = JSON.parse(text) as { jobs: { labels: string[] }[] };
+    expect(body.jobs[0]?.labels).toEqual(['linux\ufffd', '\ufffdx', '😀']);
+  });
+});

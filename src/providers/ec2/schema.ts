@@ -50,9 +50,12 @@ const launchTemplate = z
       .optional()
       .describe('Launch template id.'),
     version: z
-      .union([z.string().regex(/^(\$Latest|\$Default|[1-9]\d*)$/), z.number().int().min(1)], {
-        error: 'must be a version number, $Latest or $Default',
-      })
+      .union(
+        [z.string().regex(/^(\$Latest|\$Default|[1-9]\d{0,9})$/), z.number().int().min(1).max(2_147_483_647)],
+        {
+          error: 'must be a version number, $Latest or $Default',
+        },
+      )
       .transform(String)
       .optional()
       .describe('Version: a number, `$Latest` or `$Default` (the default).'),
@@ -182,6 +185,7 @@ export const ec2ProviderSchema = z
     securityGroupIds: z
       .array(z.string().regex(/^sg-[0-9a-f]+$/, { error: 'must look like sg-0123456789abcdef0' }))
       .min(1, { error: 'give at least one security group, or leave the field out' })
+      .max(16, { error: 'at most 16 security groups' })
       .superRefine(unique('security group'))
       .optional()
       .describe(
@@ -193,6 +197,7 @@ export const ec2ProviderSchema = z
         z.string().regex(/^[a-z0-9-]+\.[a-z0-9-]+$/, { error: 'must be an instance type such as m7g.large' }),
       )
       .min(1, { error: 'give at least one instance type, or leave the field out to use the template’s' })
+      .max(20, { error: 'at most 20 instance types' })
       .superRefine(unique('instance type'))
       .optional()
       .describe(
@@ -202,6 +207,7 @@ export const ec2ProviderSchema = z
     subnetIds: z
       .array(z.string().regex(/^subnet-[0-9a-f]+$/, { error: 'must look like subnet-0123456789abcdef0' }))
       .min(1, { error: 'give at least one subnet, or leave the field out' })
+      .max(64, { error: 'at most 64 subnets' })
       .superRefine(unique('subnet'))
       .optional()
       .describe(

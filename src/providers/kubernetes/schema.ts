@@ -50,7 +50,13 @@ const toleration = z.strictObject({
     .enum(['NoSchedule', 'PreferNoSchedule', 'NoExecute'])
     .optional()
     .describe('Taint effect to tolerate (empty: every effect).'),
-  tolerationSeconds: z.number().int().optional().describe('With `NoExecute`: how long the pod stays bound.'),
+  tolerationSeconds: z
+    .number()
+    .int()
+    .min(0, { error: 'must be 0 or more' })
+    .max(31_536_000, { error: 'must be at most 31536000 (one year)' })
+    .optional()
+    .describe('With `NoExecute`: how long the pod stays bound.'),
 });
 
 const podTemplate = z
@@ -90,7 +96,11 @@ const podTemplate = z
           .record(z.string(), z.string({ error: 'expected a string value (quote numbers and booleans)' }))
           .optional()
           .describe('Node selector of the runner pods.'),
-        tolerations: z.array(toleration).optional().describe('Tolerations of the runner pods.'),
+        tolerations: z
+          .array(toleration)
+          .max(100, { error: 'at most 100 tolerations' })
+          .optional()
+          .describe('Tolerations of the runner pods.'),
       })
       .optional()
       .describe(

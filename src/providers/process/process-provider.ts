@@ -158,7 +158,7 @@ export class ProcessProvider implements Provider {
     const env = this.#env(spec);
     await this.#checkCommand(env.PATH ?? DEFAULT_PATH);
     try {
-      await mkdir(this.#workDir, { recursive: true });
+      await mkdir(this.#workDir, { recursive: true, mode: 0o700 });
       await mkdir(dir, { mode: 0o700 });
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw fsError('create', spec.name, error);

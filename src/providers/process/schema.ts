@@ -17,7 +17,11 @@ export const processProviderSchema = z
     command: nonEmpty().describe(
       'Executable started for each runner (e.g. /opt/actions-runner/run.sh, or the runner emulator).',
     ),
-    args: z.array(z.string()).optional().describe('Arguments passed to the command. Never carries a secret.'),
+    args: z
+      .array(z.string())
+      .max(256, { error: 'at most 256 arguments' })
+      .optional()
+      .describe('Arguments passed to the command. Never carries a secret.'),
     workDir: nonEmpty()
       .default('./runner-fleet-work')
       .describe('Parent directory of the per-runner work directories, state and log files.'),
@@ -44,7 +48,7 @@ export const processProviderSchema = z
       .describe(
         'Extra environment for the runner process. The JIT config arrives as ACTIONS_RUNNER_INPUT_JITCONFIG.',
       ),
-    stopGracePeriod: duration()
+    stopGracePeriod: duration({ max: 3_600_000 })
       .prefault('10s')
       .describe('Time between SIGTERM and SIGKILL when a runner process is deleted.'),
   })

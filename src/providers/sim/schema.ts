@@ -9,7 +9,7 @@ export const simProviderSchema = z
     url: httpUrl()
       .optional()
       .describe('Base URL of the simulator. Default: the origin of `github.apiUrl` (filled in at load).'),
-    bootDelay: duration()
+    bootDelay: duration({ max: 3_600_000 })
       .prefault(0)
       .describe('Simulated boot time before an instance starts its emulated runner.'),
   })
