@@ -168,7 +168,7 @@ describe('scoping', () => {
     });
   });
 
-  it('SSM access stays under the prefix; the controller cannot read parameters back', () => {
+  it('SSM access stays under the prefix; the controller has no GetParameter and no kms:Decrypt', () => {
     expect(statement(controller, SID.parameters)?.Resource).toBe(
       'arn:aws:ssm:eu-west-1:123456789012:parameter/runner-fleet/acme/*',
     );

@@ -89,7 +89,7 @@ export const API_CALLS: readonly ApiCall[] = [
     call: 'EC2 DescribeLaunchTemplateVersions',
     actions: ['ec2:DescribeLaunchTemplateVersions'],
     when: ['launchTemplate'],
-    why: 'check the launch template version requires IMDSv2 and terminates on shutdown',
+    why: 'check the launch template version exists and requires IMDSv2',
   },
   {
     principal: 'controller',
@@ -109,7 +109,7 @@ export const API_CALLS: readonly ApiCall[] = [
     principal: 'controller',
     call: 'SSM GetParametersByPath',
     actions: ['ssm:GetParametersByPath'],
-    why: 'find leftover runner parameters under the prefix after a restart (names only; values stay encrypted)',
+    why: 'find leftover runner parameters under the prefix after a restart',
   },
   {
     principal: 'controller',
@@ -339,15 +339,17 @@ export const POLICY_RULES: readonly PolicyRule[] = [
     actions: ['ssm:PutParameter', 'ssm:AddTagsToResource', 'ssm:DeleteParameter'],
     resources: ['runner-parameters'],
     why:
-      'write and delete runner parameters under the prefix only; the controller cannot read them back ' +
-      '(no ssm:GetParameter, no kms:Decrypt)',
+      'write and delete runner parameters under the prefix only; no ssm:GetParameter: the controller never reads ' +
+      'a registration back',
   },
   {
     sid: SID.listParameters,
     principal: 'controller',
     actions: ['ssm:GetParametersByPath'],
     resources: ['parameter-path', 'runner-parameters'],
-    why: 'list the prefix to clean up leftover parameters; SecureString values stay encrypted without kms:Decrypt',
+    why:
+      'list the prefix to clean up leftover parameters (with a configured KMS key the values stay encrypted: the ' +
+      'controller has no kms:Decrypt)',
   },
   {
     sid: SID.encrypt,
