@@ -7,7 +7,7 @@
  */
 import { Document, isScalar, visit } from 'yaml';
 import { defaultInstanceRoleName, defaultSsmPrefix } from './ec2-scale-sets.js';
-import type { AwsFeature, PolicyStatement, PolicyTarget, Principal } from './policies.js';
+import type { AwsFeature, ListWithRef, PolicyStatement, PolicyTarget, Principal } from './policies.js';
 import { POLICY_RULES, policyDocument } from './policies.js';
 import { markdownCell } from './iam-render.js';
 import { renderUserData } from './user-data.js';
@@ -40,6 +40,7 @@ export const CFN_TARGET: PolicyTarget = {
   launchTemplates: [{ region: '${AWS::Region}', id: '${LaunchTemplate}' }],
   subnets: { Ref: 'SubnetIds' },
   securityGroups: { Ref: 'SecurityGroupIds' },
+  extraTagKeys: { Ref: 'ExtraTagKeys' },
   spot: true,
   kmsKeys: ['${KmsKeyArn}'],
   kmsAliases: [],
@@ -76,11 +77,20 @@ function cfnString(value: string): unknown {
   return { 'Fn::Sub': [text, Object.fromEntries(derived.map((name) => [name, DERIVED[name]]))] };
 }
 
+/** `Has<Parameter>`: the template condition that a List parameter is not empty. */
+const hasList = (parameter: string) => `Has${parameter}`;
+
 function cfnValue(value: unknown): unknown {
   if (typeof value === 'string') return cfnString(value);
   if (Array.isArray(value)) return value.map(cfnValue);
   if (value !== null && typeof value === 'object') {
     if ('Ref' in value) return value;
+    if ('base' in value && 'plus' in value) {
+      // Literal values, then a List parameter's when it has any: joined into one string and split again.
+      const { base, plus } = value as ListWithRef;
+      const joined = { 'Fn::Join': [',', [base.join(','), { 'Fn::Join': [',', plus] }]] };
+      return { 'Fn::If': [hasList(plus.Ref), { 'Fn::Split': [',', joined] }, [...base]] };
+    }
     return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, cfnValue(v)]));
   }
   return value;
@@ -246,6 +256,12 @@ export function cloudFormationTemplate(): Record<string, unknown> {
         Type: 'List<AWS::EC2::SecurityGroup::Id>',
         Description: 'Security groups of the runner instances (set in the launch template).',
       },
+      ExtraTagKeys: {
+        Type: 'CommaDelimitedList',
+        Default: '',
+        Description:
+          "Keys of the scale sets' own `tags`, allowed on launched instances besides runner-fleet's.",
+      },
       SsmPathPrefix: {
         Type: 'String',
         Default: '',
@@ -315,6 +331,9 @@ export function cloudFormationTemplate(): Record<string, unknown> {
     Conditions: {
       HasInstanceType: notEmpty('InstanceType'),
       HasSsmPathPrefix: notEmpty('SsmPathPrefix'),
+      [hasList('ExtraTagKeys')]: {
+        'Fn::Not': [{ 'Fn::Equals': [{ 'Fn::Join': [',', { Ref: 'ExtraTagKeys' }] }, ''] }],
+      },
       HasKmsKey: notEmpty('KmsKeyArn'),
       SpotAllowed: equals('AllowSpot', 'true'),
       TrustEksIrsa: equals('ControllerTrust', 'eks-irsa'),

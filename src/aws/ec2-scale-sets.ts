@@ -22,6 +22,8 @@ export interface Ec2ScaleSetView {
   /** Name or ARN. */
   readonly instanceProfile?: string;
   readonly spot: boolean;
+  /** Keys of the scale set's own `tags`. */
+  readonly tagKeys: readonly string[];
   readonly ssm: { readonly pathPrefix: string; readonly kmsKeyId?: string };
 }
 
@@ -88,6 +90,7 @@ export function ec2ScaleSets(config: Pick<FleetConfig, 'name' | 'scaleSets'>): E
         securityGroupIds: texts(p, 'securityGroupIds'),
         ...(instanceProfile ? { instanceProfile } : {}),
         spot: p.spot === true || p.capacity === 'spot',
+        tagKeys: Object.keys(object(p, 'tags') ?? {}),
         ssm: {
           pathPrefix: normalizePrefix(text(ssm, 'pathPrefix') ?? defaultSsmPrefix(config.name)),
           ...(kmsKeyId ? { kmsKeyId } : {}),
@@ -193,6 +196,7 @@ export function ec2PolicyTarget(
     launchTemplates,
     subnets: every((v) => v.subnetIds),
     securityGroups: every((v) => v.securityGroupIds),
+    extraTagKeys: unique(views.flatMap((v) => v.tagKeys)),
     spot: views.some((v) => v.spot),
     kmsKeys: unique(keys.flatMap((k) => ('arn' in k ? [k.arn] : []))),
     kmsAliases: unique(keys.flatMap((k) => ('alias' in k ? [k.alias] : []))),

@@ -28,6 +28,7 @@ const base: PolicyTarget = {
   launchTemplates: [],
   subnets: ['subnet-0aaa', 'subnet-0bbb'],
   securityGroups: ['sg-0ccc'],
+  extraTagKeys: [],
   spot: false,
   kmsKeys: [],
   kmsAliases: [],
@@ -108,16 +109,13 @@ describe('the rule data', () => {
 describe('scoping', () => {
   const { controller, instance } = policyDocuments(targetWith(['launchTemplate']));
 
-  it('launches only with the fleet tag and runner-fleet tag keys, on instances and volumes', () => {
+  it('launches only instances with the fleet tag and runner-fleet tag keys', () => {
     const launch = statement(controller, SID.launchTagged);
     expect(launch).toEqual({
       Sid: SID.launchTagged,
       Effect: 'Allow',
       Action: ['ec2:RunInstances', 'ec2:CreateFleet'],
-      Resource: [
-        'arn:aws:ec2:eu-west-1:123456789012:instance/*',
-        'arn:aws:ec2:eu-west-1:123456789012:volume/*',
-      ],
+      Resource: 'arn:aws:ec2:eu-west-1:123456789012:instance/*',
       Condition: {
         StringEquals: { 'aws:RequestTag/runner-fleet:fleet': 'acme' },
         'ForAllValues:StringEquals': { 'aws:TagKeys': [...LAUNCH_TAG_KEYS] },
@@ -129,10 +127,30 @@ describe('scoping', () => {
       'runner-fleet:runner',
       'Name',
     ]);
-    // Nothing else in the controller's policy may create an instance or a volume.
+    // Nothing else in the controller's policy may create or tag an instance.
     for (const s of controller.Statement) {
       if (s.Sid === SID.launchTagged || s.Sid === SID.tagAtLaunch || s.Sid === SID.terminate) continue;
-      for (const r of resourcesOf(s)) expect(r).not.toMatch(/:(instance|volume)\//);
+      for (const r of resourcesOf(s)) expect(r).not.toMatch(/:instance\//);
+    }
+    // Volumes come only with a launch, and are tagged only while launching.
+    expect(statement(controller, SID.launchVolumes)).toMatchObject({
+      Action: ['ec2:RunInstances', 'ec2:CreateFleet'],
+      Resource: 'arn:aws:ec2:eu-west-1:123456789012:volume/*',
+    });
+    expect(statement(controller, SID.tagVolumesAtLaunch)?.Condition).toEqual({
+      StringEquals: { 'ec2:CreateAction': ['RunInstances', 'CreateFleet'] },
+    });
+  });
+
+  it('the scale sets’ own tag keys are allowed at launch', () => {
+    const withTags = policyDocument('controller', {
+      ...targetWith([]),
+      extraTagKeys: ['team', 'cost-center'],
+    });
+    for (const sid of [SID.launchTagged, SID.tagAtLaunch]) {
+      expect(statement(withTags, sid)?.Condition?.['ForAllValues:StringEquals']).toEqual({
+        'aws:TagKeys': [...LAUNCH_TAG_KEYS, 'team', 'cost-center'],
+      });
     }
   });
 
@@ -292,6 +310,7 @@ describe('from a fleet config', () => {
         subnetIds: [],
         securityGroupIds: [],
         spot: true,
+        tagKeys: [],
         ssm: { pathPrefix: '/runner-fleet/acme' },
       },
       {
@@ -302,6 +321,7 @@ describe('from a fleet config', () => {
         securityGroupIds: ['sg-0b'],
         instanceProfile: 'arn:aws:iam::210987654321:instance-profile/ci/runners',
         spot: false,
+        tagKeys: [],
         ssm: { pathPrefix: '/runner-fleet/acme' },
       },
     ]);
@@ -321,6 +341,30 @@ describe('from a fleet config', () => {
     });
   });
 
+  it('reads the provider’s refined fields structurally: capacity, tags, ssm', () => {
+    const provider = {
+      kind: 'ec2',
+      region: 'us-east-1',
+      launchTemplate: { name: 'runners' },
+      capacity: 'spot',
+      tags: { team: 'ci', 'cost-center': '42' },
+      ssm: { pathPrefix: 'ci/runners/', kmsKeyId: 'alias/ci' },
+    };
+    const scaleSets = [{ name: 'x', provider }] as unknown as FleetConfig['scaleSets'];
+    expect(ec2ScaleSets({ name: 'acme', scaleSets })).toEqual([
+      {
+        scaleSet: 'x',
+        region: 'us-east-1',
+        launchTemplate: { name: 'runners' },
+        subnetIds: [],
+        securityGroupIds: [],
+        spot: true,
+        tagKeys: ['team', 'cost-center'],
+        ssm: { pathPrefix: '/ci/runners', kmsKeyId: 'alias/ci' },
+      },
+    ]);
+  });
+
   it('narrows to every configured id when each scale set names them', () => {
     const views: Ec2ScaleSetView[] = [
       {
@@ -331,6 +375,7 @@ describe('from a fleet config', () => {
         securityGroupIds: ['sg-1'],
         instanceProfile: 'runners',
         spot: false,
+        tagKeys: [],
         ssm: { pathPrefix: '/ci/a', kmsKeyId: '1234abcd-12ab' },
       },
       {
@@ -341,6 +386,7 @@ describe('from a fleet config', () => {
         subnetIds: ['subnet-3'],
         securityGroupIds: ['sg-2'],
         spot: false,
+        tagKeys: [],
         ssm: { pathPrefix: '/ci/b', kmsKeyId: 'arn:aws:kms:us-east-1:123456789012:alias/ci' },
       },
     ];
@@ -379,6 +425,7 @@ describe('from a fleet config', () => {
       subnetIds: [],
       securityGroupIds: [],
       spot: false,
+      tagKeys: [],
       ssm: { pathPrefix: '/p' },
     };
     expect(() => ec2PolicyTarget('acme', [view], { account: '12' })).toThrow(/12 digits/);
@@ -401,6 +448,7 @@ describe('from a fleet config', () => {
       subnetIds: [0, 1, 2].map((n) => `subnet-0${hex(i * 10 + n, 16)}`),
       securityGroupIds: [`sg-0${hex(i, 16)}`],
       spot: i % 2 === 0,
+      tagKeys: ['team'],
       ssm: { pathPrefix: '/runner-fleet/acme', kmsKeyId: '1234abcd-12ab-34cd-56ef-1234567890ab' },
     }));
     const { controller } = policyDocuments(ec2PolicyTarget('acme', views, { account: '123456789012' }));

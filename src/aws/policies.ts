@@ -220,9 +220,11 @@ export const SID = {
   launchSecurityGroups: 'LaunchWithConfiguredSecurityGroups',
   launchImagesTemplates: 'LaunchFromConfiguredImagesAndTemplates',
   launchInterfaces: 'LaunchNetworkInterfaces',
+  launchVolumes: 'LaunchInstanceVolumes',
   launchSpot: 'LaunchSpotInstances',
   createFleet: 'CreateInstantFleets',
   tagAtLaunch: 'TagOnlyAtLaunch',
+  tagVolumesAtLaunch: 'TagVolumesOnlyAtLaunch',
   terminate: 'TerminateOnlyFleetInstances',
   describe: 'DescribeWithoutResourceScope',
   passRole: 'PassOnlyInstanceRoleToEc2',
@@ -242,11 +244,12 @@ export const POLICY_RULES: readonly PolicyRule[] = [
     sid: SID.launchTagged,
     principal: 'controller',
     actions: ['ec2:RunInstances', createFleet],
-    resources: ['instance', 'volume'],
+    resources: ['instance'],
     conditions: ['fleetTagsOnRequest'],
     why:
-      'new instances and their volumes must be tagged with this fleet at launch, and with runner-fleet’s tag ' +
-      'keys only: the controller cannot start anything it would not own',
+      'a new instance must be tagged with this fleet at launch, and only with runner-fleet’s tag keys and the ' +
+      'configured `tags`: the controller cannot start anything it would not own, nor set tags other policies ' +
+      'may trust',
   },
   {
     sid: SID.launchSubnets,
@@ -279,6 +282,15 @@ export const POLICY_RULES: readonly PolicyRule[] = [
     why: 'RunInstances creates each instance’s network interface (in a subnet the statements above allow)',
   },
   {
+    sid: SID.launchVolumes,
+    principal: 'controller',
+    actions: ['ec2:RunInstances', createFleet],
+    resources: ['volume'],
+    why:
+      'a launch creates the instance’s volumes; not narrowed by tag, as CreateFleet cannot tag volumes (a launch ' +
+      'template’s tag specifications do): these volumes exist only with an instance the statements above allow',
+  },
+  {
     sid: SID.launchSpot,
     principal: 'controller',
     when: 'spot',
@@ -298,9 +310,17 @@ export const POLICY_RULES: readonly PolicyRule[] = [
     sid: SID.tagAtLaunch,
     principal: 'controller',
     actions: ['ec2:CreateTags'],
-    resources: ['instance', 'volume'],
+    resources: ['instance'],
     conditions: ['createdAtLaunch', 'fleetTagsOnRequest'],
     why: 'tags are set only by the launch request itself, never afterwards: an instance cannot be adopted into the fleet',
+  },
+  {
+    sid: SID.tagVolumesAtLaunch,
+    principal: 'controller',
+    actions: ['ec2:CreateTags'],
+    resources: ['volume'],
+    conditions: ['createdAtLaunch'],
+    why: 'the tags of the launched volumes (from the request or the launch template), only while launching',
   },
   {
     sid: SID.terminate,
@@ -399,7 +419,7 @@ export const POLICY_RULES: readonly PolicyRule[] = [
   },
 ];
 
-/** Tag keys a launch request may carry (aws:TagKeys): runner-fleet's own and Name. */
+/** Tag keys a launch request may always carry (aws:TagKeys): runner-fleet's own and Name; plus the configured ones. */
 export const LAUNCH_TAG_KEYS: readonly string[] = [TAG_FLEET, TAG_SCALE_SET, TAG_RUNNER, 'Name'];
 
 /** A CloudFormation reference to a List parameter (deploy/aws only; a concrete fleet has plain lists). */
@@ -439,6 +459,8 @@ export interface PolicyTarget {
   readonly launchTemplates: 'any' | readonly RegionalId[];
   readonly subnets: IdScope;
   readonly securityGroups: IdScope;
+  /** The scale sets' own tag keys (their `tags`), allowed at launch besides runner-fleet's. */
+  readonly extraTagKeys: readonly string[] | ListRef;
   readonly spot: boolean;
   /** KMS key ARNs. */
   readonly kmsKeys: readonly string[];
@@ -446,7 +468,13 @@ export interface PolicyTarget {
   readonly kmsAliases: readonly string[];
 }
 
-export type ConditionValue = string | readonly string[] | ListRef;
+/** Literal values followed by those of a CloudFormation List parameter (deploy/aws only). */
+export interface ListWithRef {
+  readonly base: readonly string[];
+  readonly plus: ListRef;
+}
+
+export type ConditionValue = string | readonly string[] | ListRef | ListWithRef;
 export type PolicyConditions = Record<string, Record<string, ConditionValue>>;
 
 export interface PolicyStatement {
@@ -544,7 +572,11 @@ function resolveCondition(
     case 'fleetTagsOnRequest':
       return {
         StringEquals: { [`aws:RequestTag/${TAG_FLEET}`]: t.fleet },
-        'ForAllValues:StringEquals': { 'aws:TagKeys': list(LAUNCH_TAG_KEYS) },
+        'ForAllValues:StringEquals': {
+          'aws:TagKeys': Array.isArray(t.extraTagKeys)
+            ? [...new Set([...LAUNCH_TAG_KEYS, ...t.extraTagKeys])]
+            : { base: list(LAUNCH_TAG_KEYS), plus: t.extraTagKeys as ListRef },
+        },
       };
     case 'createdAtLaunch':
       return {

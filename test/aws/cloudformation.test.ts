@@ -134,7 +134,7 @@ describe.skipIf(!requireAwsPeers('aws/cloudformation'))('deploy/aws/runner-fleet
   function target(
     outputs: Record<string, string>,
     values: { fleet: string; prefix: string; image: string; subnets: string[]; securityGroups: string[] },
-    options: { spot: boolean; kmsKeys: string[] },
+    options: { spot: boolean; kmsKeys: string[]; extraTagKeys?: string[] },
   ): PolicyTarget {
     return {
       fleet: values.fleet,
@@ -148,6 +148,7 @@ describe.skipIf(!requireAwsPeers('aws/cloudformation'))('deploy/aws/runner-fleet
       launchTemplates: [{ region: REGION, id: outputs.LaunchTemplateId as string }],
       subnets: values.subnets,
       securityGroups: values.securityGroups,
+      extraTagKeys: options.extraTagKeys ?? [],
       spot: options.spot,
       kmsKeys: options.kmsKeys,
       kmsAliases: [],
@@ -223,7 +224,7 @@ describe.skipIf(!requireAwsPeers('aws/cloudformation'))('deploy/aws/runner-fleet
     );
   });
 
-  it('with spot, a KMS key, a prefix and an IAM role as trust: the extra policies and that trust', async () => {
+  it('with spot, a KMS key, a prefix, extra tag keys and an IAM role as trust: the extra policies', async () => {
     const net = network();
     const key = `arn:aws:kms:${REGION}:${MOTO_ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab`;
     const trusted = `arn:aws:iam::${MOTO_ACCOUNT}:role/controller-host`;
@@ -236,6 +237,7 @@ describe.skipIf(!requireAwsPeers('aws/cloudformation'))('deploy/aws/runner-fleet
       SsmPathPrefix: '/ci/runners',
       KmsKeyArn: key,
       AllowSpot: 'true',
+      ExtraTagKeys: 'team,cost-center',
       ControllerTrust: 'iam-role',
       TrustedRoleArn: trusted,
     });
@@ -250,7 +252,7 @@ describe.skipIf(!requireAwsPeers('aws/cloudformation'))('deploy/aws/runner-fleet
           subnets: [net.subnets[0] as string],
           securityGroups: [net.securityGroup],
         },
-        { spot: true, kmsKeys: [key] },
+        { spot: true, kmsKeys: [key], extraTagKeys: ['team', 'cost-center'] },
       ),
     );
     expect(bySid(roleStatements('runner-fleet-ci-controller'))).toEqual(bySid(expected.controller.Statement));
