@@ -29,7 +29,7 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
-import { composeController } from '../src/cli/compose.js';
+import { composeController } from '../src/app/compose.js';
 import { loadConfig } from '../src/config/index.js';
 import type { Provider, ProviderFactory } from '../src/providers/provider.js';
 import { createSimProviderFactory } from '../src/providers/sim/index.js';
@@ -201,7 +201,7 @@ async function burst(log: (line: string) => void): Promise<BurstResult> {
         async () => ({
           instances: await sim.instances(loaded.config.name),
           stats: await sim.stats(),
-          states: controller.reconciler.scaleSets()[0]?.runners,
+          states: controller.readModel.scaleSets()[0]?.runners,
           reasons: [
             ...new Set(
               controller.store

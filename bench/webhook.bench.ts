@@ -83,12 +83,14 @@ async function serve(): Promise<void> {
 
   const dir = mkdtempSync(path.join(tmpdir(), 'runner-fleet-webhook-bench-'));
   // The example payloads ask for `ubuntu-latest`: route them to a scale set, as a fleet serving them would.
-  const router = new LabelRouter([{ name: 'linux', labels: ['ubuntu-latest'], priority: 0 }]);
+  const router = new LabelRouter([
+    { name: 'linux', labels: ['ubuntu-latest'], priority: 0, scope: { enterprise: 'bench' } },
+  ]);
   const store =
     kind === 'store'
       ? openStore({
           path: path.join(dir, 'runner-fleet.db'),
-          route: (labels) => router.route(labels),
+          route: (job) => router.route(job),
           // as composeController opens it
           backgroundCheckpoints: {},
         })

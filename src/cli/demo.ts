@@ -7,7 +7,7 @@ import { parseArgs } from 'node:util';
 import type { Command, CommandIo } from './command.js';
 import { UsageError } from './command.js';
 import type { DemoSummary } from '../demo/summary.js';
-import type { DemoKubernetes } from './demo-kubernetes.js';
+import type { DemoKubernetes } from '../demo/kubernetes.js';
 
 // The controller, simulator and config modules load when the demo runs, not when `--help` lists commands.
 
@@ -168,7 +168,7 @@ export const command: Command = {
     process.on('SIGTERM', onSignal);
     let kube: DemoKubernetes | undefined;
     if (args.kubernetes) {
-      const { prepareDemoKubernetes } = await import('./demo-kubernetes.js');
+      const { prepareDemoKubernetes } = await import('../demo/kubernetes.js');
       try {
         kube = await prepareDemoKubernetes({
           ...args.kubernetes,

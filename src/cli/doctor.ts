@@ -3,8 +3,8 @@ import type { FleetConfig } from '../config/types.js';
 import { formatKubernetesReport, inspectKubernetesFleet } from '../providers/kubernetes/doctor.js';
 import type { Command, CommandIo } from './command.js';
 import { UsageError } from './command.js';
-import type { CheckLine } from './doctor-github.js';
-import { githubChecks } from './doctor-github.js';
+import type { CheckLine } from '../app/doctor-github.js';
+import { githubChecks } from '../app/doctor-github.js';
 import type { FleetFlags } from './fleet-options.js';
 import { loadFleetConfig, parseFleetArgs } from './fleet-options.js';
 import {
@@ -12,7 +12,7 @@ import {
   loadKubeConfig,
   usesKubernetes,
   wantsLeaderElection,
-} from './kube-options.js';
+} from '../app/kube-options.js';
 
 const usage = `Usage: runner-fleet doctor --config fleet.yaml [--kubeconfig F] [--controller-service-account NS/NAME]
 

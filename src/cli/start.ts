@@ -1,21 +1,8 @@
-import type { KubeConfig } from '@kubernetes/client-node';
-import type { FleetConfig } from '../config/types.js';
-import { checkControllerRightsForFleet } from '../providers/kubernetes/doctor.js';
-import type { KubernetesProviderFactory } from '../providers/kubernetes/index.js';
-import { createKubernetesProviderFactory } from '../providers/kubernetes/index.js';
-import type { Command, CommandIo } from './command.js';
-import type { Controller } from './compose.js';
-import { composeController } from './compose.js';
-import type { LeaderElectionSettings } from './kube-options.js';
+import type { Command } from './command.js';
 import type { FleetFlags } from './fleet-options.js';
 import { loadFleetConfig, parseFleetArgs } from './fleet-options.js';
-import {
-  leaderElectionSettings,
-  loadKubeConfig,
-  usesKubernetes,
-  wantsLeaderElection,
-} from './kube-options.js';
-import { runWithLeaderElection } from './leadership.js';
+import { wantsLeaderElection } from '../app/kube-options.js';
+import { runController } from '../app/run-controller.js';
 
 const usage = `Usage: runner-fleet start --config fleet.yaml [--kubeconfig F] [--leader-election] [--log-level info]
 
@@ -45,52 +32,7 @@ function parse(argv: string[]): StartFlags {
   return { ...flags, logLevel: extra['log-level'] ?? 'info' };
 }
 
-interface KubeSetup {
-  readonly kubeConfig: KubeConfig;
-  readonly election: LeaderElectionSettings;
-  readonly factory: KubernetesProviderFactory;
-}
-
-/**
- * The KubeConfig and the start-up self-check, before anything else is built: a controller without its rights
- * would fail later, one runner at a time, with opaque errors. Returns an exit code when it must not start.
- */
-async function prepareKubernetes(
-  config: FleetConfig,
-  flags: StartFlags,
-  io: CommandIo,
-): Promise<KubeSetup | number> {
-  let kubeConfig: KubeConfig;
-  try {
-    kubeConfig = loadKubeConfig(flags.kubeconfig);
-  } catch (error) {
-    io.stderr.write(`runner-fleet start: ${(error as Error).message}\n`);
-    return 1;
-  }
-  const election = leaderElectionSettings(kubeConfig, config, flags, io.env);
-  try {
-    const rights = await checkControllerRightsForFleet(kubeConfig, config, {
-      controllerNamespace: election.namespace,
-      leaderElection: election.enabled,
-      leaseName: election.leaseName,
-      signal: AbortSignal.timeout(60_000),
-    });
-    if (!rights.ok) {
-      io.stderr.write(`runner-fleet start: refusing to start.\n${rights.message}`);
-      if (!rights.message.endsWith('\n')) io.stderr.write('\n');
-      return 1;
-    }
-  } catch (error) {
-    io.stderr.write(
-      `runner-fleet start: cannot check the controller's Kubernetes permissions on ` +
-        `${kubeConfig.getCurrentCluster()?.server ?? 'the cluster'}: ${(error as Error).message}\n`,
-    );
-    return 1;
-  }
-  return { kubeConfig, election, factory: createKubernetesProviderFactory({ kubeConfig }) };
-}
-
-/** Resolves on the first SIGINT or SIGTERM. */
+/** Aborted on the first SIGINT or SIGTERM. */
 function stopRequested(): { readonly signal: AbortSignal; dispose(): void } {
   const abort = new AbortController();
   const onInt = () => abort.abort('SIGINT');
@@ -106,22 +48,6 @@ function stopRequested(): { readonly signal: AbortSignal; dispose(): void } {
   };
 }
 
-/** Without leader election: start at once, run until SIGINT/SIGTERM. */
-async function runAlone(controller: Controller, stop: AbortSignal, io: CommandIo): Promise<number> {
-  try {
-    await controller.start();
-  } catch (error) {
-    controller.logger.error({ err: error }, 'controller failed to start');
-    await controller.stop();
-    io.stderr.write(`runner-fleet start: ${(error as Error).message}\n`);
-    return 1;
-  }
-  if (!stop.aborted) await new Promise((resolve) => stop.addEventListener('abort', resolve, { once: true }));
-  controller.logger.info({ signal: stop.reason as string }, 'stopping');
-  await controller.stop();
-  return 0;
-}
-
 export const command: Command = {
   summary: 'Run the controller for a fleet.yaml',
   usage,
@@ -129,42 +55,21 @@ export const command: Command = {
     const flags = parse(argv);
     const config = loadFleetConfig('start', flags.config, io);
     if (config === 2) return 2;
-    const wantsElection = wantsLeaderElection(flags, io.env);
-    let kube: KubeSetup | undefined;
-    if (usesKubernetes(config, wantsElection)) {
-      const prepared = await prepareKubernetes(config, flags, io);
-      if (typeof prepared === 'number') return prepared;
-      kube = prepared;
-    }
     const stop = stopRequested();
-    let controller: Controller;
     try {
-      controller = await composeController({
+      return await runController({
         config,
         env: io.env,
+        ...(flags.kubeconfig !== undefined ? { kubeconfig: flags.kubeconfig } : {}),
+        leaderElection: wantsLeaderElection(flags, io.env),
+        ...(flags.leaseName !== undefined ? { leaseName: flags.leaseName } : {}),
+        ...(flags.leaseNamespace !== undefined ? { leaseNamespace: flags.leaseNamespace } : {}),
         logLevel: flags.logLevel as 'info',
-        ...(kube ? { providerFactories: { kubernetes: kube.factory } } : {}),
+        stop: stop.signal,
+        stderr: io.stderr,
       });
-    } catch (error) {
-      stop.dispose();
-      await kube?.factory.close();
-      io.stderr.write(`runner-fleet start: ${(error as Error).message}\n`);
-      return 1;
-    }
-    try {
-      if (kube?.election.enabled) {
-        return await runWithLeaderElection({
-          controller,
-          kubeConfig: kube.kubeConfig,
-          election: kube.election,
-          stop: stop.signal,
-          io,
-        });
-      }
-      return await runAlone(controller, stop.signal, io);
     } finally {
       stop.dispose();
-      await kube?.factory.close();
     }
   },
 };

@@ -5,7 +5,7 @@
 import { parseArgs } from 'node:util';
 import type { Command, CommandIo } from './command.js';
 import { UsageError } from './command.js';
-import { humanDuration, textTable } from '../demo/format.js';
+import { humanDuration, textTable } from '../lib/format.js';
 
 const TOKEN_ENV = 'RUNNER_FLEET_DASHBOARD_TOKEN';
 const DEFAULT_URL = 'http://127.0.0.1:8080';
@@ -61,7 +61,7 @@ export interface StatusReport {
 
 export class StatusError extends Error {
   override readonly name = 'StatusError';
-  readonly code: 'unreachable' | 'unauthorized' | 'bad_response';
+  readonly code: 'unreachable' | 'unauthorized' | 'bad-response';
   constructor(message: string, code: StatusError['code'], options?: { cause?: unknown }) {
     super(message, options);
     this.code = code;
@@ -121,13 +121,13 @@ export async function fetchStatus(baseUrl: string, options: FetchStatusOptions =
       throw new StatusError(
         `the controller at ${base} answered ${path} with HTTP ${response.status}` +
           (response.status === 404 ? ' (is this a runner-fleet controller?)' : ''),
-        'bad_response',
+        'bad-response',
       );
     }
     try {
       return (await response.json()) as T;
     } catch (error) {
-      throw new StatusError(`the controller at ${base} sent ${path} that is not JSON`, 'bad_response', {
+      throw new StatusError(`the controller at ${base} sent ${path} that is not JSON`, 'bad-response', {
         cause: error,
       });
     }
@@ -137,7 +137,7 @@ export async function fetchStatus(baseUrl: string, options: FetchStatusOptions =
     get<{ jobs?: StatusJob[] }>('/api/v1/jobs?unroutable=true'),
   ]);
   if (!Array.isArray(sets.scaleSets) || !Array.isArray(jobs.jobs)) {
-    throw new StatusError(`the controller at ${base} sent an unexpected API response`, 'bad_response');
+    throw new StatusError(`the controller at ${base} sent an unexpected API response`, 'bad-response');
   }
   return {
     url: base,

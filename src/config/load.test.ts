@@ -705,14 +705,22 @@ describe('provider blocks', () => {
 
   it('ec2: region, image or launch template', () => {
     expect(
-      problems(provider('      kind: ec2', '      region: eu-west-1', '      imageId: ami-0123abcd')),
+      problems(
+        provider(
+          '      kind: ec2',
+          '      region: eu-west-1',
+          '      imageId: ami-0123abcd',
+          '      instanceProfile: runner',
+          '      instanceTypes: [m7g.large]',
+        ),
+      ),
     ).toEqual([]);
     expect(
       problems(
         provider(
           '      kind: ec2',
           '      region: eu-west-1',
-          '      launchTemplate: { name: ci, version: 3 }',
+          '      launchTemplate: { name: ci-runners, version: 3 }',
         ),
       ),
     ).toEqual([]);
@@ -721,7 +729,7 @@ describe('provider blocks', () => {
         provider(
           '      kind: ec2',
           '      region: Ireland',
-          '      launchTemplate: { name: ci, id: lt-0abc }',
+          '      launchTemplate: { name: ci-runners, id: lt-0abc }',
         ),
       ),
     ).toEqual([
@@ -730,6 +738,40 @@ describe('provider blocks', () => {
     ]);
     expect(problems(provider('      kind: ec2', '      region: eu-west-1'))).toEqual([
       'fleet.yaml:10:7 scaleSets[0].provider: give `launchTemplate` or `imageId` (or both)',
+    ]);
+  });
+
+  it('ec2: what each launch path needs, and spot-only settings', () => {
+    expect(
+      problems(
+        provider(
+          '      kind: ec2',
+          '      region: eu-west-1',
+          '      imageId: ami-0123abcd',
+          '      instanceTypes: [m7g.large, m6g.large]',
+          '      allocationStrategy: prioritized',
+          '      onDemandFailover: [InsufficientInstanceCapacity]',
+        ),
+      ),
+    ).toEqual([
+      'fleet.yaml:12:16 scaleSets[0].provider.imageId: an `imageId` launch without a launch template needs `instanceProfile` (the instance reads its SSM parameter with it)',
+      'fleet.yaml:13:22 scaleSets[0].provider.instanceTypes: several instance types launch through CreateFleet, which needs `launchTemplate`; give one type or a launch template',
+      'fleet.yaml:15:25 scaleSets[0].provider.onDemandFailover: `onDemandFailover` applies to `capacity: spot` only',
+    ]);
+    expect(
+      problems(
+        provider(
+          '      kind: ec2',
+          '      region: eu-west-1',
+          '      launchTemplate: { name: ci-runners }',
+          '      instanceProfile: runner',
+          '      capacity: spot',
+          '      allocationStrategy: prioritized',
+        ),
+      ),
+    ).toEqual([
+      'fleet.yaml:13:24 scaleSets[0].provider.instanceProfile: with `launchTemplate`, put `instanceProfile` in the launch template (CreateFleet cannot override it)',
+      'fleet.yaml:15:27 scaleSets[0].provider.allocationStrategy: `prioritized` is not a spot allocation strategy; use one of price-capacity-optimized, capacity-optimized, lowest-price',
     ]);
   });
 });

@@ -39,7 +39,7 @@ export function classifyError(err: unknown): ClassifiedError {
       : status !== undefined
         ? `HTTP_${status}`
         : isAbortError(err)
-          ? 'ABORTED'
+          ? 'aborted'
           : 'UNKNOWN';
   return { code, message, retryable, ...(status !== undefined ? { status } : {}) };
 }

@@ -24,7 +24,7 @@ describe('error classification', () => {
     expect(http(503).code).toBe('HTTP_503');
     expect(classifyError(new TypeError('fetch failed'))).toMatchObject({ code: 'UNKNOWN', retryable: true });
     expect(classifyError(Object.assign(new Error('gone'), { name: 'AbortError' }))).toMatchObject({
-      code: 'ABORTED',
+      code: 'aborted',
     });
   });
 

@@ -9,9 +9,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { Instance, InstanceSpec, Provider } from '../providers/provider.js';
 import { Store } from '../store/store.js';
 import { Executor } from './executor.js';
-import { fleetConfig, scaleSetConfig } from './planner.test-helpers.js';
+import { fleetConfig, scaleSetConfig } from '../../test/support/core/planner.js';
 import type { GitHubPort } from './ports.js';
-import { silent } from './reconciler.test-helpers.js';
+import { silent } from '../../test/support/core/reconciler.js';
 
 let dir: string | undefined;
 

@@ -14,9 +14,9 @@
 import { setMaxListeners } from 'node:events';
 import type { Logger } from 'pino';
 import type { FleetConfig, ScaleSetConfig } from '../config/types.js';
-import type { Instance, Provider, Registration } from '../providers/provider.js';
-import type { Store } from '../store/store.js';
-import type { RunnerChange } from '../store/types.js';
+import type { Instance, Provider, Registration } from './provider-port.js';
+import type { FleetStore } from './store-port.js';
+import type { RunnerChange } from './records.js';
 import type { GitHubPort } from './ports.js';
 import type {
   Action,
@@ -38,7 +38,7 @@ export type ActionOutcome =
 
 export interface ExecutorOptions {
   readonly config: FleetConfig;
-  readonly store: Store;
+  readonly store: FleetStore;
   readonly github: GitHubPort;
   /** One provider per scale set, keyed by scale set name. */
   readonly providers: ReadonlyMap<string, Provider>;
@@ -133,7 +133,7 @@ export class Executor {
   }
 
   /**
-   * Runs one pass's actions. Store writes (marks, new `requested` rows) happen before this returns; calls out run
+   * Runs one pass's actions. FleetStore writes (marks, new `requested` rows) happen before this returns; calls out run
    * on the pool. wake-at actions are the reconciler's and are ignored here.
    */
   execute(actions: readonly Action[]): Promise<ActionOutcome[]> {
@@ -180,7 +180,7 @@ export class Executor {
     const p = this.#o.providers.get(scaleSet);
     if (p === undefined)
       throw Object.assign(new Error(`no provider for scale set ${scaleSet}`), {
-        code: 'NO_PROVIDER',
+        code: 'no-provider',
         retryable: false,
       });
     return p;
@@ -262,7 +262,7 @@ export class Executor {
         if (left <= 0) this.#busyRunners.delete(name);
         else this.#busyRunners.set(name, left);
         if (outcome.ok) this.#coolRunners.delete(name);
-        else if (outcome.error.code !== 'ABORTED' && action.type !== 'create-runner') {
+        else if (outcome.error.code !== 'aborted' && action.type !== 'create-runner') {
           const attempts = (this.#coolRunners.get(name)?.attempts ?? 0) + 1;
           const until = this.#o.now() + coolDownMs(attempts);
           this.#coolRunners.set(name, { until, attempts });
@@ -283,7 +283,7 @@ export class Executor {
       .then((outcome) => {
         this.#busyJobs.delete(a.jobId);
         if (outcome.ok) this.#coolJobs.delete(a.jobId);
-        else if (outcome.error.code !== 'ABORTED') {
+        else if (outcome.error.code !== 'aborted') {
           const attempts = (this.#coolJobs.get(a.jobId)?.attempts ?? 0) + 1;
           const until = this.#o.now() + coolDownMs(attempts);
           this.#coolJobs.set(a.jobId, { until, attempts });
@@ -294,15 +294,15 @@ export class Executor {
   }
 
   #aborted(action: Action): ActionOutcome {
-    return { action, ok: false, error: { code: 'ABORTED', message: 'shutting down', retryable: true } };
+    return { action, ok: false, error: { code: 'aborted', message: 'shutting down', retryable: true } };
   }
 
   #unexpected(action: Action, err: unknown): ActionOutcome {
     const error =
       isAbortError(err) || this.#abort.signal.aborted
-        ? { ...classifyError(err), code: 'ABORTED' }
+        ? { ...classifyError(err), code: 'aborted' }
         : classifyError(err);
-    if (error.code !== 'ABORTED') {
+    if (error.code !== 'aborted') {
       this.#o.logger.error(
         { err, action: action.type, scaleSet: action.scaleSet },
         'action failed unexpectedly',
@@ -369,7 +369,7 @@ export class Executor {
           return {
             action: a,
             ok: false,
-            error: { code: 'RUNNER_NAME_TAKEN', message: 'runner name already registered', retryable: true },
+            error: { code: 'name-conflict', message: 'runner name already registered', retryable: true },
           };
         }
         secrets.push(jit.encodedJitConfig);
@@ -428,7 +428,7 @@ export class Executor {
     const error: ClassifiedError = { ...c, message: scrub(c.message, secrets) };
     if (this.#abort.signal.aborted) {
       // Shutting down: leave the row in `creating` for the next start to repair; no failure is recorded.
-      return { action: a, ok: false, error: { ...error, code: 'ABORTED' } };
+      return { action: a, ok: false, error: { ...error, code: 'aborted' } };
     }
     const reason = `${step} failed: ${error.code}${error.status !== undefined ? ` (${error.status})` : ''}`;
     log.warn(
@@ -530,6 +530,8 @@ export class Executor {
       return { action: a, ok: true };
     } catch (err) {
       const error = classifyError(err);
+      // Counted as a check: a job whose checks keep failing must not stay first in line for the check budget.
+      if (!this.#abort.signal.aborted) this.#o.store.markJobChecked(a.jobId);
       this.#o.logger.warn(
         { scaleSet: a.scaleSet, jobId: a.jobId, code: error.code },
         'job status check failed',

@@ -4,7 +4,7 @@
  * after a restart the planner waits for fresh lists before concluding that anything is missing.
  */
 import type { GitHubRunner } from './types.js';
-import type { Instance } from '../providers/provider.js';
+import type { Instance } from './provider-port.js';
 import type {
   GitHubObservation,
   InstanceObservation,

@@ -3,7 +3,7 @@
  * and from its last observations of GitHub and the providers; the executor carries out the Actions.
  */
 import type { GitHubRunner, JobStatus, RunnerState } from './types.js';
-import type { Instance } from '../providers/provider.js';
+import type { Instance } from './provider-port.js';
 import type { BackoffState } from './backoff.js';
 
 /** One runner record of this fleet, as the store keeps it, plus what the executor is doing with it. */

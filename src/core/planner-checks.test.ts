@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { seededRandom } from './names.js';
 import type { JobSnapshot } from './plan-types.js';
 import { planScaleSet } from './planner.js';
-import { SECOND, byType, scaleSetConfig, snapshot, timings } from './planner.test-helpers.js';
+import { SECOND, byType, scaleSetConfig, snapshot, timings } from '../../test/support/core/planner.js';
 
 const T = 10_000_000;
 const INTERVAL = timings.resyncInterval;

@@ -15,7 +15,7 @@ import {
   scaleSetConfig,
   snapshot,
   timings,
-} from './planner.test-helpers.js';
+} from '../../test/support/core/planner.js';
 
 const T = 10_000_000;
 

@@ -16,8 +16,8 @@ import type { Action, JobSnapshot, RunnerSnapshot, ScaleSetSnapshot } from './pl
 import type { InstanceState } from '../providers/provider.js';
 import { planScaleSet } from './planner.js';
 import { isRunnerOf, seededRandom } from './names.js';
-import { MINUTE, SECOND, scaleSetConfig, timings } from './planner.test-helpers.js';
-import { World, type WorldEvent } from './world.test-helpers.js';
+import { MINUTE, SECOND, scaleSetConfig, timings } from '../../test/support/core/planner.js';
+import { World, type WorldEvent } from '../../test/support/core/world.js';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'rf-props-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

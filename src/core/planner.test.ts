@@ -13,7 +13,7 @@ import {
   scaleSetConfig,
   snapshot,
   timings,
-} from './planner.test-helpers.js';
+} from '../../test/support/core/planner.js';
 
 const T = 1_000_000;
 const opts = () => ({ random: seededRandom(42) });

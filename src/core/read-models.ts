@@ -3,11 +3,11 @@
  * holds no secret, and observations carry only names, states and ids).
  */
 import type { FleetConfig, RegistrationMode, Scope } from '../config/types.js';
-import type { JobRecord, JobStatus, RunnerState } from './types.js';
+import type { JobStatus, RunnerState } from './types.js';
 import { RUNNER_STATES } from './types.js';
-import type { InstanceState } from '../providers/provider.js';
-import type { Store } from '../store/store.js';
-import type { EventQuery, EventRow, RunnerRow } from '../store/types.js';
+import type { InstanceState } from './provider-port.js';
+import type { FleetStore } from './store-port.js';
+import type { EventQuery, EventRow, JobRecord, RunnerRecord } from './records.js';
 import type { Observations } from './observations.js';
 
 export interface ScaleSetView {
@@ -81,7 +81,7 @@ export interface JobView {
 
 export interface ReadModelSource {
   readonly config: FleetConfig;
-  readonly store: Store;
+  readonly store: FleetStore;
   readonly observations: Observations;
   readonly now: number;
   readonly lastReconcileAt: ReadonlyMap<string, number>;
@@ -146,7 +146,7 @@ export interface RunnerQuery {
   readonly includeDeleted?: boolean;
 }
 
-export function runnerView(src: ReadModelSource, r: RunnerRow): RunnerView {
+export function runnerView(src: ReadModelSource, r: RunnerRecord): RunnerView {
   const inst = src.observations.instances(r.scaleSet).items.get(r.name);
   const gh = src.observations.github(r.scaleSet).runners.get(r.name);
   const job = src.store.runnerJob(r.name);
@@ -228,4 +228,60 @@ export function jobViews(src: ReadModelSource, q: JobQuery = {}): JobView[] {
 
 export function eventViews(src: ReadModelSource, q: EventQuery = {}): EventRow[] {
   return src.store.recentEvents(q);
+}
+
+/** What the read models need of the reconciler: its last observations and planning times. */
+export interface ReconcilerView {
+  readonly observations: Observations;
+  readonly lastReconcileAt: ReadonlyMap<string, number>;
+}
+
+export interface FleetReadModelOptions {
+  readonly config: FleetConfig;
+  readonly store: FleetStore;
+  readonly reconciler: ReconcilerView;
+  readonly now?: () => number;
+}
+
+/** The API's and dashboard's view of the fleet: scale sets, runners, jobs and events, computed on each call. */
+export class FleetReadModel {
+  readonly #o: FleetReadModelOptions;
+  readonly #now: () => number;
+
+  constructor(options: FleetReadModelOptions) {
+    this.#o = options;
+    this.#now = options.now ?? Date.now;
+  }
+
+  scaleSets(): ScaleSetView[] {
+    return scaleSetViews(this.#source());
+  }
+
+  runners(query?: RunnerQuery): RunnerView[] {
+    return runnerViews(this.#source(), query);
+  }
+
+  /** Open jobs (queued first, longest wait first); completed ones with `completedLimit`. */
+  jobs(query?: JobQuery): JobView[] {
+    return jobViews(this.#source(), query);
+  }
+
+  /** Open jobs no scale set serves. */
+  unroutableJobs(): JobView[] {
+    return jobViews(this.#source(), { scaleSet: null });
+  }
+
+  events(query?: EventQuery): EventRow[] {
+    return eventViews(this.#source(), query);
+  }
+
+  #source(): ReadModelSource {
+    return {
+      config: this.#o.config,
+      store: this.#o.store,
+      observations: this.#o.reconciler.observations,
+      now: this.#now(),
+      lastReconcileAt: this.#o.reconciler.lastReconcileAt,
+    };
+  }
 }

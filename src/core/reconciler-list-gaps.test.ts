@@ -7,8 +7,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { createGitHubClient } from '../github/index.js';
 import type { GitHubPort, RunnerList } from './ports.js';
-import { Harness, silent, until } from './reconciler.test-helpers.js';
-import type { Controller as TestController } from './reconciler.test-helpers.js';
+import { Harness, silent, until } from '../../test/support/core/reconciler.js';
+import type { Controller as TestController } from '../../test/support/core/reconciler.js';
 
 type Client = ReturnType<typeof createGitHubClient>;
 type ListRunners = (client: Client, ...a: Parameters<GitHubPort['listRunners']>) => Promise<RunnerList>;

@@ -4,7 +4,7 @@
  * the invariants from the outside: what the simulator holds (registrations, instances, jobs) and what the store says.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { Harness, until } from './reconciler.test-helpers.js';
+import { Harness, until } from '../../test/support/core/reconciler.js';
 
 let h: Harness | null = null;
 afterEach(async () => {
@@ -48,16 +48,16 @@ describe('reconciler against the simulator', () => {
       .reduce((n, [, v]) => n + v, 0);
     expect(jit).toBe(10);
     // the read models saw it all and hold no secret
-    const view = c.reconciler.scaleSets()[0]!;
+    const view = c.readModel.scaleSets()[0]!;
     expect(view).toMatchObject({ name: 'lin', activeRunners: 0, queuedJobs: 0, max: 4 });
-    const history = c.reconciler.events({ kind: 'runner', limit: 1000 }).map((e) => e.event);
+    const history = c.readModel.events({ kind: 'runner', limit: 1000 }).map((e) => e.event);
     for (const state of ['requested', 'creating', 'starting', 'busy', 'finished', 'deleted']) {
       expect(history).toContain(state);
     }
     expect(
       JSON.stringify([
-        c.reconciler.runners({ includeDeleted: true }),
-        c.reconciler.jobs({ completedLimit: 50 }),
+        c.readModel.runners({ includeDeleted: true }),
+        c.readModel.jobs({ completedLimit: 50 }),
       ]),
     ).not.toMatch(/jit|token|\.runner|credentials/i);
   }, 60_000);
@@ -69,7 +69,7 @@ describe('reconciler against the simulator', () => {
       ],
     });
     const c = await h.startController();
-    await until(() => c.reconciler.runners({ state: 'idle' }).length === 1, 20_000);
+    await until(() => c.readModel.runners({ state: 'idle' }).length === 1, 20_000);
     h.sim.createJobs({ owner: 'octo-org', repo: 'app', labels: LABELS, count: 6, durationMs: 300 });
     let peak = 0;
     await until(
@@ -88,7 +88,7 @@ describe('reconciler against the simulator', () => {
       20_000,
     );
     // the runners that went were removed after GitHub confirmed they were idle, registration first
-    const retired = c.reconciler
+    const retired = c.readModel
       .events({ kind: 'runner', limit: 500 })
       .filter((e) => e.reason === 'idle timeout');
     expect(retired.length).toBeGreaterThanOrEqual(2);
@@ -181,7 +181,7 @@ describe('reconciler against the simulator', () => {
     // leftovers of an earlier controller: a registration with our name and no instance ...
     const gh = (await import('../github/index.js')).createGitHubClient({
       config: h.config.github,
-      logger: (await import('./reconciler.test-helpers.js')).silent,
+      logger: (await import('../../test/support/core/reconciler.js')).silent,
     });
     await gh.generateJitConfig(
       { org: 'octo-org' },
@@ -212,7 +212,7 @@ describe('reconciler against the simulator', () => {
     // back, which on a busy machine may be a moment later.
     await c.reconciler.settled();
     expect(h.sim.runners().map((r) => r.name)).toContain('other-team-runner');
-    const events = c.reconciler.events({ limit: 100 });
+    const events = c.readModel.events({ limit: 100 });
     expect(events).toContainEqual(
       expect.objectContaining({ kind: 'registration', runner: 'lin-orphan01', event: 'deleted' }),
     );
@@ -236,7 +236,7 @@ describe('reconciler against the simulator', () => {
     );
     expect(h.sim.runners().map((r) => r.name)).not.toContain(timedOut.name);
     expect(h.sim.instances({ fleet: 'test-fleet' }).map((i) => i.name)).not.toContain(timedOut.name);
-    const view = c.reconciler.scaleSets()[0]!;
+    const view = c.readModel.scaleSets()[0]!;
     expect(view.backoff.failures).toBeGreaterThanOrEqual(1);
     expect(view.backoff.lastFailure).toMatch(/did not come online/);
     // and it keeps trying: a replacement exists (the job is still queued)
@@ -248,7 +248,7 @@ describe('reconciler against the simulator', () => {
     // A previous run planned this runner and registered its name, then died before recording the answer.
     const gh = (await import('../github/index.js')).createGitHubClient({
       config: h.config.github,
-      logger: (await import('./reconciler.test-helpers.js')).silent,
+      logger: (await import('../../test/support/core/reconciler.js')).silent,
     });
     await gh.generateJitConfig(
       { org: 'octo-org' },

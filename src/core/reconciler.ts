@@ -10,9 +10,10 @@
  */
 import type { Logger } from 'pino';
 import type { FleetConfig, Scope, ScaleSetConfig } from '../config/types.js';
-import type { Instance, Provider } from '../providers/provider.js';
-import type { Store } from '../store/store.js';
-import type { EventQuery, EventRow, JobChange } from '../store/types.js';
+import type { Instance, Provider } from './provider-port.js';
+import type { FleetStore } from './store-port.js';
+import { emptyCounts } from './read-models.js';
+import type { JobChange } from './records.js';
 import type { GitHubPort, RunnerList } from './ports.js';
 import type { GitHubRunner } from './types.js';
 import type { Action } from './plan-types.js';
@@ -25,19 +26,6 @@ import { Observations } from './observations.js';
 import { buildSnapshot } from './snapshot.js';
 import { scaleSetOf } from './names.js';
 import { classifyError } from './errors.js';
-import {
-  emptyCounts,
-  eventViews,
-  jobViews,
-  runnerViews,
-  scaleSetViews,
-  type JobQuery,
-  type JobView,
-  type ReadModelSource,
-  type RunnerQuery,
-  type RunnerView,
-  type ScaleSetView,
-} from './read-models.js';
 
 export interface Timers {
   setTimeout(fn: () => void, ms: number): unknown;
@@ -55,7 +43,7 @@ const defaultTimers: Timers = {
 
 export interface ReconcilerOptions {
   readonly config: FleetConfig;
-  readonly store: Store;
+  readonly store: FleetStore;
   readonly github: GitHubPort;
   /** One provider per scale set, keyed by scale set name (every configured scale set needs one). */
   readonly providers: ReadonlyMap<string, Provider>;
@@ -146,7 +134,7 @@ export class Reconciler {
     for (const s of options.config.scaleSets) {
       if (!options.providers.has(s.name)) {
         throw Object.assign(new Error(`no provider for scale set ${s.name}`), {
-          code: 'RECONCILER_NO_PROVIDER',
+          code: 'no-provider',
         });
       }
     }
@@ -262,38 +250,16 @@ export class Reconciler {
     return new Promise((resolve) => this.#idleWaiters.push(resolve));
   }
 
-  // ---- read models -------------------------------------------------------------------------------------------------
+  // ---- what the read models see -----------------------------------------------------------------------------------
 
-  scaleSets(): ScaleSetView[] {
-    return scaleSetViews(this.#readSource());
+  /** The last observations of GitHub and the providers (read-only for the read models). */
+  get observations(): Observations {
+    return this.#observations;
   }
 
-  runners(query?: RunnerQuery): RunnerView[] {
-    return runnerViews(this.#readSource(), query);
-  }
-
-  /** Open jobs (queued first, longest wait first); completed ones with `completedLimit`. */
-  jobs(query?: JobQuery): JobView[] {
-    return jobViews(this.#readSource(), query);
-  }
-
-  /** Open jobs no scale set serves. */
-  unroutableJobs(): JobView[] {
-    return jobViews(this.#readSource(), { scaleSet: null });
-  }
-
-  events(query?: EventQuery): EventRow[] {
-    return eventViews(this.#readSource(), query);
-  }
-
-  #readSource(): ReadModelSource {
-    return {
-      config: this.#o.config,
-      store: this.#o.store,
-      observations: this.#observations,
-      now: this.#now(),
-      lastReconcileAt: this.#lastReconcileAt,
-    };
+  /** When each scale set was last planned (ms epoch). */
+  get lastReconcileAt(): ReadonlyMap<string, number> {
+    return this.#lastReconcileAt;
   }
 
   // ---- internals ---------------------------------------------------------------------------------------------------
@@ -450,7 +416,7 @@ export class Reconciler {
   }
 
   #report(scaleSet: string, results: readonly ActionOutcome[]): void {
-    const failed = results.filter((r) => !r.ok && r.error.code !== 'ABORTED');
+    const failed = results.filter((r) => !r.ok && r.error.code !== 'aborted');
     if (failed.length > 0) {
       this.#log.warn(
         {

@@ -1,6 +1,6 @@
 /** Builds the planner's input for one scale set from the store, the observations and the executor's state. */
 import type { ScaleSetConfig } from '../config/types.js';
-import type { Store } from '../store/store.js';
+import type { FleetStore } from './store-port.js';
 import type { JobSnapshot, RunnerSnapshot, ScaleSetSnapshot } from './plan-types.js';
 import type { Observations } from './observations.js';
 
@@ -11,7 +11,7 @@ export interface InFlight {
 
 export function buildSnapshot(
   set: ScaleSetConfig,
-  store: Store,
+  store: FleetStore,
   observations: Observations,
   inFlight: InFlight,
 ): ScaleSetSnapshot {

@@ -51,23 +51,3 @@ export interface GitHubRunner {
   readonly labels: readonly string[];
   readonly ephemeral?: boolean;
 }
-
-/** What the controller knows of a workflow job. */
-export interface JobRecord {
-  readonly id: number;
-  readonly runId: number;
-  readonly owner: string;
-  readonly repo: string;
-  readonly labels: readonly string[];
-  readonly status: JobStatus;
-  readonly conclusion?: string | null;
-  /** Scale set the job routes to, or null when no scale set serves its labels (unroutable). */
-  readonly scaleSet: string | null;
-  readonly runnerName?: string | null;
-  /** ms epoch */
-  readonly queuedAt: number;
-  readonly startedAt?: number | null;
-  readonly completedAt?: number | null;
-  /** ms epoch of the last status check against GitHub (repairs missed webhooks). */
-  readonly checkedAt?: number | null;
-}

@@ -4,8 +4,8 @@
  */
 import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
-import type { Controller } from '../cli/compose.js';
-import { composeController } from '../cli/compose.js';
+import type { Controller } from '../app/compose.js';
+import { composeController } from '../app/compose.js';
 import type { FactorySource } from '../providers/registry.js';
 import { createFleetDashboard } from '../dashboard/index.js';
 import { createLogger } from '../telemetry/logger.js';
@@ -39,7 +39,7 @@ export function demoControllerFactory(
       const url = await composed.start();
       return {
         url,
-        readModel: composed.reconciler,
+        readModel: composed.readModel,
         providers: composed.providers,
         apiCallsByStatus: () => composed.github.apiCallCount().byStatus,
         stop: () => composed.stop(),

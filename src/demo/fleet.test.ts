@@ -54,8 +54,8 @@ describe('demo fleet', () => {
     const { config } = demoConfig({ fleet: null, simulator: sim, paths, port: 0 });
     const { targets, unroutable } = workloadTargets(config);
     const router = new LabelRouter(config.scaleSets);
-    expect(targets.map((t) => router.route(t.labels))).toEqual(config.scaleSets.map((s) => s.name));
-    expect(router.route(unroutable.labels)).toBeNull();
+    expect(targets.map((t) => router.route(t))).toEqual(config.scaleSets.map((s) => s.name));
+    expect(router.route(unroutable)).toBeNull();
     expect(targets.find((t) => t.scaleSet === 'app-persistent')).toMatchObject({
       owner: 'octo-org',
       repo: 'app',

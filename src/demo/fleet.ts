@@ -323,7 +323,8 @@ export function workloadTargets(config: FleetConfig): {
     scaleSet: set.name,
   }));
   const router = new LabelRouter(config.scaleSets);
+  const owner = targets[0]?.owner ?? 'octo-org';
   const labels = [...UNROUTABLE_LABELS];
-  while (router.route(labels) !== null) labels.push(`no-runner-${labels.length}`);
-  return { targets, unroutable: { owner: targets[0]?.owner ?? 'octo-org', repo: 'app', labels } };
+  while (router.route({ labels, owner, repo: 'app' }) !== null) labels.push(`no-runner-${labels.length}`);
+  return { targets, unroutable: { owner, repo: 'app', labels } };
 }

@@ -2,7 +2,7 @@
  * Live progress of a demo run: on a terminal one block redrawn in place; otherwise (a pipe, a CI log) one plain line
  * every few seconds. Only ever written to the stream it is given (stderr when the summary goes to stdout as JSON).
  */
-import { humanDuration } from './format.js';
+import { humanDuration } from '../lib/format.js';
 
 export interface SetProgress {
   readonly name: string;

@@ -4,7 +4,7 @@
  * demo's exit code is `ok`.
  */
 import { scaleSetOf } from '../core/names.js';
-import { humanDuration, textTable } from './format.js';
+import { humanDuration, textTable } from '../lib/format.js';
 
 export interface Percentiles {
   readonly p50: number;

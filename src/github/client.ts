@@ -353,7 +353,7 @@ class Client implements GitHubClient {
       const body = asObject(data, route, 'body');
       const expiresAt = Date.parse(asString(body.expires_at, route, 'expires_at'));
       if (!Number.isFinite(expiresAt))
-        throw new GitHubError(`GitHub ${route}: expires_at is not a date`, { code: 'bad_response', route });
+        throw new GitHubError(`GitHub ${route}: expires_at is not a date`, { code: 'bad-response', route });
       const value = { token: asString(body.token, route, 'token'), expiresAt };
       return { value, until: expiresAt - this.#registrationTokenMarginMs };
     });
@@ -385,7 +385,7 @@ class Client implements GitHubClient {
       const { data } = await this.#request(scope, route, { ...params, runner_id: runnerId }, signal);
       return toRunner(data, route);
     } catch (error) {
-      if (error instanceof GitHubError && error.code === 'not_found') return null;
+      if (error instanceof GitHubError && error.code === 'not-found') return null;
       throw error;
     }
   }
@@ -396,7 +396,7 @@ class Client implements GitHubClient {
     try {
       await this.#request(scope, route, { ...params, runner_id: runnerId }, signal);
     } catch (error) {
-      if (error instanceof GitHubError && error.code === 'not_found') return;
+      if (error instanceof GitHubError && error.code === 'not-found') return;
       throw error;
     }
   }
@@ -408,7 +408,7 @@ class Client implements GitHubClient {
       const { data } = await this.#request(scope, route, { owner, repo, job_id: jobId }, signal);
       return toJobInfo(data, route);
     } catch (error) {
-      if (error instanceof GitHubError && error.code === 'not_found') return null;
+      if (error instanceof GitHubError && error.code === 'not-found') return null;
       throw error;
     }
   }
@@ -446,7 +446,7 @@ class Client implements GitHubClient {
         named.find((g) => g.name === name) ?? named.find((g) => g.name.toLowerCase() === name.toLowerCase());
       if (!group) {
         throw new GitHubError(`runner group "${name}" not found in ${scopeKey(scope)}`, {
-          code: 'runner_group_not_found',
+          code: 'runner-group-not-found',
           route,
         });
       }
@@ -478,9 +478,9 @@ class Client implements GitHubClient {
         return { value: asInteger(asObject(data, route, 'body').id, route, 'id') };
       } catch (error) {
         const e = toGitHubError(error, route, this.#now());
-        if (e.code === 'not_found') {
+        if (e.code === 'not-found') {
           throw new GitHubError(`the GitHub App is not installed on ${key}`, {
-            code: 'installation_not_found',
+            code: 'installation-not-found',
             status: 404,
             route,
             cause: e,

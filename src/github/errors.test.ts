@@ -38,21 +38,21 @@ describe('toGitHubError', () => {
   it.each<[number, string, Record<string, string>, string, boolean]>([
     [401, 'Bad credentials', {}, 'unauthorized', false],
     [403, 'Resource not accessible by integration', {}, 'forbidden', false],
-    [403, 'You have exceeded a secondary rate limit', { 'retry-after': '30' }, 'rate_limited', true],
+    [403, 'You have exceeded a secondary rate limit', { 'retry-after': '30' }, 'rate-limited', true],
     [
       403,
       'API rate limit exceeded',
       { 'x-ratelimit-remaining': '0', 'x-ratelimit-reset': '2000' },
-      'rate_limited',
+      'rate-limited',
       true,
     ],
-    [404, 'Not Found', {}, 'not_found', false],
+    [404, 'Not Found', {}, 'not-found', false],
     [409, 'Already exists', {}, 'conflict', true],
-    [422, 'Validation Failed', {}, 'validation_failed', false],
-    [429, 'Too many', { 'retry-after': '2' }, 'rate_limited', true],
-    [500, 'Server Error', {}, 'server_error', true],
-    [503, 'Unavailable', {}, 'server_error', true],
-    [418, 'teapot', {}, 'http_error', false],
+    [422, 'Validation Failed', {}, 'validation-failed', false],
+    [429, 'Too many', { 'retry-after': '2' }, 'rate-limited', true],
+    [500, 'Server Error', {}, 'server-error', true],
+    [503, 'Unavailable', {}, 'server-error', true],
+    [418, 'teapot', {}, 'http-error', false],
   ])('%i %s -> %s', (status, message, headers, code, retryable) => {
     const e = toGitHubError(httpError(status, message, headers), ROUTE, 1_000_000);
     expect(e).toBeInstanceOf(GitHubError);
@@ -78,7 +78,7 @@ describe('toGitHubError', () => {
       httpError(422, 'Bad request - Runner "r1" is still running a job"'),
       'DELETE /orgs/{org}/actions/runners/{runner_id}',
     );
-    expect(e).toMatchObject({ code: 'runner_busy', retryable: true });
+    expect(e).toMatchObject({ code: 'runner-busy', retryable: true });
   });
 
   it('classifies missing responses: timeout, network, abort', () => {

@@ -8,28 +8,28 @@ import { scrubSecrets } from '../telemetry/redact.js';
 export type GitHubErrorCode =
   | 'unauthorized' // 401: bad token, bad App JWT
   | 'forbidden' // 403 that is not a rate limit: missing permission
-  | 'not_found' // 404
+  | 'not-found' // 404
   | 'conflict' // 409: e.g. a runner name that exists
-  | 'validation_failed' // 422
-  | 'runner_busy' // 422 on delete: the runner is running a job
-  | 'rate_limited' // 429, or 403 with x-ratelimit-remaining 0 or a secondary-limit message
-  | 'server_error' // 5xx
+  | 'validation-failed' // 422
+  | 'runner-busy' // 422 on delete: the runner is running a job
+  | 'rate-limited' // 429, or 403 with x-ratelimit-remaining 0 or a secondary-limit message
+  | 'server-error' // 5xx
   | 'timeout' // no response within the per-attempt timeout
   | 'network' // connection refused, reset, DNS
   | 'aborted' // the caller's AbortSignal fired
-  | 'http_error' // any other status
-  | 'bad_response' // 2xx with a body of the wrong shape
-  | 'runner_group_not_found'
-  | 'installation_not_found' // the App is not installed on the scope
-  | 'invalid_scope'; // e.g. a repo scope that is not owner/name
+  | 'http-error' // any other status
+  | 'bad-response' // 2xx with a body of the wrong shape
+  | 'runner-group-not-found'
+  | 'installation-not-found' // the App is not installed on the scope
+  | 'invalid-scope'; // e.g. a repo scope that is not owner/name
 
 const RETRYABLE: ReadonlySet<GitHubErrorCode> = new Set([
-  'rate_limited',
-  'server_error',
+  'rate-limited',
+  'server-error',
   'timeout',
   'network',
   'conflict',
-  'runner_busy',
+  'runner-busy',
 ]);
 
 export interface GitHubErrorDetails {
@@ -95,16 +95,16 @@ function retryAfterMs(err: RequestErrorLike, now: number): number | null {
 
 function codeFor(status: number, err: RequestErrorLike, method: string): GitHubErrorCode {
   if (status === 401) return 'unauthorized';
-  if (isRateLimit(status, err)) return 'rate_limited';
+  if (isRateLimit(status, err)) return 'rate-limited';
   if (status === 403) return 'forbidden';
-  if (status === 404) return 'not_found';
+  if (status === 404) return 'not-found';
   if (status === 409) return 'conflict';
   if (status === 422)
     return method === 'DELETE' && /busy|running a job/i.test(err.message)
-      ? 'runner_busy'
-      : 'validation_failed';
-  if (status >= 500) return 'server_error';
-  return 'http_error';
+      ? 'runner-busy'
+      : 'validation-failed';
+  if (status >= 500) return 'server-error';
+  return 'http-error';
 }
 
 /** Turns whatever an Octokit call threw into a GitHubError. */
@@ -133,7 +133,7 @@ export function toGitHubError(error: unknown, route: string, now: number = Date.
     code,
     status,
     route,
-    retryAfterMs: code === 'rate_limited' ? retryAfterMs(err, now) : null,
+    retryAfterMs: code === 'rate-limited' ? retryAfterMs(err, now) : null,
     cause: error,
   });
 }

@@ -12,7 +12,7 @@ export interface ScopeRoute {
 export function splitRepo(repo: string): { owner: string; repo: string } {
   const parts = repo.split('/');
   if (parts.length !== 2 || !parts[0] || !parts[1]) {
-    throw new GitHubError(`repository scope must be owner/name, got "${repo}"`, { code: 'invalid_scope' });
+    throw new GitHubError(`repository scope must be owner/name, got "${repo}"`, { code: 'invalid-scope' });
   }
   return { owner: parts[0], repo: parts[1] };
 }

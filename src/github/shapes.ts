@@ -11,7 +11,7 @@ type Json = Record<string, unknown>;
 
 function fail(route: string, field: string, expected: string): never {
   throw new GitHubError(`GitHub ${route}: response field ${field} is not ${expected}`, {
-    code: 'bad_response',
+    code: 'bad-response',
     route,
   });
 }

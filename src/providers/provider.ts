@@ -1,76 +1,23 @@
 /**
- * The provider interface: the code that creates, lists and deletes instances (the compute that hosts one runner).
- * A provider never talks to GitHub. One Provider object serves one scale set; the registry builds it from the scale
- * set's `provider` block, already validated by that provider's `schema.ts`.
+ * What every provider folder offers the controller. The Provider interface itself is core's port
+ * (src/core/provider-port.ts, re-exported here for the providers). One Provider object serves one scale set; a
+ * ProviderFactory builds it from the scale set's `provider` block, already validated by the kind's schema; a
+ * ProviderModule (each folder's module.ts, all listed once in modules.ts) names the kind, its schema and how to set
+ * up its factory for a fleet.
  */
 import type { Logger } from 'pino';
 import type { ZodType } from 'zod';
-import type { ScaleSetConfig } from '../config/types.js';
+import type { FleetConfig, ScaleSetConfig } from '../config/types.js';
+import type { Provider } from '../core/provider-port.js';
 
-/**
- * How the instance becomes a runner. The secret (JIT config or registration token) must reach the instance only
- * through the provider's secret channel (Kubernetes Secret, SSM SecureString, 0600 file, process environment):
- * never argv, never a log line, never an error message.
- */
-export type Registration =
-  | { readonly mode: 'jit'; readonly jitConfig: string }
-  | {
-      readonly mode: 'token';
-      /** Web URL of the scope the runner registers to, e.g. https://github.com/octo-org */
-      readonly url: string;
-      readonly token: string;
-      readonly labels: readonly string[];
-      readonly runnerGroup: string;
-      readonly ephemeral: boolean;
-    };
-
-export interface InstanceSpec {
-  /** Unique and deterministic: equals the runner name. create() is idempotent on it. */
-  readonly name: string;
-  readonly fleet: string;
-  readonly scaleSet: string;
-  readonly registration: Registration;
-}
-
-/** pending: being created or booting; running: the runner process runs; succeeded/failed: it exited. */
-export type InstanceState = 'pending' | 'running' | 'succeeded' | 'failed';
-
-export interface Instance {
-  readonly name: string;
-  readonly fleet: string;
-  readonly scaleSet: string;
-  readonly state: InstanceState;
-  /** ms epoch */
-  readonly createdAt: number;
-  /** Provider's own id (pod uid, EC2 instance id, pid). */
-  readonly providerId?: string;
-  /** Why it failed, or other human-readable detail. Never contains a secret. */
-  readonly message?: string;
-}
-
-export interface InstanceSelector {
-  readonly fleet: string;
-  readonly scaleSet?: string;
-}
-
-export interface Provider {
-  readonly kind: string;
-  /** Idempotent on spec.name: creating an existing instance returns it. Throws ProviderError on failure. */
-  create(spec: InstanceSpec, signal: AbortSignal): Promise<Instance>;
-  /** Idempotent; deleting a missing instance succeeds. */
-  delete(name: string, signal: AbortSignal): Promise<void>;
-  /** Instances owned by this fleet (and scale set, when given), found by ownership labels/tags. */
-  list(selector: InstanceSelector, signal: AbortSignal): Promise<Instance[]>;
-  /** Optional push of state changes; returns an unsubscribe function. */
-  watch?(onChange: (instance: Instance) => void): () => void;
-  /**
-   * Optional set-up before the first create/list (objects the scale set needs, access checks, caches warmed).
-   * Idempotent; the controller calls it once at start and refuses to start when it throws.
-   */
-  prepare?(signal: AbortSignal): Promise<void>;
-  /** Release timers, watches, connections. */
-  close?(): Promise<void>;
-}
+export type {
+  Instance,
+  InstanceSelector,
+  InstanceSpec,
+  InstanceState,
+  Provider,
+  Registration,
+} from '../core/provider-port.js';
 
 /**
  * Something a provider did that operators should see besides its result: a spot request that fell back to on-demand,
@@ -100,6 +47,55 @@ export interface ProviderFactory<TConfig = unknown> {
   /** zod schema of the provider block (see each provider's schema.ts). */
   readonly schema: ZodType<TConfig>;
   create(config: TConfig, context: ProviderContext): Provider;
+  /** Releases what the factory shares between its providers (informers, clients). */
+  close?(): Promise<void>;
+}
+
+/** What the composition root hands a module's setup: the fleet, and how to reach the kind's platform. */
+export interface ProviderSetupOptions {
+  readonly fleet: FleetConfig;
+  /** The fleet's scale sets of this kind. */
+  readonly scaleSets: readonly ScaleSetConfig[];
+  /** The command's environment (PATH for local processes, KUBECONFIG, AWS_*); read by the CLI, passed down. */
+  readonly env: Readonly<Record<string, string | undefined>>;
+  /** Connection flags of the command line; each kind reads its own. */
+  readonly connection: {
+    readonly kubeconfig?: string;
+    readonly awsEndpoint?: string;
+  };
+  /** When set, the controller elects a leader on this Lease: its rights are checked with the kind's own. */
+  readonly leaderElection?: { readonly namespace: string; readonly leaseName: string };
+  /** Check the controller's rights on the platform before anything starts (start: yes; tests may skip it). */
+  readonly checkAccess: boolean;
+  readonly logger: Logger;
+  readonly signal: AbortSignal;
+}
+
+/**
+ * Refusal to set up a kind for a fleet: the controller lacks rights, a cluster or account cannot be reached, a
+ * referenced object is missing. The message names each problem and how to fix it; `start` prints it and exits 1.
+ */
+export class ProviderSetupError extends Error {
+  readonly code: string;
+  constructor(message: string, options: { code: string; cause?: unknown }) {
+    super(message, { cause: options.cause });
+    this.name = 'ProviderSetupError';
+    this.code = options.code;
+  }
+}
+
+/**
+ * One provider kind, as listed in modules.ts. Importing a module is cheap (its schema only): `setup` loads the
+ * implementation and its SDK when a fleet uses the kind.
+ */
+export interface ProviderModule<TConfig = unknown> {
+  readonly kind: string;
+  readonly schema: ZodType<TConfig>;
+  /**
+   * The kind's factory for one controller: builds its clients and, with `checkAccess`, checks the controller's
+   * rights. Throws ProviderSetupError naming what is missing.
+   */
+  setup(options: ProviderSetupOptions): Promise<ProviderFactory<TConfig>>;
 }
 
 export class ProviderError extends Error {

@@ -1,14 +1,31 @@
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import type { ProviderConfig, ScaleSetConfig } from '../config/types.js';
+import type { FleetConfig, ProviderConfig, ScaleSetConfig } from '../config/types.js';
 import type { Provider, ProviderFactory } from './provider.js';
 import { ProviderError } from './provider.js';
-import { createProviderRegistry, defaultFactories } from './registry.js';
+import { createProviderRegistry } from './registry.js';
+import type { FactorySource } from './registry.js';
+import { simProviderFactory } from './sim/index.js';
 import { processProviderSchema } from './process/schema.js';
 import { simProviderSchema } from './sim/schema.js';
 
 const context = { fleet: 'fleet', logger: pino({ level: 'silent' }) };
+
+/** A registry whose kinds are set up as `start` sets them up, for a fleet of these scale sets. */
+function registry(overrides?: Readonly<Record<string, FactorySource>>, scaleSets: ScaleSetConfig[] = []) {
+  return createProviderRegistry({
+    ...(overrides ? { overrides } : {}),
+    setup: {
+      fleet: { name: 'fleet', scaleSets } as unknown as FleetConfig,
+      env: { PATH: '/usr/bin:/bin' },
+      connection: {},
+      checkAccess: false,
+      logger: context.logger,
+      signal: AbortSignal.timeout(10_000),
+    },
+  });
+}
 
 function scaleSet(provider: ProviderConfig): ScaleSetConfig {
   return {
@@ -38,14 +55,14 @@ async function rejection(promise: Promise<unknown>): Promise<ProviderError> {
 
 describe('provider registry', () => {
   it('knows the built-in kinds and builds their providers from a scale set', async () => {
-    const registry = createProviderRegistry();
-    expect(registry.kinds).toEqual(['process', 'sim']);
-    const processProvider = await registry.providerFor(
+    const built = registry();
+    expect(built.kinds).toEqual(['ec2', 'kubernetes', 'process', 'sim']);
+    const processProvider = await built.providerFor(
       scaleSet({ kind: 'process', command: '/bin/true', workDir: '/tmp/rf-registry', stopGracePeriod: 1000 }),
       context,
     );
     expect(processProvider.kind).toBe('process');
-    const simProvider = await registry.providerFor(
+    const simProvider = await built.providerFor(
       scaleSet({ kind: 'sim', url: 'http://127.0.0.1:1' }),
       context,
     );
@@ -54,19 +71,20 @@ describe('provider registry', () => {
   });
 
   it('names the scale set and lists the known kinds for an unknown kind', async () => {
-    const registry = createProviderRegistry();
-    const error = await rejection(registry.providerFor(scaleSet({ kind: 'openstack' }), context));
+    const error = await rejection(registry().providerFor(scaleSet({ kind: 'openstack' }), context));
     expect(error.code).toBe('unknown-provider-kind');
     expect(error.retryable).toBe(false);
     expect(error.message).toBe(
-      'scale set linux-small: unknown provider kind "openstack"; known kinds: process, sim',
+      'scale set linux-small: unknown provider kind "openstack"; known kinds: ec2, kubernetes, process, sim',
     );
   });
 
   it("validates the provider block with the factory's schema and names each problem's path", async () => {
-    const registry = createProviderRegistry();
     const error = await rejection(
-      registry.providerFor(scaleSet({ kind: 'process', command: 5, workDir: '/tmp', bogus: true }), context),
+      registry().providerFor(
+        scaleSet({ kind: 'process', command: 5, workDir: '/tmp', bogus: true }),
+        context,
+      ),
     );
     expect(error.code).toBe('invalid-provider-config');
     expect(error.message).toMatch(/^scale set linux-small: invalid process provider block: /);
@@ -84,10 +102,7 @@ describe('provider registry', () => {
         return { kind: 'process' } as Provider;
       },
     };
-    await createProviderRegistry({ process: factory }).providerFor(
-      scaleSet({ kind: 'process', command: 'x' }),
-      context,
-    );
+    await registry({ process: factory }).providerFor(scaleSet({ kind: 'process', command: 'x' }), context);
     expect(seen).toEqual({
       kind: 'process',
       command: 'x',
@@ -99,7 +114,7 @@ describe('provider registry', () => {
   it('loads a factory on first use only, once, and hands the scale set to it', async () => {
     let loads = 0;
     const contexts: unknown[] = [];
-    const registry = createProviderRegistry({
+    const built = registry({
       fake: async () => {
         loads += 1;
         return {
@@ -113,8 +128,8 @@ describe('provider registry', () => {
       },
     });
     expect(loads).toBe(0);
-    await registry.providerFor(scaleSet({ kind: 'fake' }), context);
-    await registry.providerFor(scaleSet({ kind: 'fake', size: 3 }), context);
+    await built.providerFor(scaleSet({ kind: 'fake' }), context);
+    await built.providerFor(scaleSet({ kind: 'fake', size: 3 }), context);
     expect(loads).toBe(1);
     expect(contexts).toEqual([
       [{ kind: 'fake', size: 1 }, 'linux-small', 'fleet'],
@@ -123,14 +138,12 @@ describe('provider registry', () => {
   });
 
   it('refuses a factory registered under another kind than its own', async () => {
-    const sim = defaultFactories.sim;
-    const registry = createProviderRegistry({ process: typeof sim === 'function' ? sim : async () => sim! });
-    const error = await rejection(registry.factory('process'));
+    const error = await rejection(registry({ process: simProviderFactory }).factory('process'));
     expect(error.code).toBe('provider-kind-mismatch');
   });
 
   it('reports a sim block without a url as a configuration error', async () => {
-    const error = await rejection(createProviderRegistry().providerFor(scaleSet({ kind: 'sim' }), context));
+    const error = await rejection(registry().providerFor(scaleSet({ kind: 'sim' }), context));
     expect(error.code).toBe('invalid-provider-config');
   });
 

@@ -1,23 +1,33 @@
 /**
- * Provider kind -> factory. The composition root builds one registry and asks it for the provider of each scale set.
- * Factories are loaded on first use, so a fleet that runs only local processes never loads the AWS or Kubernetes
- * SDKs.
+ * Provider kind -> factory, for one controller. The kinds are the provider list (modules.ts); a kind's factory is set
+ * up on first use (its SDK loaded, its clients built, the controller's rights checked), so a fleet that runs only
+ * local processes never loads the AWS or Kubernetes SDKs. Tests and the demo may replace a kind's factory.
  */
 import type { ScaleSetConfig } from '../config/types.js';
-import type { Provider, ProviderContext, ProviderFactory } from './provider.js';
+import { providerModules } from './modules.js';
+import type {
+  Provider,
+  ProviderContext,
+  ProviderFactory,
+  ProviderModule,
+  ProviderSetupOptions,
+} from './provider.js';
 import { ProviderError } from './provider.js';
 
 /** A factory, or a function that loads one (a dynamic import). */
 export type FactorySource = ProviderFactory<unknown> | (() => Promise<ProviderFactory<unknown>>);
 
-/** Adding a provider is one line here (and its schema in schemas.ts). */
-export const defaultFactories: Readonly<Record<string, FactorySource>> = {
-  process: async () => (await import('./process/index.js')).processProviderFactory,
-  sim: async () => (await import('./sim/index.js')).simProviderFactory,
-};
-
 /** What providerFor needs besides the scale set itself. */
 export type ProviderBaseContext = Omit<ProviderContext, 'scaleSet'>;
+
+export interface ProviderRegistryOptions {
+  /** Default: every kind of modules.ts. */
+  readonly modules?: readonly ProviderModule<unknown>[];
+  /** Factories that replace a kind's setup (tests, the demo), or add a kind. */
+  readonly overrides?: Readonly<Record<string, FactorySource>>;
+  /** How modules set their factories up; each gets the fleet's scale sets of its kind. */
+  readonly setup: Omit<ProviderSetupOptions, 'scaleSets'>;
+}
 
 export interface ProviderRegistry {
   /** Known kinds, sorted. */
@@ -29,18 +39,27 @@ export interface ProviderRegistry {
    * `invalid-provider-config` naming each problem's path), then handed to the factory.
    */
   providerFor(scaleSet: ScaleSetConfig, context: ProviderBaseContext): Promise<Provider>;
+  /** Closes every factory set up so far. */
+  close(): Promise<void>;
 }
 
-export function createProviderRegistry(
-  factories: Readonly<Record<string, FactorySource>> = defaultFactories,
-): ProviderRegistry {
-  const sources = new Map(Object.entries(factories));
+export function createProviderRegistry(options: ProviderRegistryOptions): ProviderRegistry {
+  const modules = new Map<string, ProviderModule<unknown>>(
+    (options.modules ?? (providerModules as readonly ProviderModule<unknown>[])).map((m) => [m.kind, m]),
+  );
+  const overrides = new Map(Object.entries(options.overrides ?? {}));
+  const kinds = [...new Set([...modules.keys(), ...overrides.keys()])].sort();
   const loaded = new Map<string, Promise<ProviderFactory<unknown>>>();
-  const kinds = [...sources.keys()].sort();
 
   async function load(kind: string): Promise<ProviderFactory<unknown>> {
-    const source = sources.get(kind);
-    if (source === undefined) {
+    const override = overrides.get(kind);
+    const module = modules.get(kind);
+    let factory: ProviderFactory<unknown>;
+    if (override !== undefined) factory = typeof override === 'function' ? await override() : override;
+    else if (module !== undefined) {
+      const scaleSets = options.setup.fleet.scaleSets.filter((s) => s.provider.kind === kind);
+      factory = await module.setup({ ...options.setup, scaleSets });
+    } else {
       throw new ProviderError(
         `unknown provider kind ${JSON.stringify(kind)}; known kinds: ${kinds.join(', ')}`,
         {
@@ -49,7 +68,6 @@ export function createProviderRegistry(
         },
       );
     }
-    const factory = typeof source === 'function' ? await source() : source;
     if (factory.kind !== kind) {
       throw new ProviderError(`provider registered as ${kind} reports kind ${factory.kind}`, {
         code: 'provider-kind-mismatch',
@@ -63,7 +81,7 @@ export function createProviderRegistry(
     let promise = loaded.get(kind);
     if (promise === undefined) {
       promise = load(kind);
-      // A failed load (unknown kind, broken module) is not cached: the error stays visible on every call.
+      // A failed load (unknown kind, refused set-up) is not cached: the error stays visible on every call.
       promise.catch(() => loaded.delete(kind));
       loaded.set(kind, promise);
     }
@@ -99,5 +117,12 @@ export function createProviderRegistry(
     return chosen.create(parsed.data, { ...context, scaleSet });
   }
 
-  return { kinds, factory, providerFor };
+  async function close(): Promise<void> {
+    const factories = await Promise.allSettled(loaded.values());
+    await Promise.allSettled(
+      factories.flatMap((f) => (f.status === 'fulfilled' && f.value.close ? [f.value.close()] : [])),
+    );
+  }
+
+  return { kinds, factory, providerFor, close };
 }

@@ -18,7 +18,12 @@ describe('provider schemas', () => {
       '{ kind: kubernetes, namespace: ci, containerMode: dind, serviceAccount: { name: sa }, workVolume: {}, ' +
         'template: { spec: { containers: [{ name: runner }], tolerations: [{ operator: Exists }] } } }',
     ],
-    ['ec2', '{ kind: ec2, region: eu-west-1, launchTemplate: { id: lt-0abc, version: 4 }, spot: true }'],
+    [
+      'ec2',
+      '{ kind: ec2, region: eu-west-1, launchTemplate: { id: lt-0abc, version: 4 }, capacity: spot, ' +
+        'instanceTypes: [m7g.large, m6g.large], subnetIds: [subnet-0a, subnet-0b], ' +
+        'onDemandFailover: [InsufficientInstanceCapacity], ssm: { pathPrefix: /ci/runners }, tags: { team: ci } }',
+    ],
   ])('%s: a parsed block parses to itself', (kind, block) => {
     const text = [
       'github: { auth: { token: t } }',

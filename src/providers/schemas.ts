@@ -1,30 +1,25 @@
 /**
- * Provider kind -> zod schema of its `provider:` block. The fleet schema dispatches on `kind` through this map, so
- * adding a provider means adding its schema here (and its factory to the registry).
+ * The `provider:` block of a scale set: one of the kinds' schemas, selected by `kind`, derived from the provider list
+ * (modules.ts).
  */
 import { z } from 'zod';
-import { ec2ProviderSchema } from './ec2/schema.js';
-import { kubernetesProviderSchema } from './kubernetes/schema.js';
-import { processProviderSchema } from './process/schema.js';
-import { simProviderSchema } from './sim/schema.js';
+import { providerModules } from './modules.js';
 
-export const providerSchemas = {
-  process: processProviderSchema,
-  sim: simProviderSchema,
-  kubernetes: kubernetesProviderSchema,
-  ec2: ec2ProviderSchema,
-} as const;
+type Modules = typeof providerModules;
+type SchemaOf<M> = M extends { readonly schema: infer S } ? S : never;
+/** The schemas of a tuple of modules, as a tuple (a generic mapped type keeps the tuple's shape). */
+type SchemasOf<T extends readonly unknown[]> = { readonly [K in keyof T]: SchemaOf<T[K]> };
 
-export type ProviderKind = keyof typeof providerSchemas;
+const schemas = providerModules.map((m) => m.schema) as unknown as SchemasOf<Modules>;
 
-export const providerKinds = Object.keys(providerSchemas) as ProviderKind[];
+export const providerSchemas = Object.fromEntries(providerModules.map((m) => [m.kind, m.schema])) as {
+  readonly [M in Modules[number] as M['kind']]: SchemaOf<M>;
+};
 
-/** The `provider:` block of a scale set: one of the provider schemas, selected by `kind`. */
-export const providerSchema = z.discriminatedUnion('kind', [
-  providerSchemas.process,
-  providerSchemas.sim,
-  providerSchemas.kubernetes,
-  providerSchemas.ec2,
-]);
+export type ProviderKind = Modules[number]['kind'];
+
+export const providerKinds: readonly ProviderKind[] = providerModules.map((m) => m.kind);
+
+export const providerSchema = z.discriminatedUnion('kind', schemas);
 
 export type AnyProviderConfig = z.output<typeof providerSchema>;

@@ -188,7 +188,7 @@ export async function apiRoutes(app: FastifyInstance, options: ApiRouteOptions):
     Querystring: { scaleSet?: string; runner?: string; jobId?: string; afterId?: string; limit?: string };
   }>('/api/v1/events', { schema: { response: list('events', eventSchema) } }, async (request, reply) => {
     if (!readModel.events)
-      return reply.code(404).send({ error: 'not_found', message: 'events are not available' });
+      return reply.code(404).send({ error: 'not-found', message: 'events are not available' });
     const { scaleSet, runner, jobId, afterId, limit } = request.query;
     const job = positiveInteger(jobId, 'jobId');
     const after = positiveInteger(afterId, 'afterId');

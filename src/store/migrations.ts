@@ -87,7 +87,7 @@ export const MIGRATIONS: readonly Migration[] = [
 ];
 
 export class MigrationError extends Error {
-  readonly code = 'STORE_MIGRATION';
+  readonly code = 'store-migration';
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = 'MigrationError';

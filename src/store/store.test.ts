@@ -11,7 +11,7 @@ import { jobEvent } from './store.test-helpers.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
-const route = (labels: readonly string[]) =>
+const route = ({ labels }: { readonly labels: readonly string[] }) =>
   labels.map((l) => l.toLowerCase()).includes('linux') ? 'linux' : null;
 
 let dir: string;
@@ -151,7 +151,7 @@ describe('webhook sink', () => {
     // The second event cannot be written (NOT NULL action): the whole batch rolls back, the first one too.
     const bad = { ...jobEvent('x2', 'queued', 101), action: null } as unknown as ReturnType<typeof jobEvent>;
     expect(() => store.acceptWorkflowJobs([jobEvent('x1', 'queued', 100), bad])).toThrow(
-      expect.objectContaining({ code: 'STORE_WRITE' }),
+      expect.objectContaining({ code: 'store-write' }),
     );
     expect(store.job(100)).toBeNull();
     store.close();

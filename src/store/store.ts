@@ -11,9 +11,12 @@
  */
 import Database from 'better-sqlite3';
 import type { Database as Db, Statement, Transaction } from 'better-sqlite3';
-import type { JobInfo, WebhookSink, WorkflowJobEvent } from '../core/ports.js';
-import type { JobRecord, JobStatus, RunnerState } from '../core/types.js';
+import type { JobInfo, WorkflowJobEvent } from '../core/ports.js';
+import { applyJobEvent, applyJobStatus, markJobChecked, sameJob } from '../core/jobs.js';
+import type { JobRoute } from '../core/jobs.js';
+import type { JobStatus, RunnerState } from '../core/types.js';
 import type { BackoffState } from '../core/backoff.js';
+import type { FleetStore, ScaleSetBackoff } from '../core/store-port.js';
 import { Checkpointer } from './checkpointer.js';
 import { migrate } from './migrations.js';
 import {
@@ -23,19 +26,20 @@ import {
   type EventRow,
   type JobChange,
   type JobChangeSource,
+  type JobRecord,
   type NewEvent,
   type Retention,
   type RunnerChange,
   type RunnerJob,
-  type RunnerRow,
+  type RunnerRecord,
   type RunnerUpdate,
-} from './types.js';
+} from '../core/records.js';
 
 export interface StoreOptions {
   /** File path, or ':memory:' (tests only: nothing survives). */
   readonly path: string;
-  /** Label routing, applied when a job is first seen (core/labels.ts LabelRouter.route). */
-  readonly route: (labels: readonly string[]) => string | null;
+  /** Routing, applied when a job is first seen (core/labels.ts LabelRouter.route). */
+  readonly route: JobRoute;
   readonly now?: () => number;
   readonly synchronous?: 'normal' | 'full';
   readonly retention?: Partial<Retention>;
@@ -61,11 +65,6 @@ interface Accepted {
   readonly change: JobChange | null;
 }
 
-export interface ScaleSetBackoff extends BackoffState {
-  readonly lastFailure: string | null;
-  readonly lastFailureAt: number | null;
-}
-
 export class StoreError extends Error {
   readonly code: string;
   constructor(message: string, options: { code: string; cause?: unknown }) {
@@ -74,8 +73,6 @@ export class StoreError extends Error {
     this.code = options.code;
   }
 }
-
-const STATUS_RANK: Record<JobStatus, number> = { queued: 0, in_progress: 1, completed: 2 };
 
 interface JobSqlRow {
   id: number;
@@ -134,7 +131,7 @@ function jobFromRow(r: JobSqlRow): JobRecord {
   };
 }
 
-function runnerFromRow(r: RunnerSqlRow): RunnerRow {
+function runnerFromRow(r: RunnerSqlRow): RunnerRecord {
   return {
     name: r.name,
     scaleSet: r.scale_set,
@@ -148,55 +145,22 @@ function runnerFromRow(r: RunnerSqlRow): RunnerRow {
   };
 }
 
-/** Merges what an event or status check says into the job, never moving its status backwards. */
-function mergeJob(
-  existing: JobRecord,
-  update: {
-    status: JobStatus;
-    conclusion: string | null;
-    runnerName: string | null;
-    startedAt: number | null;
-    completedAt: number | null;
-  },
-): JobRecord {
-  const forward = STATUS_RANK[update.status] > STATUS_RANK[existing.status];
-  return {
-    ...existing,
-    status: forward ? update.status : existing.status,
-    conclusion: existing.conclusion ?? update.conclusion,
-    runnerName: existing.runnerName ?? update.runnerName,
-    startedAt: existing.startedAt ?? update.startedAt,
-    completedAt: existing.completedAt ?? update.completedAt,
-  };
-}
-
-function sameJob(a: JobRecord, b: JobRecord): boolean {
-  return (
-    a.status === b.status &&
-    a.conclusion === b.conclusion &&
-    a.runnerName === b.runnerName &&
-    a.startedAt === b.startedAt &&
-    a.completedAt === b.completedAt &&
-    a.scaleSet === b.scaleSet
-  );
-}
-
 /** SQLite's default: a checkpoint on the commit that takes the WAL past this many pages. */
 const DEFAULT_WAL_AUTOCHECKPOINT = 1000;
 
-export class Store implements WebhookSink {
+export class Store implements FleetStore {
   readonly path: string;
   readonly #db: Db;
   readonly #checkpointer: Checkpointer | null = null;
   #closed: Promise<void> | null = null;
   readonly #now: () => number;
-  readonly #route: (labels: readonly string[]) => string | null;
+  readonly #route: JobRoute;
   readonly #retention: Retention;
   readonly #listeners = new Set<(change: JobChange) => void>();
 
   // In-memory indexes, rebuilt from the file at open.
-  readonly #runners = new Map<string, RunnerRow>();
-  readonly #runnersBySet = new Map<string, Map<string, RunnerRow>>();
+  readonly #runners = new Map<string, RunnerRecord>();
+  readonly #runnersBySet = new Map<string, Map<string, RunnerRecord>>();
   readonly #openJobs = new Map<number, JobRecord>();
   readonly #openJobsBySet = new Map<string | null, Map<number, JobRecord>>();
   readonly #runnerJobs = new Map<string, RunnerJob & { order: number }>();
@@ -324,7 +288,7 @@ export class Store implements WebhookSink {
     try {
       db = new Database(options.path);
     } catch (cause) {
-      throw new StoreError(`cannot open store at ${options.path}`, { code: 'STORE_OPEN', cause });
+      throw new StoreError(`cannot open store at ${options.path}`, { code: 'store-open', cause });
     }
     try {
       db.pragma('journal_mode = WAL');
@@ -334,8 +298,8 @@ export class Store implements WebhookSink {
       return new Store(db, options);
     } catch (cause) {
       db.close();
-      if (cause instanceof Error && 'code' in cause && cause.code === 'STORE_MIGRATION') throw cause;
-      throw new StoreError(`cannot initialise store at ${options.path}`, { code: 'STORE_OPEN', cause });
+      if (cause instanceof Error && 'code' in cause && cause.code === 'store-migration') throw cause;
+      throw new StoreError(`cannot initialise store at ${options.path}`, { code: 'store-open', cause });
     }
   }
 
@@ -426,7 +390,7 @@ export class Store implements WebhookSink {
     try {
       outcomes = this.#acceptTx.immediate(events, now);
     } catch (cause) {
-      throw new StoreError(failure, { code: 'STORE_WRITE', cause });
+      throw new StoreError(failure, { code: 'store-write', cause });
     }
     // Committed: only now do the indexes and listeners learn of it, in the order of the events.
     for (let i = 0; i < outcomes.length; i++) {
@@ -447,38 +411,9 @@ export class Store implements WebhookSink {
     if (this.#stmt.insertDelivery.run(event.deliveryId, job.id, event.action, now).changes === 0) {
       return { duplicate: true, change: null };
     }
-    // `waiting` (environment approval): not yet runnable; its `queued` follows.
-    if (event.action === 'waiting') return { duplicate: false, change: null };
-    const status: JobStatus = event.action;
-    const update = {
-      status,
-      conclusion: job.conclusion,
-      runnerName: job.runnerName,
-      // GitHub's queued payload carries started_at = created_at; a job starts only when a runner takes it.
-      startedAt: status === 'queued' ? null : (job.startedAt ?? (status === 'in_progress' ? now : null)),
-      completedAt: status === 'completed' ? (job.completedAt ?? now) : null,
-    };
-    const change = this.#upsertJob(
-      job.id,
-      () => ({
-        id: job.id,
-        runId: job.runId,
-        owner: job.owner,
-        repo: job.repo,
-        labels: [...job.labels],
-        status,
-        conclusion: update.conclusion,
-        scaleSet: this.#route(job.labels),
-        runnerName: update.runnerName,
-        queuedAt: job.createdAt ?? now,
-        startedAt: update.startedAt,
-        completedAt: update.completedAt,
-        checkedAt: null,
-      }),
-      update,
-      'webhook',
-      now,
-    );
+    const existing = this.#readJob(job.id);
+    const next = applyJobEvent(existing, event, this.#route, now);
+    const change = next === null ? null : this.#writeJobChange(existing, next, 'webhook', null, now);
     // A later event of the same batch about this job must merge into this state, not into the cached one.
     if (change !== null) this.#pendingJobs?.set(job.id, change.job);
     return { duplicate: false, change };
@@ -490,24 +425,7 @@ export class Store implements WebhookSink {
     const change = this.#db.transaction((): JobChange | null => {
       const existing = this.#readJob(jobId);
       if (existing === null) return null;
-      let next: JobRecord;
-      if (info === null) {
-        next = {
-          ...existing,
-          status: 'completed',
-          conclusion: existing.conclusion ?? 'not_found',
-          completedAt: existing.completedAt ?? now,
-        };
-      } else {
-        next = mergeJob(existing, {
-          status: info.status,
-          conclusion: info.conclusion,
-          runnerName: info.runnerName,
-          startedAt: info.status === 'queued' ? null : now,
-          completedAt: info.status === 'completed' ? now : null,
-        });
-      }
-      next = { ...next, checkedAt: now };
+      const next = applyJobStatus(existing, info, now);
       this.#writeJob(next, now);
       if (!sameJob(existing, next)) {
         this.#event(
@@ -523,13 +441,23 @@ export class Store implements WebhookSink {
     return change.job;
   }
 
+  /** A status check that failed: stamps the check time, so the job waits its turn for the next check. */
+  markJobChecked(jobId: number): void {
+    const existing = this.#openJobs.get(jobId);
+    if (existing === undefined) return;
+    const next = markJobChecked(existing, this.#now());
+    this.#writeJob(next, this.#now());
+    this.#uncacheJob(existing);
+    this.#cacheJob(next);
+  }
+
   /** Routes open jobs again (after a configuration change). Returns how many changed scale set. */
   rerouteOpenJobs(): number {
     const now = this.#now();
     const changes: JobChange[] = [];
     this.#db.transaction(() => {
       for (const job of this.#openJobs.values()) {
-        const scaleSet = this.#route(job.labels);
+        const scaleSet = this.#route(job);
         if (scaleSet === job.scaleSet) continue;
         const next = { ...job, scaleSet };
         this.#writeJob(next, now);
@@ -583,16 +511,15 @@ export class Store implements WebhookSink {
     return row === undefined ? null : jobFromRow(row);
   }
 
-  #upsertJob(
-    id: number,
-    create: () => JobRecord,
-    update: Parameters<typeof mergeJob>[1],
+  /** Inside a transaction: writes a new or changed job and its event. */
+  #writeJobChange(
+    existing: JobRecord | null,
+    job: JobRecord,
     source: JobChangeSource,
+    reason: string | null,
     now: number,
-  ): JobChange | null {
-    const existing = this.#readJob(id);
+  ): JobChange {
     if (existing === null) {
-      const job = create();
       this.#stmt.insertJob.run(
         job.id,
         job.runId,
@@ -608,23 +535,13 @@ export class Store implements WebhookSink {
         job.completedAt ?? null,
         now,
       );
-      this.#event(
-        {
-          kind: 'job',
-          scaleSet: job.scaleSet,
-          jobId: id,
-          event: job.status,
-          reason: job.scaleSet === null ? 'unroutable' : null,
-        },
-        now,
-      );
-      return { job, previous: null, source };
-    }
-    const next = mergeJob(existing, update);
-    if (sameJob(existing, next)) return null;
-    this.#writeJob(next, now);
-    this.#event({ kind: 'job', scaleSet: next.scaleSet, jobId: id, event: next.status, reason: null }, now);
-    return { job: next, previous: existing, source };
+    } else this.#writeJob(job, now);
+    const unroutable = existing === null && job.scaleSet === null ? 'unroutable' : null;
+    this.#event(
+      { kind: 'job', scaleSet: job.scaleSet, jobId: job.id, event: job.status, reason: reason ?? unroutable },
+      now,
+    );
+    return { job, previous: existing, source };
   }
 
   #writeJob(job: JobRecord, now: number): void {
@@ -673,9 +590,9 @@ export class Store implements WebhookSink {
   // ---- runners -----------------------------------------------------------------------------------------------------
 
   /** Records intent: one `requested` row per runner, all in one transaction, before anything is called. */
-  insertRunners(runners: readonly { name: string; scaleSet: string }[], reason = 'planned'): RunnerRow[] {
+  insertRunners(runners: readonly { name: string; scaleSet: string }[], reason = 'planned'): RunnerRecord[] {
     const now = this.#now();
-    const rows = runners.map((r): RunnerRow => ({
+    const rows = runners.map((r): RunnerRecord => ({
       name: r.name,
       scaleSet: r.scaleSet,
       state: 'requested',
@@ -699,7 +616,7 @@ export class Store implements WebhookSink {
     return rows;
   }
 
-  runner(name: string): RunnerRow | null {
+  runner(name: string): RunnerRecord | null {
     const cached = this.#runners.get(name);
     if (cached !== undefined) return cached;
     const row = this.#db.prepare<[string], RunnerSqlRow>('SELECT * FROM runners WHERE name = ?').get(name);
@@ -707,12 +624,12 @@ export class Store implements WebhookSink {
   }
 
   /** Live runners (and those deleted within the retention), of one scale set or all. */
-  runners(scaleSet?: string): RunnerRow[] {
+  runners(scaleSet?: string): RunnerRecord[] {
     if (scaleSet === undefined) return [...this.#runners.values()];
     return [...(this.#runnersBySet.get(scaleSet)?.values() ?? [])];
   }
 
-  forEachRunner(scaleSet: string, fn: (runner: RunnerRow) => void): void {
+  forEachRunner(scaleSet: string, fn: (runner: RunnerRecord) => void): void {
     const m = this.#runnersBySet.get(scaleSet);
     if (m !== undefined) for (const r of m.values()) fn(r);
   }
@@ -723,13 +640,13 @@ export class Store implements WebhookSink {
     return j === undefined ? null : { id: j.id, status: j.status, at: j.at };
   }
 
-  /** Applies a change to a runner row; a new state writes an event. Throws STORE_NO_RUNNER for an unknown name. */
+  /** Applies a change to a runner row; a new state writes an event. Throws store-no-runner for an unknown name. */
   updateRunner(name: string, change: RunnerChange): RunnerUpdate {
     const now = this.#now();
     const before = this.runner(name);
-    if (before === null) throw new StoreError(`unknown runner ${name}`, { code: 'STORE_NO_RUNNER' });
+    if (before === null) throw new StoreError(`unknown runner ${name}`, { code: 'store-no-runner' });
     const stateChanged = change.state !== undefined && change.state !== before.state;
-    const after: RunnerRow = {
+    const after: RunnerRecord = {
       ...before,
       state: change.state ?? before.state,
       reason: change.reason !== undefined ? change.reason : before.reason,
@@ -781,14 +698,14 @@ export class Store implements WebhookSink {
     return { before, after };
   }
 
-  #cacheRunner(r: RunnerRow): void {
+  #cacheRunner(r: RunnerRecord): void {
     this.#runners.set(r.name, r);
     let m = this.#runnersBySet.get(r.scaleSet);
     if (m === undefined) this.#runnersBySet.set(r.scaleSet, (m = new Map()));
     m.set(r.name, r);
   }
 
-  #uncacheRunner(r: RunnerRow): void {
+  #uncacheRunner(r: RunnerRecord): void {
     this.#runners.delete(r.name);
     this.#runnersBySet.get(r.scaleSet)?.delete(r.name);
     this.#runnerJobs.delete(r.name);

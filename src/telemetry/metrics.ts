@@ -62,6 +62,12 @@ export const METRIC_DEFINITIONS = {
     help: 'Provider calls by provider kind, operation (create, delete, list) and result (ok, error).',
     labels: ['provider', 'op', 'result'],
   },
+  providerNotices: {
+    name: 'runner_fleet_provider_notices_total',
+    type: 'counter',
+    help: 'Notices from providers by provider kind, scale set and event (e.g. spot-fallback, spot-interruption).',
+    labels: ['provider', 'scale_set', 'event'],
+  },
   reconcileSeconds: {
     name: 'runner_fleet_reconcile_seconds',
     type: 'histogram',

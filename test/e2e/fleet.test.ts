@@ -12,8 +12,8 @@
  */
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { composeController } from '../../src/cli/compose.js';
-import type { Controller } from '../../src/cli/compose.js';
+import { composeController } from '../../src/app/compose.js';
+import type { Controller } from '../../src/app/compose.js';
 import { loadConfig } from '../../src/config/index.js';
 import { isRunnerOf } from '../../src/core/names.js';
 import type { E2eSimulator, FleetFiles, Leftovers } from './harness.js';
@@ -93,7 +93,7 @@ beforeAll(async () => {
   });
   const sampler = setInterval(() => {
     sampleWorld(sim, files, tracker);
-    sampleApi(tracker, controller.reconciler.scaleSets());
+    sampleApi(tracker, controller.readModel.scaleSets());
   }, 20);
   cleanup.unshift(async () => {
     clearInterval(sampler);

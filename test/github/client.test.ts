@@ -88,7 +88,7 @@ describe('GitHub client against the simulator', () => {
     it('reports an org the App is not installed on as installation_not_found', async () => {
       const t = clientFor(sim);
       const error = await caught(t.client.listRunners({ org: 'not-installed' }, 'x-'));
-      expect(error.code).toBe('installation_not_found');
+      expect(error.code).toBe('installation-not-found');
       expect(error.retryable).toBe(false);
     });
 
@@ -195,7 +195,7 @@ describe('GitHub client against the simulator', () => {
       const error = await caught(
         t.client.generateJitConfig(ORG, { name: 'fleet-x', runnerGroup: 'no-such-group', labels: ['linux'] }),
       );
-      expect(error).toMatchObject({ code: 'runner_group_not_found', retryable: false });
+      expect(error).toMatchObject({ code: 'runner-group-not-found', retryable: false });
     });
   });
 
@@ -319,7 +319,7 @@ describe('GitHub client against the simulator', () => {
       await sim.setFaults({ apiErrorRate: 1, apiErrorStatus: 429 });
       const error = await caught(t.client.listRunners(ORG, 'x-'));
       expect(error).toMatchObject({
-        code: 'rate_limited',
+        code: 'rate-limited',
         status: 429,
         retryable: true,
         retryAfterMs: 1000,
@@ -336,7 +336,7 @@ describe('GitHub client against the simulator', () => {
       const started = Date.now();
       const error = await caught(t.client.listRunners(ORG, 'x-'));
       expect(Date.now() - started).toBeLessThan(5_000);
-      expect(error).toMatchObject({ code: 'rate_limited', status: 403, retryable: true });
+      expect(error).toMatchObject({ code: 'rate-limited', status: 403, retryable: true });
       expect(error.retryAfterMs).toBeGreaterThan(60_000);
       expect(t.count(LIST_ORG, 403)).toBe(1);
       expect(t.client.rateLimitRemaining()).toBe(0);
@@ -347,7 +347,7 @@ describe('GitHub client against the simulator', () => {
       await t.client.listRunners(ORG, 'x-');
       await sim.setFaults({ apiErrorRate: 1, apiErrorStatus: 503 });
       const error = await caught(t.client.getRunner(ORG, 1));
-      expect(error).toMatchObject({ code: 'server_error', status: 503, retryable: true });
+      expect(error).toMatchObject({ code: 'server-error', status: 503, retryable: true });
       expect(t.count('GET /orgs/{org}/actions/runners/{runner_id}', 503)).toBe(3);
       await sim.setFaults({ apiErrorRate: 0.5, apiErrorStatus: 500 });
       rolls = [0];
@@ -441,7 +441,7 @@ describe('GitHub client against the simulator', () => {
       expect(text).toContain(`runner_fleet_github_api_calls_total{route="${ONE}",status="200"} 1`);
 
       await sim.setFaults({ apiErrorRate: 0 });
-      expect(await caught(t.client.getWebhookDelivery(987_654_321))).toMatchObject({ code: 'not_found' });
+      expect(await caught(t.client.getWebhookDelivery(987_654_321))).toMatchObject({ code: 'not-found' });
       const pat = clientFor(sim, { auth: 'pat' });
       expect(await caught(pat.client.getWebhookDelivery(listed!.id))).toMatchObject({ code: 'unauthorized' });
       expect(pat.calls).toEqual([]);

@@ -11,8 +11,8 @@ import { join } from 'node:path';
 import { CoordinationV1Api, CoreV1Api } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import { composeController } from '../../src/cli/compose.js';
-import { runWithLeaderElection } from '../../src/cli/leadership.js';
+import { composeController } from '../../src/app/compose.js';
+import { runWithLeaderElection } from '../../src/app/leadership.js';
 import { loadConfig } from '../../src/config/index.js';
 import type { Provider, ProviderFactory } from '../../src/providers/provider.js';
 import type { SimProviderConfig } from '../../src/providers/sim/index.js';
@@ -145,7 +145,7 @@ describe.skipIf(!requireCluster('leadership'))('start --leader-election: stop, t
       kubeConfig: identity.kubeConfig,
       election: { enabled: true, namespace, leaseName, identity: id },
       stop: stop.signal,
-      io: { stdout: new LogSink(), stderr, env: {} },
+      stderr,
     });
     return { controller, stop, run, logs, stderr };
   }

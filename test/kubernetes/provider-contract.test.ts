@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { describe } from 'vitest';
-import { runProviderContract } from '../../src/providers/contract-tests.js';
+import { runProviderContract } from '../support/provider-contract.js';
 import { createKubernetesProviderFactory } from '../../src/providers/kubernetes/index.js';
 import { kubernetesProviderSchema } from '../../src/providers/kubernetes/schema.js';
 import type { InstanceSpec } from '../../src/providers/provider.js';

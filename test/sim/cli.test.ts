@@ -189,6 +189,14 @@ describe('CLI usage errors', () => {
     expect(cli('simulate', '--webhook-url', 'not a url').status).toBe(2);
     expect(cli('emulate-runner').status).toBe(2);
     expect(cli('emulate-runner', '--url', 'http://127.0.0.1:1/o').status).toBe(2);
+    expect(cli('emulate-runner', '--config-only').stderr).toContain('--config-only needs --runner-root');
+    expect(cli('emulate-runner', '--config-only', '--runner-root', '/tmp').status).toBe(2);
+  });
+
+  it('exits 1 when run.sh (--runner-root) finds no settings from config.sh', () => {
+    const r = cli('emulate-runner', '--runner-root', '/nonexistent-runner-root');
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain('the runner is not configured: no .runner in /nonexistent-runner-root');
   });
 
   it('exits 1 on a malformed JIT config and 2 when the simulator cannot be reached', () => {

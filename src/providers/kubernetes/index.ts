@@ -315,7 +315,7 @@ class KubernetesPodProvider implements KubernetesProvider {
       throw new ProviderError(
         `pod ${namespace}/${spec.name} exists and is not a runner pod of fleet ${spec.fleet}`,
         {
-          code: 'name-taken',
+          code: 'name-conflict',
           retryable: false,
         },
       );

@@ -13,11 +13,11 @@ import {
   buildServiceAccount,
   HOOK_TEMPLATE_KEY,
   planScaleSet,
-  registrationFromPod,
   RUNNER_IMAGE,
   runnerPodSelector,
 } from './manifests.js';
 import { kubernetesProviderSchema } from './schema.js';
+import { registrationFromPod } from '../../sim/kube-bridge/runner-container.js';
 
 const JIT = 'eyJzZWNyZXQiOiJqaXQtY29uZmlnLXZhbHVlIn0=';
 const TOKEN = 'AABBCCDDEEFF-registration-token';
@@ -287,8 +287,8 @@ describe('secret and service account', () => {
   });
 });
 
-describe('registrationFromPod', () => {
-  it('reads the registration back the way the pod does, from env and the Secret', () => {
+describe('the pod as a kubelet reads it', () => {
+  it('gives the runner container its registration, from env and the Secret', () => {
     const p = plan({});
     for (const spec of [jitSpec, tokenSpec]) {
       const pod = buildRunnerPod(p, spec);

@@ -350,36 +350,3 @@ export function buildHooksRoleBinding(plan: ScaleSetPlan): V1RoleBinding {
 export function runnerPodSelector(fleet: string, scaleSet?: string): string {
   return `${LABEL_FLEET}=${fleet},${LABEL_RUNNER}${scaleSet === undefined ? '' : `,${LABEL_SCALE_SET}=${scaleSet}`}`;
 }
-
-/**
- * How the runner in `pod` registers, read the way the pod reads it: its env, with secretKeyRef values taken from
- * `secret`. For emulators that stand in for the real runner (the kwok bridge) and for tests.
- */
-export function registrationFromPod(pod: V1Pod, secret: V1Secret | undefined): Registration | undefined {
-  const runner = pod.spec?.containers.find((c) => c.name === RUNNER_CONTAINER);
-  if (!runner) return undefined;
-  const resolve = (name: string): string | undefined => {
-    const e = runner.env?.find((v) => v.name === name);
-    if (!e) return undefined;
-    if (e.value !== undefined) return e.value;
-    const ref = e.valueFrom?.secretKeyRef;
-    if (!ref || !secret || secret.metadata?.name !== ref.name) return undefined;
-    const data = secret.data?.[ref.key];
-    if (data !== undefined) return Buffer.from(data, 'base64').toString('utf8');
-    return secret.stringData?.[ref.key];
-  };
-  const jitConfig = resolve(ENV_JITCONFIG);
-  if (jitConfig !== undefined) return { mode: 'jit', jitConfig };
-  const token = resolve(ENV_TOKEN);
-  const url = resolve('ACTIONS_RUNNER_INPUT_URL');
-  if (token === undefined || url === undefined) return undefined;
-  const script = runner.command?.join(' ') ?? '';
-  return {
-    mode: 'token',
-    url,
-    token,
-    labels: (resolve('ACTIONS_RUNNER_INPUT_LABELS') ?? '').split(',').filter((l) => l !== ''),
-    runnerGroup: resolve('ACTIONS_RUNNER_INPUT_RUNNERGROUP') ?? 'Default',
-    ephemeral: script.includes('--ephemeral'),
-  };
-}

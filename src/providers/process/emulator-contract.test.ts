@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import type { ScaleSetConfig } from '../../config/types.js';
 import { startSimulator } from '../../sim/github/index.js';
-import { runProviderContract } from '../contract-tests.js';
+import { runProviderContract } from '../../../test/support/provider-contract.js';
 import type { ProviderContext } from '../provider.js';
 import { simSpecMaker } from '../sim/registrations.test-helpers.js';
 import { ProcessProvider } from './process-provider.js';

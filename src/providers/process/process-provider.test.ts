@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { ScaleSetConfig } from '../../config/types.js';
-import { runProviderContract } from '../contract-tests.js';
+import { runProviderContract } from '../../../test/support/provider-contract.js';
 import type { Instance, InstanceSpec, ProviderContext } from '../provider.js';
 import { ProviderError } from '../provider.js';
 import { FILES } from './instance-files.js';

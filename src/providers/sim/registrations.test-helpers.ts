@@ -5,7 +5,7 @@
  * registration was deleted before it started (exit 1), or one that waits for a job until it is deleted.
  */
 import { randomBytes } from 'node:crypto';
-import type { ContractSpecOptions } from '../contract-tests.js';
+import type { ContractSpecOptions } from '../../../test/support/provider-contract.js';
 import type { InstanceSpec } from '../provider.js';
 import type { Simulator } from '../../sim/github/index.js';
 

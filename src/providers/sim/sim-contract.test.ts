@@ -2,7 +2,7 @@
 import { pino } from 'pino';
 import type { ScaleSetConfig } from '../../config/types.js';
 import { startSimulator } from '../../sim/github/index.js';
-import { runProviderContract } from '../contract-tests.js';
+import { runProviderContract } from '../../../test/support/provider-contract.js';
 import type { ProviderContext } from '../provider.js';
 import { simSpecMaker } from './registrations.test-helpers.js';
 import { SimProvider } from './sim-provider.js';

@@ -117,7 +117,7 @@ export class Broker {
     if (!group)
       throw fail(
         404,
-        'runner_group_not_found',
+        'runner-group-not-found',
         `Could not find any self-hosted runner group named "${request.runnerGroup}".`,
       );
     if (grant.scope.kind === 'repo' && !group.isDefault) {
@@ -142,7 +142,7 @@ export class Broker {
     }
     const existing = this.#runners.registry.byName(scopeKey(grant.scope), request.name);
     if (existing) {
-      if (!request.replace) throw fail(409, 'runner_name_exists', 'A runner exists with the same name');
+      if (!request.replace) throw fail(409, 'runner-name-exists', 'A runner exists with the same name');
       this.#runners.remove(existing);
     }
     const runner = this.#runners.create({

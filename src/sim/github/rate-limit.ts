@@ -87,7 +87,7 @@ export class RateLimiter {
         {
           documentationUrl: DOCS.rateLimit,
           headers: { 'retry-after': String(this.secondsToReset(bucket)) },
-          code: 'rate_limited',
+          code: 'rate-limited',
         },
       );
     }
@@ -167,7 +167,7 @@ export function secondaryLimit(retryAfterSeconds: number): GitHubError {
     {
       documentationUrl: DOCS.secondaryRateLimit,
       headers: { 'retry-after': String(retryAfterSeconds) },
-      code: 'secondary_rate_limited',
+      code: 'secondary-rate-limited',
     },
   );
 }

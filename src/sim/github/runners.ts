@@ -65,7 +65,7 @@ export class RunnerService {
     const key = scopeKey(input.scope);
     if (this.registry.byName(key, input.name)) {
       throw new GitHubError(409, 'Already exists - A runner with the same name already exists.', {
-        code: 'runner_name_exists',
+        code: 'runner-name-exists',
       });
     }
     const now = this.#now();

@@ -20,19 +20,15 @@ import type { Logger } from 'pino';
 import { describeApiError, isNotFound, withSignal } from '../../kubernetes/api.js';
 import { LABEL_FLEET, LABEL_RUNNER } from '../../kubernetes/labels.js';
 import { PodInformer } from '../../kubernetes/pod-informer.js';
-import {
-  ENV_JITCONFIG,
-  ENV_TOKEN,
-  RUNNER_CONTAINER,
-  registrationFromPod,
-} from '../../providers/kubernetes/manifests.js';
-import type { Registration } from '../../providers/provider.js';
+import { registrationFromPod, registrationSecretName } from './runner-container.js';
+import type { InstanceRegistration } from '../runner/registration.js';
 import type { EmulatorOptions } from '../runner/index.js';
 import { emulatorRegistration, runEmulatedRunner } from '../runner/index.js';
 import { terminatedStatus } from './pod-status.js';
 import { sleepUnlessAborted } from '../../lib/async.js';
 
 export { terminatedStatus } from './pod-status.js';
+export { registrationSecretName } from './runner-container.js';
 
 export interface RunContext {
   readonly namespace: string;
@@ -42,7 +38,7 @@ export interface RunContext {
 }
 
 /** What runs in place of the runner container; resolves to its exit code. */
-export type RunnerFunction = (registration: Registration, context: RunContext) => Promise<number>;
+export type RunnerFunction = (registration: InstanceRegistration, context: RunContext) => Promise<number>;
 
 export interface KubeBridgeOptions {
   readonly kubeConfig: KubeConfig;
@@ -104,14 +100,6 @@ function project(pod: V1Pod): PodView {
     deleting: pod.metadata?.deletionTimestamp != null,
     uid: pod.metadata?.uid ?? '',
   };
-}
-
-/** The Secret the runner container's registration variables point at (secretKeyRef), if any. */
-export function registrationSecretName(pod: V1Pod): string | undefined {
-  const runner = pod.spec?.containers.find((c) => c.name === RUNNER_CONTAINER);
-  const ref = runner?.env?.find((e) => e.name === ENV_JITCONFIG || e.name === ENV_TOKEN)?.valueFrom
-    ?.secretKeyRef;
-  return ref?.name;
 }
 
 export async function startKubeBridge(options: KubeBridgeOptions): Promise<KubeBridge> {

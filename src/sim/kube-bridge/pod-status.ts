@@ -1,6 +1,6 @@
 /** The pod status a kubelet writes when a pod's containers have run to completion (restartPolicy Never). */
 import type { V1ContainerStatus, V1Pod, V1PodStatus } from '@kubernetes/client-node';
-import { RUNNER_CONTAINER } from '../../providers/kubernetes/manifests.js';
+import { runnerContainer } from './runner-container.js';
 
 /**
  * Every container terminated: the runner container with `exitCode`, the others (sidecars a kubelet stops once the
@@ -10,8 +10,9 @@ import { RUNNER_CONTAINER } from '../../providers/kubernetes/manifests.js';
 export function terminatedStatus(pod: V1Pod, exitCode: number, at: Date): V1PodStatus {
   const finishedAt = at;
   const startedAt = pod.status?.startTime ? new Date(pod.status.startTime) : at;
+  const runner = runnerContainer(pod)?.name;
   const containerStatuses: V1ContainerStatus[] = (pod.spec?.containers ?? []).map((c) => {
-    const code = c.name === RUNNER_CONTAINER ? exitCode : 0;
+    const code = c.name === runner ? exitCode : 0;
     return {
       name: c.name,
       image: c.image ?? '',

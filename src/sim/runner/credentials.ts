@@ -29,6 +29,21 @@ export function privateKeyFromParams(params: RsaParamsFile): KeyObject {
   });
 }
 
+/** The private key in `.credentials_rsaparams` form (RSAParameters, standard base64), as config.sh writes it. */
+export function rsaParamsOf(key: KeyObject): RsaParamsFile {
+  const jwk = key.export({ format: 'jwk' });
+  return {
+    d: std64(jwk.d),
+    dp: std64(jwk.dp),
+    dq: std64(jwk.dq),
+    exponent: std64(jwk.e),
+    inverseQ: std64(jwk.qi),
+    modulus: std64(jwk.n),
+    p: std64(jwk.p),
+    q: std64(jwk.q),
+  };
+}
+
 /** A fresh key for a runner configured in token mode, with its public half in RSAParameters form. */
 export async function newRunnerKey(): Promise<{ privateKey: KeyObject; modulus: string; exponent: string }> {
   const { privateKey, publicKey } = await generateKeyPairAsync('rsa', { modulusLength: 2048 });

@@ -7,20 +7,44 @@
  * Stopping: aborting `signal` stops it like SIGINT/SIGTERM (the session is deleted; a running job is reported as
  * failed). An abort whose reason is the string 'SIGKILL' makes it vanish without another call, like a killed
  * process: the broker then takes the runner offline and fails its job after the timeout.
+ *
+ * Job hooks: like actions/runner with ACTIONS_RUNNER_HOOK_JOB_STARTED / _COMPLETED, it runs `bash -e <script>` before
+ * and after each job it takes (hooks.ts), renewing the job meanwhile. A failing started hook fails the job without
+ * running it; a failing completed hook fails the job.
  */
 import type { KeyObject } from 'node:crypto';
-import { clientAssertion, newRunnerKey, privateKeyFromParams } from './credentials.js';
+import { clientAssertion, newRunnerKey, privateKeyFromParams, rsaParamsOf } from './credentials.js';
+import type { RunnerConfigFiles } from './config-files.js';
 import { ExitCode } from './exit-codes.js';
+import { runJobHook } from './hooks.js';
+import type { JobHooks } from './hooks.js';
 import { HttpTransport } from './http-transport.js';
 import { decodeJitConfig } from './jit-config.js';
+import type { DecodedJitConfig } from './jit-config.js';
 import type { BrokerTransport, JobMessage, SessionReply } from './protocol.js';
 import { BrokerCallError } from './protocol.js';
 import { sleepUnlessAborted } from '../../lib/async.js';
 
 export const EMULATOR_VERSION = '2.330.0';
 
+/** Token mode: what config.sh takes. */
+export interface TokenRegistration {
+  /** Web URL of the scope: <server>/ORG, <server>/OWNER/REPO or <server>/enterprises/ENT. */
+  readonly url: string;
+  /** Registration token. Secret. */
+  readonly token: string;
+  readonly name: string;
+  readonly labels?: readonly string[];
+  readonly runnerGroup?: string;
+  readonly ephemeral?: boolean;
+  readonly noDefaultLabels?: boolean;
+  readonly replace?: boolean;
+}
+
 export type EmulatorRegistration =
   | { readonly jitConfig: string }
+  /** The settings config.sh wrote (`.runner`, `.credentials`, `.credentials_rsaparams`): run.sh after config.sh. */
+  | { readonly configured: DecodedJitConfig }
   | {
       /** Web URL of the scope: <server>/ORG, <server>/OWNER/REPO or <server>/enterprises/ENT. */
       readonly url: string;
@@ -52,6 +76,33 @@ export interface EmulatorOptions {
   readonly now?: () => number;
   /** How long unreachable or failing broker calls are retried before exiting 2. Default 60 s. */
   readonly retryBudgetMs?: number;
+  /** Scripts run before and after each job, as ACTIONS_RUNNER_HOOK_JOB_STARTED / _COMPLETED make actions/runner do. */
+  readonly hooks?: JobHooks;
+}
+
+/** What `configureEmulatedRunner` (config.sh) did: exit code, and the runner's settings files when it succeeded. */
+export interface ConfigureResult {
+  readonly exitCode: number;
+  /** Contains the runner's private key: write it where only the runner can read it. */
+  readonly files?: RunnerConfigFiles;
+}
+
+/**
+ * config.sh alone: trades the registration token for a runner registration with a key of its own and returns the
+ * files the real config.sh writes, from which a later run (`{ configured }`) starts, any number of times.
+ */
+export async function configureEmulatedRunner(
+  registration: TokenRegistration,
+  options: EmulatorOptions = {},
+): Promise<ConfigureResult> {
+  const runner = new EmulatedRunner(registration, options);
+  try {
+    return { exitCode: ExitCode.Success, files: await runner.configureOnly() };
+  } catch (error) {
+    if (error instanceof Stop) return { exitCode: error.exitCode };
+    options.log?.(`Configuration failed: ${error instanceof Error ? error.message : String(error)}`);
+    return { exitCode: ExitCode.TerminatedError };
+  }
 }
 
 class Stop extends Error {
@@ -83,6 +134,9 @@ export async function runEmulatedRunner(
 interface Identity {
   runnerId: number;
   runnerName: string;
+  poolId: number;
+  poolName: string;
+  gitHubUrl: string;
   serverUrl: string;
   ephemeral: boolean;
   clientId: string;
@@ -99,6 +153,7 @@ class EmulatedRunner {
   readonly #onEvent: (event: EmulatorEvent) => void;
   readonly #now: () => number;
   readonly #retryBudgetMs: number;
+  readonly #hooks: JobHooks;
   #accessToken = '';
   #session: SessionReply | null = null;
 
@@ -110,6 +165,7 @@ class EmulatedRunner {
     this.#onEvent = options.onEvent ?? (() => undefined);
     this.#now = options.now ?? Date.now;
     this.#retryBudgetMs = options.retryBudgetMs ?? 60_000;
+    this.#hooks = options.hooks ?? {};
   }
 
   get #killed(): boolean {
@@ -122,7 +178,9 @@ class EmulatedRunner {
       identity =
         'jitConfig' in this.#registration
           ? this.#fromJitConfig(this.#registration.jitConfig)
-          : await this.#configure();
+          : 'configured' in this.#registration
+            ? this.#fromSettings(this.#registration.configured, 'token')
+            : await this.#configure();
       if (this.#signal.aborted) throw new Aborted();
       await this.#authenticate(identity);
       await this.#openSession(identity);
@@ -151,36 +209,72 @@ class EmulatedRunner {
     return this.#stop(identity);
   }
 
+  /** config.sh's part, without running: the settings files of the new registration. */
+  async configureOnly(): Promise<RunnerConfigFiles> {
+    const identity = await this.#configure();
+    return {
+      runner: {
+        agentId: identity.runnerId,
+        agentName: identity.runnerName,
+        poolId: identity.poolId,
+        poolName: identity.poolName,
+        serverUrl: identity.serverUrl,
+        gitHubUrl: identity.gitHubUrl,
+        workFolder: '_work',
+        ephemeral: identity.ephemeral,
+      },
+      credentials: {
+        scheme: 'OAuth',
+        data: { clientId: identity.clientId, authorizationUrl: identity.authorizationUrl },
+      },
+      rsaParams: rsaParamsOf(identity.key),
+    };
+  }
+
   #fromJitConfig(encoded: string): Identity {
     let decoded;
-    let key: KeyObject;
     try {
       decoded = decodeJitConfig(encoded);
-      key = privateKeyFromParams(decoded.rsaParams);
     } catch (error) {
       this.#log(
         `The JIT configuration is invalid: ${error instanceof Error ? error.message : String(error)}`,
       );
       throw new Stop(ExitCode.TerminatedError);
     }
+    return this.#fromSettings(decoded, 'jit');
+  }
+
+  #fromSettings(decoded: DecodedJitConfig, mode: 'jit' | 'token'): Identity {
+    let key: KeyObject;
+    try {
+      key = privateKeyFromParams(decoded.rsaParams);
+    } catch (error) {
+      this.#log(`The runner's key is invalid: ${error instanceof Error ? error.message : String(error)}`);
+      throw new Stop(ExitCode.TerminatedError);
+    }
     this.#log(
-      `Runner ${decoded.settings.agentName} (id ${decoded.settings.agentId}) starting from a JIT configuration`,
+      mode === 'jit'
+        ? `Runner ${decoded.settings.agentName} (id ${decoded.settings.agentId}) starting from a JIT configuration`
+        : `Runner ${decoded.settings.agentName} (id ${decoded.settings.agentId}) starting from its settings`,
     );
     return {
       runnerId: decoded.settings.agentId,
       runnerName: decoded.settings.agentName,
+      poolId: decoded.settings.poolId,
+      poolName: decoded.settings.poolName,
+      gitHubUrl: decoded.settings.gitHubUrl,
       serverUrl: decoded.settings.serverUrl,
       ephemeral: decoded.settings.ephemeral,
       clientId: decoded.credentials.clientId,
       authorizationUrl: decoded.credentials.authorizationUrl,
       key,
-      mode: 'jit',
+      mode,
     };
   }
 
   /** config.sh: trade the registration token for a runner registration with our own key. */
   async #configure(): Promise<Identity> {
-    const reg = this.#registration as Exclude<EmulatorRegistration, { jitConfig: string }>;
+    const reg = this.#registration as TokenRegistration;
     let web: URL;
     try {
       web = new URL(reg.url);
@@ -217,6 +311,9 @@ class EmulatedRunner {
     return {
       runnerId: agent.agentId,
       runnerName: agent.agentName,
+      poolId: agent.poolId,
+      poolName: agent.poolName,
+      gitHubUrl: agent.gitHubUrl,
       serverUrl: agent.serverUrl,
       ephemeral: agent.ephemeral,
       clientId: agent.clientId,
@@ -281,15 +378,109 @@ class EmulatedRunner {
     }
   }
 
-  async #runJob(identity: Identity, message: JobMessage): Promise<'success' | 'failure' | 'cancelled'> {
+  async #runJob(identity: Identity, message: JobMessage): Promise<Conclusion> {
     this.#log(`Running job: ${message.jobName}`);
     this.#onEvent({ type: 'job-started', jobId: message.jobId });
+    let conclusion: Conclusion | 'aborted';
+    const started = await this.#hook('started', identity, message);
+    if (started === 'ok') conclusion = await this.#runSteps(identity, message);
+    else if (started === 'failed') conclusion = 'failure';
+    else return started === 'cancelled' ? 'cancelled' : 'failure';
+    if (conclusion === 'aborted') return 'failure';
+    const completed = await this.#hook('completed', identity, message);
+    if (completed === 'aborted') return 'failure';
+    if (completed === 'cancelled') return 'cancelled';
+    return completed === 'failed' && conclusion === 'success' ? 'failure' : conclusion;
+  }
+
+  /**
+   * Runs a job hook, if one is set, renewing the job while it runs (the broker would take a silent runner offline).
+   * 'failed' is a non-zero exit; 'cancelled' the job ended on the server; 'aborted' the runner is stopping.
+   */
+  async #hook(
+    which: 'started' | 'completed',
+    identity: Identity,
+    message: JobMessage,
+  ): Promise<'ok' | 'failed' | 'cancelled' | 'aborted'> {
+    const script = which === 'started' ? this.#hooks.jobStarted : this.#hooks.jobCompleted;
+    if (script === undefined || script === '') return 'ok';
+    if (this.#signal.aborted) return 'aborted';
+    const env: Record<string, string | undefined> = {
+      ...this.#hooks.env,
+      CI: 'true',
+      GITHUB_ACTIONS: 'true',
+      GITHUB_JOB: message.jobName,
+      GITHUB_RUN_ID: String(message.runId),
+      GITHUB_REPOSITORY: `${message.owner}/${message.repo}`,
+      GITHUB_REPOSITORY_OWNER: message.owner,
+      RUNNER_NAME: identity.runnerName,
+    };
+    this.#log(`Running the job ${which} hook: ${script}`);
+    const stop = new AbortController();
+    const abort = () => stop.abort();
+    this.#signal.addEventListener('abort', abort, { once: true });
+    let code: number | undefined;
+    const exited = runJobHook(script, {
+      env,
+      signal: stop.signal,
+      log: (line) => this.#log(`[job ${which} hook] ${line}`),
+    }).then((c) => {
+      code = c;
+    });
+    try {
+      const session = this.#session!;
+      while (code === undefined) {
+        const renewal = this.#call('renew job', () =>
+          this.#transport.renewJob(
+            identity.serverUrl,
+            this.#accessToken,
+            message.jobId,
+            session.renewIntervalMs,
+            this.#signal,
+          ),
+        );
+        const first = await Promise.race([exited.then(() => 'exited' as const), renewal]).catch((error) => {
+          if (error instanceof Aborted) return 'aborted' as const;
+          throw error;
+        });
+        if (first === 'exited') {
+          // The renewal in flight ends by itself within the renew interval; nothing waits for it.
+          renewal.catch(() => undefined);
+          break;
+        }
+        if (first === 'aborted' || this.#signal.aborted) {
+          stop.abort();
+          await exited;
+          return 'aborted';
+        }
+        if (first.cancelled) {
+          this.#log(`The job ended while its ${which} hook ran`);
+          stop.abort();
+          await exited;
+          return 'cancelled';
+        }
+      }
+    } finally {
+      this.#signal.removeEventListener('abort', abort);
+    }
+    if (this.#signal.aborted) return 'aborted';
+    if (code === 0) return 'ok';
+    this.#log(
+      which === 'started'
+        ? `The job started hook failed with exit code ${code}: the job does not run`
+        : `The job completed hook failed with exit code ${code}: the job fails`,
+    );
+    return 'failed';
+  }
+
+  /** The job itself: it "runs" for its duration, renewing its lock, unless it is cancelled or the runner stops. */
+  async #runSteps(identity: Identity, message: JobMessage): Promise<Conclusion | 'aborted'> {
     const end = this.#now() + message.durationMs;
     const session = this.#session!;
     for (;;) {
       if (this.#signal.aborted) {
         if (!this.#killed) this.#log('The runner has received a shutdown signal.');
-        return 'failure';
+        return 'aborted';
       }
       const remaining = end - this.#now();
       if (remaining <= 0) return message.outcome;
@@ -312,7 +503,7 @@ class EmulatedRunner {
     }
   }
 
-  async #complete(identity: Identity, message: JobMessage, conclusion: 'success' | 'failure' | 'cancelled') {
+  async #complete(identity: Identity, message: JobMessage, conclusion: Conclusion) {
     try {
       const reply = await this.#call('complete job', () =>
         this.#transport.completeJob(identity.serverUrl, this.#accessToken, message.jobId, conclusion),
@@ -377,5 +568,7 @@ class EmulatedRunner {
     return sleepUnlessAborted(ms, this.#signal);
   }
 }
+
+type Conclusion = 'success' | 'failure' | 'cancelled';
 
 const RESULT_WORDS = { success: 'Succeeded', failure: 'Failed', cancelled: 'Canceled' } as const;

@@ -2,8 +2,18 @@
  * The runner emulator: an actions/runner stand-in for the simulator. Usable in-process (`runEmulatedRunner`) and
  * as the `runner-fleet emulate-runner` command.
  */
-export { runEmulatedRunner, EMULATOR_VERSION } from './emulator.js';
-export type { EmulatorEvent, EmulatorOptions, EmulatorRegistration } from './emulator.js';
+export { configureEmulatedRunner, runEmulatedRunner, EMULATOR_VERSION } from './emulator.js';
+export type {
+  ConfigureResult,
+  EmulatorEvent,
+  EmulatorOptions,
+  EmulatorRegistration,
+  TokenRegistration,
+} from './emulator.js';
+export { readRunnerConfig, writeRunnerConfig } from './config-files.js';
+export type { RunnerConfigFiles } from './config-files.js';
+export { runJobHook } from './hooks.js';
+export type { JobHooks } from './hooks.js';
 export { ExitCode } from './exit-codes.js';
 export type { ExitCodeValue } from './exit-codes.js';
 export { decodeJitConfig, JitConfigError } from './jit-config.js';

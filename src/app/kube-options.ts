@@ -5,38 +5,12 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
 import type { FleetConfig } from '../config/types.js';
+export { KubeOptionsError, loadKubeConfig } from '../kubernetes/kubeconfig.js';
 import { leaseNameFor } from '../kubernetes/rbac-rules.js';
 
 const IN_CLUSTER_NAMESPACE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
-
-export class KubeOptionsError extends Error {
-  readonly code = 'KUBECONFIG_INVALID';
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'KubeOptionsError';
-  }
-}
-
-/**
- * `--kubeconfig F` when given; otherwise $KUBECONFIG, ~/.kube/config or, inside a pod, its ServiceAccount
- * (client-node's loadFromDefault).
- */
-export function loadKubeConfig(file: string | undefined): KubeConfig {
-  const kubeConfig = new KubeConfig();
-  try {
-    if (file !== undefined) kubeConfig.loadFromFile(file);
-    else kubeConfig.loadFromDefault();
-  } catch (error) {
-    // The parser's message may quote the file; the file holds credentials, so only its name is shown.
-    throw new KubeOptionsError(`cannot load the kubeconfig ${file ?? '(default)'}`, { cause: error });
-  }
-  if (kubeConfig.getCurrentCluster() === null) {
-    throw new KubeOptionsError(`the kubeconfig ${file ?? '(default)'} names no current cluster`);
-  }
-  return kubeConfig;
-}
 
 /**
  * The controller's own namespace (where its leader-election Lease lives): an explicit value, else $POD_NAMESPACE

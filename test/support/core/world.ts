@@ -11,20 +11,20 @@
  */
 import path from 'node:path';
 import pino from 'pino';
-import type { FleetConfig, ScaleSetConfig } from '../config/types.js';
-import type { GitHubPort, JobInfo, JitConfigResult, RegistrationToken } from './ports.js';
-import type { GitHubRunner } from './types.js';
-import { ProviderError } from '../providers/provider.js';
-import type { Instance, InstanceState, Provider, Registration } from '../providers/provider.js';
-import { Store } from '../store/store.js';
-import { LabelRouter, IMPLICIT_LABEL, normalizeLabels } from './labels.js';
-import { Observations } from './observations.js';
-import { Executor } from './executor.js';
-import { buildSnapshot } from './snapshot.js';
-import { planScaleSet, isTerminal } from './planner.js';
-import { scaleSetOf, seededRandom } from './names.js';
-import type { Action } from './plan-types.js';
-import { fleetConfig } from './planner.test-helpers.js';
+import type { FleetConfig, ScaleSetConfig } from '../../../src/config/types.js';
+import type { GitHubPort, JobInfo, JitConfigResult, RegistrationToken } from '../../../src/core/ports.js';
+import type { GitHubRunner } from '../../../src/core/types.js';
+import { ProviderError } from '../../../src/providers/provider.js';
+import type { Instance, InstanceState, Provider, Registration } from '../../../src/providers/provider.js';
+import { Store } from '../../../src/store/store.js';
+import { LabelRouter, IMPLICIT_LABEL, normalizeLabels } from '../../../src/core/labels.js';
+import { Observations } from '../../../src/core/observations.js';
+import { Executor } from '../../../src/core/executor.js';
+import { buildSnapshot } from '../../../src/core/snapshot.js';
+import { planScaleSet, isTerminal } from '../../../src/core/planner.js';
+import { scaleSetOf, seededRandom } from '../../../src/core/names.js';
+import type { Action } from '../../../src/core/plan-types.js';
+import { fleetConfig } from './planner.js';
 
 export const JOB_LABELS: readonly (readonly string[])[] = [
   ['linux'],
@@ -164,7 +164,7 @@ export class World {
   }
 
   #openStore(): Store {
-    return Store.open({ path: this.file, route: (l) => this.#router.route(l), now: () => this.now });
+    return Store.open({ path: this.file, route: (job) => this.#router.route(job), now: () => this.now });
   }
 
   #newExecutor(): Executor {
@@ -469,7 +469,7 @@ export class World {
       labels: l,
       status: 'queued',
       runner: null,
-      routable: this.#router.route(l) !== null,
+      routable: this.#router.route({ labels: l, owner: 'octo-org', repo: 'app' }) !== null,
     });
     this.#pushWebhook('queued', id, copies, newId);
   }

@@ -6,8 +6,8 @@
  */
 import { inspect } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { Instance, InstanceSelector, InstanceSpec, Provider } from './provider.js';
-import { ProviderError } from './provider.js';
+import type { Instance, InstanceSelector, InstanceSpec, Provider } from '../../src/providers/provider.js';
+import { ProviderError } from '../../src/providers/provider.js';
 
 /** hold: the runner keeps running until deleted; success: it exits 0 soon; failure: it exits non-zero soon. */
 export type ContractOutcome = 'hold' | 'success' | 'failure';

@@ -7,13 +7,13 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import { CoreV1Api } from '@kubernetes/client-node';
 import { describeApiError, isConflict, isNotFound } from '../kubernetes/api.js';
-import { builtInScaleSets, readUserFleet } from '../demo/fleet.js';
+import { builtInScaleSets, readUserFleet } from './fleet.js';
 import { checkControllerRightsForFleet } from '../providers/kubernetes/doctor.js';
 import type { KubernetesProviderFactory } from '../providers/kubernetes/index.js';
 import { createKubernetesProviderFactory } from '../providers/kubernetes/index.js';
 import { startKubeBridge } from '../sim/kube-bridge/index.js';
 import type { FleetConfig } from '../config/types.js';
-import { loadKubeConfig } from './kube-options.js';
+import { loadKubeConfig } from '../kubernetes/kubeconfig.js';
 
 export interface DemoKubernetes {
   readonly factory: KubernetesProviderFactory;
@@ -23,7 +23,7 @@ export interface DemoKubernetes {
 }
 
 export class DemoKubernetesError extends Error {
-  readonly code = 'DEMO_KUBERNETES';
+  readonly code = 'demo-kubernetes';
 }
 
 async function ensureNamespace(kubeConfig: KubeConfig, name: string): Promise<void> {

@@ -7,7 +7,6 @@
  */
 import type { KubeConfig } from '@kubernetes/client-node';
 import { LeaderElector } from '../kubernetes/leader-election.js';
-import type { CommandIo } from './command.js';
 import type { Controller } from './compose.js';
 import type { LeaderElectionSettings } from './kube-options.js';
 import { catchUpAsLeader } from './takeover-catch-up.js';
@@ -18,7 +17,8 @@ export interface LeadershipOptions {
   readonly election: LeaderElectionSettings;
   /** SIGINT/SIGTERM: stop acting, then release the Lease. */
   readonly stop: AbortSignal;
-  readonly io: CommandIo;
+  /** Where the reason of a failure goes (the command's stderr). */
+  readonly stderr: NodeJS.WritableStream;
 }
 
 function aborted(signal: AbortSignal): Promise<void> {
@@ -30,7 +30,7 @@ function aborted(signal: AbortSignal): Promise<void> {
 
 /** Runs until stopped (exit 0) or until leadership is lost or acting fails (exit 1). */
 export async function runWithLeaderElection(options: LeadershipOptions): Promise<number> {
-  const { controller, election, io } = options;
+  const { controller, election, stderr } = options;
   const log = controller.logger.child({ component: 'leader-election' });
   // Ends the campaign: on SIGINT/SIGTERM, or when the leader cannot act.
   const end = new AbortController();
@@ -72,7 +72,7 @@ export async function runWithLeaderElection(options: LeadershipOptions): Promise
   }
   await controller.stop();
   if (failure !== undefined) {
-    io.stderr.write(`runner-fleet start: ${failure.message}\n`);
+    stderr.write(`runner-fleet start: ${failure.message}\n`);
     return 1;
   }
   if (options.stop.aborted) {
@@ -80,6 +80,6 @@ export async function runWithLeaderElection(options: LeadershipOptions): Promise
     return 0;
   }
   log.error('leadership lost: exiting so that a fresh replica takes this one’s place');
-  io.stderr.write('runner-fleet start: leadership lost\n');
+  stderr.write('runner-fleet start: leadership lost\n');
   return 1;
 }

@@ -1,7 +1,27 @@
-/** Row types of the store. No secret is ever stored: not a JIT config, not a token. */
-import type { JobRecord, JobStatus, RunnerState } from '../core/types.js';
+/** The records core keeps through its store port: runners, job changes, events, retention. No secret is ever stored: not a JIT config, not a token. */
+import type { JobStatus, RunnerState } from './types.js';
 
-export interface RunnerRow {
+/** What the controller knows of a workflow job. */
+export interface JobRecord {
+  readonly id: number;
+  readonly runId: number;
+  readonly owner: string;
+  readonly repo: string;
+  readonly labels: readonly string[];
+  readonly status: JobStatus;
+  readonly conclusion?: string | null;
+  /** Scale set the job routes to, or null when no scale set serves its labels (unroutable). */
+  readonly scaleSet: string | null;
+  readonly runnerName?: string | null;
+  /** ms epoch */
+  readonly queuedAt: number;
+  readonly startedAt?: number | null;
+  readonly completedAt?: number | null;
+  /** ms epoch of the last status check against GitHub (repairs missed webhooks). */
+  readonly checkedAt?: number | null;
+}
+
+export interface RunnerRecord {
   readonly name: string;
   readonly scaleSet: string;
   readonly state: RunnerState;
@@ -24,8 +44,8 @@ export interface RunnerChange {
 }
 
 export interface RunnerUpdate {
-  readonly before: RunnerRow;
-  readonly after: RunnerRow;
+  readonly before: RunnerRecord;
+  readonly after: RunnerRecord;
 }
 
 /** The latest job GitHub reported on a runner. */

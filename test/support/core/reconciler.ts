@@ -10,16 +10,21 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
-import type { FleetConfig, ScaleSetConfig } from '../config/types.js';
-import { createGitHubClient, parseWorkflowJobEvent, verifyWebhookSignature } from '../github/index.js';
-import type { GitHubClient } from '../github/index.js';
-import { SimProvider } from '../providers/sim/index.js';
-import type { Provider } from '../providers/provider.js';
-import { startSimulator, type Simulator } from '../sim/github/index.js';
-import { Store } from '../store/store.js';
-import type { WorkflowJobEvent } from './ports.js';
-import { LabelRouter } from './labels.js';
-import { Reconciler, type ReconcilerOptions } from './reconciler.js';
+import type { FleetConfig, ScaleSetConfig } from '../../../src/config/types.js';
+import {
+  createGitHubClient,
+  parseWorkflowJobEvent,
+  verifyWebhookSignature,
+} from '../../../src/github/index.js';
+import type { GitHubClient } from '../../../src/github/index.js';
+import { SimProvider } from '../../../src/providers/sim/index.js';
+import type { Provider } from '../../../src/providers/provider.js';
+import { startSimulator, type Simulator } from '../../../src/sim/github/index.js';
+import { Store } from '../../../src/store/store.js';
+import type { WorkflowJobEvent } from '../../../src/core/ports.js';
+import { LabelRouter } from '../../../src/core/labels.js';
+import { FleetReadModel } from '../../../src/core/read-models.js';
+import { Reconciler, type ReconcilerOptions } from '../../../src/core/reconciler.js';
 
 export const silent = pino({ level: 'silent' });
 
@@ -33,6 +38,8 @@ export interface Controller {
   readonly store: Store;
   readonly github: GitHubClient;
   readonly reconciler: Reconciler;
+  /** The API's view of the same controller. */
+  readonly readModel: FleetReadModel;
   readonly providers: Map<string, Provider>;
 }
 
@@ -132,7 +139,7 @@ export class Harness {
   /** Builds a controller on the harness's store file and starts it. */
   async startController(extra: Partial<ReconcilerOptions> = {}): Promise<Controller> {
     const router = new LabelRouter(this.config.scaleSets);
-    const store = Store.open({ path: this.dbPath, route: (l) => router.route(l) });
+    const store = Store.open({ path: this.dbPath, route: (job) => router.route(job) });
     const github = createGitHubClient({ config: this.config.github, logger: silent, retryBaseMs: 5 });
     const providers = new Map<string, Provider>();
     for (const set of this.config.scaleSets) {
@@ -153,7 +160,8 @@ export class Harness {
       logger: silent,
       ...extra,
     });
-    this.controller = { store, github, reconciler, providers };
+    const readModel = new FleetReadModel({ config: this.config, store, reconciler });
+    this.controller = { store, github, reconciler, readModel, providers };
     await reconciler.start();
     return this.controller;
   }

@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import type { FleetConfig, Scope } from '../config/types.js';
 import type { FetchLike } from '../github/index.js';
 import { createGitHubClient, scopeKey } from '../github/index.js';
-import { appOctokit, describeRequestError as failure, tokenOctokit } from './github-app.js';
+import { appOctokit, describeRequestError as failure, tokenOctokit } from '../github/app-octokit.js';
 
 export interface CheckLine {
   readonly ok: boolean;

@@ -1,8 +1,8 @@
 /** Builders shared by the planner's unit and property tests. */
-import type { FleetConfig, ScaleSetConfig } from '../config/types.js';
-import type { Action, RunnerSnapshot, ScaleSetSnapshot } from './plan-types.js';
-import type { InstanceState } from '../providers/provider.js';
-import type { GitHubRunner } from './types.js';
+import type { FleetConfig, ScaleSetConfig } from '../../../src/config/types.js';
+import type { Action, RunnerSnapshot, ScaleSetSnapshot } from '../../../src/core/plan-types.js';
+import type { InstanceState } from '../../../src/providers/provider.js';
+import type { GitHubRunner } from '../../../src/core/types.js';
 
 export const SECOND = 1000;
 export const MINUTE = 60 * SECOND;

@@ -1,22 +1,21 @@
 /**
  * The composition root: the one place that builds clients (GitHub, store, providers, reconciler, HTTP server) from a
- * parsed FleetConfig and wires them together. `start`, `demo` and the end-to-end tests all build a controller here,
- * so what they run is the same thing.
+ * parsed FleetConfig and wires them together. `start`, `demo`, the benchmarks and the end-to-end tests all build a
+ * controller here, so what they run is the same thing.
  */
 import { DEFAULTS } from '../config/defaults.js';
 import type { FleetConfig } from '../config/types.js';
 import { LabelRouter } from '../core/labels.js';
+import { FleetReadModel } from '../core/read-models.js';
 import { Reconciler } from '../core/reconciler.js';
 import type { ReconcilerHooks } from '../core/hooks.js';
 import { createGitHubClient } from '../github/index.js';
 import type { GitHubClient } from '../github/index.js';
 import type { FetchLike } from '../github/index.js';
 import { WebhookRedelivery } from '../github/redelivery.js';
-import type { Provider } from '../providers/provider.js';
-import { createProviderRegistry, defaultFactories } from '../providers/registry.js';
+import type { Provider, ProviderNotice, ProviderSetupOptions } from '../providers/provider.js';
+import { createProviderRegistry } from '../providers/registry.js';
 import type { FactorySource } from '../providers/registry.js';
-import { createProcessProviderFactory } from '../providers/process/index.js';
-import { DEFAULT_PATH } from '../providers/process/index.js';
 import type { DashboardPlugin, FleetServer } from '../server/index.js';
 import { EventHub, createServer } from '../server/index.js';
 import { openStore } from '../store/store.js';
@@ -27,13 +26,19 @@ import type { FleetMetrics, LogLevel } from '../telemetry/index.js';
 
 export interface ComposeOptions {
   readonly config: FleetConfig;
-  /** The environment the process provider passes on (PATH only); read by the CLI, never here. */
-  readonly env?: NodeJS.ProcessEnv;
+  /** The command's environment, read by the CLI and handed to the providers' set-up (PATH, KUBECONFIG, AWS_*). */
+  readonly env?: Readonly<Record<string, string | undefined>>;
+  /** How providers reach their platform (--kubeconfig, --aws-endpoint). */
+  readonly connection?: ProviderSetupOptions['connection'];
+  /** The Lease this controller elects a leader on, if any: the Kubernetes set-up checks its rights too. */
+  readonly leaderElection?: ProviderSetupOptions['leaderElection'];
+  /** Check the controller's rights on each provider's platform before starting (start does). Default false. */
+  readonly checkAccess?: boolean;
   /** Where log lines go (stdout by default). */
   readonly logDestination?: NodeJS.WritableStream;
   readonly logLevel?: LogLevel;
   readonly logger?: Logger;
-  /** Extra or replacement provider factories by kind (e.g. kubernetes with a KubeConfig). */
+  /** Replacement provider factories by kind (tests, benchmarks and the demo); the others are set up as usual. */
   readonly providerFactories?: Readonly<Record<string, FactorySource>>;
   readonly dashboard?: DashboardPlugin;
   readonly fetch?: FetchLike;
@@ -52,6 +57,8 @@ export interface Controller {
   readonly store: Store;
   readonly providers: ReadonlyMap<string, Provider>;
   readonly reconciler: Reconciler;
+  /** What the API and the dashboard show. */
+  readonly readModel: FleetReadModel;
   readonly server: FleetServer;
   readonly events: EventHub;
   /**
@@ -65,6 +72,9 @@ export interface Controller {
   stop(): Promise<void>;
 }
 
+/** The scale_set label of a job's metrics: its scale set, or `unroutable` when none serves it. */
+const UNROUTABLE = 'unroutable';
+
 /** Metrics and live events from the reconciler's hooks: one place maps core events to telemetry. */
 function telemetryHooks(
   metrics: FleetMetrics,
@@ -77,12 +87,13 @@ function telemetryHooks(
       for (const [state, n] of Object.entries(counts)) metrics.runners.set({ scale_set: scaleSet, state }, n);
     },
     onJobEvent: (e) => {
-      metrics.jobs.inc({ scale_set: e.scaleSet ?? '', event: e.event });
+      const scaleSet = e.scaleSet ?? UNROUTABLE;
+      metrics.jobs.inc({ scale_set: scaleSet, event: e.event });
       if (e.event === 'unroutable') metrics.unroutableJobs.inc();
-      if (e.queueMs !== undefined) metrics.jobQueueSeconds.observe(e.queueMs / 1000);
+      if (e.queueMs !== undefined) metrics.jobQueueSeconds.observe({ scale_set: scaleSet }, e.queueMs / 1000);
       events.publish('job', e);
     },
-    onReconcile: (e) => metrics.reconcileSeconds.observe(e.durationMs / 1000),
+    onReconcile: (e) => metrics.reconcileSeconds.observe({ scale_set: e.scaleSet }, e.durationMs / 1000),
     onProviderOperation: (e) =>
       metrics.providerOperations.inc({ provider: providerKind(e.scaleSet), op: e.op, result: e.result }),
   };
@@ -112,7 +123,7 @@ export async function composeController(options: ComposeOptions): Promise<Contro
   const router = new LabelRouter(config.scaleSets);
   const store = openStore({
     path: config.store.path,
-    route: (labels) => router.route(labels),
+    route: (job) => router.route(job),
     backgroundCheckpoints: {
       onFailure: (reason) =>
         logger.warn({ reason }, 'store: background checkpoints stopped; checkpointing on commits instead'),
@@ -120,28 +131,57 @@ export async function composeController(options: ComposeOptions): Promise<Contro
   });
 
   const registry = createProviderRegistry({
-    ...defaultFactories,
-    // Runners get a clean environment: PATH only, never the controller's own secrets.
-    process: createProcessProviderFactory({ baseEnv: { PATH: options.env?.PATH ?? DEFAULT_PATH } }),
-    ...options.providerFactories,
+    ...(options.providerFactories ? { overrides: options.providerFactories } : {}),
+    setup: {
+      fleet: config,
+      env: options.env ?? {},
+      connection: options.connection ?? {},
+      ...(options.leaderElection ? { leaderElection: options.leaderElection } : {}),
+      checkAccess: options.checkAccess ?? false,
+      logger,
+      signal: AbortSignal.timeout(120_000),
+    },
   });
+  const kindOf = new Map(config.scaleSets.map((s) => [s.name, s.provider.kind]));
+  const notify = (scaleSet: string) => (notice: ProviderNotice) => {
+    const kind = kindOf.get(scaleSet) ?? 'unknown';
+    metrics.providerNotices.inc({ provider: kind, scale_set: scaleSet, event: notice.event });
+    logger.warn(
+      { scaleSet, runner: notice.instance, event: notice.event, reason: notice.message },
+      'provider notice',
+    );
+    try {
+      store.recordEvent({
+        kind: 'instance',
+        scaleSet,
+        runner: notice.instance ?? null,
+        event: notice.event,
+        reason: notice.message,
+      });
+    } catch (error) {
+      logger.warn({ err: error }, 'cannot record a provider notice');
+    }
+    events.publish('notice', { scaleSet, ...notice });
+  };
   const providers = new Map<string, Provider>();
   try {
     for (const scaleSet of config.scaleSets) {
       const provider = await registry.providerFor(scaleSet, {
         fleet: config.name,
         logger: logger.child({ scaleSet: scaleSet.name }),
+        notify: notify(scaleSet.name),
         ...(options.now ? { now: options.now } : {}),
       });
       providers.set(scaleSet.name, provider);
     }
   } catch (error) {
     await Promise.allSettled([...providers.values()].map((p) => p.close?.()));
+    await registry.close();
     store.close();
+    await store.closed();
     throw error;
   }
 
-  const kindOf = new Map(config.scaleSets.map((s) => [s.name, s.provider.kind]));
   const reconciler = new Reconciler({
     config,
     store,
@@ -153,10 +193,16 @@ export async function composeController(options: ComposeOptions): Promise<Contro
     concurrency: options.concurrency ?? config.controller.concurrency ?? DEFAULTS.concurrency,
   });
 
+  const readModel = new FleetReadModel({
+    config,
+    store,
+    reconciler,
+    ...(options.now ? { now: options.now } : {}),
+  });
   const server = await createServer({
     config,
     sink: store,
-    readModel: reconciler,
+    readModel,
     isReady: () => reconciler.health().ready,
     metrics,
     logger,
@@ -186,6 +232,7 @@ export async function composeController(options: ComposeOptions): Promise<Contro
     store,
     providers,
     reconciler,
+    readModel,
     server,
     events,
     listen,
@@ -196,11 +243,9 @@ export async function composeController(options: ComposeOptions): Promise<Contro
       else
         logger.warn('PAT authentication: webhooks lost while the controller is down cannot be redelivered');
       for (const [name, provider] of providers) {
-        const prepare = (provider as { prepare?: (signal: AbortSignal) => Promise<void> }).prepare;
-        if (prepare) {
-          logger.info({ scaleSet: name }, 'preparing provider');
-          await prepare.call(provider, AbortSignal.timeout(120_000));
-        }
+        if (provider.prepare === undefined) continue;
+        logger.info({ scaleSet: name }, 'preparing provider');
+        await provider.prepare(AbortSignal.timeout(120_000));
       }
       await reconciler.start();
       logger.info({ url, scaleSets: config.scaleSets.length }, 'controller ready');
@@ -212,6 +257,7 @@ export async function composeController(options: ComposeOptions): Promise<Contro
         await server.close().catch((error: unknown) => logger.warn({ error }, 'server close failed'));
         await reconciler.stop();
         await Promise.allSettled([...providers.values()].map((p) => p.close?.()));
+        await registry.close();
         store.close();
         await store.closed();
         logger.flush?.();

@@ -1,0 +1,76 @@
+/** Job status checks: repair missed webhooks within a bounded API budget. */
+import type { JobSnapshot } from '../plan-types.js';
+import type { PlanContext } from './context.js';
+
+/** In-progress jobs are checked this many resync intervals apart (a missed `completed` only affects display). */
+export const IN_PROGRESS_CHECK_FACTOR = 10;
+const DEFAULT_MAX_JOB_CHECKS = 20;
+
+export function checkJobs(ctx: PlanContext): void {
+  const interval = ctx.timings.resyncInterval;
+  const max = ctx.options.maxJobChecks ?? DEFAULT_MAX_JOB_CHECKS;
+  let spent = 0;
+  let budgetBackAt = Infinity;
+  for (const j of ctx.s.jobs) {
+    if (j.unverified === true && j.status === 'queued') continue;
+    if (j.inFlight) spent++;
+    else if (j.checkedAt !== null && ctx.now - j.checkedAt < interval) {
+      spent++;
+      budgetBackAt = Math.min(budgetBackAt, j.checkedAt + interval);
+    }
+  }
+  // The most overdue jobs, kept sorted in small arrays: after an outage thousands may be due at once.
+  const unverified = new TopJobs(max);
+  const recheck = new TopJobs(Math.max(0, max - spent));
+  for (const j of ctx.s.jobs) {
+    if (j.inFlight) continue;
+    if (j.unverified === true && j.status === 'queued') {
+      unverified.offer(j, -Infinity);
+      continue;
+    }
+    const since = j.checkedAt ?? (j.status === 'queued' ? j.queuedAt : (j.startedAt ?? j.queuedAt));
+    const every = j.status === 'queued' ? interval : interval * IN_PROGRESS_CHECK_FACTOR;
+    if (ctx.now - since < every) ctx.wakeAt(since + every);
+    else recheck.offer(j, since);
+  }
+  for (const { job } of [...unverified.top, ...recheck.top]) {
+    ctx.actions.push({
+      type: 'check-job',
+      scaleSet: ctx.set.name,
+      jobId: job.id,
+      owner: job.owner,
+      repo: job.repo,
+    });
+  }
+  if (unverified.due > unverified.top.length) ctx.wakeAt(ctx.now + 1);
+  // Out of budget: the next pass that may check is when the oldest recent check leaves the interval (a check
+  // under way wakes the scale set when it ends).
+  if (recheck.due > recheck.top.length) ctx.wakeAt(recheck.limit > 0 ? ctx.now + 1 : budgetBackAt);
+}
+/** The `limit` most overdue of the jobs offered (oldest `since` first, then lowest id), and how many were offered. */
+class TopJobs {
+  readonly top: { job: JobSnapshot; since: number }[] = [];
+  due = 0;
+  readonly limit: number;
+
+  constructor(limit: number) {
+    this.limit = limit;
+  }
+
+  offer(job: JobSnapshot, since: number): void {
+    this.due++;
+    if (this.limit <= 0) return;
+    const top = this.top;
+    const last = top[top.length - 1];
+    if (top.length >= this.limit && last !== undefined && !before(since, job.id, last.since, last.job.id))
+      return;
+    let i = top.length;
+    while (i > 0 && before(since, job.id, top[i - 1]!.since, top[i - 1]!.job.id)) i--;
+    top.splice(i, 0, { job, since });
+    if (top.length > this.limit) top.pop();
+  }
+}
+
+function before(since: number, id: number, otherSince: number, otherId: number): boolean {
+  return since < otherSince || (since === otherSince && id < otherId);
+}

@@ -1,0 +1,77 @@
+/**
+ * The store port: what core needs from persistence, and nothing of how it is done. src/store implements it with SQLite
+ * (every write a committed transaction before the method returns; indexes updated after the commit). Core types
+ * against this interface only, so a reader of the reconciler never needs the adapter.
+ */
+import type { BackoffState } from './backoff.js';
+import type { JobInfo, WebhookSink } from './ports.js';
+import type {
+  EventQuery,
+  EventRow,
+  JobChange,
+  JobRecord,
+  NewEvent,
+  RunnerChange,
+  RunnerJob,
+  RunnerRecord,
+  RunnerUpdate,
+} from './records.js';
+
+/** A scale set's failure backoff, with the last failure for display. */
+export interface ScaleSetBackoff extends BackoffState {
+  readonly lastFailure: string | null;
+  readonly lastFailureAt: number | null;
+}
+
+/** Job records: written by webhooks (WebhookSink) and status checks, read by planning and the read models. */
+export interface JobStore extends WebhookSink {
+  /** Listen to job changes (webhooks, status checks, reroutes). Returns the unsubscribe function. */
+  subscribe(listener: (change: JobChange) => void): () => void;
+  /** What a status check learned (null: GitHub does not know the job any more). */
+  applyJobStatus(jobId: number, info: JobInfo | null): JobRecord | null;
+  /** A status check that failed: stamps the check time, so the job waits its turn for the next check. */
+  markJobChecked(jobId: number): void;
+  /** Routes open jobs again (after a configuration change). Returns how many changed scale set. */
+  rerouteOpenJobs(): number;
+  job(id: number): JobRecord | null;
+  /** An open job recorded before this controller started and not heard of since: it needs a check before it counts. */
+  isUnverified(id: number): boolean;
+  /** Queued and in-progress jobs; with a scale set (or null: unroutable), only those routed there. */
+  openJobs(scaleSet?: string | null): JobRecord[];
+  /** Iterates open jobs of one scale set without copying (hot path). */
+  forEachOpenJob(scaleSet: string | null, fn: (job: JobRecord) => void): void;
+  /** Completed jobs, most recent first. */
+  recentCompletedJobs(limit?: number): JobRecord[];
+}
+
+/** Runner records: intent recorded before any call out, every transition written with its reason. */
+export interface RunnerStore {
+  /** Records intent: one `requested` record per runner, in one transaction, before anything is called. */
+  insertRunners(runners: readonly { name: string; scaleSet: string }[], reason?: string): RunnerRecord[];
+  runner(name: string): RunnerRecord | null;
+  /** Live runners (and recently deleted ones), of one scale set or all. */
+  runners(scaleSet?: string): RunnerRecord[];
+  forEachRunner(scaleSet: string, fn: (runner: RunnerRecord) => void): void;
+  /** The latest job GitHub reported on this runner, or null. */
+  runnerJob(name: string): RunnerJob | null;
+  /** Applies a change; a new state writes an event. Throws for an unknown name. */
+  updateRunner(name: string, change: RunnerChange): RunnerUpdate;
+  backoff(scaleSet: string): ScaleSetBackoff;
+  setBackoff(
+    scaleSet: string,
+    state: BackoffState,
+    failure?: { reason: string; at: number },
+  ): ScaleSetBackoff;
+}
+
+/** The event log shown by the API and dashboard. */
+export interface EventStore {
+  recordEvent(event: NewEvent): void;
+  /** Most recent first. */
+  recentEvents(query?: EventQuery): EventRow[];
+}
+
+export interface FleetStore extends JobStore, RunnerStore, EventStore {
+  /** Drops what is past its retention. */
+  prune(): unknown;
+}
