@@ -11,6 +11,7 @@ import {
   POLICY_RULES,
   SID,
   activeCalls,
+  instanceArn,
   policyDocument,
   policyDocuments,
   targetFeatures,
@@ -213,6 +214,15 @@ describe('scoping', () => {
     ]);
   });
 
+  it('the instance ARN a parameter is tagged with is the one ec2:SourceInstanceARN carries', () => {
+    expect(instanceArn('eu-west-1', '123456789012', 'i-0123456789abcdef0')).toBe(
+      'arn:aws:ec2:eu-west-1:123456789012:instance/i-0123456789abcdef0',
+    );
+    expect(instanceArn('cn-north-1', '123456789012', 'i-1')).toBe(
+      'arn:aws-cn:ec2:cn-north-1:123456789012:instance/i-1',
+    );
+  });
+
   it('launch-template scoped statements and calls appear only with a launch template', () => {
     const plain = policyDocument('controller', targetWith([]));
     expect(actionsOf(plain).has('ec2:CreateFleet')).toBe(false);
@@ -275,14 +285,19 @@ scaleSets:
 `;
 
 describe('from a fleet config', () => {
-  it('reads the ec2 scale sets, with the default SSM prefix', () => {
+  it('reads the ec2 scale sets: capacity, tags, the SSM prefix (default or configured) and key', () => {
     const config = fleet(
       header +
         `  - name: lt
     scope: { org: o }
     labels: [a]
     max: 2
-    provider: { kind: ec2, region: eu-west-1, launchTemplate: { id: lt-0abc, version: 3 }, spot: true }
+    provider:
+      kind: ec2
+      region: eu-west-1
+      launchTemplate: { id: lt-0abc, version: 3 }
+      capacity: spot
+      tags: { team: ci }
   - name: ami
     scope: { org: o }
     labels: [b]
@@ -291,9 +306,11 @@ describe('from a fleet config', () => {
       kind: ec2
       region: eu-west-1
       imageId: ami-0def
+      instanceTypes: [m7g.large]
       subnetIds: [subnet-0a]
       securityGroupIds: [sg-0b]
       instanceProfile: arn:aws:iam::210987654321:instance-profile/ci/runners
+      ssm: { pathPrefix: /ci/runners, kmsKeyId: alias/ci }
   - name: local
     scope: { org: o }
     labels: [c]
@@ -310,7 +327,7 @@ describe('from a fleet config', () => {
         subnetIds: [],
         securityGroupIds: [],
         spot: true,
-        tagKeys: [],
+        tagKeys: ['team'],
         ssm: { pathPrefix: '/runner-fleet/acme' },
       },
       {
@@ -322,7 +339,7 @@ describe('from a fleet config', () => {
         instanceProfile: 'arn:aws:iam::210987654321:instance-profile/ci/runners',
         spot: false,
         tagKeys: [],
-        ssm: { pathPrefix: '/runner-fleet/acme' },
+        ssm: { pathPrefix: '/ci/runners', kmsKeyId: 'alias/ci' },
       },
     ]);
     const target = ec2PolicyTarget(config.name, views);

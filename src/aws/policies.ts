@@ -75,21 +75,35 @@ export const API_CALLS: readonly ApiCall[] = [
     principal: 'controller',
     call: 'EC2 DescribeSubnets',
     actions: ['ec2:DescribeSubnets'],
-    why: 'check the configured subnets exist and learn their availability zones',
+    why: 'check the configured subnets exist (the provider at start, and the access check)',
+  },
+  {
+    principal: 'controller',
+    call: 'EC2 DescribeSecurityGroups',
+    actions: ['ec2:DescribeSecurityGroups'],
+    why: 'check the configured security groups exist, when a scale set names them (the provider at start)',
+  },
+  {
+    principal: 'controller',
+    call: 'EC2 DescribeImages',
+    actions: ['ec2:DescribeImages'],
+    why: 'check the configured AMI exists, when a scale set names one (the provider at start)',
   },
   {
     principal: 'controller',
     call: 'EC2 DescribeLaunchTemplates',
     actions: ['ec2:DescribeLaunchTemplates'],
     when: ['launchTemplate'],
-    why: 'check the configured launch template exists (and resolve a name to its id)',
+    why: 'check the configured launch template exists, by id or name (the access check)',
   },
   {
     principal: 'controller',
     call: 'EC2 DescribeLaunchTemplateVersions',
     actions: ['ec2:DescribeLaunchTemplateVersions'],
     when: ['launchTemplate'],
-    why: 'check the launch template version exists and requires IMDSv2',
+    why:
+      'check the launch template version requires IMDSv2, terminates on shutdown and names an instance profile ' +
+      '(the provider at start, and the access check)',
   },
   {
     principal: 'controller',
@@ -107,9 +121,15 @@ export const API_CALLS: readonly ApiCall[] = [
   },
   {
     principal: 'controller',
+    call: 'SSM DeleteParameters',
+    actions: ['ssm:DeleteParameters'],
+    why: 'remove leftover runner parameters in batches of 10 (garbage collection)',
+  },
+  {
+    principal: 'controller',
     call: 'SSM GetParametersByPath',
     actions: ['ssm:GetParametersByPath'],
-    why: 'find leftover runner parameters under the prefix after a restart',
+    why: 'find leftover runner parameters under the prefix, whose instance is gone (garbage collection)',
   },
   {
     principal: 'controller',
@@ -336,6 +356,8 @@ export const POLICY_RULES: readonly PolicyRule[] = [
     actions: [
       'ec2:DescribeInstances',
       'ec2:DescribeSubnets',
+      'ec2:DescribeSecurityGroups',
+      'ec2:DescribeImages',
       { action: 'ec2:DescribeLaunchTemplates', when: 'launchTemplate' },
       { action: 'ec2:DescribeLaunchTemplateVersions', when: 'launchTemplate' },
     ],
@@ -356,7 +378,7 @@ export const POLICY_RULES: readonly PolicyRule[] = [
   {
     sid: SID.parameters,
     principal: 'controller',
-    actions: ['ssm:PutParameter', 'ssm:AddTagsToResource', 'ssm:DeleteParameter'],
+    actions: ['ssm:PutParameter', 'ssm:AddTagsToResource', 'ssm:DeleteParameter', 'ssm:DeleteParameters'],
     resources: ['runner-parameters'],
     why:
       'write and delete runner parameters under the prefix only; no ssm:GetParameter: the controller never reads ' +
@@ -655,6 +677,14 @@ export function policyDocuments(target: PolicyTarget): {
   instance: PolicyDocument;
 } {
   return { controller: policyDocument('controller', target), instance: policyDocument('instance', target) };
+}
+
+/**
+ * The ARN of an instance: the value of the runner-fleet:instance-arn tag on its runner parameter, which the instance
+ * policy compares with ec2:SourceInstanceARN. `account` is the launching account (RunInstances' OwnerId, or STS).
+ */
+export function instanceArn(region: string, account: string, instanceId: string): string {
+  return `arn:${partitionOf(region)}:ec2:${region}:${account}:instance/${instanceId}`;
 }
 
 /** The partition of a region: aws-cn for cn-*, aws-us-gov for us-gov-*, else aws. */

@@ -20,6 +20,8 @@ import type { MotoServer } from '../support/moto.js';
 import { MOTO_ACCOUNT, MOTO_CREDENTIALS, awsPeersBin, requireAwsPeers, startMoto } from '../support/moto.js';
 
 const REGION = 'eu-west-1';
+/** A launch without a launch template (the provider's imageId path). */
+const IMAGE_LAUNCH = 'imageId: ami-0123456789abcdef0, instanceTypes: [t3.small], instanceProfile: runners';
 
 describe.skipIf(!requireAwsPeers('aws/access-check'))('checkEc2Access on moto', () => {
   let moto: MotoServer;
@@ -119,20 +121,11 @@ describe.skipIf(!requireAwsPeers('aws/access-check'))('checkEc2Access on moto', 
   });
 
   it('names a missing subnet, a missing launch template and one that does not require IMDSv2', async () => {
-    const parsed = fleet([
+    const config = fleet([
       `launchTemplate: { id: lt-0123456789abcdef0 }, subnetIds: [${subnets[0]}, subnet-0123456789abcdef0]`,
-      `launchTemplate: { id: ${openTemplate} }`,
+      `launchTemplate: { id: ${openTemplate} }, ssm: { pathPrefix: /ci/runners, kmsKeyId: alias/ci }`,
       'launchTemplate: { name: missing, version: 3 }',
     ]);
-    // The ssm block of the provider (pathPrefix, kmsKeyId), read structurally by the check.
-    const config = {
-      name: parsed.name,
-      scaleSets: parsed.scaleSets.map((s, i) =>
-        i === 1
-          ? { ...s, provider: { ...s.provider, ssm: { pathPrefix: '/ci/runners', kmsKeyId: 'alias/ci' } } }
-          : s,
-      ),
-    };
     const report = await checkEc2Access(config, clients, AbortSignal.timeout(60_000));
     expect(report.ok).toBe(false);
     expect(texts(report.lines)).toEqual([
@@ -161,11 +154,7 @@ describe.skipIf(!requireAwsPeers('aws/access-check'))('checkEc2Access on moto', 
       ok: true,
       lines: [],
     });
-    const aborted = await checkEc2Access(
-      fleet([`imageId: ami-0123456789abcdef0`]),
-      clients,
-      AbortSignal.abort(),
-    );
+    const aborted = await checkEc2Access(fleet([IMAGE_LAUNCH]), clients, AbortSignal.abort());
     expect(aborted).toEqual({
       ok: false,
       lines: [{ ok: false, text: 'AWS access check aborted before it was complete' }],
@@ -173,12 +162,10 @@ describe.skipIf(!requireAwsPeers('aws/access-check'))('checkEc2Access on moto', 
   });
 
   it('an unreachable endpoint: every line fails with the cause', async () => {
-    const config = fleet([`imageId: ami-0123456789abcdef0, subnetIds: [${subnets[0]}]`]).scaleSets.map(
-      (s) => ({
-        ...s,
-        provider: { ...s.provider, endpoint: 'http://127.0.0.1:9' },
-      }),
-    );
+    const config = fleet([`${IMAGE_LAUNCH}, subnetIds: [${subnets[0]}]`]).scaleSets.map((s) => ({
+      ...s,
+      provider: { ...s.provider, endpoint: 'http://127.0.0.1:9' },
+    }));
     const unreachable = createAwsClients({ credentials: MOTO_CREDENTIALS, maxAttempts: 1 });
     try {
       const report = await checkEc2Access(

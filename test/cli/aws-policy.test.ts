@@ -43,9 +43,21 @@ const EC2_FLEET =
     provider:
       kind: ec2
       region: eu-west-1
-      launchTemplate: { id: lt-0123456789abcdef0, version: 2 }
+      imageId: ami-0123456789abcdef0
+      instanceTypes: [m7g.large]
       subnetIds: [subnet-0aaaaaaaaaaaaaaaa]
       instanceProfile: ci-runners
+  - name: fleet
+    scope: { org: octo-org }
+    labels: [linux, fleet]
+    max: 10
+    provider:
+      kind: ec2
+      region: eu-west-1
+      launchTemplate: { id: lt-0123456789abcdef0, version: 2 }
+      subnetIds: [subnet-0aaaaaaaaaaaaaaaa, subnet-0bbbbbbbbbbbbbbbb]
+      instanceTypes: [m7g.large, m6g.large]
+      capacity: spot
   - name: local
     scope: { org: octo-org }
     labels: [local]
@@ -63,7 +75,14 @@ describe('runner-fleet aws-policy', () => {
     expect(out.controller.Version).toBe('2012-10-17');
     expect(out.controller.Statement.map((s) => s.Sid)).toContain(SID.launchTagged);
     const passRole = out.controller.Statement.find((s) => s.Sid === SID.passRole);
-    expect(passRole?.Resource).toBe('arn:aws:iam::123456789012:role/ci-runners');
+    // The imageId scale set names its profile; the launch template one gets deploy/aws's role name.
+    expect(passRole?.Resource).toEqual([
+      'arn:aws:iam::123456789012:role/ci-runners',
+      'arn:aws:iam::123456789012:role/runner-fleet-acme-instance',
+    ]);
+    const sids = out.controller.Statement.map((s) => s.Sid);
+    expect(sids).toContain(SID.launchSpot);
+    expect(sids).toContain(SID.createFleet);
     const terminate = out.controller.Statement.find((s) => s.Sid === SID.terminate);
     expect(terminate?.Condition).toEqual({ StringEquals: { 'ec2:ResourceTag/runner-fleet:fleet': 'acme' } });
     expect(out.instance.Statement.map((s) => s.Sid)).toEqual([SID.readOwn]);
@@ -79,6 +98,7 @@ describe('runner-fleet aws-policy', () => {
     const out = JSON.parse(result.stdout) as { controller: PolicyDocument };
     const passRole = out.controller.Statement.find((s) => s.Sid === SID.passRole);
     expect(passRole?.Resource).toBe('arn:aws:iam::*:role/other-role');
+    expect(result.stderr).toBe('');
   });
 
   it('a fleet without ec2 scale sets: a clear message and exit 2', () => {
