@@ -15,6 +15,7 @@ const commands: Record<string, () => Promise<{ command: Command }>> = {
   status: () => import('./status.js'),
   doctor: () => import('./doctor.js'),
   rbac: () => import('./rbac.js'),
+  'aws-policy': () => import('./aws-policy.js'),
 };
 
 async function help(io: CommandIo): Promise<void> {

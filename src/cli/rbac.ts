@@ -4,11 +4,10 @@
  * the same rule data the controller checks at start. Secret references in the config are not resolved: RBAC does not
  * depend on them, and an operator rendering manifests need not hold the fleet's secrets.
  */
-import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
 import type { Command } from './command.js';
 import { UsageError } from './command.js';
-import { formatProblem, loadConfig } from '../config/index.js';
+import { loadConfigWithoutSecrets } from './config-without-secrets.js';
+import { formatProblem } from '../config/index.js';
 import { controllerRbacObjects, toYamlDocuments } from '../kubernetes/rbac-manifests.js';
 import { leaseNameFor } from '../kubernetes/rbac-rules.js';
 import { controllerNeeds } from '../providers/kubernetes/rbac-needs.js';
@@ -71,21 +70,12 @@ export function parseRbacArgs(argv: readonly string[]): RbacArgs {
   };
 }
 
-/** A syntactically valid stand-in for `${file:...}` secrets, which RBAC never depends on. */
-const PLACEHOLDER_PEM = '-----BEGIN PRIVATE KEY-----\nUExBQ0VIT0xERVI=\n-----END PRIVATE KEY-----';
-
 export const command: Command = {
   summary: 'Print the Kubernetes RBAC manifests a fleet needs',
   usage,
   async run(argv, io) {
     const args = parseRbacArgs(argv);
-    const configPath = resolve(args.config);
-    // Only the config file itself is read; other files (keys) and unset variables get placeholders.
-    const env = new Proxy(io.env, { get: (target, key: string) => target[key] ?? 'placeholder' });
-    const result = loadConfig(args.config, {
-      env,
-      readFile: (file) => (resolve(file) === configPath ? readFileSync(file, 'utf8') : PLACEHOLDER_PEM),
-    });
+    const result = loadConfigWithoutSecrets(args.config, io.env);
     if (!result.ok) {
       for (const problem of result.problems) io.stderr.write(`${formatProblem(problem)}\n`);
       return 2;

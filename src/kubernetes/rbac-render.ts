@@ -129,11 +129,15 @@ export function renderSecurityTables(): string {
 export const BEGIN_MARK = '<!-- BEGIN GENERATED RBAC -->';
 export const END_MARK = '<!-- END GENERATED RBAC -->';
 
-/** Replaces the text between the markers of `doc` with `content`. */
-export function spliceGenerated(doc: string, content: string): string {
-  const start = doc.indexOf(BEGIN_MARK);
-  const end = doc.indexOf(END_MARK);
+/** Replaces the text between the markers of `doc` (by default the RBAC ones) with `content`. */
+export function spliceGenerated(
+  doc: string,
+  content: string,
+  marks: { readonly begin: string; readonly end: string } = { begin: BEGIN_MARK, end: END_MARK },
+): string {
+  const start = doc.indexOf(marks.begin);
+  const end = doc.indexOf(marks.end);
   if (start === -1 || end === -1 || end < start)
-    throw new Error(`markers ${BEGIN_MARK} / ${END_MARK} not found`);
-  return `${doc.slice(0, start + BEGIN_MARK.length)}\n${content}${doc.slice(end)}`;
+    throw new Error(`markers ${marks.begin} / ${marks.end} not found`);
+  return `${doc.slice(0, start + marks.begin.length)}\n${content}${doc.slice(end)}`;
 }

@@ -17,6 +17,7 @@ describe('runner-fleet CLI entry', () => {
       'status',
       'doctor',
       'rbac',
+      'aws-policy',
     ]) {
       expect(result.stdout).toContain(`  ${name}`);
     }
