@@ -10,7 +10,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { ScaleSetConfig } from '../src/config/types.js';
+import type { ScaleSetConfig } from '../src/core/fleet-config.js';
 import type { RunnerState } from '../src/core/types.js';
 import type {
   ObservedGitHubRunner,

@@ -4,7 +4,7 @@
  * controller here, so what they run is the same thing.
  */
 import { DEFAULTS } from '../config/defaults.js';
-import type { FleetConfig } from '../config/types.js';
+import type { FleetConfig } from '../core/fleet-config.js';
 import { LabelRouter } from '../core/labels.js';
 import { FleetReadModel } from '../core/read-models.js';
 import { Reconciler } from '../core/reconciler.js';

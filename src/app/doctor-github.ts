@@ -5,7 +5,7 @@
  * Messages carry GitHub's status and message, never a credential (describeRequestError).
  */
 import type { Logger } from 'pino';
-import type { FleetConfig, Scope } from '../config/types.js';
+import type { FleetConfig, Scope } from '../core/fleet-config.js';
 import type { FetchLike } from '../github/index.js';
 import { createGitHubClient, scopeKey } from '../github/index.js';
 import { appOctokit, describeRequestError as failure, tokenOctokit } from '../github/app-octokit.js';

@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type { KubeConfig } from '@kubernetes/client-node';
-import type { FleetConfig } from '../config/types.js';
+import type { FleetConfig } from '../core/fleet-config.js';
 export { KubeOptionsError, loadKubeConfig } from '../kubernetes/kubeconfig.js';
 import { leaseNameFor } from '../kubernetes/rbac-rules.js';
 

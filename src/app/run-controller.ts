@@ -5,7 +5,7 @@
  * controller refused or failed to start (the reason is on stderr), or lost leadership.
  */
 import type { KubeConfig } from '@kubernetes/client-node';
-import type { FleetConfig } from '../config/types.js';
+import type { FleetConfig } from '../core/fleet-config.js';
 import { loadKubeConfig } from '../kubernetes/kubeconfig.js';
 import type { LogLevel } from '../telemetry/index.js';
 import type { Controller } from './compose.js';

@@ -4,7 +4,7 @@
  * validated `provider:` blocks, so this module depends on the fields it needs and not on the provider's schema
  * module (both `spot: true` and `capacity: spot` mean spot).
  */
-import type { FleetConfig } from '../config/types.js';
+import type { FleetConfig } from '../core/fleet-config.js';
 import type { PolicyTarget, RegionalId } from './policies.js';
 import { partitionOf, urlSuffixOf } from './policies.js';
 

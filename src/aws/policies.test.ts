@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../config/index.js';
-import type { FleetConfig } from '../config/types.js';
+import type { FleetConfig } from '../core/fleet-config.js';
 import type { Ec2ScaleSetView } from './ec2-scale-sets.js';
 import { ec2PolicyTarget, ec2ScaleSets } from './ec2-scale-sets.js';
 import type { AwsFeature, PolicyDocument, PolicyStatement, PolicyTarget, Principal } from './policies.js';

@@ -131,7 +131,7 @@ export const command: Command = {
   summary: 'Run simulator, controller, dashboard and a workload on this machine; print what happened',
   usage,
   async run(argv: string[], io: CommandIo): Promise<number> {
-    const { parseDuration } = await import('../config/duration.js');
+    const { parseDuration } = await import('../lib/duration.js');
     const args = parse(argv, parseDuration);
     const [
       { formatProblem },

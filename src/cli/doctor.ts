@@ -1,5 +1,5 @@
 import { pino } from 'pino';
-import type { FleetConfig } from '../config/types.js';
+import type { FleetConfig } from '../core/fleet-config.js';
 import { formatKubernetesReport, inspectKubernetesFleet } from '../providers/kubernetes/doctor.js';
 import type { Command, CommandIo } from './command.js';
 import { UsageError } from './command.js';

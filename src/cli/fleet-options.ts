@@ -5,7 +5,7 @@
 import type { ParseArgsConfig } from 'node:util';
 import { parseArgs } from 'node:util';
 import { formatProblem, loadConfig } from '../config/index.js';
-import type { FleetConfig } from '../config/types.js';
+import type { FleetConfig } from '../core/fleet-config.js';
 import type { CommandIo } from './command.js';
 import { UsageError } from './command.js';
 

@@ -265,7 +265,7 @@ export const command: Command = {
   usage,
   async run(argv: string[], io: CommandIo): Promise<number> {
     // Loaded here, not at import: `runner-fleet --help` loads every command module.
-    const { parseDuration } = await import('../config/duration.js');
+    const { parseDuration } = await import('../lib/duration.js');
     const options = parse(argv, io.env, parseDuration);
     let report: StatusReport;
     try {

@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { providerSchemas } from '../providers/schemas.js';
-import { DEFAULT_MAX_DURATION_MS, DURATION_SYNTAX, formatDuration } from './duration.js';
+import { DEFAULT_MAX_DURATION_MS, DURATION_SYNTAX, formatDuration } from '../lib/duration.js';
 import { MAX_SECRET_FILE_BYTES, formatBytes } from './read-file.js';
 import { fleetConfigSchema } from './schema.js';
 import { RULES } from './rules.js';

@@ -15,7 +15,7 @@ import { formatPath } from './problem.js';
 import { checkRules } from './rules.js';
 import { fleetConfigSchema } from './schema.js';
 import { resolveSecrets } from './secrets.js';
-import type { FleetConfig } from './types.js';
+import type { FleetConfig } from '../core/fleet-config.js';
 
 export interface LoadOptions {
   /** Environment for `${env:NAME}` references (the CLI passes process.env). */

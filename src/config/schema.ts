@@ -6,9 +6,9 @@
 import { z } from 'zod';
 import { providerSchema } from '../providers/schemas.js';
 import { DEFAULTS, IMPLICIT_LABEL } from './defaults.js';
-import { duration } from './duration.js';
-import { dnsLabel, httpUrl, nonEmpty, whenObject } from './formats.js';
-import type { FleetConfig, GitHubAuthConfig, Scope } from './types.js';
+import { duration } from '../lib/duration.js';
+import { dnsLabel, httpUrl, nonEmpty, whenObject } from '../lib/zod-formats.js';
+import type { FleetConfig, GitHubAuthConfig, Scope } from '../core/fleet-config.js';
 
 /** Longest scale set name: runner names `<scale-set>-<random>` and pod names must fit in a DNS label. */
 export const MAX_SCALE_SET_NAME = 40;
@@ -384,7 +384,7 @@ export const fleetConfigSchema = z
 
 export type ParsedFleetConfig = z.output<typeof fleetConfigSchema>;
 
-// Compile-time contract: the schema's output must be usable wherever FleetConfig (config/types.ts) is expected.
+// Compile-time contract: the schema's output must be usable wherever FleetConfig (core/fleet-config.ts) is expected.
 type Expect<T extends true> = T;
 type Assignable<From, To> = [From] extends [To] ? true : false;
 export type SchemaOutputIsFleetConfig = Expect<Assignable<ParsedFleetConfig, FleetConfig>>;

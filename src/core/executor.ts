@@ -13,7 +13,7 @@
  */
 import { setMaxListeners } from 'node:events';
 import type { Logger } from 'pino';
-import type { FleetConfig, ScaleSetConfig } from '../config/types.js';
+import type { FleetConfig, ScaleSetConfig } from './fleet-config.js';
 import type { Instance, Provider, Registration } from './provider-port.js';
 import type { FleetStore } from './store-port.js';
 import type { RunnerChange } from './records.js';

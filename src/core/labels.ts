@@ -9,7 +9,7 @@
  * Several matches: highest priority, then fewest extra labels, then name. No match: unroutable (null), which the
  * caller records and shows, never drops.
  */
-import type { ScaleSetConfig, Scope } from '../config/types.js';
+import type { ScaleSetConfig, Scope } from './fleet-config.js';
 
 export const IMPLICIT_LABEL = 'self-hosted';
 

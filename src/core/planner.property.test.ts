@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { ScaleSetConfig } from '../config/types.js';
+import type { ScaleSetConfig } from './fleet-config.js';
 import type { RunnerState } from './types.js';
 import { RUNNER_STATES } from './types.js';
 import type { Action, JobSnapshot, RunnerSnapshot, ScaleSetSnapshot } from './plan-types.js';

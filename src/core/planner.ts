@@ -5,7 +5,7 @@
  * planner/: the lifecycle of every record (lifecycle.ts), scaling (scaling.ts), garbage in both directions
  * (garbage.ts) and job status checks (job-checks.ts), all sharing one PlanContext (context.ts).
  */
-import type { FleetConfig, ScaleSetConfig } from '../config/types.js';
+import type { FleetConfig, ScaleSetConfig } from './fleet-config.js';
 import type { RunnerState } from './types.js';
 import type { Action, RunnerSnapshot, ScaleSetSnapshot, Snapshot } from './plan-types.js';
 import type { ControllerTimings, PlanOptions } from './planner/context.js';

@@ -2,7 +2,7 @@
  * The ports the core needs from the outside world. github/ implements GitHubPort; store/ implements WebhookSink.
  * Type-only: the core stays free of SDKs and can be driven by any implementation that speaks to a real peer.
  */
-import type { Scope } from '../config/types.js';
+import type { Scope } from './fleet-config.js';
 import type { GitHubRunner, JobStatus } from './types.js';
 
 export interface JitConfigRequest {

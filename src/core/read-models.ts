@@ -2,7 +2,7 @@
  * Read models for the API and the dashboard. Plain JSON-ready objects; nothing secret is ever in them (the store
  * holds no secret, and observations carry only names, states and ids).
  */
-import type { FleetConfig, RegistrationMode, Scope } from '../config/types.js';
+import type { FleetConfig, RegistrationMode, Scope } from './fleet-config.js';
 import type { JobStatus, RunnerState } from './types.js';
 import { RUNNER_STATES } from './types.js';
 import type { InstanceState } from './provider-port.js';

@@ -9,7 +9,7 @@
  * the runners they touch are `inFlight` to the planner until they settle.
  */
 import type { Logger } from 'pino';
-import type { FleetConfig, Scope, ScaleSetConfig } from '../config/types.js';
+import type { FleetConfig, Scope, ScaleSetConfig } from './fleet-config.js';
 import type { Instance, Provider } from './provider-port.js';
 import type { FleetStore } from './store-port.js';
 import { emptyCounts } from './read-models.js';

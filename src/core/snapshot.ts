@@ -1,5 +1,5 @@
 /** Builds the planner's input for one scale set from the store, the observations and the executor's state. */
-import type { ScaleSetConfig } from '../config/types.js';
+import type { ScaleSetConfig } from './fleet-config.js';
 import type { FleetStore } from './store-port.js';
 import type { JobSnapshot, RunnerSnapshot, ScaleSetSnapshot } from './plan-types.js';
 import type { Observations } from './observations.js';

@@ -2,7 +2,7 @@
  * Domain types shared by every layer. This file imports nothing at run time, so any folder may import types from
  * it (`import type`), including github/, providers/ and store/.
  */
-import type { Scope } from '../config/types.js';
+import type { Scope } from './fleet-config.js';
 
 export type { Scope };
 

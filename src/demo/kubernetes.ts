@@ -12,7 +12,7 @@ import { checkControllerRightsForFleet } from '../providers/kubernetes/doctor.js
 import type { KubernetesProviderFactory } from '../providers/kubernetes/index.js';
 import { createKubernetesProviderFactory } from '../providers/kubernetes/index.js';
 import { startKubeBridge } from '../sim/kube-bridge/index.js';
-import type { FleetConfig } from '../config/types.js';
+import type { FleetConfig } from '../core/fleet-config.js';
 import { loadKubeConfig } from '../kubernetes/kubeconfig.js';
 
 export interface DemoKubernetes {

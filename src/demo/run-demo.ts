@@ -9,7 +9,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { FleetConfig } from '../config/types.js';
+import type { FleetConfig } from '../core/fleet-config.js';
 import { scaleSetOf } from '../core/names.js';
 import { kubernetesRunners } from '../providers/kubernetes/rbac-needs.js';
 import type { Provider } from '../providers/provider.js';

@@ -5,7 +5,7 @@
  */
 import { createAppAuth } from '@octokit/auth-app';
 import { Octokit } from '@octokit/core';
-import type { GitHubConfig } from '../config/types.js';
+import type { GitHubConfig } from '../core/fleet-config.js';
 import type { FetchLike } from '../github/index.js';
 
 function requestOptions(fetch: FetchLike | undefined, signal: AbortSignal | undefined) {

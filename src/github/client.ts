@@ -6,7 +6,7 @@
  * cached: installation ids per scope, installation tokens until shortly before expiry, runner group ids, and
  * registration tokens per scope (one token serves many runners). Concurrent callers share one in-flight request.
  */
-import type { GitHubConfig, Scope } from '../config/types.js';
+import type { GitHubConfig, Scope } from '../core/fleet-config.js';
 import type { GitHubRunner } from '../core/types.js';
 import type {
   GitHubPort,

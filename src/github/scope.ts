@@ -1,5 +1,5 @@
 /** Scope helpers: the REST path prefix, a cache key, and the web URL runners register against. */
-import type { Scope } from '../config/types.js';
+import type { Scope } from '../core/fleet-config.js';
 import { GitHubError } from './errors.js';
 
 export interface ScopeRoute {

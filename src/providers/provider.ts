@@ -7,7 +7,7 @@
  */
 import type { Logger } from 'pino';
 import type { ZodType } from 'zod';
-import type { FleetConfig, ScaleSetConfig } from '../config/types.js';
+import type { FleetConfig, ScaleSetConfig } from '../core/fleet-config.js';
 import type { Provider } from '../core/provider-port.js';
 
 export type {

@@ -1,7 +1,7 @@
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import type { FleetConfig, ProviderConfig, ScaleSetConfig } from '../config/types.js';
+import type { FleetConfig, ProviderConfig, ScaleSetConfig } from '../core/fleet-config.js';
 import type { Provider, ProviderFactory } from './provider.js';
 import { ProviderError } from './provider.js';
 import { createProviderRegistry } from './registry.js';

@@ -3,7 +3,7 @@
  * up on first use (its SDK loaded, its clients built, the controller's rights checked), so a fleet that runs only
  * local processes never loads the AWS or Kubernetes SDKs. Tests and the demo may replace a kind's factory.
  */
-import type { ScaleSetConfig } from '../config/types.js';
+import type { ScaleSetConfig } from '../core/fleet-config.js';
 import { providerModules } from './modules.js';
 import type {
   Provider,

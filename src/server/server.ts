@@ -7,7 +7,7 @@ import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import fastify, { LogController } from 'fastify';
 import type { FastifyInstance } from 'fastify';
-import type { FleetConfig } from '../config/types.js';
+import type { FleetConfig } from '../core/fleet-config.js';
 import type { WebhookSink, WorkflowJobEvent } from '../core/ports.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { FleetMetrics } from '../telemetry/metrics.js';

@@ -14,7 +14,7 @@ import type { AwsClients } from '../../src/aws/clients.js';
 import { awsClientConfig, createAwsClients } from '../../src/aws/clients.js';
 import { SID } from '../../src/aws/policies.js';
 import { parseConfig } from '../../src/config/index.js';
-import type { FleetConfig } from '../../src/config/types.js';
+import type { FleetConfig } from '../../src/core/fleet-config.js';
 import { ACCESS_PROBE_NAME, checkEc2Access } from '../../src/providers/ec2/access-check.js';
 import type { MotoServer } from '../support/moto.js';
 import { MOTO_ACCOUNT, MOTO_CREDENTIALS, awsPeersBin, requireAwsPeers, startMoto } from '../support/moto.js';

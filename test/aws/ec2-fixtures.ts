@@ -15,7 +15,7 @@ import {
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { pino } from 'pino';
 import type { Logger } from 'pino';
-import type { ScaleSetConfig } from '../../src/config/types.js';
+import type { ScaleSetConfig } from '../../src/core/fleet-config.js';
 import type { InstanceSpec, ProviderContext, ProviderNotice } from '../../src/providers/provider.js';
 import { LogSink } from '../support/log-sink.js';
 import type { MotoServer } from '../support/moto.js';

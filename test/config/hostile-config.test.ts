@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { formatProblem, loadConfig } from '../../src/config/index.js';
-import { formatDuration, TIMER_MAX_MS } from '../../src/config/duration.js';
+import { formatDuration, TIMER_MAX_MS } from '../../src/lib/duration.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'rf-hostile-config-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

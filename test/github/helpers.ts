@@ -1,6 +1,6 @@
 /** Shared pieces of the GitHub client tests: a simulator, a client wired to it, and a record of every call. */
 import { Writable } from 'node:stream';
-import type { GitHubAuthConfig, GitHubConfig } from '../../src/config/types.js';
+import type { GitHubAuthConfig, GitHubConfig } from '../../src/core/fleet-config.js';
 import { createGitHubClient } from '../../src/github/client.js';
 import type { GitHubClient, GitHubClientOptions } from '../../src/github/client.js';
 import type { FetchLike } from '../../src/github/transport.js';

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import type { V1Deployment, V1PodSpec, V1Service } from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
 import { parseConfig } from '../../src/config/index.js';
-import type { FleetConfig } from '../../src/config/types.js';
+import type { FleetConfig } from '../../src/core/fleet-config.js';
 import type { KubeObject } from '../../src/kubernetes/rbac-manifests.js';
 import { controllerRbacObjects } from '../../src/kubernetes/rbac-manifests.js';
 import { HOOKS_ROLE_NAME } from '../../src/kubernetes/rbac-rules.js';

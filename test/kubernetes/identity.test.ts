@@ -10,7 +10,7 @@ import { CoreV1Api, RbacAuthorizationV1Api } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import type { IdentityConfig } from '../../src/config/types.js';
+import type { IdentityConfig } from '../../src/core/fleet-config.js';
 import { HOOKS_ROLE_NAME } from '../../src/kubernetes/rbac-rules.js';
 import type { KubernetesProviderFactory } from '../../src/providers/kubernetes/index.js';
 import { createKubernetesProviderFactory } from '../../src/providers/kubernetes/index.js';

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { CoreV1Api } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { IdentityConfig } from '../../src/config/types.js';
+import type { IdentityConfig } from '../../src/core/fleet-config.js';
 import type { NamespaceNeeds } from '../../src/kubernetes/rbac-manifests.js';
 import type { KubernetesProvider, KubernetesProviderFactory } from '../../src/providers/kubernetes/index.js';
 import { createKubernetesProviderFactory } from '../../src/providers/kubernetes/index.js';

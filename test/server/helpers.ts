@@ -2,7 +2,7 @@
 import { randomUUID } from 'node:crypto';
 import { Writable } from 'node:stream';
 import type { WebhookSink, WorkflowJobEvent } from '../../src/core/ports.js';
-import type { FleetConfig } from '../../src/config/types.js';
+import type { FleetConfig } from '../../src/core/fleet-config.js';
 import { signWebhookPayload } from '../../src/github/webhooks.js';
 import type { EventQuery, JobQuery, ReadModel, RunnerQuery } from '../../src/server/read-model.js';
 import { createServer } from '../../src/server/server.js';

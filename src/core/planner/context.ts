@@ -4,7 +4,7 @@
  * instance list) only counts against a record when it was taken after the record's last state change; an older list
  * may predate what the record says, so the planner waits for the next one.
  */
-import type { FleetConfig, ScaleSetConfig } from '../../config/types.js';
+import type { FleetConfig, ScaleSetConfig } from '../fleet-config.js';
 import type { RunnerState } from '../types.js';
 import type { Action, ObservedInstance, RunnerSnapshot, ScaleSetSnapshot } from '../plan-types.js';
 import type { RandomSource } from '../names.js';

@@ -12,7 +12,7 @@ import {
 } from '@aws-sdk/client-ec2';
 import { DeleteParameterCommand, PutParameterCommand } from '@aws-sdk/client-ssm';
 import { GetCallerIdentityCommand } from '@aws-sdk/client-sts';
-import type { FleetConfig } from '../../config/types.js';
+import type { FleetConfig } from '../../core/fleet-config.js';
 import type { AwsClients, AwsPlace } from '../../aws/clients.js';
 import type { Ec2ScaleSetView } from '../../aws/ec2-scale-sets.js';
 import { ec2ScaleSets } from '../../aws/ec2-scale-sets.js';

@@ -12,7 +12,7 @@
  * fields (allocation strategy, failover codes, parameter prefix) stay absent here and are resolved by the provider.
  */
 import { z } from 'zod';
-import { httpUrl, whenObject } from '../../config/formats.js';
+import { httpUrl, whenObject } from '../../lib/zod-formats.js';
 
 /** Spot error codes after which the same create is retried on-demand, when `onDemandFailover` is not given. */
 export const DEFAULT_ON_DEMAND_FAILOVER_CODES = [

@@ -5,7 +5,7 @@
  */
 import type { KubeConfig } from '@kubernetes/client-node';
 import { CoreV1Api } from '@kubernetes/client-node';
-import type { FleetConfig } from '../../config/types.js';
+import type { FleetConfig } from '../../core/fleet-config.js';
 import { describeApiError, isForbidden, isNotFound, withSignal } from '../../kubernetes/api.js';
 import type { Permission } from '../../kubernetes/rbac-manifests.js';
 import { describePermission } from '../../kubernetes/rbac-manifests.js';

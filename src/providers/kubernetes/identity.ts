@@ -3,7 +3,7 @@
  * labels each cloud's workload-identity webhook or metadata server looks for. Runner pods and (in kubernetes
  * container mode) job pods run as that ServiceAccount, so both get the identity.
  */
-import type { IdentityConfig } from '../../config/types.js';
+import type { IdentityConfig } from '../../core/fleet-config.js';
 
 /** EKS IAM Roles for Service Accounts. */
 export const IRSA_ROLE_ANNOTATION = 'eks.amazonaws.com/role-arn';

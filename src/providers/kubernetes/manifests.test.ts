@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import type { V1Container, V1Pod } from '@kubernetes/client-node';
-import type { IdentityConfig } from '../../config/types.js';
+import type { IdentityConfig } from '../../core/fleet-config.js';
 import { HOOKS_ROLE_NAME } from '../../kubernetes/rbac-rules.js';
 import type { InstanceSpec } from '../provider.js';
 import {

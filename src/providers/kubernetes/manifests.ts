@@ -17,7 +17,7 @@ import type {
   V1VolumeMount,
 } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
-import type { IdentityConfig } from '../../config/types.js';
+import type { IdentityConfig } from '../../core/fleet-config.js';
 import {
   hookTemplateConfigMapName,
   hooksRoleBindingName,

@@ -2,7 +2,7 @@
  * From a fleet configuration to what the controller does in each namespace (for its Roles and the self-check) and
  * to the runner ServiceAccounts `doctor` inspects.
  */
-import type { FleetConfig, IdentityConfig } from '../../config/types.js';
+import type { FleetConfig, IdentityConfig } from '../../core/fleet-config.js';
 import type { NamespaceNeeds } from '../../kubernetes/rbac-manifests.js';
 import type { ContainerMode, Feature } from '../../kubernetes/rbac-rules.js';
 import { planScaleSet } from './manifests.js';

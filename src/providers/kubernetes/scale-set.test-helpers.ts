@@ -1,5 +1,5 @@
 /** Test builder shared by the kubernetes provider's unit tests and the suites on the test control plane. */
-import type { ScaleSetConfig } from '../../config/types.js';
+import type { ScaleSetConfig } from '../../core/fleet-config.js';
 
 /** A parsed scale set (what the config loader would produce); its provider block is of kind kubernetes unless given. */
 export function scaleSetConfig(

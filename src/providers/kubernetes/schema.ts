@@ -3,7 +3,7 @@
  * validated; the rest of a PodSpec passes through untouched (the API server validates it at create time).
  */
 import { z } from 'zod';
-import { dnsLabel, nonEmpty, whenObject } from '../../config/formats.js';
+import { dnsLabel, nonEmpty, whenObject } from '../../lib/zod-formats.js';
 
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 const QUALIFIED_NAME = /^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/;

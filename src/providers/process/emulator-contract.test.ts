@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
-import type { ScaleSetConfig } from '../../config/types.js';
+import type { ScaleSetConfig } from '../../core/fleet-config.js';
 import { startSimulator } from '../../sim/github/index.js';
 import { runProviderContract } from '../../../test/support/provider-contract.js';
 import type { ProviderContext } from '../provider.js';

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { ScaleSetConfig } from '../../config/types.js';
+import type { ScaleSetConfig } from '../../core/fleet-config.js';
 import { runProviderContract } from '../../../test/support/provider-contract.js';
 import type { Instance, InstanceSpec, ProviderContext } from '../provider.js';
 import { ProviderError } from '../provider.js';

@@ -1,7 +1,7 @@
 /** The `process` provider block: each runner is a local child process of the controller. */
 import { z } from 'zod';
-import { duration } from '../../config/duration.js';
-import { nonEmpty } from '../../config/formats.js';
+import { duration } from '../../lib/duration.js';
+import { nonEmpty } from '../../lib/zod-formats.js';
 
 /** Environment the provider sets itself; a user value would be overwritten or leak a secret's name into config. */
 // Set by the provider itself to hand the runner its registration; a user value would be overridden or leak.

@@ -1,7 +1,7 @@
 /** The `sim` provider block: virtual instances in the GitHub simulator's compute API (`/_sim/instances`). */
 import { z } from 'zod';
-import { duration } from '../../config/duration.js';
-import { httpUrl } from '../../config/formats.js';
+import { duration } from '../../lib/duration.js';
+import { httpUrl } from '../../lib/zod-formats.js';
 
 export const simProviderSchema = z
   .strictObject({

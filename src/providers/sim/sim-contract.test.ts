@@ -1,6 +1,6 @@
 /** The provider contract for `sim`, against a real GitHub simulator whose instances host emulated runners. */
 import { pino } from 'pino';
-import type { ScaleSetConfig } from '../../config/types.js';
+import type { ScaleSetConfig } from '../../core/fleet-config.js';
 import { startSimulator } from '../../sim/github/index.js';
 import { runProviderContract } from '../../../test/support/provider-contract.js';
 import type { ProviderContext } from '../provider.js';

@@ -8,7 +8,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type { ScaleSetConfig } from '../../config/types.js';
+import type { ScaleSetConfig } from '../../core/fleet-config.js';
 import type { Instance, InstanceSpec, ProviderContext } from '../provider.js';
 import { ProviderError } from '../provider.js';
 import type { SimProviderOptions } from './sim-provider.js';

@@ -1,5 +1,5 @@
 /** Builders shared by the planner's unit and property tests. */
-import type { FleetConfig, ScaleSetConfig } from '../../../src/config/types.js';
+import type { FleetConfig, ScaleSetConfig } from '../../../src/core/fleet-config.js';
 import type { Action, RunnerSnapshot, ScaleSetSnapshot } from '../../../src/core/plan-types.js';
 import type { InstanceState } from '../../../src/providers/provider.js';
 import type { GitHubRunner } from '../../../src/core/types.js';

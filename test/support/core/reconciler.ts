@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
-import type { FleetConfig, ScaleSetConfig } from '../../../src/config/types.js';
+import type { FleetConfig, ScaleSetConfig } from '../../../src/core/fleet-config.js';
 import {
   createGitHubClient,
   parseWorkflowJobEvent,

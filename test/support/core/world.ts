@@ -11,7 +11,7 @@
  */
 import path from 'node:path';
 import pino from 'pino';
-import type { FleetConfig, ScaleSetConfig } from '../../../src/config/types.js';
+import type { FleetConfig, ScaleSetConfig } from '../../../src/core/fleet-config.js';
 import type { GitHubPort, JobInfo, JitConfigResult, RegistrationToken } from '../../../src/core/ports.js';
 import type { GitHubRunner } from '../../../src/core/types.js';
 import { ProviderError } from '../../../src/providers/provider.js';
