@@ -47,7 +47,12 @@ const set: ScaleSetConfig = {
   idleTimeout: 5 * MINUTE,
   provider: { kind: 'sim' },
 };
-const timings = { resyncInterval: 30_000, orphanGracePeriod: 2 * MINUTE, failureBackoff: 5_000 };
+const timings = {
+  resyncInterval: 30_000,
+  orphanGracePeriod: 2 * MINUTE,
+  failureBackoff: 5_000,
+  concurrency: 64,
+};
 
 /** A mix close to a busy fleet: mostly busy and starting, some idle, some being cleaned up. */
 const MIX: readonly [RunnerState, number][] = [

@@ -3,7 +3,6 @@
  * parsed FleetConfig and wires them together. `start`, `demo`, the benchmarks and the end-to-end tests all build a
  * controller here, so what they run is the same thing.
  */
-import { DEFAULTS } from '../config/defaults.js';
 import type { FleetConfig } from '../core/fleet-config.js';
 import { LabelRouter } from '../core/labels.js';
 import { FleetReadModel } from '../core/read-models.js';
@@ -190,7 +189,7 @@ export async function composeController(options: ComposeOptions): Promise<Contro
     logger,
     hooks: telemetryHooks(metrics, events, (s) => kindOf.get(s) ?? 'unknown'),
     ...(options.now ? { now: options.now } : {}),
-    concurrency: options.concurrency ?? config.controller.concurrency ?? DEFAULTS.concurrency,
+    ...(options.concurrency !== undefined ? { concurrency: options.concurrency } : {}),
   });
 
   const readModel = new FleetReadModel({

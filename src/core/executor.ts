@@ -44,8 +44,8 @@ export interface ExecutorOptions {
   readonly providers: ReadonlyMap<string, Provider>;
   readonly logger: Logger;
   readonly now: () => number;
-  /** Calls out at once, across all scale sets. Default 32. */
-  readonly concurrency?: number;
+  /** Calls out at once, across all scale sets (fleet.yaml's controller.concurrency). */
+  readonly concurrency: number;
   readonly hooks?: ReconcilerHooks;
   /** Ask for a pass of a scale set (now, or at a time). */
   readonly wake: (scaleSet: string, at?: number) => void;
@@ -97,11 +97,11 @@ export class Executor {
   constructor(options: ExecutorOptions) {
     this.#o = options;
     this.#sets = new Map(options.config.scaleSets.map((s) => [s.name, s]));
-    this.#pool = new Pool(options.concurrency ?? 32);
+    this.#pool = new Pool(options.concurrency);
     this.#sleep = options.sleep ?? defaultSleep;
     // Every call out listens to this one signal, each through a few layers (GitHub client, fetch, provider): with
     // the pool full that is far past Node's default of 10 listeners, whose warning would report a leak that is not.
-    setMaxListeners(Math.max(10, 8 * (options.concurrency ?? 32)), this.#abort.signal);
+    setMaxListeners(Math.max(10, 8 * options.concurrency), this.#abort.signal);
   }
 
   /** True while an operation on this runner is queued, running or cooling down after an error. */

@@ -75,7 +75,7 @@ export interface FleetConfig {
     /** ms base of the exponential backoff after a failed runner. Default 5 s. */
     readonly failureBackoff: number;
     /** Runner creates and removals in flight at once, across scale sets. Default 64 (the schema sets it). */
-    readonly concurrency?: number;
+    readonly concurrency: number;
   };
   readonly scaleSets: readonly ScaleSetConfig[];
 }

@@ -52,7 +52,7 @@ export interface ReconcilerOptions {
   readonly timers?: Timers;
   /** Source of runner names. Default: crypto-strong random. */
   readonly random?: RandomSource;
-  /** Executor calls out at once. Default 32. */
+  /** Executor calls out at once. Default: the config's controller.concurrency. */
   readonly concurrency?: number;
   readonly hooks?: ReconcilerHooks;
   /** Aborting it stops the reconciler (same as stop()). */
@@ -145,7 +145,7 @@ export class Reconciler {
       providers: options.providers,
       logger: this.#log,
       now: this.#now,
-      ...(options.concurrency !== undefined ? { concurrency: options.concurrency } : {}),
+      concurrency: options.concurrency ?? options.config.controller.concurrency,
       ...(options.hooks !== undefined ? { hooks: options.hooks } : {}),
       ...(options.createAttempts !== undefined ? { createAttempts: options.createAttempts } : {}),
       wake: (scaleSet, at) => (at === undefined ? this.wake(scaleSet) : this.#wakeLater(scaleSet, at)),

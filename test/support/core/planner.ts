@@ -29,6 +29,7 @@ export const timings: FleetConfig['controller'] = {
   resyncInterval: 30 * SECOND,
   orphanGracePeriod: 2 * MINUTE,
   failureBackoff: 5 * SECOND,
+  concurrency: 32,
 };
 
 export function fleetConfig(sets: ScaleSetConfig[], controller = timings): FleetConfig {

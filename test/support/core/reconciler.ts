@@ -83,6 +83,7 @@ export class Harness {
         resyncInterval: 1000,
         orphanGracePeriod: 1500,
         failureBackoff: 200,
+        concurrency: 32,
         ...options.controller,
       },
       scaleSets: options.scaleSets.map(({ bootDelay: _bootDelay, ...s }) => ({

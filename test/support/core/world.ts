@@ -170,6 +170,7 @@ export class World {
   #newExecutor(): Executor {
     return new Executor({
       config: this.config,
+      concurrency: this.config.controller.concurrency,
       store: this.store,
       github: this.#github(),
       providers: new Map(this.sets.map((s) => [s.name, this.#provider(s.name)])),
