@@ -18,7 +18,7 @@ export interface CheckLine {
 type Level = 'read' | 'write' | 'admin';
 const RANK: Record<string, number> = { read: 1, write: 2, admin: 3 };
 
-/** What a GitHub App installation must grant for runners of each scope kind (DESIGN.md section 9). */
+/** What a GitHub App installation must grant for runners of each scope kind (docs/security.md, GitHub permissions). */
 export const APP_PERMISSIONS: Readonly<Record<'org' | 'repo', Readonly<Record<string, Level>>>> = {
   org: { organization_self_hosted_runners: 'write', actions: 'read' },
   repo: { administration: 'write', actions: 'read' },

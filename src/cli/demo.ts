@@ -122,7 +122,7 @@ function parse(argv: string[], parseDuration: (text: string) => number | undefin
 
 const isTty = (stream: NodeJS.WritableStream) => (stream as { isTTY?: boolean }).isTTY === true;
 
-/** The summary object of `--json`: DESIGN.md section 5's keys first. */
+/** The summary object of `--json`: the keys README documents first. */
 function summaryJson(summary: DemoSummary, url: string): Record<string, unknown> {
   return { ...summary, dashboardUrl: url };
 }

@@ -1,5 +1,5 @@
 /**
- * Failure backoff of a scale set (DESIGN.md invariant 6). A runner that fails before taking a job is replaced, but
+ * Failure backoff of a scale set (invariant 6, docs/core.md). A runner that fails before taking a job is replaced, but
  * not before `until`. Failures that land while a backoff window is already open do not escalate it: a burst of
  * creates failing together (a provider outage) counts as one step, not as thirty-two.
  */

@@ -1,5 +1,5 @@
 /**
- * Error classification at the edges (DESIGN.md section 7): retryable (429, 5xx, timeouts, conflicts, network) or
+ * Error classification at the edges : retryable (429, 5xx, timeouts, conflicts, network) or
  * fatal. Ports throw errors that carry `retryable` (ProviderError) or an HTTP `status` (octokit RequestError).
  */
 export interface ClassifiedError {

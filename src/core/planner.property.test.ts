@@ -1,5 +1,5 @@
 /**
- * Property tests of DESIGN.md section 3, one describe per invariant. Each invariant is checked twice:
+ * Property tests of the invariants in docs/core.md, one describe per invariant. Each invariant is checked twice:
  *  - on random snapshots: whatever the planner is shown, its actions respect the invariant;
  *  - on random sequences of events run through the world model (world.test-helpers.ts): plan -> execute -> the
  *    world moves (jobs, boots, failures, crashes, lost or duplicated webhooks) -> plan ...

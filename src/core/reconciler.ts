@@ -1,5 +1,5 @@
 /**
- * The reconciler: snapshot -> plan (pure) -> executor, per scale set, one pass at a time (DESIGN.md section 2).
+ * The reconciler: snapshot -> plan (pure) -> executor, per scale set, one pass at a time (docs/core.md, Flow of one pass).
  *
  * Level-triggered. A pass runs when something wakes its scale set: a webhook (through the store's job changes), a
  * provider watch event, an executor result, a time the planner asked for (wake-at), or the periodic resync that

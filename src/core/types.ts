@@ -6,7 +6,7 @@ import type { Scope } from './fleet-config.js';
 
 export type { Scope };
 
-/** Lifecycle of one runner of this fleet (DESIGN.md section 3). */
+/** Lifecycle of one runner of this fleet (docs/core.md, Runner states). */
 export type RunnerState =
   | 'requested' // planned; intent recorded, nothing created yet
   | 'creating' // registration obtained or being obtained, instance being created
@@ -30,7 +30,7 @@ export const RUNNER_STATES: readonly RunnerState[] = [
   'deleted',
 ];
 
-/** States that count as capacity for pending jobs. (`max` counts every runner not yet deleted: DESIGN.md invariant 1.) */
+/** States that count as capacity for pending jobs. (`max` counts every runner not yet deleted: invariant 1 in docs/core.md.) */
 export const ACTIVE_RUNNER_STATES: readonly RunnerState[] = [
   'requested',
   'creating',

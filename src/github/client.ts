@@ -2,7 +2,7 @@
  * The GitHub client behind GitHubPort: JIT configs, registration tokens, runner listing and deletion, job status,
  * at org, repo and enterprise scope, with App or PAT auth, on github.com or GHES.
  *
- * Budget matters (DESIGN.md section 9: one API call per ephemeral job is the floor), so everything that can be is
+ * Budget matters (one API call per ephemeral job is the floor), so everything that can be is
  * cached: installation ids per scope, installation tokens until shortly before expiry, runner group ids, and
  * registration tokens per scope (one token serves many runners). Concurrent callers share one in-flight request.
  */

@@ -81,7 +81,7 @@ export function runCli(args: readonly string[], env: NodeJS.ProcessEnv = {}): Pr
   return startCli(args, env).exited;
 }
 
-/** The keys DESIGN.md section 5 promises in the demo's --json object. */
+/** The keys the README promises in the demo's --json object. */
 export const SUMMARY_KEYS = [
   'jobs',
   'completed',

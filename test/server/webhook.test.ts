@@ -12,7 +12,7 @@ import {
 } from './helpers.js';
 import type { TestServer } from './helpers.js';
 
-// DESIGN.md section 9: GitHub's published test vector.
+// GitHub's published test vector for X-Hub-Signature-256.
 const VECTOR = {
   secret: "It's a Secret to Everybody",
   body: 'Hello, World!',
