@@ -5,23 +5,10 @@
 import type { GitHubRunner, JobStatus, RunnerState } from './types.js';
 import type { Instance } from './provider-port.js';
 import type { BackoffState } from './backoff.js';
+import type { RunnerRecord } from './records.js';
 
 /** One runner record of this fleet, as the store keeps it, plus what the executor is doing with it. */
-export interface RunnerSnapshot {
-  readonly name: string;
-  readonly scaleSet: string;
-  readonly state: RunnerState;
-  readonly reason: string | null;
-  /** GitHub runner id, once known (from the JIT answer or a runner list). */
-  readonly githubId: number | null;
-  /** ms epoch */
-  readonly createdAt: number;
-  /** ms epoch of the last state change. Observations older than this say nothing about the current state. */
-  readonly stateChangedAt: number;
-  /** ms epoch at which this fleet deleted the instance (provider delete succeeded), or null. */
-  readonly instanceDeletedAt: number | null;
-  /** ms epoch at which this fleet removed the GitHub registration (or learned it was gone), or null. */
-  readonly registrationDeletedAt: number | null;
+export interface RunnerSnapshot extends RunnerRecord {
   /**
    * The latest job GitHub reported on this runner (webhook or status check), if any; `at` is when this fleet
    * recorded that status (its own clock), so a persistent runner's old job is not mistaken for news.

@@ -41,15 +41,12 @@ export interface ScaleSetView {
   readonly lastReconcileAt: number | null;
 }
 
-export interface RunnerView {
-  readonly name: string;
-  readonly scaleSet: string;
-  readonly state: RunnerState;
-  readonly reason: string | null;
-  readonly githubId: number | null;
-  readonly createdAt: number;
+/** A runner record as the API shows it: the record's own fields, its ages, and what GitHub and its provider say. */
+export interface RunnerView extends Pick<
+  RunnerRecord,
+  'name' | 'scaleSet' | 'state' | 'reason' | 'githubId' | 'createdAt' | 'stateChangedAt'
+> {
   readonly ageMs: number;
-  readonly stateChangedAt: number;
   readonly stateAgeMs: number;
   readonly instance: {
     readonly state: InstanceState;

@@ -21,16 +21,22 @@ export interface JobRecord {
   readonly checkedAt?: number | null;
 }
 
+/** One runner of this fleet as the store keeps it: the single declaration the snapshot and the views build on. */
 export interface RunnerRecord {
   readonly name: string;
   readonly scaleSet: string;
   readonly state: RunnerState;
+  /** Why it is in this state (a planner or executor reason), or null. */
   readonly reason: string | null;
+  /** GitHub runner id, once known (from the JIT answer or a runner list). */
   readonly githubId: number | null;
   /** ms epoch */
   readonly createdAt: number;
+  /** ms epoch of the last state change. Observations older than this say nothing about the current state. */
   readonly stateChangedAt: number;
+  /** ms epoch at which this fleet deleted the instance (provider delete succeeded), or null. */
   readonly instanceDeletedAt: number | null;
+  /** ms epoch at which this fleet removed the GitHub registration (or learned it was gone), or null. */
   readonly registrationDeletedAt: number | null;
 }
 
