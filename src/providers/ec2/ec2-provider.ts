@@ -49,6 +49,7 @@ import {
   runInstancesInput,
 } from './launch.js';
 import type { Ec2ProviderConfig, Ec2UserDataSettings } from './schema.js';
+import { UserDataError } from '../../aws/user-data.js';
 
 /** What the start-script renderer gets: names and places only, never the registration. */
 export interface Ec2UserDataInput {
@@ -183,6 +184,23 @@ export class Ec2InstanceProvider implements Ec2Provider {
     const problems: string[] = [];
     if (this.#config.launchTemplate !== undefined)
       problems.push(...(await this.#checkLaunchTemplate(signal)));
+    else {
+      // The start script renders with this scale set's prefix and settings, and fits EC2's 16 KB.
+      try {
+        const text = this.#render(
+          this.#d.renderUserData!,
+          this.#fleet,
+          this.#scaleSet,
+          `${this.#scaleSet}-check`,
+        );
+        if (Buffer.byteLength(text, 'utf8') > MAX_USER_DATA_BYTES) {
+          problems.push(`the rendered user data exceeds EC2's ${MAX_USER_DATA_BYTES} bytes`);
+        }
+      } catch (error) {
+        if (!(error instanceof ProviderError)) throw error;
+        problems.push(error.message.replace(`${where}: `, ''));
+      }
+    }
     problems.push(...(await this.#checkExisting(signal)));
     if (problems.length > 0) {
       throw new ProviderError(`${where}: ${problems.join('; ')}`, {
@@ -481,14 +499,7 @@ export class Ec2InstanceProvider implements Ec2Provider {
         },
       );
     }
-    const text = render({
-      fleet: spec.fleet,
-      scaleSet: spec.scaleSet,
-      runnerName: spec.name,
-      region: this.#config.region,
-      parameterPrefix: this.parameterPrefix,
-      settings: this.#config.userData,
-    });
+    const text = this.#render(render, spec.fleet, spec.scaleSet, spec.name);
     const secret = secretOf(spec);
     if (secret.length > 0 && text.includes(secret)) {
       throw new ProviderError('the rendered user data contains the registration secret; refusing to launch', {
@@ -503,6 +514,28 @@ export class Ec2InstanceProvider implements Ec2Provider {
       });
     }
     return text;
+  }
+
+  /** The renderer's text; a setting it refuses is a fatal ProviderError naming the setting. */
+  #render(render: Ec2UserDataRenderer, fleet: string, scaleSet: string, runnerName: string): string {
+    try {
+      return render({
+        fleet,
+        scaleSet,
+        runnerName,
+        region: this.#config.region,
+        parameterPrefix: this.parameterPrefix,
+        settings: this.#config.userData,
+      });
+    } catch (error) {
+      if (error instanceof UserDataError) {
+        throw new ProviderError(`scale set ${scaleSet}: ${error.message}`, {
+          code: 'ec2-bad-user-data',
+          retryable: false,
+        });
+      }
+      throw error;
+    }
   }
 
   async #runInstances(
