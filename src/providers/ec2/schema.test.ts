@@ -22,7 +22,6 @@ describe('ec2 provider schema', () => {
       ...image,
       capacity: 'on-demand',
       ssm: {},
-      rerunInterruptedJobs: false,
     });
     const parsed = ec2ProviderSchema.parse({
       ...template,
@@ -34,7 +33,6 @@ describe('ec2 provider schema', () => {
       onDemandFailover: false,
       ssm: { pathPrefix: '/ci/runners', kmsKeyId: 'alias/runners' },
       tags: { team: 'ci' },
-      rerunInterruptedJobs: true,
     });
     expect(parsed.launchTemplate).toEqual({ id: 'lt-0abc', version: '7' });
     expect(ec2ProviderSchema.parse(parsed)).toEqual(parsed);

@@ -328,12 +328,6 @@ export const ec2ProviderSchema = z
         'Extra tags on the instances and their parameters, and on the volumes of RunInstances launches (CreateFleet ' +
           'cannot tag volumes: the launch template’s tag specifications apply).',
       ),
-    rerunInterruptedJobs: z
-      .boolean()
-      .default(false)
-      .describe(
-        'Re-run a job whose spot instance AWS interrupted (the controller asks GitHub to re-run it).',
-      ),
     userData: userDataSettingsSchema.optional(),
   })
   .superRefine((value, ctx) => {
