@@ -36,7 +36,9 @@ import type {
   Ec2ProviderFactory,
   Ec2ProviderFactoryOptions,
 } from '../../src/providers/ec2/index.js';
+import { UserDataError } from '../../src/aws/user-data.js';
 import { createEc2ProviderFactory, ec2ProviderSchema } from '../../src/providers/ec2/index.js';
+import { renderEc2UserData } from '../../src/providers/ec2/user-data.js';
 import type { Instance, InstanceSpec } from '../../src/providers/provider.js';
 import { ProviderError } from '../../src/providers/provider.js';
 import type { AwsFaultProxy } from '../support/aws-fault-proxy.js';
@@ -968,6 +970,22 @@ describe.skipIf(!requireAwsPeers('aws/ec2-provider'))('ec2 provider against moto
       const seen = observedContext('f-no-ud', 'linux');
       const error = await failure(made.create(imageBlock(), seen.context).prepare(signal()));
       expect(error).toMatchObject({ code: 'ec2-no-user-data', retryable: false });
+    });
+
+    it('renders the start script once: a setting the renderer refuses fails prepare, naming it', async () => {
+      const made = factory({
+        renderUserData: () => {
+          throw new UserDataError('bad-user-data-setting', 'userData.runAs: must be a Linux user name');
+        },
+      });
+      const seen = observedContext('f-bad-ud', 'linux');
+      const error = await failure(made.create(imageBlock(), seen.context).prepare(signal()));
+      expect(error).toMatchObject({ code: 'ec2-prepare-failed', retryable: false });
+      expect(error.message).toContain('userData.runAs: must be a Linux user name');
+      // The real renderer, with the block's settings, passes.
+      const real = factory({ renderUserData: renderEc2UserData });
+      const block = imageBlock({ userData: { runAs: 'runner', parameterTimeout: '2m' } });
+      await real.create(block, observedContext('f-good-ud', 'linux').context).prepare(signal());
     });
   });
 

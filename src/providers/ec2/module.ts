@@ -2,7 +2,8 @@
  * The `ec2` kind: one EC2 instance per runner (src/providers/ec2). One factory serves every ec2 scale set, so they
  * share AWS clients and one DescribeInstances per resync; `imageId` launches get runner-fleet's start script as user
  * data (user-data.ts). `--aws-endpoint` (or a block's `endpoint`) points the clients at another endpoint, e.g. a local
- * moto server; credentials come from the AWS SDK's default chain.
+ * moto server; credentials are the command environment's AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN,
+ * else the AWS SDK's default chain.
  *
  * With `checkAccess` (start), setup runs the AWS access check (access-check.ts: identity, launch templates, subnets,
  * SSM prefixes writable) and refuses with every failing line; `doctor` returns the same lines.
