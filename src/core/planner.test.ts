@@ -123,6 +123,27 @@ describe('planner: scaling', () => {
     expect(run(s).filter((a) => a.type !== 'wake-at')).toEqual([]);
   });
 
+  it('an ended runner that ran a job not yet reported still counts while its instance is being deleted', () => {
+    // GitHub removed the ephemeral runner's registration after its job; the job's webhooks have not come yet, so the
+    // job still looks queued. Whether or not the executor is deleting its instance right now, no second runner.
+    for (const inFlight of [false, true]) {
+      const s = snapshot({
+        jobs: [queued(1)],
+        runners: [
+          runner({
+            name: 'linux-aaaaaaa1',
+            state: 'finished',
+            reason: 'registration removed by GitHub after a job not yet reported',
+            stateChangedAt: T - SECOND,
+            registrationDeletedAt: T - SECOND,
+            inFlight,
+          }),
+        ],
+      });
+      expect(byType(run(s), 'create-runner'), `inFlight=${inFlight}`).toEqual([]);
+    }
+  });
+
   it('retires idle runners above desired once their idle timeout passed, asking GitHub first', () => {
     const idle = runner({ name: 'linux-aaaaaaa1', state: 'idle', stateChangedAt: T, githubId: 7 });
     const early = run(snapshot({ runners: [idle] }), {}, T + MINUTE);

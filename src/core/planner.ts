@@ -47,6 +47,9 @@ export function planScaleSet(
       continue;
     }
     if (r.inFlight) {
+      // Still counts as having run a job not yet reported while the executor removes it (its instance or
+      // registration): otherwise the pass that runs meanwhile buys that job a second runner.
+      if (ranUnseenJob(ctx, r)) ranUnseen++;
       records.push(r);
       states.push(r.state);
       continue;
