@@ -188,7 +188,13 @@ export async function prepareDemoEc2(options: DemoEc2Options): Promise<DemoEc2> 
   const fleet = user?.name ?? 'demo';
   let world: DemoEc2World;
   try {
-    world = await buildWorld(ec2, endpoint, region, fleet, user?.scaleSets);
+    world = await createEc2World({
+      ec2,
+      endpoint,
+      region,
+      fleet,
+      prefixes: prefixesOf(user?.scaleSets ?? [], fleet),
+    });
   } catch (error) {
     ec2.destroy();
     ssm.destroy();
@@ -283,13 +289,25 @@ export async function prepareDemoEc2(options: DemoEc2Options): Promise<DemoEc2> 
   };
 }
 
-async function buildWorld(
-  ec2: EC2Client,
-  endpoint: string,
-  region: string,
-  fleet: string,
-  userSets: readonly Record<string, unknown>[] | undefined,
-): Promise<DemoEc2World> {
+export interface Ec2WorldOptions {
+  /** A client of the endpoint in `region`. */
+  readonly ec2: EC2Client;
+  readonly endpoint: string;
+  readonly region: string;
+  readonly fleet: string;
+  /** The fleet's SSM prefixes: one launch template each. */
+  readonly prefixes: readonly string[];
+}
+
+/**
+ * Creates in a local AWS endpoint what a fleet's EC2 instances need (also used by the EC2 end-to-end suite and the
+ * benchmark): finds a Linux AMI, the default VPC's subnets and security group, creates the instance role and profile
+ * (`runner-fleet-<fleet>-instance`, deploy/aws's name, with the instance policy) and one launch template per prefix
+ * (`runner-fleet-<fleet>`, then `-2`, ...). Idempotent: a second call against the same endpoint finds the role and
+ * profile and gives each template a new default version.
+ */
+export async function createEc2World(options: Ec2WorldOptions): Promise<DemoEc2World> {
+  const { ec2, endpoint, region, fleet } = options;
   let images;
   try {
     images = await ec2.send(
@@ -329,7 +347,7 @@ async function buildWorld(
 
   // The runner instances' role and instance profile, deploy/aws's names, with the instance policy.
   const role = defaultInstanceRoleName(fleet);
-  const prefixes = prefixesOf(userSets ?? [], fleet);
+  const prefixes = options.prefixes.length > 0 ? options.prefixes : [`/runner-fleet/${fleet}`];
   const policy = policyDocument(
     'instance',
     ec2PolicyTarget(

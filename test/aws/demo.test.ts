@@ -8,44 +8,18 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Instance } from '@aws-sdk/client-ec2';
-import {
-  DescribeLaunchTemplateVersionsCommand,
-  EC2Client,
-  paginateDescribeInstances,
-} from '@aws-sdk/client-ec2';
-import { SSMClient, paginateGetParametersByPath } from '@aws-sdk/client-ssm';
+import { DescribeLaunchTemplateVersionsCommand, EC2Client } from '@aws-sdk/client-ec2';
+import { SSMClient } from '@aws-sdk/client-ssm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TAG_FLEET, TAG_SCALE_SET } from '../../src/aws/tags.js';
+import { TAG_SCALE_SET } from '../../src/aws/tags.js';
 import { SUMMARY_KEYS, runCli } from '../demo/helpers.js';
+import { ec2Census } from '../support/ec2-fleet.js';
 import { MOTO_CREDENTIALS, awsPeersBin, requireAwsPeers, startMoto } from '../support/moto.js';
 import type { MotoServer } from '../support/moto.js';
 
 const REGION = 'eu-west-1';
 
-async function fleetInstances(ec2: EC2Client, fleet: string): Promise<Instance[]> {
-  const out: Instance[] = [];
-  for await (const page of paginateDescribeInstances(
-    { client: ec2 },
-    { Filters: [{ Name: `tag:${TAG_FLEET}`, Values: [fleet] }] },
-  )) {
-    for (const r of page.Reservations ?? []) out.push(...(r.Instances ?? []));
-  }
-  return out;
-}
-
-async function parameters(ssm: SSMClient, prefix: string): Promise<string[]> {
-  const out: string[] = [];
-  for await (const page of paginateGetParametersByPath({ client: ssm }, { Path: prefix, Recursive: true })) {
-    for (const p of page.Parameters ?? []) out.push(p.Name!);
-  }
-  return out;
-}
-
 const tagOf = (instance: Instance, key: string) => instance.Tags?.find((t) => t.Key === key)?.Value;
-const live = (instances: Instance[]) =>
-  instances
-    .filter((i) => i.State?.Name === 'pending' || i.State?.Name === 'running')
-    .map((i) => i.InstanceId);
 
 describe.skipIf(!requireAwsPeers('aws/demo'))('demo --provider ec2', () => {
   let moto: MotoServer;
@@ -121,10 +95,11 @@ describe.skipIf(!requireAwsPeers('aws/demo'))('demo --provider ec2', () => {
     expect(run.stderr).toMatch(/Dashboard: +http:\/\/127\.0\.0\.1:\d+\//);
 
     // moto agrees: every instance of the fleet ended, no runner parameter is left.
-    const instances = await fleetInstances(ec2, 'demo');
+    const census = await ec2Census({ ec2, ssm }, 'demo', ['/runner-fleet/demo']);
+    const instances = census.instances;
     expect(instances).toHaveLength(ec2Summary.instancesLaunched);
-    expect(live(instances)).toEqual([]);
-    expect(await parameters(ssm, '/runner-fleet/demo')).toEqual([]);
+    expect(census.liveIds).toEqual([]);
+    expect(census.parameters).toEqual([]);
     const spot = instances.filter((i) => tagOf(i, TAG_SCALE_SET) === 'ec2-spot');
     expect(spot.length).toBe(spotJobs);
     expect(spot.every((i) => i.InstanceLifecycle === 'spot')).toBe(true);
@@ -197,11 +172,11 @@ scaleSets:
         '(region eu-west-1); SSM default key instead of kmsKeyId',
     );
     expect(run.stderr).toContain('Note: ci: minIdle 0 for the demo');
-    const instances = await fleetInstances(ec2, 'acme-ci');
-    expect(instances.length).toBeGreaterThanOrEqual(4);
-    expect(live(instances)).toEqual([]);
-    expect(new Set(instances.map((i) => i.InstanceType))).not.toContain(undefined);
-    expect(await parameters(ssm, '/ci/runners')).toEqual([]);
+    const census = await ec2Census({ ec2, ssm }, 'acme-ci', ['/ci/runners']);
+    expect(census.instances.length).toBeGreaterThanOrEqual(4);
+    expect(census.instances.every((i) => i.InstanceLifecycle === 'spot')).toBe(true);
+    expect(census.liveIds).toEqual([]);
+    expect(census.parameters).toEqual([]);
   }, 300_000);
 
   it('refuses to run without --aws-endpoint, against AWS itself, or without the AWS CLI', async () => {
