@@ -24,6 +24,20 @@ export const APP_PERMISSIONS: Readonly<Record<'org' | 'repo', Readonly<Record<st
   repo: { administration: 'write', actions: 'read' },
 };
 
+/**
+ * What a scope's installation must grant: APP_PERMISSIONS, and `actions: write` when a scale set of the scope re-runs
+ * interrupted jobs (POST /repos/{owner}/{repo}/actions/jobs/{job_id}/rerun).
+ */
+export function neededPermissions(
+  config: Pick<FleetConfig, 'scaleSets'>,
+  scope: Scope,
+): Readonly<Record<string, Level>> {
+  const base = APP_PERMISSIONS['org' in scope ? 'org' : 'repo'];
+  const key = scopeKey(scope);
+  const reruns = config.scaleSets.some((s) => s.rerunInterruptedJobs === true && scopeKey(s.scope) === key);
+  return reruns ? { ...base, actions: 'write' } : base;
+}
+
 function describe(scope: Scope): string {
   if ('org' in scope) return `organization ${scope.org}`;
   if ('repo' in scope) return `repository ${scope.repo}`;
@@ -75,7 +89,6 @@ async function appChecks(
   for (const scope of uniqueScopes(config)) {
     // The configuration refuses enterprise scopes with App authentication (GitHub Apps cannot manage them).
     if ('enterprise' in scope) continue;
-    const kind = 'org' in scope ? 'org' : 'repo';
     try {
       const { data } =
         'org' in scope
@@ -84,8 +97,9 @@ async function appChecks(
               owner: scope.repo.split('/')[0] ?? '',
               repo: scope.repo.split('/')[1] ?? '',
             });
-      const missing = missingPermissions(data.permissions as Record<string, string>, APP_PERMISSIONS[kind]);
-      const wanted = Object.entries(APP_PERMISSIONS[kind])
+      const needed = neededPermissions(config, scope);
+      const missing = missingPermissions(data.permissions as Record<string, string>, needed);
+      const wanted = Object.entries(needed)
         .map(([n, l]) => `${n}: ${l}`)
         .join(', ');
       lines.push(

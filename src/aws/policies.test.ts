@@ -199,7 +199,7 @@ describe('scoping', () => {
     expect(actionsOf(controller).has('kms:Decrypt')).toBe(false);
   });
 
-  it('an instance may read and delete only the parameter tagged with its own ARN, and nothing else', () => {
+  it('an instance may read and delete only the parameter tagged with its own ARN, tag fleet instances with its outcome, and nothing else', () => {
     expect(instance.Statement).toEqual([
       {
         Sid: SID.readOwn,
@@ -209,6 +209,16 @@ describe('scoping', () => {
         Condition: {
           StringEquals: { 'aws:ResourceTag/runner-fleet:instance-arn': '${ec2:SourceInstanceARN}' },
           Null: { 'ec2:SourceInstanceARN': 'false' },
+        },
+      },
+      {
+        Sid: SID.tagOwnOutcome,
+        Effect: 'Allow',
+        Action: ['ec2:CreateTags'],
+        Resource: 'arn:aws:ec2:eu-west-1:123456789012:instance/*',
+        Condition: {
+          StringEquals: { 'ec2:ResourceTag/runner-fleet:fleet': 'acme' },
+          'ForAllValues:StringEquals': { 'aws:TagKeys': ['runner-fleet:exit-code'] },
         },
       },
     ]);

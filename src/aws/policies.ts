@@ -8,7 +8,7 @@
  * The rules are symbolic (resource and condition kinds); policyDocuments() resolves them against a PolicyTarget:
  * the concrete fleet (runner-fleet aws-policy) or CloudFormation references (deploy/aws).
  */
-import { TAG_FLEET, TAG_INSTANCE_ARN, TAG_RUNNER, TAG_SCALE_SET } from './tags.js';
+import { TAG_EXIT_CODE, TAG_FLEET, TAG_INSTANCE_ARN, TAG_RUNNER, TAG_SCALE_SET } from './tags.js';
 
 export type Principal = 'controller' | 'instance';
 
@@ -163,6 +163,14 @@ export const API_CALLS: readonly ApiCall[] = [
     when: ['kmsKey', 'kmsAlias'],
     why: 'decrypt the SecureString encrypted with the configured key',
   },
+  {
+    principal: 'instance',
+    call: `EC2 CreateTags (${TAG_EXIT_CODE} on itself)`,
+    actions: ['ec2:CreateTags'],
+    why:
+      'the start script reports how its runner ended (exit code, or why none ran) on its own instance right before ' +
+      'it shuts down, and `interrupted` when it sees a spot interruption notice; best effort',
+  },
 ];
 
 /**
@@ -207,7 +215,8 @@ export type ResourceKind =
  * - taggedForCallingInstance: the parameter's runner-fleet:instance-arn tag equals the calling instance's ARN
  *   (ec2:SourceInstanceARN, present only for requests signed with instance role credentials);
  * - viaSsm: KMS is called by SSM in the fleet's regions (kms:ViaService);
- * - keyAlias: the key carries one of the configured aliases (kms:ResourceAliases).
+ * - keyAlias: the key carries one of the configured aliases (kms:ResourceAliases);
+ * - exitCodeTagOnly: the request sets no tag key but runner-fleet:exit-code (aws:TagKeys, ForAllValues).
  */
 export type ConditionKind =
   | 'fleetTagsOnRequest'
@@ -219,7 +228,8 @@ export type ConditionKind =
   | 'requestedRegion'
   | 'taggedForCallingInstance'
   | 'viaSsm'
-  | 'keyAlias';
+  | 'keyAlias'
+  | 'exitCodeTagOnly';
 
 export interface PolicyRule {
   /** Statement id: unique, [A-Za-z0-9]. */
@@ -255,6 +265,7 @@ export const SID = {
   readOwn: 'ReadAndDeleteOwnRunnerParameter',
   decrypt: 'DecryptOwnRunnerParameter',
   decryptByAlias: 'DecryptOwnRunnerParameterByAlias',
+  tagOwnOutcome: 'TagRunnerOutcomeOnFleetInstances',
 } as const;
 
 const createFleet = { action: 'ec2:CreateFleet', when: 'launchTemplate' } as const;
@@ -438,6 +449,18 @@ export const POLICY_RULES: readonly PolicyRule[] = [
     resources: ['kms-any-key'],
     conditions: ['viaSsm', 'keyAlias'],
     why: 'as above for a key named by alias',
+  },
+  {
+    sid: SID.tagOwnOutcome,
+    principal: 'instance',
+    actions: ['ec2:CreateTags'],
+    resources: ['instance'],
+    conditions: ['fleetTagOnResource', 'exitCodeTagOnly'],
+    why:
+      `the start script tags its own instance with how its runner ended (${TAG_EXIT_CODE}); only that key, only ` +
+      'on instances of this fleet. The statement does not tie the tagged instance to the calling one, so an ' +
+      'instance could tag another of the fleet: the provider reads the tag only once an instance has ended, and an ' +
+      'instance that ends by itself sets its own value last',
   },
 ];
 
@@ -625,6 +648,8 @@ function resolveCondition(
       return { StringEquals: { 'kms:ViaService': t.regions.map((r) => `ssm.${r}.${t.urlSuffix}`) } };
     case 'keyAlias':
       return { 'ForAnyValue:StringEquals': { 'kms:ResourceAliases': list(t.kmsAliases) } };
+    case 'exitCodeTagOnly':
+      return { 'ForAllValues:StringEquals': { 'aws:TagKeys': [TAG_EXIT_CODE] } };
   }
 }
 

@@ -1,8 +1,9 @@
-import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { startImds } from '../sim/ec2/imds.js';
 import { encodeRunnerParameter } from './runner-parameter.js';
 import {
   USER_DATA_MAX_BYTES,
@@ -47,16 +48,19 @@ describe('renderUserData', () => {
     expect(userData).toContain(`RUNNER_FLEET_SSM_PREFIX='/runner-fleet/prod'`);
     expect(userData).toContain(`RUNNER_FLEET_RUNNER_DIR='/opt/actions runner'`);
     expect(userData).toContain(`RUNNER_FLEET_HOOK_JOB_COMPLETED='/opt/hooks/it'\\''s done.sh'`);
-    expect(userData).toContain('RUNNER_FLEET_START_SCRIPT_VERSION=1');
+    expect(userData).toContain('RUNNER_FLEET_START_SCRIPT_VERSION=2');
     expect(userData).toContain('apt-get install -y jq');
     expect(userData.trimEnd().split('\n').pop()).toBe('exec bash "$runner_fleet_dir/runner-start.sh"');
   });
 
-  it('runs the settings through the start script; a preset environment wins over a written value', () => {
+  it('runs the settings through the start script; a preset environment wins over a written value', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'rf-user-data-'));
     dirs.push(dir);
     writeFileSync(join(dir, 'run.sh'), '#!/bin/sh\nexit 0\n');
     chmodSync(join(dir, 'run.sh'), 0o755);
+    // The AWS CLI is a stub that records its arguments: the give-up is reported as a tag on the instance.
+    writeFileSync(join(dir, 'aws'), `#!/bin/sh\necho "$*" >>'${join(dir, 'aws-calls')}'\n`);
+    chmodSync(join(dir, 'aws'), 0o755);
     const userData = renderUserData({
       ...FULL,
       runAs: undefined,
@@ -65,21 +69,36 @@ describe('renderUserData', () => {
         'echo "pre-runner sees $RUNNER_FLEET_SSM_PREFIX in $RUNNER_FLEET_RUNNER_DIR"\nexit 7\n',
       shutdownCommand: 'echo SHUTDOWN-CALLED',
     });
-    const result = spawnSync('bash', ['-s'], {
-      input: userData,
-      encoding: 'utf8',
-      env: {
-        PATH: process.env.PATH ?? '/usr/bin:/bin',
-        TMPDIR: dir,
-        RUNNER_FLEET_RUNNER_DIR: dir,
-        RUNNER_FLEET_AWS_CLI: 'true',
-        RUNNER_FLEET_SYSLOG: 'false',
-      },
-    });
-    expect(result.stdout).toContain(`pre-runner sees /runner-fleet/prod in ${dir}`);
-    expect(result.stderr).toContain('the pre-runner script failed with exit code 7');
-    expect(result.stdout).toContain('SHUTDOWN-CALLED');
-    expect(result.status).toBe(1);
+    const imds = await startImds({ instanceId: 'i-0123456789abcdef0', region: 'eu-west-1' });
+    try {
+      const child = spawn('bash', ['-s'], {
+        env: {
+          PATH: process.env.PATH ?? '/usr/bin:/bin',
+          TMPDIR: dir,
+          RUNNER_FLEET_RUNNER_DIR: dir,
+          RUNNER_FLEET_AWS_CLI: join(dir, 'aws'),
+          RUNNER_FLEET_IMDS_ENDPOINT: imds.url,
+          RUNNER_FLEET_SYSLOG: 'false',
+        },
+      });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      child.stdin.end(userData);
+      const status = await new Promise<number | null>((resolve) => child.once('close', resolve));
+      expect(stdout).toContain(`pre-runner sees /runner-fleet/prod in ${dir}`);
+      expect(stderr).toContain('the pre-runner script failed with exit code 7');
+      expect(stderr).toContain('tagged the instance runner-fleet:exit-code=start-failed');
+      expect(readFileSync(join(dir, 'aws-calls'), 'utf8')).toBe(
+        'ec2 create-tags --region eu-west-1 --resources i-0123456789abcdef0 --tags ' +
+          'Key=runner-fleet:exit-code,Value=start-failed --cli-connect-timeout 5 --cli-read-timeout 10\n',
+      );
+      expect(stdout).toContain('SHUTDOWN-CALLED');
+      expect(status).toBe(1);
+    } finally {
+      await imds.close();
+    }
   });
 
   it('never contains a secret: settings have no place for one', () => {
@@ -120,9 +139,9 @@ describe('renderUserData', () => {
 });
 
 describe('user data size', () => {
-  it('leaves room for a pre-runner script of several KB', () => {
+  it('leaves room for a pre-runner script of about 4 KB', () => {
     const bytes = userDataBytes(renderUserData(FULL));
-    expect(bytes).toBeLessThan(USER_DATA_MAX_BYTES - 5_000);
+    expect(bytes).toBeLessThan(USER_DATA_MAX_BYTES - 4_000);
   });
 
   it('refuses user data over 16 KB (before base64), counted in UTF-8 bytes', () => {

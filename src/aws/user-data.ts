@@ -68,13 +68,20 @@ export function userDataBase64(userData: string): string {
 }
 
 /**
- * The start script without its comment lines and blank lines (the shebang stays), to leave room in the 16 KB for
- * the operator's pre-runner script. Safe because the script has no heredoc and no multi-line string whose lines start
- * with `#` (script.test.ts checks the compact form is valid bash; the start-script suites run it).
+ * The start script without its comment lines, blank lines and indentation (the shebang stays), to leave room in the
+ * 16 KB for the operator's pre-runner script. Safe because the script has no heredoc and no multi-line string but
+ * backslash-continued lines, which keep their indentation and are never dropped (script.test.ts checks the compact
+ * form is valid bash and that no dropped line continues another; the start-script suites run it).
  */
 export function compactStartScript(text: string = START_SCRIPT): string {
   const [shebang = '', ...rest] = text.split('\n');
-  const kept = rest.filter((line) => line.trim() !== '' && !/^\s*#/.test(line));
+  const kept: string[] = [];
+  let continued = false;
+  for (const line of rest) {
+    if (line.trim() === '' || /^\s*#/.test(line)) continue;
+    kept.push(continued ? line : line.trimStart());
+    continued = line.endsWith('\\');
+  }
   return [shebang, ...kept].join('\n') + '\n';
 }
 

@@ -14,18 +14,23 @@ import {
   wantsLeaderElection,
 } from '../app/kube-options.js';
 
-const usage = `Usage: runner-fleet doctor --config fleet.yaml [--kubeconfig F] [--controller-service-account NS/NAME]
+const usage = `Usage: runner-fleet doctor --config fleet.yaml [--kubeconfig F] [--aws-endpoint URL]
+                            [--controller-service-account NS/NAME]
 
 Checks that a fleet can run, one line per check (ok or FAIL with the reason); exit 0 only when every check passes:
   - GitHub: the App (or token) authenticates; the App's installation grants, per scope, organization_self_hosted_runners
     write (organization) or administration write (repository) and actions read; enterprise scopes use a classic
     token; every scope's runners can be listed;
   - Kubernetes (when a scale set runs there): the controller's permissions in every namespace it uses, and each
-    runner ServiceAccount: present, carrying its identity annotations, holding its container mode's rights.
+    runner ServiceAccount: present, carrying its identity annotations, holding its container mode's rights;
+  - each other provider kind the fleet uses, by its own checks; EC2: the AWS identity, each launch template (exists,
+    requires IMDSv2), each subnet, and each SSM prefix writable (a probe parameter is put and deleted).
 
 Options:
   --config F                            the fleet.yaml (required)
   --kubeconfig F                        Kubernetes credentials (default: $KUBECONFIG, ~/.kube/config, in-cluster)
+  --aws-endpoint URL                    endpoint of every AWS call of the ec2 scale sets (e.g. a local moto server);
+                                        credentials from AWS_* variables or the AWS SDK's default chain
   --controller-service-account NS/NAME  check that ServiceAccount's rights (SubjectAccessReview), for an operator
                                         running doctor with their own credentials; default: the caller's own rights
   --leader-election                     include the leader-election Lease (also RUNNER_FLEET_LEADER_ELECTION=true)
@@ -89,8 +94,45 @@ async function kubernetesChecks(
   }
 }
 
+/** The `doctor` of every provider module whose kind the fleet uses (Kubernetes has its own part above). */
+async function providerChecks(
+  config: FleetConfig,
+  flags: DoctorFlags,
+  io: CommandIo,
+): Promise<{ lines: string[]; ok: boolean }> {
+  const { providerModules } = await import('../providers/modules.js');
+  const lines: string[] = [];
+  let ok = true;
+  const logger = pino({ level: 'silent' });
+  for (const module of providerModules) {
+    if (!('doctor' in module) || typeof module.doctor !== 'function') continue;
+    const scaleSets = config.scaleSets.filter((s) => s.provider.kind === module.kind);
+    if (scaleSets.length === 0) continue;
+    try {
+      const report = await module.doctor({
+        fleet: config,
+        scaleSets,
+        env: io.env,
+        connection: {
+          ...(flags.kubeconfig !== undefined ? { kubeconfig: flags.kubeconfig } : {}),
+          ...(flags.awsEndpoint !== undefined ? { awsEndpoint: flags.awsEndpoint } : {}),
+        },
+        checkAccess: true,
+        logger,
+        signal: AbortSignal.timeout(120_000),
+      });
+      for (const line of report.lines) lines.push(`${line.ok ? 'ok  ' : 'FAIL'}  ${line.text}`);
+      ok &&= report.ok;
+    } catch (error) {
+      lines.push(`FAIL  ${module.kind}: the checks could not run: ${(error as Error).message}`);
+      ok = false;
+    }
+  }
+  return { lines, ok };
+}
+
 export const command: Command = {
-  summary: 'Check GitHub credentials and permissions and Kubernetes rights for a fleet.yaml',
+  summary: 'Check GitHub credentials and permissions, Kubernetes rights and AWS access for a fleet.yaml',
   usage,
   async run(argv, io) {
     const flags = parse(argv);
@@ -107,6 +149,9 @@ export const command: Command = {
       for (const line of kube.lines) write(io, line);
       ok &&= kube.ok;
     }
+    const providers = await providerChecks(config, flags, io);
+    for (const line of providers.lines) write(io, line);
+    ok &&= providers.ok;
     write(io, ok ? 'doctor: all checks passed' : 'doctor: some checks FAILED');
     return ok ? 0 : 1;
   },

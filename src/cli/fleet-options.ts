@@ -1,5 +1,6 @@
 /**
- * What `start` and `doctor` share: the flags that name a fleet.yaml, its cluster and the leader-election Lease, and
+ * What `start` and `doctor` share: the flags that name a fleet.yaml, its cluster, its AWS endpoint and the
+ * leader-election Lease, and
  * loading that fleet.yaml, so both refuse a bad file the same way (every problem as FILE:LINE:COL, exit status 2).
  */
 import type { ParseArgsConfig } from 'node:util';
@@ -14,6 +15,7 @@ type Options = NonNullable<ParseArgsConfig['options']>;
 const FLEET_OPTIONS = {
   config: { type: 'string' },
   kubeconfig: { type: 'string' },
+  'aws-endpoint': { type: 'string' },
   'leader-election': { type: 'boolean' },
   'lease-name': { type: 'string' },
   'lease-namespace': { type: 'string' },
@@ -22,6 +24,8 @@ const FLEET_OPTIONS = {
 export interface FleetFlags {
   readonly config: string;
   readonly kubeconfig?: string;
+  /** Endpoint of every AWS call of the ec2 scale sets (a local moto server in tests). */
+  readonly awsEndpoint?: string;
   readonly leaderElection?: boolean;
   readonly leaseName?: string;
   readonly leaseNamespace?: string;
@@ -45,6 +49,10 @@ export function parseFleetArgs<K extends string>(
   const config = text('config');
   if (!config) throw new UsageError('--config is required');
   const kubeconfig = text('kubeconfig');
+  const awsEndpoint = text('aws-endpoint');
+  if (awsEndpoint !== undefined && !isHttpUrl(awsEndpoint)) {
+    throw new UsageError(`--aws-endpoint must be an http(s) URL, not ${JSON.stringify(awsEndpoint)}`);
+  }
   const leaderElection = values['leader-election'] as boolean | undefined;
   const leaseName = text('lease-name');
   const leaseNamespace = text('lease-namespace');
@@ -57,12 +65,22 @@ export function parseFleetArgs<K extends string>(
     flags: {
       config,
       ...(kubeconfig !== undefined ? { kubeconfig } : {}),
+      ...(awsEndpoint !== undefined ? { awsEndpoint } : {}),
       ...(leaderElection !== undefined ? { leaderElection } : {}),
       ...(leaseName !== undefined ? { leaseName } : {}),
       ...(leaseNamespace !== undefined ? { leaseNamespace } : {}),
     },
     extra: own,
   };
+}
+
+function isHttpUrl(text: string): boolean {
+  try {
+    const url = new URL(text);
+    return url.protocol === 'http:' || url.protocol === 'https:';
+  } catch {
+    return false;
+  }
 }
 
 /**

@@ -4,17 +4,22 @@ import { loadFleetConfig, parseFleetArgs } from './fleet-options.js';
 import { wantsLeaderElection } from '../app/kube-options.js';
 import { runController } from '../app/run-controller.js';
 
-const usage = `Usage: runner-fleet start --config fleet.yaml [--kubeconfig F] [--leader-election] [--log-level info]
+const usage = `Usage: runner-fleet start --config fleet.yaml [--kubeconfig F] [--aws-endpoint URL] [--leader-election]
+                          [--log-level info]
 
 Runs the controller: receives workflow_job webhooks, creates JIT-configured runners on the configured providers,
 and removes them when they are done. Stops gracefully on SIGINT or SIGTERM.
 
 When a scale set runs on Kubernetes (or leader election is on) the controller first checks its own Kubernetes
 permissions and refuses to start, listing each missing rule and the manifest that grants it, when any is missing.
+When a scale set runs on EC2 it first checks its AWS access (identity, launch templates, subnets, SSM prefixes
+writable) and refuses to start, listing each failing check, when any fails (exit status 1).
 
 Options:
   --config F              the fleet.yaml to run (required)
   --kubeconfig F          Kubernetes credentials (default: $KUBECONFIG, ~/.kube/config, or the pod's ServiceAccount)
+  --aws-endpoint URL      endpoint of every AWS call of the ec2 scale sets, over their \`endpoint\` (e.g. a local
+                          moto server); credentials come from AWS_* variables or the AWS SDK's default chain
   --leader-election       elect one acting replica on a Lease (also: RUNNER_FLEET_LEADER_ELECTION=true); every
                           replica serves /healthz, only the leader acts and is ready (/readyz); a replica that
                           loses leadership exits with status 1
@@ -61,6 +66,7 @@ export const command: Command = {
         config,
         env: io.env,
         ...(flags.kubeconfig !== undefined ? { kubeconfig: flags.kubeconfig } : {}),
+        ...(flags.awsEndpoint !== undefined ? { awsEndpoint: flags.awsEndpoint } : {}),
         leaderElection: wantsLeaderElection(flags, io.env),
         ...(flags.leaseName !== undefined ? { leaseName: flags.leaseName } : {}),
         ...(flags.leaseNamespace !== undefined ? { leaseNamespace: flags.leaseNamespace } : {}),

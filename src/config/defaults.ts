@@ -19,6 +19,7 @@ export const DEFAULTS = {
   priority: 0,
   bootstrapTimeout: '10m',
   idleTimeout: '5m',
+  rerunInterruptedJobs: false,
 } as const;
 
 /** The label every self-hosted runner has; accepted in `labels` but dropped, since it is implicit. */

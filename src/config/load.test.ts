@@ -73,6 +73,7 @@ describe('a valid file', () => {
           priority: 0,
           bootstrapTimeout: 600_000,
           idleTimeout: 300_000,
+          rerunInterruptedJobs: false,
           provider: { kind: 'sim', url: 'https://api.github.com', bootDelay: 0 },
         },
       ],

@@ -295,6 +295,14 @@ export const scaleSetSchema = z.strictObject({
   idleTimeout: duration({ min: 1, max: 7 * DAY })
     .prefault(DEFAULTS.idleTimeout)
     .describe('Persistent runners idle this long (above minIdle) are removed.'),
+  rerunInterruptedJobs: z
+    .boolean()
+    .default(DEFAULTS.rerunInterruptedJobs)
+    .describe(
+      'When the cloud takes a busy runner’s instance (a spot interruption, an eviction), ask GitHub to re-run the ' +
+        'interrupted job once its workflow run has ended (POST .../actions/jobs/{job_id}/rerun; a GitHub App needs ' +
+        '`actions: write`). Any provider may report an interruption; ec2 does.',
+    ),
   identity: identitySchema
     .optional()
     .describe('Cloud identity for runner pods, and job pods in kubernetes container mode (kubernetes only).'),

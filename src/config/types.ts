@@ -37,6 +37,11 @@ export interface ScaleSetConfig {
   readonly bootstrapTimeout: number;
   /** ms */
   readonly idleTimeout: number;
+  /**
+   * Re-run the job of a busy runner whose instance the cloud took (Instance.interrupted), once its run has ended.
+   * The schema defaults it to false; absent means false.
+   */
+  readonly rerunInterruptedJobs?: boolean;
   readonly identity?: IdentityConfig;
   readonly provider: ProviderConfig;
 }

@@ -5,6 +5,8 @@
  *   create:  runner row `requested` -> `creating` -> [JIT config or registration token] -> github id recorded ->
  *            [provider create] -> `starting`
  *   delete:  [provider delete] -> instance_deleted_at;  deregister: [GitHub delete] -> registration_deleted_at
+ *   re-run:  [GitHub re-run of the job an interrupted runner ran] -> the runner's reason says it was re-run (a crash
+ *            between the two asks again; GitHub refuses a second re-run while the first one's attempt runs)
  *
  * `execute` does the store writes of a pass synchronously (state marks, new `requested` rows), then runs the calls
  * out on a bounded pool and resolves to one outcome per action: a partial failure is a result, not an exception.
@@ -25,7 +27,9 @@ import type {
   DeleteInstanceAction,
   DeregisterRunnerAction,
   MarkRunnerAction,
+  RerunJobAction,
 } from './plan-types.js';
+import { isTerminal, rerunDoneReason, rerunRefusedReason } from './planner/lifecycle.js';
 import type { ReconcilerHooks } from './hooks.js';
 import { safeHook } from './hooks.js';
 import { afterFailure, NO_BACKOFF } from './backoff.js';
@@ -162,6 +166,9 @@ export class Executor {
           break;
         case 'check-job':
           tasks.push(this.#jobTask(a));
+          break;
+        case 'rerun-job':
+          tasks.push(this.#runnerTask(a.name, a, () => this.#rerunJob(a)));
           break;
         default:
           break;
@@ -516,11 +523,77 @@ export class Executor {
 
   #foundBusy(a: DeregisterRunnerAction): ActionOutcome {
     const record = this.#o.store.runner(a.name);
+    if (record !== null && isTerminal(record.state)) {
+      // Its instance is gone, but GitHub still counts the job as running until it notices: ask again after a
+      // cool-down, not on the very next pass.
+      return {
+        action: a,
+        ok: false,
+        error: {
+          code: 'runner-busy',
+          message: 'GitHub still reports the runner running a job',
+          retryable: true,
+        },
+      };
+    }
     if (record !== null && (record.state === 'idle' || record.state === 'starting')) {
       this.#update(a.name, { state: 'busy', reason: 'GitHub reports the runner busy' });
     }
     this.#o.wake(a.scaleSet);
     return { action: a, ok: true, detail: 'runner busy; left alone' };
+  }
+
+  /** Asks GitHub to re-run the job of a runner whose instance was interrupted, then says so on the runner. */
+  async #rerunJob(a: RerunJobAction): Promise<ActionOutcome> {
+    const record = this.#o.store.runner(a.name);
+    if (record === null || record.state === 'deleted') {
+      return { action: a, ok: true, detail: 'runner gone; nothing to re-run' };
+    }
+    const log = this.#o.logger.child({ scaleSet: a.scaleSet, runner: a.name, jobId: a.jobId });
+    const job = this.#o.store.job(a.jobId);
+    const refused = (why: string): void => {
+      const reason = rerunRefusedReason(a.jobId, why);
+      this.#update(a.name, { reason });
+      this.#o.store.recordEvent({
+        kind: 'job',
+        scaleSet: a.scaleSet,
+        runner: a.name,
+        jobId: a.jobId,
+        event: 'rerun-refused',
+        reason,
+      });
+      log.warn({ reason: why }, 'interrupted job not re-run');
+      this.#o.wake(a.scaleSet);
+    };
+    if (job === null) {
+      refused('the job is no longer known here');
+      return { action: a, ok: true, detail: 'job unknown' };
+    }
+    try {
+      await this.#o.github.rerunJob(job.owner, job.repo, a.jobId, this.#abort.signal);
+    } catch (err) {
+      const error = classifyError(err);
+      // Retryable (the run is still in progress, throttling, 5xx): the runner cools down and the planner asks again.
+      if (error.retryable || this.#abort.signal.aborted) {
+        log.info({ code: error.code, status: error.status }, 're-run of an interrupted job not accepted yet');
+        return { action: a, ok: false, error };
+      }
+      refused(`${error.code}${error.status !== undefined ? ` (${error.status})` : ''}`);
+      return { action: a, ok: false, error };
+    }
+    const reason = rerunDoneReason(a.jobId);
+    this.#update(a.name, { reason });
+    this.#o.store.recordEvent({
+      kind: 'job',
+      scaleSet: a.scaleSet,
+      runner: a.name,
+      jobId: a.jobId,
+      event: 're-run',
+      reason: `runner ${a.name}'s instance was interrupted while it ran the job`,
+    });
+    log.info('interrupted job re-run');
+    this.#o.wake(a.scaleSet);
+    return { action: a, ok: true };
   }
 
   async #checkJob(a: CheckJobAction): Promise<ActionOutcome> {

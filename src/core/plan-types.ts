@@ -26,7 +26,13 @@ export interface RunnerSnapshot {
    * The latest job GitHub reported on this runner (webhook or status check), if any; `at` is when this fleet
    * recorded that status (its own clock), so a persistent runner's old job is not mistaken for news.
    */
-  readonly job: { readonly id: number; readonly status: JobStatus; readonly at: number } | null;
+  readonly job: {
+    readonly id: number;
+    readonly status: JobStatus;
+    /** GitHub's conclusion once completed, when known. */
+    readonly conclusion?: string | null;
+    readonly at: number;
+  } | null;
   /** An executor operation on this runner is queued or running (or cooling down after an error): hands off. */
   readonly inFlight: boolean;
 }
@@ -144,6 +150,19 @@ export interface CheckJobAction {
   readonly repo: string;
 }
 
+/**
+ * Ask GitHub to re-run the job a runner was running when the cloud took its instance (the scale set opted in with
+ * `rerunInterruptedJobs`). On success the executor records it on the runner (its reason becomes `rerunDoneReason`),
+ * so the next pass lets the record go; GitHub's 403 while the job's run is in progress is retried after a cool-down.
+ */
+export interface RerunJobAction {
+  readonly type: 'rerun-job';
+  readonly scaleSet: string;
+  /** The runner whose instance was interrupted. */
+  readonly name: string;
+  readonly jobId: number;
+}
+
 /** Nothing to do now, but plan again at `at` (a timeout, grace period or backoff ends then). */
 export interface WakeAtAction {
   readonly type: 'wake-at';
@@ -157,6 +176,7 @@ export type Action =
   | DeregisterRunnerAction
   | MarkRunnerAction
   | CheckJobAction
+  | RerunJobAction
   | WakeAtAction;
 
 export type ActionType = Action['type'];

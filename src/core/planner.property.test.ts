@@ -219,6 +219,7 @@ const arbWorldSets: fc.Arbitrary<ScaleSetConfig[]> = fc
     bExtra: fc.integer({ min: 1, max: 3 }),
     bGpu: fc.boolean(),
     bEphemeral: fc.boolean(),
+    aRerun: fc.boolean(),
   })
   .map((o) => {
     const a = scaleSetConfig({
@@ -226,6 +227,7 @@ const arbWorldSets: fc.Arbitrary<ScaleSetConfig[]> = fc
       labels: ['linux', 'x64'],
       minIdle: o.aMin,
       max: o.aMin + o.aExtra,
+      rerunInterruptedJobs: o.aRerun,
     });
     if (!o.withB) return [a];
     const b = scaleSetConfig({
@@ -288,6 +290,7 @@ const arbEvent: fc.Arbitrary<WorldEvent> = fc.oneof(
   { weight: 3, arbitrary: fc.record({ t: fc.constant('finish' as const), i: fc.nat(30) }) },
   { weight: 1, arbitrary: fc.record({ t: fc.constant('cancel' as const), i: fc.nat(30) }) },
   { weight: 1, arbitrary: fc.record({ t: fc.constant('kill' as const), i: fc.nat(30) }) },
+  { weight: 1, arbitrary: fc.record({ t: fc.constant('interrupt' as const), i: fc.nat(30) }) },
   {
     weight: 1,
     arbitrary: fc.record({
@@ -1047,6 +1050,93 @@ describe('invariant 7: after the queue drains and idle timeouts pass, every scal
         }),
         { numRuns: SEQ_RUNS },
       );
+    },
+    SEQ_TIMEOUT,
+  );
+});
+
+// ---- interruptions -------------------------------------------------------------------------------------------------
+
+/** Scenarios biased toward busy runners (jobs, creates that succeed, boots, assignments) and their interruption. */
+const arbInterruptScenario = fc.record({
+  sets: arbWorldSets,
+  events: fc.array(
+    fc.oneof(
+      { weight: 6, arbitrary: arbEvent },
+      {
+        weight: 2,
+        arbitrary: fc.record({
+          t: fc.constant('job' as const),
+          labels: fc.constant(0),
+          copies: fc.constant(1),
+          newId: fc.constant(false),
+        }),
+      },
+      { weight: 3, arbitrary: fc.constant({ t: 'plan' as const }) },
+      {
+        weight: 4,
+        arbitrary: fc.record({
+          t: fc.constant('release' as const),
+          i: fc.nat(30),
+          outcome: fc.constant('ok' as const),
+        }),
+      },
+      {
+        weight: 2,
+        arbitrary: fc.record({ t: fc.constant('boot' as const), i: fc.nat(30), ok: fc.constant(true) }),
+      },
+      { weight: 2, arbitrary: fc.record({ t: fc.constant('assign' as const), i: fc.nat(30) }) },
+      { weight: 3, arbitrary: fc.record({ t: fc.constant('interrupt' as const), i: fc.nat(30) }) },
+    ),
+    { minLength: 40, maxLength: 160 },
+  ),
+  seed: fc.integer({ min: 1, max: 2 ** 30 }),
+  watch: fc.boolean(),
+});
+
+describe('interrupted jobs: the cloud takes a busy runner’s instance', () => {
+  it(
+    'event sequences: after the world settles, every job interrupted under a live runner record of a scale set that opted in was re-run and served; no other job was re-run',
+    async () => {
+      let interrupted = 0;
+      await fc.assert(
+        fc.asyncProperty(arbInterruptScenario, async (scenario) => {
+          await withWorld(scenario, { prompt: true, settle: true }, (w) => {
+            // The model flags a re-run of a job no interruption cut short, or of a scale set that did not opt in.
+            expect(w.violations).toEqual([]);
+            for (const [jobId, { set, tracked }] of w.interruptedJobs) {
+              const reruns = w.reruns.filter((r) => r.from === jobId);
+              const optedIn = w.sets.find((s) => s.name === set)?.rerunInterruptedJobs === true;
+              if (!optedIn) {
+                expect(reruns).toEqual([]);
+                continue;
+              }
+              // A runner whose record the controller had already given up on is not followed.
+              if (!tracked) continue;
+              interrupted++;
+              expect(reruns.length, `job ${jobId} was not re-run`).toBeGreaterThan(0);
+              // Each re-run's new job ran on a runner of the fleet (unless someone cancelled it while queued).
+              for (const { to } of reruns) {
+                const fresh = w.jobs.get(to);
+                expect({
+                  job: to,
+                  status: fresh?.status,
+                  served: fresh?.runner !== null || fresh?.cancelled === true,
+                }).toEqual({ job: to, status: 'completed', served: true });
+              }
+            }
+            // Nothing is left of the interrupted runners: no registration, no instance, no live record.
+            for (const set of w.sets) {
+              const live = w.store.runners(set.name).filter((r) => r.state !== 'deleted');
+              expect(live.map((r) => r.state)).toEqual(Array.from({ length: set.minIdle }, () => 'idle'));
+            }
+          });
+        }),
+        { numRuns: SEQ_RUNS },
+      );
+      // The scenarios do interrupt runners (a property that never sees one would prove nothing).
+      console.log(`interrupted jobs seen: ${interrupted}`);
+      expect(interrupted).toBeGreaterThan(0);
     },
     SEQ_TIMEOUT,
   );

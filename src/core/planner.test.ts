@@ -387,3 +387,128 @@ describe('plan over a fleet', () => {
     expect(creates.map((c) => c.scaleSet)).toEqual(['a', 'b', 'b']);
   });
 });
+
+describe('planner: interrupted instances (the cloud took a busy runner’s instance)', () => {
+  const NAME = 'linux-aaaaaaa1';
+  const interrupted = (observedAt: number) => ({
+    ...instance(NAME, 'failed', observedAt),
+    message: 'spot instance interrupted by AWS (Server.SpotInstanceTermination)',
+    interrupted: true,
+  });
+  const lists = (
+    at: number,
+    instances: ReturnType<typeof instance>[],
+    gh: string[] = [NAME],
+    busy = true,
+  ) => ({
+    github: { at, runners: new Map(gh.map((n) => [n, ghRunner(n, { busy, status: 'offline' })])) },
+    instances: { at, items: new Map(instances.map((i) => [i.name, i])) },
+  });
+
+  it('a busy runner is finished naming its job; its registration is removed and its instance deleted', () => {
+    const s = snapshot({
+      runners: [
+        runner({
+          name: NAME,
+          state: 'busy',
+          stateChangedAt: T,
+          githubId: 5,
+          job: { id: 7, status: 'in_progress', at: T },
+        }),
+      ],
+      ...lists(T + SECOND, [interrupted(T + SECOND)]),
+    });
+    const a = run(s, { rerunInterruptedJobs: true }, T + 2 * SECOND);
+    expect(byType(a, 'mark-runner')).toEqual([
+      {
+        type: 'mark-runner',
+        scaleSet: 'linux',
+        name: NAME,
+        state: 'finished',
+        reason: 'instance interrupted while running job 7',
+        failure: false,
+      },
+    ]);
+    // GitHub still counts the job as running: the registration is asked to go regardless (the instance is gone).
+    expect(byType(a, 'deregister-runner')).toMatchObject([{ name: NAME, checkBusy: false }]);
+    expect(byType(a, 'delete-instance')).toMatchObject([{ name: NAME }]);
+    expect(byType(a, 'rerun-job')).toEqual([]);
+  });
+
+  it('an interruption does not count as a failure of the scale set', () => {
+    const s = snapshot({
+      runners: [runner({ name: NAME, state: 'starting', stateChangedAt: T })],
+      ...lists(T + SECOND, [interrupted(T + SECOND)], []),
+    });
+    expect(byType(run(s, {}, T + 2 * SECOND), 'mark-runner')).toMatchObject([
+      { state: 'failed', failure: false, reason: expect.stringContaining('interrupted') },
+    ]);
+  });
+
+  const gone = (over: Partial<Parameters<typeof runner>[0]> = {}) =>
+    runner({
+      name: NAME,
+      state: 'finished',
+      reason: 'instance interrupted while running job 7',
+      stateChangedAt: T,
+      githubId: 5,
+      instanceDeletedAt: T + SECOND,
+      registrationDeletedAt: T + SECOND,
+      job: { id: 7, status: 'completed', conclusion: 'failure', at: T + SECOND },
+      ...over,
+    });
+  const after = (r: ReturnType<typeof gone>) => snapshot({ runners: [r], ...lists(T + 2 * SECOND, [], []) });
+
+  it('opted in: once registration and instance are gone and GitHub ended the job, the job is re-run', () => {
+    const a = run(after(gone()), { rerunInterruptedJobs: true }, T + 3 * SECOND);
+    expect(byType(a, 'rerun-job')).toEqual([{ type: 'rerun-job', scaleSet: 'linux', name: NAME, jobId: 7 }]);
+    expect(byType(a, 'mark-runner')).toEqual([]);
+    // While GitHub has not ended the job (it has not noticed the runner is gone), nothing is asked yet.
+    const running = after(gone({ job: { id: 7, status: 'in_progress', at: T } }));
+    expect(byType(run(running, { rerunInterruptedJobs: true }, T + 3 * SECOND), 'rerun-job')).toEqual([]);
+    expect(byType(run(running, { rerunInterruptedJobs: true }, T + 3 * SECOND), 'mark-runner')).toEqual([]);
+  });
+
+  it('then the record goes; without the option it goes at once; after 24 h it gives up', () => {
+    const done = gone({ reason: 'job 7 re-run after the instance running it was interrupted' });
+    expect(
+      byType(run(after(done), { rerunInterruptedJobs: true }, T + 3 * SECOND), 'mark-runner'),
+    ).toMatchObject([
+      { state: 'deleted', reason: 'job 7 re-run after the instance running it was interrupted' },
+    ]);
+    const a = run(after(gone()), {}, T + 3 * SECOND);
+    expect(byType(a, 'rerun-job')).toEqual([]);
+    expect(byType(a, 'mark-runner')).toMatchObject([{ state: 'deleted' }]);
+    const late = run(
+      after(gone({ job: { id: 7, status: 'in_progress', at: T } })),
+      { rerunInterruptedJobs: true },
+      T + 25 * 60 * MINUTE,
+    );
+    expect(byType(late, 'mark-runner')).toMatchObject([
+      {
+        state: 'deleted',
+        reason:
+          'job 7 not re-run after the instance running it was interrupted: the job did not end within 24 h',
+      },
+    ]);
+  });
+
+  it('opted in: a job GitHub failed waits for an instance list newer than the news, which may show an interruption', () => {
+    const failedJob = { id: 7, status: 'completed' as const, conclusion: 'failure', at: T + SECOND };
+    const busy = runner({ name: NAME, state: 'busy', stateChangedAt: T, githubId: 5, job: failedJob });
+    // The last list (taken when the failure was recorded) still shows the instance running.
+    const stale = snapshot({
+      runners: [busy],
+      ...lists(T + SECOND, [instance(NAME, 'running', T + SECOND)], [NAME], false),
+    });
+    expect(run(stale, { rerunInterruptedJobs: true }, T + 2 * SECOND)).toEqual([]);
+    // Without the option a failed job ends the runner at once, as before.
+    expect(byType(run(stale, {}, T + 2 * SECOND), 'mark-runner')).toMatchObject([
+      { state: 'finished', reason: 'job 7 completed' },
+    ]);
+    const fresh = snapshot({ runners: [busy], ...lists(T + 2 * SECOND, [interrupted(T + 2 * SECOND)]) });
+    expect(byType(run(fresh, { rerunInterruptedJobs: true }, T + 3 * SECOND), 'mark-runner')).toMatchObject([
+      { state: 'finished', reason: 'instance interrupted while running job 7' },
+    ]);
+  });
+});

@@ -55,6 +55,12 @@ export interface GitHubPort {
   deleteRunner(scope: Scope, runnerId: number, signal?: AbortSignal): Promise<void>;
   /** null when GitHub answers 404. */
   getJob(owner: string, repo: string, jobId: number, signal?: AbortSignal): Promise<JobInfo | null>;
+  /**
+   * Re-runs a job (and the jobs that need it) in a new attempt of its workflow run, where it is queued anew under a
+   * new job id: 201. GitHub refuses while the run is still in progress (403 "... already running": a retryable error
+   * with code `run-in-progress`); a job it does not know is 404.
+   */
+  rerunJob(owner: string, repo: string, jobId: number, signal?: AbortSignal): Promise<void>;
   /** Web URL runners register against in token mode (e.g. https://github.com/octo-org). */
   registrationUrl(scope: Scope): string;
 }

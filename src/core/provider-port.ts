@@ -41,6 +41,11 @@ export interface Instance {
   readonly providerId?: string;
   /** Why it failed, or other human-readable detail. Never contains a secret. */
   readonly message?: string;
+  /**
+   * The cloud took the instance from under its runner (a spot interruption, an eviction): it ended (state `failed`)
+   * without its runner ending on its own, so a job it ran did not end on its own either. Absent otherwise.
+   */
+  readonly interrupted?: boolean;
 }
 
 export interface InstanceSelector {

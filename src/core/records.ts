@@ -52,6 +52,8 @@ export interface RunnerUpdate {
 export interface RunnerJob {
   readonly id: number;
   readonly status: JobStatus;
+  /** GitHub's conclusion once completed (`success`, `failure`, `cancelled`...), else null or absent. */
+  readonly conclusion?: string | null;
   /** ms epoch at which the store recorded this status (its own clock). */
   readonly at: number;
 }

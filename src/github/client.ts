@@ -413,6 +413,12 @@ class Client implements GitHubClient {
     }
   }
 
+  async rerunJob(owner: string, repo: string, jobId: number, signal?: AbortSignal): Promise<void> {
+    const route = 'POST /repos/{owner}/{repo}/actions/jobs/{job_id}/rerun';
+    const scope: Scope = { repo: `${owner}/${repo}` };
+    await this.#request(scope, route, { owner, repo, job_id: jobId }, signal);
+  }
+
   async #listAllRunners(scope: Scope, filter: Params, signal?: AbortSignal): Promise<RunnerList> {
     const { base, params } = scopeRoute(scope);
     const route = `GET ${base}/actions/runners`;

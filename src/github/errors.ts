@@ -12,6 +12,7 @@ export type GitHubErrorCode =
   | 'conflict' // 409: e.g. a runner name that exists
   | 'validation-failed' // 422
   | 'runner-busy' // 422 on delete: the runner is running a job
+  | 'run-in-progress' // 403 on a re-run: the job's workflow run has not ended yet
   | 'rate-limited' // 429, or 403 with x-ratelimit-remaining 0 or a secondary-limit message
   | 'server-error' // 5xx
   | 'timeout' // no response within the per-attempt timeout
@@ -30,6 +31,7 @@ const RETRYABLE: ReadonlySet<GitHubErrorCode> = new Set([
   'network',
   'conflict',
   'runner-busy',
+  'run-in-progress',
 ]);
 
 export interface GitHubErrorDetails {
@@ -96,6 +98,7 @@ function retryAfterMs(err: RequestErrorLike, now: number): number | null {
 function codeFor(status: number, err: RequestErrorLike, method: string): GitHubErrorCode {
   if (status === 401) return 'unauthorized';
   if (isRateLimit(status, err)) return 'rate-limited';
+  if (status === 403 && method === 'POST' && /already running/i.test(err.message)) return 'run-in-progress';
   if (status === 403) return 'forbidden';
   if (status === 404) return 'not-found';
   if (status === 409) return 'conflict';

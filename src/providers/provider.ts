@@ -96,6 +96,17 @@ export interface ProviderModule<TConfig = unknown> {
    * rights. Throws ProviderSetupError naming what is missing.
    */
   setup(options: ProviderSetupOptions): Promise<ProviderFactory<TConfig>>;
+  /**
+   * `runner-fleet doctor`'s checks of the kind for the fleet (the controller's rights on the platform, what the
+   * scale sets reference): one line per check, a failure a line rather than an exception. Optional.
+   */
+  doctor?(options: ProviderSetupOptions): Promise<ProviderDoctorReport>;
+}
+
+/** What a module's doctor found: `ok` when every line is. */
+export interface ProviderDoctorReport {
+  readonly ok: boolean;
+  readonly lines: readonly { readonly ok: boolean; readonly text: string }[];
 }
 
 export class ProviderError extends Error {

@@ -225,10 +225,32 @@ describe('webhook sink', () => {
     store.acceptWorkflowJob(
       jobEvent('b', 'completed', 1, { runnerName: 'linux-abcdefgh', startedAt: 1_000 }),
     );
-    expect(store.runnerJob('linux-abcdefgh')).toEqual({ id: 2, status: 'in_progress', at: 10_000 });
+    expect(store.runnerJob('linux-abcdefgh')).toEqual({
+      id: 2,
+      status: 'in_progress',
+      conclusion: null,
+      at: 10_000,
+    });
+    // With its conclusion once completed (the planner tells a job GitHub failed from one that succeeded).
+    store.acceptWorkflowJob(
+      jobEvent('c', 'completed', 2, {
+        runnerName: 'linux-abcdefgh',
+        startedAt: 2_000,
+        conclusion: 'failure',
+      }),
+    );
+    expect(store.runnerJob('linux-abcdefgh')).toMatchObject({
+      id: 2,
+      status: 'completed',
+      conclusion: 'failure',
+    });
     store.close();
     const again = Store.open({ path: file, route, now });
-    expect(again.runnerJob('linux-abcdefgh')).toMatchObject({ id: 2, status: 'in_progress' });
+    expect(again.runnerJob('linux-abcdefgh')).toMatchObject({
+      id: 2,
+      status: 'completed',
+      conclusion: 'failure',
+    });
     again.close();
   });
 

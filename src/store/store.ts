@@ -213,7 +213,10 @@ export class Store implements FleetStore {
       [number, string, string | null, string | null, number | null, string, string | null]
     >;
     upsertBackoff: Statement<[string, number, number, string | null, number | null]>;
-    latestJobOfRunner: Statement<[string], { id: number; status: JobStatus; ord: number; at: number }>;
+    latestJobOfRunner: Statement<
+      [string],
+      { id: number; status: JobStatus; conclusion: string | null; ord: number; at: number }
+    >;
   };
 
   private constructor(db: Db, options: StoreOptions) {
@@ -255,7 +258,8 @@ export class Store implements FleetStore {
            last_failure = excluded.last_failure, last_failure_at = excluded.last_failure_at`,
       ),
       latestJobOfRunner: db.prepare(
-        `SELECT id, status, COALESCE(started_at, queued_at) AS ord, updated_at AS at FROM jobs WHERE runner_name = ?
+        `SELECT id, status, conclusion, COALESCE(started_at, queued_at) AS ord, updated_at AS at FROM jobs
+           WHERE runner_name = ?
            ORDER BY ord DESC, id DESC LIMIT 1`,
       ),
     };
@@ -338,7 +342,15 @@ export class Store implements FleetStore {
     for (const row of runnerRows) this.#cacheRunner(runnerFromRow(row));
     for (const name of this.#runners.keys()) {
       const j = this.#stmt.latestJobOfRunner.get(name);
-      if (j !== undefined) this.#runnerJobs.set(name, { id: j.id, status: j.status, order: j.ord, at: j.at });
+      if (j !== undefined) {
+        this.#runnerJobs.set(name, {
+          id: j.id,
+          status: j.status,
+          conclusion: j.conclusion,
+          order: j.ord,
+          at: j.at,
+        });
+      }
     }
     const jobRows = this.#db.prepare<[], JobSqlRow>("SELECT * FROM jobs WHERE status <> 'completed'").all();
     for (const row of jobRows) {
@@ -574,7 +586,13 @@ export class Store implements FleetStore {
       const order = job.startedAt ?? job.queuedAt;
       const current = this.#runnerJobs.get(runner);
       if (current === undefined || current.id === job.id || order >= current.order) {
-        this.#runnerJobs.set(runner, { id: job.id, status: job.status, order, at });
+        this.#runnerJobs.set(runner, {
+          id: job.id,
+          status: job.status,
+          conclusion: job.conclusion ?? null,
+          order,
+          at,
+        });
       }
     }
     for (const l of this.#listeners) l(change);
@@ -642,7 +660,9 @@ export class Store implements FleetStore {
   /** The latest job GitHub reported on this runner, or null. */
   runnerJob(name: string): RunnerJob | null {
     const j = this.#runnerJobs.get(name);
-    return j === undefined ? null : { id: j.id, status: j.status, at: j.at };
+    return j === undefined
+      ? null
+      : { id: j.id, status: j.status, conclusion: j.conclusion ?? null, at: j.at };
   }
 
   /** Applies a change to a runner row; a new state writes an event. Throws store-no-runner for an unknown name. */

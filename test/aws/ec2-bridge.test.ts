@@ -18,8 +18,11 @@ import {
 import type { EC2Client } from '@aws-sdk/client-ec2';
 import type { SSMClient } from '@aws-sdk/client-ssm';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { TAG_FLEET, TAG_RUNNER } from '../../src/aws/tags.js';
+import { TAG_EXIT_CODE, TAG_FLEET, TAG_RUNNER } from '../../src/aws/tags.js';
 import { renderUserData, userDataBase64 } from '../../src/aws/user-data.js';
+import { createEc2ProviderFactory, ec2ProviderSchema } from '../../src/providers/ec2/index.js';
+import type { Ec2ProviderFactory } from '../../src/providers/ec2/index.js';
+import type { Instance } from '../../src/providers/provider.js';
 import { startEc2Bridge } from '../../src/sim/ec2-bridge/index.js';
 import type { Ec2Bridge, Ec2BridgeEvent, Ec2BridgeOptions } from '../../src/sim/ec2-bridge/index.js';
 import { startSimulator } from '../../src/sim/github/index.js';
@@ -37,6 +40,7 @@ import {
 } from '../support/ec2-machines.js';
 import { MOTO_CREDENTIALS, awsPeersBin, requireAwsPeers, startMoto } from '../support/moto.js';
 import type { MotoServer } from '../support/moto.js';
+import { observedContext } from './ec2-fixtures.js';
 
 const PREFIX = '/runner-fleet/bridge';
 
@@ -64,6 +68,7 @@ describe.skipIf(!requireAwsPeers('aws/ec2-bridge'))('EC2 bridge', () => {
   let ssm: SSMClient;
   let runnerCommand: string[];
   let sandboxes: string;
+  let providers: Ec2ProviderFactory;
   const bridges: Ec2Bridge[] = [];
 
   beforeAll(async () => {
@@ -75,6 +80,11 @@ describe.skipIf(!requireAwsPeers('aws/ec2-bridge'))('EC2 bridge', () => {
     ({ ec2, ssm } = awsClients(moto));
     runnerCommand = emulatorCommand();
     sandboxes = mkdtempSync(join(tmpdir(), 'rf-ec2-bridge-'));
+    providers = createEc2ProviderFactory({
+      endpoint: moto.url,
+      credentials: MOTO_CREDENTIALS,
+      timings: { reuseMs: 0 },
+    });
   });
 
   afterEach(async () => {
@@ -82,6 +92,7 @@ describe.skipIf(!requireAwsPeers('aws/ec2-bridge'))('EC2 bridge', () => {
   });
 
   afterAll(async () => {
+    await providers?.close();
     await Promise.all([moto?.stop(), sim?.close()]);
     if (sandboxes) rmSync(sandboxes, { recursive: true, force: true });
   });
@@ -111,6 +122,29 @@ describe.skipIf(!requireAwsPeers('aws/ec2-bridge'))('EC2 bridge', () => {
         e.type === 'ended' && e.instanceId === instanceId,
     );
   const runner = (name: string) => sim.runners().find((r) => r.name === name);
+
+  /** The instance's runner-fleet:exit-code tag, as the start script left it. */
+  async function exitTag(id: string): Promise<string | undefined> {
+    const reply = await ec2.send(new DescribeInstancesCommand({ InstanceIds: [id] }));
+    return reply.Reservations?.[0]?.Instances?.[0]?.Tags?.find((t) => t.Key === TAG_EXIT_CODE)?.Value;
+  }
+
+  /** What the ec2 provider lists for the runner: the controller's view of how it ended. */
+  async function providerView(fleet: string, name: string): Promise<Instance | undefined> {
+    const block = ec2ProviderSchema.parse({
+      kind: 'ec2',
+      region: REGION,
+      imageId: 'ami-0123456789abcdef0',
+      instanceProfile: 'runner-fleet-runner',
+      instanceTypes: ['t3.micro'],
+    });
+    const provider = providers.create(block, observedContext(fleet, 'linux').context);
+    try {
+      return (await provider.list({ fleet }, AbortSignal.timeout(30_000))).find((i) => i.name === name);
+    } finally {
+      await provider.close?.();
+    }
+  }
 
   /** Launches an instance with the default user data and writes its JIT registration; resolves once online. */
   async function onlineInstance(b: Ec2Bridge, fleet: string, name: string): Promise<string> {
@@ -154,6 +188,10 @@ describe.skipIf(!requireAwsPeers('aws/ec2-bridge'))('EC2 bridge', () => {
       });
       expect(sim.job(job!.id)).toMatchObject({ conclusion: 'success', runnerName: 'life-1' });
       expect(await instanceState(ec2, id)).toBe('terminated');
+      // moto shows a user-initiated end; the start script's tag says how the runner ended.
+      expect(await exitTag(id)).toBe('0');
+      expect(b.output(id)).toContain('tagged the instance runner-fleet:exit-code=0');
+      expect(await providerView('life-fleet', 'life-1')).toMatchObject({ state: 'succeeded' });
       expect(b.stats).toMatchObject({
         started: 1,
         shutdowns: 1,
@@ -164,6 +202,39 @@ describe.skipIf(!requireAwsPeers('aws/ec2-bridge'))('EC2 bridge', () => {
       expect(b.instances()).toEqual([{ instanceId: id, phase: 'ended', reason: 'shutdown', exitCode: 0 }]);
       // The machine's disk (it held the runner's credentials) is gone.
       expect(readdirSync(sandboxes).filter((d) => d.includes(id))).toEqual([]);
+    },
+  );
+
+  it(
+    'a failing runner: the instance tags its exit code, and the provider sees failed with a message',
+    { timeout: 180_000 },
+    async () => {
+      const fleet = 'failing-fleet';
+      const { bridge: b, events } = await bridge(fleet);
+      const id = await launchInstance(ec2, {
+        fleet,
+        runner: 'fail-1',
+        userData: renderUserData({ ssmPrefix: PREFIX }),
+      });
+      // Its registration is gone before it starts, as when GitHub removed it: the runner exits 1.
+      const jitConfig = await jitRegistration(sim, 'fail-1', 'l-fail-1');
+      await fetch(`${sim.apiUrl}/orgs/${ORG}/actions/runners/${runner('fail-1')!.id}`, {
+        method: 'DELETE',
+        headers: { authorization: `token ${sim.token}` },
+      });
+      await putRunnerParameter(ssm, PREFIX, id, { mode: 'jit', jitConfig }, { fleet, runner: 'fail-1' });
+      expect(
+        await waitFor(
+          'ended',
+          () => ended(events, id),
+          90_000,
+          () => b.output(id),
+        ),
+      ).toMatchObject({ reason: 'shutdown', action: 'terminated' });
+      expect(await exitTag(id)).toBe('1');
+      const seen = await providerView(fleet, 'fail-1');
+      expect(seen).toMatchObject({ state: 'failed', message: 'runner exited with code 1' });
+      expect(seen?.interrupted).toBeUndefined();
     },
   );
 
@@ -301,12 +372,13 @@ describe.skipIf(!requireAwsPeers('aws/ec2-bridge'))('EC2 bridge', () => {
     'interrupt(): the notice shows in IMDS, then the machine vanishes and the instance is terminated',
     { timeout: 180_000 },
     async () => {
-      const { bridge: b, events } = await bridge('spot-fleet');
+      // The start script looks for a notice every second here (5 s on EC2).
+      const { bridge: b, events } = await bridge('spot-fleet', { env: { RUNNER_FLEET_SPOT_POLL: '1' } });
       const id = await onlineInstance(b, 'spot-fleet', 'spot-1');
       const [job] = sim.createJobs({ owner: ORG, repo: 'app', labels: ['l-spot-1'], durationMs: 600_000 });
       await waitFor('job running', () => sim.job(job!.id)?.status === 'in_progress', 30_000);
       const imds = b.imdsUrl(id)!;
-      const interrupted = b.interrupt(id, { noticeMs: 3000 });
+      const interrupted = b.interrupt(id, { noticeMs: 8000 });
       const token = await (
         await fetch(`${imds}/latest/api/token`, {
           method: 'PUT',
@@ -320,15 +392,22 @@ describe.skipIf(!requireAwsPeers('aws/ec2-bridge'))('EC2 bridge', () => {
       const body = (await notice.json()) as { action: string; time: string };
       expect(body.action).toBe('terminate');
       expect(Date.parse(body.time)).toBeGreaterThan(Date.now());
-      // During the notice the machine still runs.
+      // During the notice the machine still runs, and tags itself: AWS may take it without another word.
       expect(await instanceState(ec2, id)).toBe('running');
+      expect(await waitFor('interrupted tag', async () => (await exitTag(id)) === 'interrupted', 8000)).toBe(
+        true,
+      );
       await interrupted;
       expect(ended(events, id)).toMatchObject({ reason: 'interrupted', action: 'terminated' });
       const described = await ec2.send(new DescribeInstancesCommand({ InstanceIds: [id] }));
       const instance = described.Reservations![0]!.Instances![0]!;
       expect(instance.State?.Name).toBe('terminated');
-      // moto cannot record a spot reason: EC2 would say Server.SpotInstanceTermination.
+      // moto cannot record a spot reason: EC2 would say Server.SpotInstanceTermination. The tag tells the provider.
       expect(instance.StateReason?.Code).toBe('Client.UserInitiatedShutdown');
+      expect(await providerView('spot-fleet', 'spot-1')).toMatchObject({
+        state: 'failed',
+        interrupted: true,
+      });
       expect(processesUnder(id)).toEqual([]);
       // Killed without a word: the broker loses the runner and fails its job.
       await waitFor('job failed', () => sim.job(job!.id)?.status === 'completed', 60_000);

@@ -23,19 +23,28 @@ import {
 } from '@aws-sdk/client-ssm';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { decodeRunnerParameter } from '../../src/aws/runner-parameter.js';
-import { TAG_FLEET, TAG_INSTANCE_ID, TAG_RUNNER, TAG_SCALE_SET } from '../../src/aws/tags.js';
+import {
+  TAG_EXIT_CODE,
+  TAG_FLEET,
+  TAG_INSTANCE_ARN,
+  TAG_INSTANCE_ID,
+  TAG_RUNNER,
+  TAG_SCALE_SET,
+} from '../../src/aws/tags.js';
 import type {
   Ec2Provider,
   Ec2ProviderFactory,
   Ec2ProviderFactoryOptions,
 } from '../../src/providers/ec2/index.js';
-import { createEc2ProviderFactory, ec2ProviderSchema, TAG_EXIT_CODE } from '../../src/providers/ec2/index.js';
+import { UserDataError } from '../../src/aws/user-data.js';
+import { createEc2ProviderFactory, ec2ProviderSchema } from '../../src/providers/ec2/index.js';
+import { renderEc2UserData } from '../../src/providers/ec2/user-data.js';
 import type { Instance, InstanceSpec } from '../../src/providers/provider.js';
 import { ProviderError } from '../../src/providers/provider.js';
 import type { AwsFaultProxy } from '../support/aws-fault-proxy.js';
 import { startAwsFaultProxy } from '../support/aws-fault-proxy.js';
 import type { MotoServer } from '../support/moto.js';
-import { MOTO_CREDENTIALS, requireAwsPeers, startMoto } from '../support/moto.js';
+import { MOTO_ACCOUNT, MOTO_CREDENTIALS, requireAwsPeers, startMoto } from '../support/moto.js';
 import type { AwsWorld, Observed } from './ec2-fixtures.js';
 import {
   buildAwsWorld,
@@ -260,6 +269,8 @@ describe.skipIf(!requireAwsPeers('aws/ec2-provider'))('ec2 provider against moto
           new ListTagsForResourceCommand({ ResourceType: 'Parameter', ResourceId: name }),
         );
         expect(tagsOf(parameterTags.TagList)).toEqual({
+          // What the instance policy compares with ec2:SourceInstanceARN; the account from the RunInstances answer.
+          [TAG_INSTANCE_ARN]: `arn:aws:ec2:${REGION}:${MOTO_ACCOUNT}:instance/${instance.providerId}`,
           [TAG_INSTANCE_ID]: instance.providerId,
           [TAG_FLEET]: fleet,
           [TAG_SCALE_SET]: 'linux',
@@ -287,7 +298,8 @@ describe.skipIf(!requireAwsPeers('aws/ec2-provider'))('ec2 provider against moto
       });
       await reset();
       const instance = await p.create(spec, signal());
-      expect(proxy.counts).toEqual({ CreateFleet: 1, PutParameter: 1 });
+      // A CreateFleet answer names no account: the factory asks STS once, before its first launch.
+      expect(proxy.counts).toEqual({ GetCallerIdentity: 1, CreateFleet: 1, PutParameter: 1 });
       const form = requests[0]!;
       expect(form.get('Type')).toBe('instant');
       expect(form.get('TargetCapacitySpecification.TotalTargetCapacity')).toBe('1');
@@ -322,6 +334,19 @@ describe.skipIf(!requireAwsPeers('aws/ec2-provider'))('ec2 provider against moto
         mode: 'jit',
         jitConfig: secretOf(spec),
       });
+      const parameterTags = await world.ssm.send(
+        new ListTagsForResourceCommand({
+          ResourceType: 'Parameter',
+          ResourceId: `${p.parameterPrefix}/${instance.providerId}`,
+        }),
+      );
+      expect(tagsOf(parameterTags.TagList)[TAG_INSTANCE_ARN]).toBe(
+        `arn:aws:ec2:${REGION}:${MOTO_ACCOUNT}:instance/${instance.providerId}`,
+      );
+      // The account is asked once per factory.
+      await reset();
+      await p.create(track(jitSpec(unique('runner'), fleet, 'linux')), signal());
+      expect(proxy.counts).toEqual({ CreateFleet: 1, PutParameter: 1 });
       // The template's own user data starts the runner; runner-fleet adds none.
       const userData = await world.ec2.send(
         new DescribeInstanceAttributeCommand({ InstanceId: instance.providerId, Attribute: 'userData' }),
@@ -513,6 +538,7 @@ describe.skipIf(!requireAwsPeers('aws/ec2-provider'))('ec2 provider against moto
           name: spec.name,
           state: 'failed',
           message: 'spot instance interrupted by AWS (Server.SpotInstanceTermination)',
+          interrupted: true,
         });
       }
       expect(seen.notices).toEqual([
@@ -522,6 +548,36 @@ describe.skipIf(!requireAwsPeers('aws/ec2-provider'))('ec2 provider against moto
           message: expect.stringContaining(`spot instance ${instance.providerId} of runner ${spec.name}`),
         },
       ]);
+    });
+
+    it('an instance that tagged itself interrupted: failed, interrupted, one notice; the tag means nothing while it runs', async () => {
+      const fleet = unique('f-noticed');
+      const { provider: p, seen } = provider(
+        factory({ timings: { reuseMs: 0 } }),
+        imageBlock({ capacity: 'spot' }),
+        fleet,
+      );
+      const spec = track(jitSpec(unique('runner'), fleet, 'linux'));
+      const instance = await p.create(spec, signal());
+      await world.ec2.send(
+        new CreateTagsCommand({
+          Resources: [instance.providerId!],
+          Tags: [{ Key: TAG_EXIT_CODE, Value: 'interrupted' }],
+        }),
+      );
+      const [running] = await p.list({ fleet, scaleSet: 'linux' }, signal());
+      expect(['pending', 'running']).toContain(running?.state);
+      expect(running?.interrupted).toBeUndefined();
+      expect(running?.message).toBeUndefined();
+      expect(seen.notices).toEqual([]);
+      await world.ec2.send(new TerminateInstancesCommand({ InstanceIds: [instance.providerId!] }));
+      for (let i = 0; i < 2; i++) {
+        const [ended] = await p.list({ fleet, scaleSet: 'linux' }, signal());
+        expect(ended).toMatchObject({ state: 'failed', interrupted: true });
+        expect(ended?.message).toContain('saw the interruption notice');
+      }
+      expect(seen.notices.map((n) => n.event)).toEqual(['spot-interruption']);
+      expect(seen.notices[0]?.message).toContain('its interruption notice');
     });
   });
 
@@ -914,6 +970,22 @@ describe.skipIf(!requireAwsPeers('aws/ec2-provider'))('ec2 provider against moto
       const seen = observedContext('f-no-ud', 'linux');
       const error = await failure(made.create(imageBlock(), seen.context).prepare(signal()));
       expect(error).toMatchObject({ code: 'ec2-no-user-data', retryable: false });
+    });
+
+    it('renders the start script once: a setting the renderer refuses fails prepare, naming it', async () => {
+      const made = factory({
+        renderUserData: () => {
+          throw new UserDataError('bad-user-data-setting', 'userData.runAs: must be a Linux user name');
+        },
+      });
+      const seen = observedContext('f-bad-ud', 'linux');
+      const error = await failure(made.create(imageBlock(), seen.context).prepare(signal()));
+      expect(error).toMatchObject({ code: 'ec2-prepare-failed', retryable: false });
+      expect(error.message).toContain('userData.runAs: must be a Linux user name');
+      // The real renderer, with the block's settings, passes.
+      const real = factory({ renderUserData: renderEc2UserData });
+      const block = imageBlock({ userData: { runAs: 'runner', parameterTimeout: '2m' } });
+      await real.create(block, observedContext('f-good-ud', 'linux').context).prepare(signal());
     });
   });
 

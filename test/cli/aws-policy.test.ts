@@ -85,7 +85,7 @@ describe('runner-fleet aws-policy', () => {
     expect(sids).toContain(SID.createFleet);
     const terminate = out.controller.Statement.find((s) => s.Sid === SID.terminate);
     expect(terminate?.Condition).toEqual({ StringEquals: { 'ec2:ResourceTag/runner-fleet:fleet': 'acme' } });
-    expect(out.instance.Statement.map((s) => s.Sid)).toEqual([SID.readOwn]);
+    expect(out.instance.Statement.map((s) => s.Sid)).toEqual([SID.readOwn, SID.tagOwnOutcome]);
     expect(out.instance.Statement[0]?.Resource).toBe(
       'arn:aws:ssm:eu-west-1:123456789012:parameter/runner-fleet/acme/*',
     );

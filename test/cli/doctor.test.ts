@@ -42,7 +42,7 @@ describe('doctor: GitHub checks against the simulator', () => {
     return sim;
   };
 
-  function writeConfig(sim: Simulator, auth: Auth, scopes: object[]): string {
+  function writeConfig(sim: Simulator, auth: Auth, scopes: object[], extra: object = {}): string {
     const file = join(dir, `fleet-${++n}.yaml`);
     writeFileSync(join(dir, `key-${n}.pem`), 'app' in auth ? auth.app.privateKey : '', { mode: 0o600 });
     const doc = {
@@ -60,6 +60,7 @@ describe('doctor: GitHub checks against the simulator', () => {
         labels: ['linux', `set${i}`],
         max: 1,
         provider: { kind: 'sim' },
+        ...extra,
       })),
     };
     writeFileSync(file, stringify(doc));
@@ -112,6 +113,27 @@ describe('doctor: GitHub checks against the simulator', () => {
     expect(r.out).toMatch(/FAIL {2}organization octo-org: App installation \d+ lacks permissions/);
     expect(r.out).toMatch(/FAIL {2}repository octo-org\/app: .*administration: needs write, has read/);
     expect(r.out.trim().split('\n').at(-1)).toBe('doctor: some checks FAILED');
+  });
+
+  it('asks for actions: write where a scale set re-runs interrupted jobs', async () => {
+    const r = await doctor(writeConfig(sim, app(sim), [{ org: 'octo-org' }], { rerunInterruptedJobs: true }));
+    expect(r.code).toBe(1);
+    expect(r.out).toMatch(
+      /FAIL {2}organization octo-org: App installation \d+ lacks permissions \(actions: needs write, has read\)/,
+    );
+    const writer = await start({
+      permissions: {
+        actions: 'write',
+        administration: 'write',
+        metadata: 'read',
+        organization_self_hosted_runners: 'write',
+      },
+    });
+    const ok = await doctor(
+      writeConfig(writer, app(writer), [{ org: 'octo-org' }], { rerunInterruptedJobs: true }),
+    );
+    expect(ok.out).toMatch(/ok {4}organization octo-org: App installation \d+ grants .*actions: write/);
+    expect(ok.code).toBe(0);
   });
 
   it('fails when the App key is not the App’s, without going on to the scopes', async () => {

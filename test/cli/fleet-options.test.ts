@@ -82,6 +82,8 @@ describe('fleet options shared by start and doctor', () => {
         'f.yaml',
         '--kubeconfig',
         'k',
+        '--aws-endpoint',
+        'http://127.0.0.1:5000',
         '--leader-election',
         '--lease-name',
         'l',
@@ -95,6 +97,7 @@ describe('fleet options shared by start and doctor', () => {
     expect(flags).toEqual({
       config: 'f.yaml',
       kubeconfig: 'k',
+      awsEndpoint: 'http://127.0.0.1:5000',
       leaderElection: true,
       leaseName: 'l',
       leaseNamespace: 'ns',

@@ -291,6 +291,26 @@ describe('GitHub client against the simulator', () => {
       });
       expect(await t.client.getJob('octo-org', 'app', 999_999_999)).toBeNull();
     });
+
+    it('re-runs a job once its run has ended: refused as run-in-progress (retryable) before, counted by route', async () => {
+      const RERUN = 'POST /repos/{owner}/{repo}/actions/jobs/{job_id}/rerun';
+      const t = clientFor(sim, { auth: 'pat' });
+      const [job] = sim.createJobs({ owner: 'octo-org', repo: 'app', labels: ['self-hosted', 'linux'] });
+      const early = await caught(t.client.rerunJob('octo-org', 'app', job!.id));
+      expect(early).toMatchObject({ code: 'run-in-progress', status: 403, retryable: true, route: RERUN });
+      sim.cancelJob(job!.id);
+      await t.client.rerunJob('octo-org', 'app', job!.id);
+      expect(t.count(RERUN, 403)).toBe(1);
+      expect(t.count(RERUN, 201)).toBe(1);
+      const fresh = sim.jobs().find((j) => j.runId === job!.runId && j.id !== job!.id);
+      expect(fresh).toMatchObject({ status: 'queued', labels: ['self-hosted', 'linux'] });
+      const missing = await caught(t.client.rerunJob('octo-org', 'app', 999_999_999));
+      expect(missing).toMatchObject({ code: 'not-found', retryable: false });
+      // An App installation with actions: read may not re-run: a permission problem, not worth retrying.
+      const app = clientFor(sim);
+      const refused = await caught(app.client.rerunJob('octo-org', 'app', fresh!.id));
+      expect(refused).toMatchObject({ code: 'forbidden', status: 403, retryable: false });
+    });
   });
 
   describe('rate limits, retries and errors', () => {

@@ -278,10 +278,50 @@ async function scenario(sim: Simulator): Promise<void> {
       }),
     ),
   ).toBe(200);
+  // Re-running a job: refused while its run is in progress, then a new attempt with a new job, queued.
+  const rerun = (job_id: number) =>
+    status(
+      pat.request('POST /repos/{owner}/{repo}/actions/jobs/{job_id}/rerun', {
+        owner: org,
+        repo: 'app',
+        job_id,
+      }),
+    );
+  expect(await rerun(job!.id)).toBe(403);
+  // An App needs actions: write (the default installation has read).
+  expect(
+    await status(
+      inst.request('POST /repos/{owner}/{repo}/actions/jobs/{job_id}/rerun', {
+        owner: org,
+        repo: 'app',
+        job_id: job!.id,
+      }),
+    ),
+  ).toBe(403);
   sim.cancelJob(job!.id);
   sim.cancelJob(queuedJob!.id);
   stop.abort();
   await emulator;
+  expect(await rerun(job!.id)).toBe(201);
+  expect(await rerun(1)).toBe(404);
+  const attempt = await inst.request('GET /repos/{owner}/{repo}/actions/runs/{run_id}', {
+    owner: org,
+    repo: 'app',
+    run_id: job!.runId,
+  });
+  expect(attempt.data.run_attempt).toBe(2);
+  expect(attempt.data.previous_attempt_url).toMatch(/\/attempts\/1$/);
+  const again = await inst.request('GET /repos/{owner}/{repo}/actions/runs/{run_id}/jobs', {
+    owner: org,
+    repo: 'app',
+    run_id: job!.runId,
+  });
+  expect(again.data.jobs).toHaveLength(1);
+  const fresh = again.data.jobs[0]!;
+  expect(fresh).toMatchObject({ run_attempt: 2, status: 'queued', name: sim.job(job!.id)!.name });
+  expect(fresh.id).not.toBe(job!.id);
+  expect(sim.job(job!.id)).toMatchObject({ status: 'completed', conclusion: 'cancelled' });
+  sim.cancelJob(Number(fresh.id));
 
   expect(await status(inst.request('GET /rate_limit'))).toBe(200);
   expect(await status(bad.request('GET /orgs/{org}/actions/runners', { org }))).toBe(401);

@@ -13,10 +13,17 @@ import type { _InstanceType } from '@aws-sdk/client-ec2';
 import { GetParameterCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { encodeRunnerParameter, runnerParameterName } from '../../src/aws/runner-parameter.js';
 import type { RunnerParameter } from '../../src/aws/runner-parameter.js';
-import { TAG_FLEET, TAG_INSTANCE_ID, TAG_RUNNER, TAG_SCALE_SET } from '../../src/aws/tags.js';
+import { instanceArn } from '../../src/aws/policies.js';
+import {
+  TAG_FLEET,
+  TAG_INSTANCE_ARN,
+  TAG_INSTANCE_ID,
+  TAG_RUNNER,
+  TAG_SCALE_SET,
+} from '../../src/aws/tags.js';
 import { userDataBase64 } from '../../src/aws/user-data.js';
 import type { Simulator } from '../../src/sim/github/index.js';
-import { MOTO_CREDENTIALS } from './moto.js';
+import { MOTO_ACCOUNT, MOTO_CREDENTIALS } from './moto.js';
 import type { MotoServer } from './moto.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -83,7 +90,7 @@ export async function instanceState(ec2: EC2Client, instanceId: string): Promise
   return reply.Reservations?.[0]?.Instances?.[0]?.State?.Name;
 }
 
-/** The runner parameter as the controller writes it: SecureString at <prefix>/<instance id>, tagged. */
+/** The runner parameter as the controller writes it: SecureString at <prefix>/<instance id>, tagged (with the ARN). */
 export async function putRunnerParameter(
   ssm: SSMClient,
   prefix: string,
@@ -98,6 +105,7 @@ export async function putRunnerParameter(
       Type: 'SecureString',
       Value: encodeRunnerParameter(parameter),
       Tags: [
+        { Key: TAG_INSTANCE_ARN, Value: instanceArn(REGION, MOTO_ACCOUNT, instanceId) },
         { Key: TAG_INSTANCE_ID, Value: instanceId },
         { Key: TAG_FLEET, Value: tags.fleet },
         { Key: TAG_SCALE_SET, Value: tags.scaleSet ?? 'linux' },

@@ -18,7 +18,7 @@ describe('embedded start script', () => {
   });
 
   it('declares its version on a line of its own', () => {
-    expect(START_SCRIPT).toMatch(/^RUNNER_FLEET_START_SCRIPT_VERSION=1$/m);
+    expect(START_SCRIPT).toMatch(/^RUNNER_FLEET_START_SCRIPT_VERSION=2$/m);
     expect(() => scriptVersion('#!/bin/bash\necho no version\n')).toThrow(
       /RUNNER_FLEET_START_SCRIPT_VERSION/,
     );

@@ -6,6 +6,47 @@ import type { RunnerState } from '../types.js';
 import type { RunnerSnapshot } from '../plan-types.js';
 import type { PlanContext, Transition } from './context.js';
 
+/**
+ * A busy runner whose instance the cloud took (Instance.interrupted): its job did not end on its own. The reason
+ * names the job when it is known (`instance interrupted while running job 42`). With `rerunInterruptedJobs` the record
+ * waits, once its registration and instance are gone, until the executor has asked GitHub to re-run that job; then
+ * its reason is rerunDoneReason or rerunRefusedReason, and it goes.
+ */
+export function interruptedReason(jobId: number | null): string {
+  return jobId === null ? `${INTERRUPTED} a job` : `${INTERRUPTED} job ${jobId}`;
+}
+const INTERRUPTED = 'instance interrupted while running';
+const INTERRUPTED_REASON = /^instance interrupted while running (?:a job|job (\d+))$/;
+export const rerunDoneReason = (jobId: number): string =>
+  `job ${jobId} re-run after the instance running it was interrupted`;
+export const rerunRefusedReason = (jobId: number, why: string): string =>
+  `job ${jobId} not re-run after the instance running it was interrupted: ${why}`;
+/** How long a re-run is tried (GitHub refuses it while the job's workflow run is still in progress). */
+export const RERUN_WINDOW_MS = 24 * 60 * 60_000;
+
+/**
+ * With re-runs on, a job GitHub failed may have been cut short by the cloud taking its instance, which only an
+ * instance list (or watch event) newer than the news of the failure can tell: until one comes, wait.
+ */
+function awaitingInstanceNews(
+  ctx: PlanContext,
+  r: RunnerSnapshot,
+  completed: { readonly conclusion?: string | null; readonly at: number } | null,
+): boolean {
+  if (ctx.set.rerunInterruptedJobs !== true || completed?.conclusion !== 'failure') return false;
+  // Taken in the same millisecond, an observation may predate the news: only a later one counts.
+  const newest = Math.max(ctx.s.instances.at ?? -Infinity, ctx.instanceOf(r)?.observedAt ?? -Infinity);
+  return newest <= completed.at;
+}
+
+/** The job a record interrupted while busy still has to get re-run: null when none is due (or none is known). */
+function jobToRerun(ctx: PlanContext, r: RunnerSnapshot): number | null {
+  const match = INTERRUPTED_REASON.exec(r.reason ?? '');
+  if (match === null) return null;
+  if (match[1] !== undefined) return Number(match[1]);
+  // Not known when it was interrupted: an ephemeral runner has only ever had the one job GitHub reports on it.
+  return ctx.set.ephemeral && r.job !== null ? r.job.id : null;
+}
 const RUNNER_EXITED = 'runner exited';
 const SUCCEEDED_WHILE_BUSY = 'instance succeeded while running a job';
 const REMOVED_AFTER_JOB = 'registration removed by GitHub after its job';
@@ -84,6 +125,16 @@ function live(ctx: PlanContext, r: RunnerSnapshot): Transition | null {
   const exited = instanceSeen?.state === 'succeeded' || instanceSeen?.state === 'failed';
 
   if (r.state === 'busy') {
+    // The cloud took the instance from under the job. Unless the job had ended on its own first (GitHub reported it
+    // completed, not failed), it did not end: GitHub fails it for the lost runner, and it may be re-run.
+    const lost = completed === null || completed.conclusion === 'failure';
+    if (exited && instanceSeen.interrupted === true && instanceSeen.state === 'failed' && lost) {
+      // The job it ran: the latest reported on it, if still running or reported since it became busy.
+      const current = r.job !== null && (r.job.status === 'in_progress' || job !== null) ? r.job : null;
+      // Its registration is removed as for any failed instance (GitHub refuses while it counts the job as running).
+      return { state: 'finished', reason: interruptedReason(current?.id ?? null) };
+    }
+    if (awaitingInstanceNews(ctx, r, completed)) return null;
     if (completed !== null) {
       return ephemeral
         ? { state: 'finished', reason: `job ${completed.id} completed`, registrationGone: true }
@@ -116,7 +167,18 @@ function live(ctx: PlanContext, r: RunnerSnapshot): Transition | null {
   }
 
   // starting or idle
+  if (
+    exited &&
+    instanceSeen.interrupted === true &&
+    instanceSeen.state === 'failed' &&
+    job !== null &&
+    (job.status === 'in_progress' || (job.status === 'completed' && job.conclusion === 'failure'))
+  ) {
+    // Taken by the cloud while running a job this record had not seen start (webhook lag): as for a busy runner.
+    return { state: 'finished', reason: interruptedReason(job.id) };
+  }
   if (job?.status === 'in_progress') return { state: 'busy', reason: `running job ${job.id}` };
+  if (awaitingInstanceNews(ctx, r, completed)) return null;
   if (completed !== null && ephemeral) {
     return { state: 'finished', reason: `job ${completed.id} completed`, registrationGone: true };
   }
@@ -134,7 +196,8 @@ function live(ctx: PlanContext, r: RunnerSnapshot): Transition | null {
     return {
       state: 'failed',
       reason: `instance failed${instanceSeen.message ? `: ${instanceSeen.message}` : ''}`,
-      failure: !tookJob,
+      // The cloud taking an instance says nothing about the scale set: no backoff for it.
+      failure: !tookJob && instanceSeen.interrupted !== true,
     };
   }
   if (instFresh && instance === undefined) {
@@ -218,6 +281,27 @@ export function cleanup(ctx: PlanContext, r: RunnerSnapshot): RunnerState {
   if (instancePresent) {
     ctx.deleteInstance(r.name, r.reason ?? r.state);
     return r.state;
+  }
+  const rerun = ctx.set.rerunInterruptedJobs === true ? jobToRerun(ctx, r) : null;
+  if (rerun !== null) {
+    const giveUpAt = r.stateChangedAt + RERUN_WINDOW_MS;
+    if (ctx.now < giveUpAt) {
+      // GitHub re-runs a job only once its run has ended; the job ends when GitHub notices its runner is gone.
+      if (r.job?.id === rerun && r.job.status === 'completed') {
+        ctx.actions.push({ type: 'rerun-job', scaleSet: ctx.set.name, name: r.name, jobId: rerun });
+      }
+      ctx.wakeAt(giveUpAt);
+      return r.state;
+    }
+    ctx.actions.push({
+      type: 'mark-runner',
+      scaleSet: ctx.set.name,
+      name: r.name,
+      state: 'deleted',
+      reason: rerunRefusedReason(rerun, 'the job did not end within 24 h'),
+      failure: false,
+    });
+    return 'deleted';
   }
   ctx.actions.push({
     type: 'mark-runner',

@@ -8,6 +8,7 @@
 import { EC2Client } from '@aws-sdk/client-ec2';
 import type { EC2ClientConfig } from '@aws-sdk/client-ec2';
 import { SSMClient } from '@aws-sdk/client-ssm';
+import { STSClient } from '@aws-sdk/client-sts';
 import { awsCode } from './errors.js';
 
 export type AwsCredentialsOption = EC2ClientConfig['credentials'];
@@ -42,6 +43,8 @@ export function emptyCallStats(): AwsCallStats {
 export interface AwsClients {
   readonly ec2: EC2Client;
   readonly ssm: SSMClient;
+  /** GetCallerIdentity only (the account of instance ARNs); built on first use. */
+  sts(): STSClient;
   destroy(): void;
 }
 
@@ -61,7 +64,7 @@ function operationOf(context: { commandName?: string }): string {
   return (context.commandName ?? 'Unknown').replace(/Command$/, '');
 }
 
-function count(client: EC2Client | SSMClient, stats: AwsCallStats): void {
+function count(client: EC2Client | SSMClient | STSClient, stats: AwsCallStats): void {
   const calls =
     <A, R>(next: (args: A) => Promise<R>, context: { commandName?: string }) =>
     async (args: A): Promise<R> => {
@@ -84,6 +87,9 @@ function count(client: EC2Client | SSMClient, stats: AwsCallStats): void {
   if (client instanceof EC2Client) {
     client.middlewareStack.add(calls, { step: 'initialize', name: 'runnerFleetCallCounter' });
     client.middlewareStack.add(requests, { step: 'deserialize', name: 'runnerFleetRequestCounter' });
+  } else if (client instanceof SSMClient) {
+    client.middlewareStack.add(calls, { step: 'initialize', name: 'runnerFleetCallCounter' });
+    client.middlewareStack.add(requests, { step: 'deserialize', name: 'runnerFleetRequestCounter' });
   } else {
     client.middlewareStack.add(calls, { step: 'initialize', name: 'runnerFleetCallCounter' });
     client.middlewareStack.add(requests, { step: 'deserialize', name: 'runnerFleetRequestCounter' });
@@ -103,12 +109,21 @@ export function createAwsClients(settings: AwsClientSettings, stats: AwsCallStat
   const ssm = new SSMClient(config);
   count(ec2, stats);
   count(ssm, stats);
+  let sts: STSClient | undefined;
   return {
     ec2,
     ssm,
+    sts() {
+      if (sts === undefined) {
+        sts = new STSClient(config);
+        count(sts, stats);
+      }
+      return sts;
+    },
     destroy() {
       ec2.destroy();
       ssm.destroy();
+      sts?.destroy();
     },
   };
 }

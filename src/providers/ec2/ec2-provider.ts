@@ -23,13 +23,22 @@ import { DeleteParameterCommand, PutParameterCommand } from '@aws-sdk/client-ssm
 import type { Logger } from 'pino';
 import type { RunnerParameter } from '../../aws/runner-parameter.js';
 import { encodeRunnerParameter, runnerParameterName } from '../../aws/runner-parameter.js';
-import { TAG_FLEET, TAG_INSTANCE_ID, TAG_RUNNER, TAG_SCALE_SET } from '../../aws/tags.js';
+import { instanceArn } from '../../aws/policies.js';
+import {
+  EXIT_CODE_VALUES,
+  TAG_FLEET,
+  TAG_INSTANCE_ARN,
+  TAG_INSTANCE_ID,
+  TAG_RUNNER,
+  TAG_SCALE_SET,
+} from '../../aws/tags.js';
 import type { Instance, InstanceSelector, InstanceSpec, Provider, ProviderContext } from '../provider.js';
 import { ProviderError } from '../provider.js';
+import type { AccountSource } from './account.js';
 import { awsCode, awsError, scrubAwsText } from './errors.js';
 import type { Ec2ProviderStats, FleetState, GcResult } from './fleet-state.js';
 import type { Ec2InstanceRecord } from './instance-state.js';
-import { instanceFromRecord, isLive, isSpotInterruption, recordFromEc2 } from './instance-state.js';
+import { instanceFromRecord, isInterrupted, isLive, recordFromEc2 } from './instance-state.js';
 import type { LaunchPath, Market } from './launch.js';
 import {
   MAX_USER_DATA_BYTES,
@@ -40,6 +49,7 @@ import {
   runInstancesInput,
 } from './launch.js';
 import type { Ec2ProviderConfig, Ec2UserDataSettings } from './schema.js';
+import { UserDataError } from '../../aws/user-data.js';
 
 /** What the start-script renderer gets: names and places only, never the registration. */
 export interface Ec2UserDataInput {
@@ -76,6 +86,8 @@ export interface Ec2ProviderDeps {
   readonly stats: Ec2ProviderStats;
   /** The shared state of a fleet in this provider's region (created on first use). */
   readonly fleetState: (fleet: string) => FleetState;
+  /** The account of the instances, for the instance ARN each runner parameter is tagged with. */
+  readonly account: AccountSource;
   readonly renderUserData?: Ec2UserDataRenderer;
   readonly now: () => number;
   /** Called once by close(). */
@@ -172,6 +184,23 @@ export class Ec2InstanceProvider implements Ec2Provider {
     const problems: string[] = [];
     if (this.#config.launchTemplate !== undefined)
       problems.push(...(await this.#checkLaunchTemplate(signal)));
+    else {
+      // The start script renders with this scale set's prefix and settings, and fits EC2's 16 KB.
+      try {
+        const text = this.#render(
+          this.#d.renderUserData!,
+          this.#fleet,
+          this.#scaleSet,
+          `${this.#scaleSet}-check`,
+        );
+        if (Buffer.byteLength(text, 'utf8') > MAX_USER_DATA_BYTES) {
+          problems.push(`the rendered user data exceeds EC2's ${MAX_USER_DATA_BYTES} bytes`);
+        }
+      } catch (error) {
+        if (!(error instanceof ProviderError)) throw error;
+        problems.push(error.message.replace(`${where}: `, ''));
+      }
+    }
     problems.push(...(await this.#checkExisting(signal)));
     if (problems.length > 0) {
       throw new ProviderError(`${where}: ${problems.join('; ')}`, {
@@ -353,6 +382,8 @@ export class Ec2InstanceProvider implements Ec2Provider {
       return instanceFromRecord(known.record);
     }
 
+    // The parameter's tag needs the account; a CreateFleet answer does not carry it: learn it before launching.
+    if (this.launchPath === 'CreateFleet') await this.#d.account.resolve(signal);
     const record = await this.#launch(spec, state, signal);
     const entry = state.launched(record);
     try {
@@ -468,14 +499,7 @@ export class Ec2InstanceProvider implements Ec2Provider {
         },
       );
     }
-    const text = render({
-      fleet: spec.fleet,
-      scaleSet: spec.scaleSet,
-      runnerName: spec.name,
-      region: this.#config.region,
-      parameterPrefix: this.parameterPrefix,
-      settings: this.#config.userData,
-    });
+    const text = this.#render(render, spec.fleet, spec.scaleSet, spec.name);
     const secret = secretOf(spec);
     if (secret.length > 0 && text.includes(secret)) {
       throw new ProviderError('the rendered user data contains the registration secret; refusing to launch', {
@@ -492,6 +516,28 @@ export class Ec2InstanceProvider implements Ec2Provider {
     return text;
   }
 
+  /** The renderer's text; a setting it refuses is a fatal ProviderError naming the setting. */
+  #render(render: Ec2UserDataRenderer, fleet: string, scaleSet: string, runnerName: string): string {
+    try {
+      return render({
+        fleet,
+        scaleSet,
+        runnerName,
+        region: this.#config.region,
+        parameterPrefix: this.parameterPrefix,
+        settings: this.#config.userData,
+      });
+    } catch (error) {
+      if (error instanceof UserDataError) {
+        throw new ProviderError(`scale set ${scaleSet}: ${error.message}`, {
+          code: 'ec2-bad-user-data',
+          retryable: false,
+        });
+      }
+      throw error;
+    }
+  }
+
   async #runInstances(
     spec: InstanceSpec,
     market: Market,
@@ -506,6 +552,7 @@ export class Ec2InstanceProvider implements Ec2Provider {
       ...(userData !== undefined ? { userData } : {}),
     });
     const answer = await this.#d.ec2.send(new RunInstancesCommand(input), { abortSignal: signal });
+    this.#d.account.learn(answer.OwnerId);
     const instance = answer.Instances?.[0];
     if (instance?.InstanceId === undefined) {
       throw new ProviderError(`RunInstances for runner ${spec.name} answered without an instance`, {
@@ -553,13 +600,16 @@ export class Ec2InstanceProvider implements Ec2Provider {
   }
 
   /**
-   * PutParameter with the ownership tags; AWS refuses tags together with Overwrite, so an existing parameter (a
-   * retried create) is overwritten in a second call and keeps the tags it was created with.
+   * PutParameter with the ownership tags and the instance's ARN, which the instance policy compares with the
+   * reading instance's ec2:SourceInstanceARN (docs/aws.md). AWS refuses tags together with Overwrite, so an existing
+   * parameter (a retried create) is overwritten in a second call and keeps the tags it was created with.
    */
   async #writeParameter(spec: InstanceSpec, instanceId: string, signal: AbortSignal): Promise<void> {
     const name = runnerParameterName(this.parameterPrefix, instanceId);
+    const account = await this.#d.account.resolve(signal);
     const value = encodeRunnerParameter(parameterOf(spec));
     const tags: SsmTag[] = [
+      { Key: TAG_INSTANCE_ARN, Value: instanceArn(this.#config.region, account, instanceId) },
       { Key: TAG_INSTANCE_ID, Value: instanceId },
       { Key: TAG_FLEET, Value: spec.fleet },
       { Key: TAG_SCALE_SET, Value: spec.scaleSet },
@@ -654,7 +704,7 @@ export class Ec2InstanceProvider implements Ec2Provider {
     const interrupted = new Set<string>();
     for (const record of records) {
       if (record.fleet !== selector.fleet) continue;
-      if (own && record.scaleSet === this.#scaleSet && isSpotInterruption(record)) {
+      if (own && record.scaleSet === this.#scaleSet && isInterrupted(record)) {
         interrupted.add(record.id);
         this.#reportInterruption(record);
       }
@@ -669,9 +719,10 @@ export class Ec2InstanceProvider implements Ec2Provider {
   #reportInterruption(record: Ec2InstanceRecord): void {
     if (this.#interruptions.has(record.id)) return;
     this.#interruptions.add(record.id);
-    const message = `spot instance ${record.id} of runner ${record.name} was interrupted by AWS (${record.reasonCode})`;
+    const why = record.exit === EXIT_CODE_VALUES.interrupted ? 'its interruption notice' : record.reasonCode;
+    const message = `spot instance ${record.id} of runner ${record.name} was interrupted by AWS (${why})`;
     this.#logger.warn(
-      { runner: record.name, instance: record.id, reason: record.reasonCode },
+      { runner: record.name, instance: record.id, reason: record.reasonCode, exit: record.exit },
       'spot instance interrupted',
     );
     this.#context.notify?.({ event: 'spot-interruption', instance: record.name, message });

@@ -103,6 +103,8 @@ export interface FleetStateDeps {
   readonly logger: Logger;
   readonly now: () => number;
   readonly timings: FleetStateTimings;
+  /** Told the OwnerId of every reservation listed: the account the instances live in. */
+  readonly onOwner?: (account: string | undefined) => void;
 }
 
 export interface GcResult {
@@ -237,6 +239,7 @@ export class FleetState {
           }),
           { abortSignal: signal },
         );
+        for (const reservation of page.Reservations ?? []) this.#d.onOwner?.(reservation.OwnerId);
         for (const instance of instancesOf(page.Reservations)) {
           const record = recordFromEc2(instance, this.#d.now());
           if (record !== undefined && record.name === name) found.push(record);
@@ -267,6 +270,7 @@ export class FleetState {
           { abortSignal: signal },
         );
         stats.describePages++;
+        for (const reservation of page.Reservations ?? []) this.#d.onOwner?.(reservation.OwnerId);
         for (const instance of instancesOf(page.Reservations)) {
           const record = recordFromEc2(instance, startedAt);
           if (record !== undefined && record.fleet === this.fleet) records.push(record);

@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import type { ProviderContext, ProviderFactory } from '../provider.js';
 import type { AwsClients, AwsCredentialsOption, AwsRequestHandlerOption } from './clients.js';
 import { createAwsClients } from './clients.js';
+import { AccountCache } from './account.js';
 import type { Ec2Provider, Ec2UserDataRenderer } from './ec2-provider.js';
 import { Ec2InstanceProvider } from './ec2-provider.js';
 import type { Ec2ProviderStats, FleetStateTimings } from './fleet-state.js';
@@ -20,7 +21,7 @@ export { ec2ProviderSchema, DEFAULT_ON_DEMAND_FAILOVER_CODES } from './schema.js
 export type { Ec2ProviderConfig, Ec2UserDataSettings } from './schema.js';
 export type { Ec2Provider, Ec2UserDataInput, Ec2UserDataRenderer } from './ec2-provider.js';
 export type { Ec2ProviderStats, FleetStateTimings, GcResult } from './fleet-state.js';
-export { TAG_EXIT_CODE } from './instance-state.js';
+export { EXIT_CODE_VALUES, TAG_EXIT_CODE } from '../../aws/tags.js';
 
 export interface Ec2ProviderFactoryOptions {
   /** Credentials for every client. Default: the SDK's default chain. */
@@ -57,6 +58,8 @@ export interface Ec2ProviderFactory extends ProviderFactory<Ec2ProviderConfig> {
 interface SharedClients {
   readonly clients: AwsClients;
   readonly fleets: Map<string, FleetState>;
+  /** The account of the instances behind this endpoint (shared by every region of it). */
+  readonly account: AccountCache;
   users: number;
 }
 
@@ -66,25 +69,29 @@ export function createEc2ProviderFactory(options: Ec2ProviderFactoryOptions = {}
   const timings: FleetStateTimings = { ...DEFAULT_TIMINGS, ...options.timings };
   const shared = new Map<string, SharedClients>();
   const build = options.createClients ?? createAwsClients;
+  /** One account per endpoint (the credentials are the factory's): learned from answers, else one STS call. */
+  const accounts = new Map<string, AccountCache>();
 
   function acquire(region: string, endpoint: string | undefined): SharedClients {
     const key = `${region}\u0000${endpoint ?? ''}`;
     let entry = shared.get(key);
     if (entry === undefined) {
-      entry = {
-        clients: build(
-          {
-            region,
-            ...(endpoint !== undefined ? { endpoint } : {}),
-            ...(options.credentials !== undefined ? { credentials: options.credentials } : {}),
-            ...(options.requestHandler !== undefined ? { requestHandler: options.requestHandler } : {}),
-            ...(options.maxAttempts !== undefined ? { maxAttempts: options.maxAttempts } : {}),
-          },
-          stats,
-        ),
-        fleets: new Map(),
-        users: 0,
-      };
+      const clients = build(
+        {
+          region,
+          ...(endpoint !== undefined ? { endpoint } : {}),
+          ...(options.credentials !== undefined ? { credentials: options.credentials } : {}),
+          ...(options.requestHandler !== undefined ? { requestHandler: options.requestHandler } : {}),
+          ...(options.maxAttempts !== undefined ? { maxAttempts: options.maxAttempts } : {}),
+        },
+        stats,
+      );
+      let account = accounts.get(endpoint ?? '');
+      if (account === undefined) {
+        account = new AccountCache(() => clients.sts());
+        accounts.set(endpoint ?? '', account);
+      }
+      entry = { clients, fleets: new Map(), account, users: 0 };
       shared.set(key, entry);
     }
     entry.users++;
@@ -102,6 +109,7 @@ export function createEc2ProviderFactory(options: Ec2ProviderFactoryOptions = {}
         logger: logger.child({ provider: 'ec2' }),
         now,
         timings,
+        onOwner: (owner) => entry.account.learn(owner),
       });
       entry.fleets.set(fleet, state);
     }
@@ -124,6 +132,7 @@ export function createEc2ProviderFactory(options: Ec2ProviderFactoryOptions = {}
         ssm: entry.clients.ssm,
         stats,
         fleetState: (fleet) => fleetStateOf(entry, fleet, context.logger),
+        account: entry.account,
         ...(options.renderUserData !== undefined ? { renderUserData: options.renderUserData } : {}),
         now,
         release: () => {

@@ -1,7 +1,7 @@
 import type { Instance as Ec2Instance } from '@aws-sdk/client-ec2';
 import { describe, expect, it } from 'vitest';
-import { TAG_FLEET, TAG_RUNNER, TAG_SCALE_SET } from '../../aws/tags.js';
-import { instanceFromRecord, recordFromEc2, TAG_EXIT_CODE, transitionTime } from './instance-state.js';
+import { EXIT_CODE_VALUES, TAG_EXIT_CODE, TAG_FLEET, TAG_RUNNER, TAG_SCALE_SET } from '../../aws/tags.js';
+import { instanceFromRecord, isInterrupted, recordFromEc2, transitionTime } from './instance-state.js';
 
 const LAUNCHED = new Date('2024-05-01T10:00:00Z');
 
@@ -45,9 +45,15 @@ describe('EC2 instance -> runner-fleet instance', () => {
     expect(map(ec2('terminated', reason('Client.InstanceInitiatedShutdown')))).toMatchObject({
       state: 'succeeded',
     });
-    expect(map(ec2('shutting-down', reason('Server.SpotInstanceTermination')))).toMatchObject({
+    expect(map(ec2('shutting-down', reason('Server.SpotInstanceTermination')))).toEqual({
+      name: 'linux-1',
+      fleet: 'f',
+      scaleSet: 'linux',
+      createdAt: LAUNCHED.getTime(),
+      providerId: 'i-0123456789abcdef0',
       state: 'failed',
       message: 'spot instance interrupted by AWS (Server.SpotInstanceTermination)',
+      interrupted: true,
     });
     expect(map(ec2('terminated', reason('Server.InternalError')))).toMatchObject({
       state: 'failed',
@@ -64,12 +70,54 @@ describe('EC2 instance -> runner-fleet instance', () => {
 
   it('the exit code tag, when the instance set one, decides', () => {
     const api = { StateReason: { Code: 'Client.UserInitiatedShutdown' } };
+    const own = { StateReason: { Code: 'Client.InstanceInitiatedShutdown' } };
     expect(map(ec2('terminated', api, { [TAG_EXIT_CODE]: '0' })).state).toBe('succeeded');
     expect(map(ec2('terminated', api, { [TAG_EXIT_CODE]: '2' }))).toMatchObject({
       state: 'failed',
       message: 'runner exited with code 2',
     });
-    expect(map(ec2('running', {}, { [TAG_EXIT_CODE]: '2' })).state).toBe('running');
+    expect(map(ec2('terminated', own, { [TAG_EXIT_CODE]: EXIT_CODE_VALUES.noParameter }))).toMatchObject({
+      state: 'failed',
+      message: expect.stringContaining('gave up waiting for its runner parameter'),
+    });
+    expect(map(ec2('terminated', own, { [TAG_EXIT_CODE]: EXIT_CODE_VALUES.startFailed }))).toMatchObject({
+      state: 'failed',
+      message: expect.stringContaining('gave up before the runner ran'),
+    });
+    // A value no start script writes says nothing: the state reason decides.
+    expect(map(ec2('terminated', own, { [TAG_EXIT_CODE]: 'whatever' })).state).toBe('succeeded');
+    expect(map(ec2('terminated', own, { [TAG_EXIT_CODE]: '-1' })).state).toBe('succeeded');
+  });
+
+  it('ignores the tag while the instance is pending or running: another instance may have set it', () => {
+    for (const value of ['0', '2', ...Object.values(EXIT_CODE_VALUES)]) {
+      for (const state of ['pending', 'running']) {
+        const instance = ec2(state, {}, { [TAG_EXIT_CODE]: value });
+        expect(map(instance)).toEqual({
+          name: 'linux-1',
+          fleet: 'f',
+          scaleSet: 'linux',
+          state,
+          createdAt: LAUNCHED.getTime(),
+          providerId: 'i-0123456789abcdef0',
+        });
+        expect(isInterrupted(recordFromEc2(instance, 0)!)).toBe(false);
+      }
+    }
+  });
+
+  it("an interruption: AWS's spot reason, or the notice the instance saw, unless the runner ended on its own", () => {
+    const api = { StateReason: { Code: 'Client.UserInitiatedShutdown' } };
+    const spot = { StateReason: { Code: 'Server.SpotInstanceTermination' } };
+    const noticed = map(ec2('terminated', api, { [TAG_EXIT_CODE]: EXIT_CODE_VALUES.interrupted }));
+    expect(noticed).toMatchObject({ state: 'failed', interrupted: true });
+    expect(noticed.message).toContain('spot instance interrupted by AWS');
+    expect(isInterrupted(recordFromEc2(ec2('terminated', spot), 0)!)).toBe(true);
+    // The runner finished (and tagged its exit code) before AWS took the instance: its job ended on its own.
+    const finished = map(ec2('terminated', spot, { [TAG_EXIT_CODE]: '0' }));
+    expect(finished).toMatchObject({ state: 'succeeded' });
+    expect(finished.interrupted).toBeUndefined();
+    expect(map(ec2('terminated', api)).interrupted).toBeUndefined();
   });
 
   it('reads the time of a stop or termination from StateTransitionReason', () => {

@@ -3,15 +3,24 @@
  * interface's Instance. Pure; the lister builds records from DescribeInstances pages, create() from launch answers.
  */
 import type { Instance as Ec2Instance } from '@aws-sdk/client-ec2';
-import { TAG_FLEET, TAG_RUNNER, TAG_SCALE_SET } from '../../aws/tags.js';
+import { EXIT_CODE_VALUES, TAG_EXIT_CODE, TAG_FLEET, TAG_RUNNER, TAG_SCALE_SET } from '../../aws/tags.js';
 import type { Instance, InstanceState } from '../provider.js';
 
 /**
- * Optional tag an instance may put on itself before it shuts down: the runner's exit code (decimal). Without it an
- * instance that shut itself down counts as succeeded. Proposed for src/aws/tags.ts; the start script decides whether
- * to set it (its instance role then needs ec2:CreateTags on itself for this key).
+ * What the start script reported on its instance (the TAG_EXIT_CODE tag): the runner's exit code, or why no runner
+ * ran to its end. Read only once the instance has ended: while it is pending or running the tag means nothing (the
+ * instance role may tag any instance of its fleet with this key, see docs/aws.md).
  */
-export const TAG_EXIT_CODE = 'runner-fleet:exit-code';
+export type ExitReport = number | (typeof EXIT_CODE_VALUES)[keyof typeof EXIT_CODE_VALUES];
+
+const EXIT_WORDS: ReadonlySet<string> = new Set(Object.values(EXIT_CODE_VALUES));
+
+/** The tag's value as a report; undefined for a value no start script writes. */
+export function exitReportOf(value: string | undefined): ExitReport | undefined {
+  if (value === undefined) return undefined;
+  if (/^\d{1,3}$/.test(value)) return Number(value);
+  return EXIT_WORDS.has(value) ? (value as ExitReport) : undefined;
+}
 
 export type Ec2StateName = 'pending' | 'running' | 'shutting-down' | 'terminated' | 'stopping' | 'stopped';
 
@@ -30,7 +39,8 @@ export interface Ec2InstanceRecord {
   readonly reasonMessage?: string;
   /** ms epoch of the stop/termination, parsed from StateTransitionReason when AWS gives one. */
   readonly endedAt?: number;
-  readonly exitCode?: number;
+  /** The start script's report (TAG_EXIT_CODE), whatever the state; instanceFromRecord uses it only once ended. */
+  readonly exit?: ExitReport;
 }
 
 const STATES = new Set<string>(['pending', 'running', 'shutting-down', 'terminated', 'stopping', 'stopped']);
@@ -53,8 +63,7 @@ export function recordFromEc2(instance: Ec2Instance, now: number): Ec2InstanceRe
   if (!name || !fleet || scaleSet === undefined || !id) return undefined;
   const stateName = instance.State?.Name ?? 'pending';
   const state = (STATES.has(stateName) ? stateName : 'pending') as Ec2StateName;
-  const rawExit = tags.get(TAG_EXIT_CODE);
-  const exitCode = rawExit !== undefined && /^-?\d+$/.test(rawExit) ? Number(rawExit) : undefined;
+  const exit = exitReportOf(tags.get(TAG_EXIT_CODE));
   const endedAt =
     state === 'pending' || state === 'running' ? undefined : transitionTime(instance.StateTransitionReason);
   return {
@@ -68,7 +77,7 @@ export function recordFromEc2(instance: Ec2Instance, now: number): Ec2InstanceRe
     ...(instance.StateReason?.Code ? { reasonCode: instance.StateReason.Code } : {}),
     ...(instance.StateReason?.Message ? { reasonMessage: instance.StateReason.Message } : {}),
     ...(endedAt !== undefined ? { endedAt } : {}),
-    ...(exitCode !== undefined ? { exitCode } : {}),
+    ...(exit !== undefined ? { exit } : {}),
   };
 }
 
@@ -83,17 +92,44 @@ export function isSpotInterruption(record: Pick<Ec2InstanceRecord, 'reasonCode'>
   );
 }
 
-/** Why an ended instance ended, for `failed`; undefined when it shut itself down cleanly. */
-function endReason(record: Ec2InstanceRecord): { state: InstanceState; message?: string } {
-  if (record.exitCode !== undefined) {
-    return record.exitCode === 0
-      ? { state: 'succeeded' }
-      : { state: 'failed', message: `runner exited with code ${record.exitCode}` };
-  }
+interface EndReason {
+  readonly state: InstanceState;
+  readonly message?: string;
+  /** The cloud took the instance (spot interruption): its runner did not end on its own. */
+  readonly interrupted?: boolean;
+}
+
+/** Why an ended instance ended: the start script's report first, then EC2's state reason. */
+function endReason(record: Ec2InstanceRecord): EndReason {
   const code = record.reasonCode ?? '';
+  switch (record.exit) {
+    case undefined:
+      break;
+    case EXIT_CODE_VALUES.interrupted:
+      return {
+        state: 'failed',
+        message: `spot instance interrupted by AWS (the instance saw the interruption notice${code ? `; ${code}` : ''})`,
+        interrupted: true,
+      };
+    case EXIT_CODE_VALUES.noParameter:
+      return {
+        state: 'failed',
+        message:
+          'the start script gave up waiting for its runner parameter (see the instance console output)',
+      };
+    case EXIT_CODE_VALUES.startFailed:
+      return {
+        state: 'failed',
+        message: 'the start script gave up before the runner ran (see the instance console output)',
+      };
+    default:
+      return record.exit === 0
+        ? { state: 'succeeded' }
+        : { state: 'failed', message: `runner exited with code ${record.exit}` };
+  }
   if (code === 'Client.InstanceInitiatedShutdown') return { state: 'succeeded' };
   if (isSpotInterruption(record)) {
-    return { state: 'failed', message: `spot instance interrupted by AWS (${code})` };
+    return { state: 'failed', message: `spot instance interrupted by AWS (${code})`, interrupted: true };
   }
   if (code.startsWith('Server.')) {
     return { state: 'failed', message: `instance ended by AWS (${code})` };
@@ -108,6 +144,11 @@ function endReason(record: Ec2InstanceRecord): { state: InstanceState; message?:
   return { state: 'failed', message: `instance ${record.state}` };
 }
 
+/** An ended instance the cloud took from under its runner (see Instance.interrupted). */
+export function isInterrupted(record: Ec2InstanceRecord): boolean {
+  return !isLive(record) && endReason(record).interrupted === true;
+}
+
 export function instanceFromRecord(record: Ec2InstanceRecord): Instance {
   const base = {
     name: record.name,
@@ -119,5 +160,10 @@ export function instanceFromRecord(record: Ec2InstanceRecord): Instance {
   if (record.state === 'pending') return { ...base, state: 'pending' };
   if (record.state === 'running') return { ...base, state: 'running' };
   const ended = endReason(record);
-  return { ...base, state: ended.state, ...(ended.message !== undefined ? { message: ended.message } : {}) };
+  return {
+    ...base,
+    state: ended.state,
+    ...(ended.message !== undefined ? { message: ended.message } : {}),
+    ...(ended.interrupted === true ? { interrupted: true } : {}),
+  };
 }

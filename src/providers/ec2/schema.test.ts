@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ec2ProviderSchema } from './schema.js';
+import { renderEc2UserData, userDataSettingsOf } from './user-data.js';
 
 const base = { kind: 'ec2', region: 'eu-west-1' } as const;
 const image = { ...base, imageId: 'ami-0123abcd', instanceProfile: 'runner', instanceTypes: ['m7g.large'] };
@@ -21,7 +22,6 @@ describe('ec2 provider schema', () => {
       ...image,
       capacity: 'on-demand',
       ssm: {},
-      rerunInterruptedJobs: false,
     });
     const parsed = ec2ProviderSchema.parse({
       ...template,
@@ -33,7 +33,6 @@ describe('ec2 provider schema', () => {
       onDemandFailover: false,
       ssm: { pathPrefix: '/ci/runners', kmsKeyId: 'alias/runners' },
       tags: { team: 'ci' },
-      rerunInterruptedJobs: true,
     });
     expect(parsed.launchTemplate).toEqual({ id: 'lt-0abc', version: '7' });
     expect(ec2ProviderSchema.parse(parsed)).toEqual(parsed);
@@ -111,5 +110,71 @@ describe('ec2 provider schema', () => {
       problems({ ...image, instanceProfile: 'arn:aws:iam::123456789012:instance-profile/ci/runner' }),
     ).toEqual([]);
     expect(problems({ ...image, instanceProfile: 'arn:aws:iam::12:role/x' })).toHaveLength(1);
+  });
+
+  it('takes the start script settings for imageId launches, with durations and bounds, parsed idempotently', () => {
+    const userData = {
+      runnerDir: '/opt/runner',
+      runAs: 'runner',
+      hooks: { jobStarted: '/opt/hooks/started.sh', jobCompleted: '/opt/hooks/completed.sh' },
+      preRunnerScript: 'apt-get install -y jq\n',
+      shutdownCommand: 'systemctl poweroff',
+      parameterTimeout: '90s',
+    };
+    const parsed = ec2ProviderSchema.parse({ ...image, userData });
+    expect(parsed.userData).toEqual({ ...userData, parameterTimeout: 90_000 });
+    expect(ec2ProviderSchema.parse(parsed)).toEqual(parsed);
+    expect(userDataSettingsOf('/runner-fleet/acme', { parameterTimeout: 90_500 })).toEqual({
+      ssmPrefix: '/runner-fleet/acme',
+      parameterTimeoutSeconds: 91,
+    });
+    const text = renderEc2UserData({
+      fleet: 'acme',
+      scaleSet: 'linux',
+      runnerName: 'linux-abc',
+      region: 'eu-west-1',
+      parameterPrefix: '/runner-fleet/acme',
+      settings: parsed.userData,
+    });
+    for (const line of [
+      `RUNNER_FLEET_SSM_PREFIX='/runner-fleet/acme'`,
+      `RUNNER_FLEET_RUNNER_DIR='/opt/runner'`,
+      `RUNNER_FLEET_RUN_AS='runner'`,
+      `RUNNER_FLEET_HOOK_JOB_STARTED='/opt/hooks/started.sh'`,
+      `RUNNER_FLEET_HOOK_JOB_COMPLETED='/opt/hooks/completed.sh'`,
+      `RUNNER_FLEET_SHUTDOWN_COMMAND='systemctl poweroff'`,
+      `RUNNER_FLEET_PARAMETER_TIMEOUT='90'`,
+      'apt-get install -y jq',
+    ]) {
+      expect(text).toContain(line);
+    }
+  });
+
+  it('names each bad user data setting, and user data that would not fit EC2’s 16 KB', () => {
+    expect(
+      problems({
+        ...image,
+        userData: {
+          runnerDir: 'opt/runner',
+          runAs: 'Runner User',
+          hooks: { jobStarted: '/opt/a\nb' },
+          shutdownCommand: 'a\nb',
+          parameterTimeout: '5s',
+          preRunnerScript: 'x\nRUNNER_FLEET_PRE_RUNNER_EOF\n',
+          secrets: 'no',
+        },
+      }),
+    ).toEqual([
+      'userData.runnerDir: runnerDir must be an absolute path (start with /)',
+      'userData.runAs: must be a Linux user name: 1 to 32 of lower case letters, digits, _ and -, not starting with a digit',
+      'userData.hooks.jobStarted: hooks.jobStarted must not contain control characters (newline, tab, ...)',
+      'userData.preRunnerScript: must not contain a line RUNNER_FLEET_PRE_RUNNER_EOF (it ends the embedded script)',
+      'userData.shutdownCommand: must be one line',
+      'userData.parameterTimeout: must be at least 30s',
+      'userData: Unrecognized key: "secrets"',
+    ]);
+    const big = problems({ ...image, userData: { preRunnerScript: 'echo x\n'.repeat(1000) } });
+    expect(big).toHaveLength(1);
+    expect(big[0]).toMatch(/^userData: user data is \d+ bytes; EC2 takes at most 16384/);
   });
 });

@@ -12,7 +12,10 @@
  * fields (allocation strategy, failover codes, parameter prefix) stay absent here and are resolved by the provider.
  */
 import { z } from 'zod';
+import { duration } from '../../config/duration.js';
 import { httpUrl, whenObject } from '../../config/formats.js';
+import { UserDataError, renderUserData } from '../../aws/user-data.js';
+import { userDataSettingsOf } from './user-data.js';
 
 /** Spot error codes after which the same create is retried on-demand, when `onDemandFailover` is not given. */
 export const DEFAULT_ON_DEMAND_FAILOVER_CODES = [
@@ -131,15 +134,95 @@ const tags = z
   })
   .meta({ docType: 'map of string' });
 
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u001f\u007f]/;
+
+const absolutePath = (what: string) =>
+  z
+    .string()
+    .max(4096, { error: `${what} is at most 4096 characters` })
+    .refine((value) => value.startsWith('/'), { error: `${what} must be an absolute path (start with /)` })
+    .refine((value) => !CONTROL.test(value), {
+      error: `${what} must not contain control characters (newline, tab, ...)`,
+    });
+
 /**
- * Start-script settings. Placeholder: the start script's renderer (src/aws/user-data.ts) defines its fields here.
- * For `imageId` launches the provider hands this block to that renderer and passes the rendered user data to
- * RunInstances; with a launch template the template's own user data is used.
+ * Settings of the start script (src/aws/start-script/runner-start.sh) for `imageId` launches: the provider hands them
+ * to renderUserData (src/aws/user-data.ts, through user-data.ts here), whose RUNNER_FLEET_* variables they become. With
+ * a launch template the template's own user data is used. Nothing here is secret, and nothing secret may go here: the
+ * registration reaches the instance as its SSM parameter, never as user data.
  */
 export const userDataSettingsSchema = z
-  .strictObject({})
+  .strictObject({
+    runnerDir: absolutePath('runnerDir')
+      .optional()
+      .describe(
+        'Where actions/runner is installed on the image (run.sh, config.sh). Default `/opt/actions-runner`.',
+      ),
+    runAs: z
+      .string()
+      .regex(/^[a-z_][a-z0-9_-]{0,31}$/, {
+        error:
+          'must be a Linux user name: 1 to 32 of lower case letters, digits, _ and -, not starting with a digit',
+      })
+      .optional()
+      .describe(
+        'User the runner runs as (it must exist on the image and own `runnerDir`). Default: root, the user of the ' +
+          'user data.',
+      ),
+    hooks: z
+      .strictObject({
+        jobStarted: absolutePath('hooks.jobStarted')
+          .optional()
+          .describe(
+            'Script run before each job (ACTIONS_RUNNER_HOOK_JOB_STARTED): an absolute path on the image.',
+          ),
+        jobCompleted: absolutePath('hooks.jobCompleted')
+          .optional()
+          .describe(
+            'Script run after each job (ACTIONS_RUNNER_HOOK_JOB_COMPLETED): an absolute path on the image.',
+          ),
+      })
+      .optional()
+      .describe(
+        'actions/runner job hooks; the start script refuses to start a runner whose hook file is missing.',
+      ),
+    preRunnerScript: z
+      .string()
+      .min(1, { error: 'must not be empty; leave the field out instead' })
+      .max(8192, {
+        error: 'is at most 8192 characters (user data holds 16 KB in all; bake larger setups into the image)',
+      })
+      .refine((value) => !value.includes('\u0000'), { error: 'must not contain NUL characters' })
+      .refine((value) => !value.split(/\r?\n/).includes('RUNNER_FLEET_PRE_RUNNER_EOF'), {
+        error: 'must not contain a line RUNNER_FLEET_PRE_RUNNER_EOF (it ends the embedded script)',
+      })
+      .optional()
+      .describe(
+        'Bash commands run as root before the runner starts (install tools, mount caches). A non-zero exit gives ' +
+          'the runner up. The whole user data must stay within EC2’s 16 KB: about 4 KB are left for this.',
+      ),
+    shutdownCommand: z
+      .string()
+      .max(1024, { error: 'is at most 1024 characters' })
+      .refine((value) => value.trim() !== '', {
+        error: 'must not be empty (use `true` to keep the instance)',
+      })
+      .refine((value) => !CONTROL.test(value), { error: 'must be one line' })
+      .optional()
+      .describe(
+        'Command run once the runner is done (or cannot start). Default `shutdown -h now`; with the launch’s ' +
+          '`InstanceInitiatedShutdownBehavior: terminate` the instance terminates itself.',
+      ),
+    parameterTimeout: duration({ min: 30_000, max: 3_600_000 })
+      .optional()
+      .describe(
+        'How long the start script waits for its runner parameter before it gives up and shuts the instance down ' +
+          '(whole seconds, rounded up). Default 10m.',
+      ),
+  })
   .describe(
-    'Settings of the start script runner-fleet renders as user data for `imageId` launches (none yet). ' +
+    'Settings of the start script runner-fleet renders as user data for `imageId` launches (docs/ec2-start-script.md). ' +
       'With a launch template, the template’s user data is used instead.',
   );
 
@@ -245,12 +328,6 @@ export const ec2ProviderSchema = z
         'Extra tags on the instances and their parameters, and on the volumes of RunInstances launches (CreateFleet ' +
           'cannot tag volumes: the launch template’s tag specifications apply).',
       ),
-    rerunInterruptedJobs: z
-      .boolean()
-      .default(false)
-      .describe(
-        'Re-run a job whose spot instance AWS interrupted (the controller asks GitHub to re-run it).',
-      ),
     userData: userDataSettingsSchema.optional(),
   })
   .superRefine((value, ctx) => {
@@ -295,6 +372,20 @@ export const ec2ProviderSchema = z
             'several subnets launch through CreateFleet, which needs `launchTemplate`; give one subnet or a ' +
             'launch template',
         });
+      }
+      // The whole user data must fit EC2's 16 KB (checked once its fields are valid); the fleet name is not known
+      // here, so the default prefix is counted at its longest.
+      const settings = userDataSettingsSchema.safeParse(value.userData);
+      if (value.userData !== undefined && settings.success) {
+        const place = ssm.safeParse(value.ssm);
+        const prefix =
+          (place.success ? place.data.pathPrefix : undefined) ?? `/runner-fleet/${'f'.repeat(63)}`;
+        try {
+          renderUserData(userDataSettingsOf(prefix, settings.data));
+        } catch (error) {
+          if (!(error instanceof UserDataError)) throw error;
+          ctx.addIssue({ code: 'custom', path: ['userData'], message: error.message });
+        }
       }
     } else {
       for (const field of ['instanceProfile', 'securityGroupIds'] as const) {

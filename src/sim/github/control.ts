@@ -13,6 +13,8 @@ import type { Job, JobStatus } from './model.js';
 export interface SimJobView {
   readonly id: number;
   readonly runId: number;
+  /** 1, or the attempt of its run a re-run created it in. */
+  readonly runAttempt: number;
   readonly owner: string;
   readonly repo: string;
   readonly name: string;
@@ -31,6 +33,7 @@ export interface SimJobView {
 export const jobView = (job: Job): SimJobView => ({
   id: job.id,
   runId: job.runId,
+  runAttempt: job.runAttempt,
   owner: job.repo.owner.login,
   repo: job.repo.name,
   name: job.name,

@@ -10,6 +10,7 @@ export const DOCS = {
   runnerGroups: 'https://docs.github.com/rest/actions/self-hosted-runner-groups',
   jobs: 'https://docs.github.com/rest/actions/workflow-jobs',
   runs: 'https://docs.github.com/rest/actions/workflow-runs',
+  rerunJob: 'https://docs.github.com/rest/actions/workflow-runs#re-run-a-job-from-a-workflow-run',
   apps: 'https://docs.github.com/rest/apps/apps',
   deliveries: 'https://docs.github.com/rest/apps/webhooks',
   rateLimit: 'https://docs.github.com/rest/overview/rate-limits-for-the-rest-api',

@@ -106,3 +106,29 @@ describe('JobEngine matching', () => {
     expect(runners.isRegistered(unused)).toBe(false);
   });
 });
+
+describe('JobEngine re-runs', () => {
+  it('re-runs a job only once its run has ended: a new attempt, a new job queued and handed out like any other', () => {
+    const { engine, runner, jobs, wait, events } = setup();
+    const [first, second] = jobs(['linux'], 'octo-org', 'app', 2);
+    const worker = runner('w1', ['linux']);
+    expect(wait(worker)).toEqual([first]);
+    engine.complete(first!, 'failure', worker);
+    // The run still has a queued job: GitHub refuses while the run is in progress.
+    expect(engine.rerun(first!)).toBe('run-in-progress');
+    engine.cancel(second!);
+    const fresh = engine.rerun(first!);
+    if (typeof fresh === 'string') throw new Error(fresh);
+    expect(fresh).toMatchObject({ runId: first!.runId, runAttempt: 2, name: first!.name, status: 'queued' });
+    expect(fresh.id).not.toBe(first!.id);
+    expect(first!).toMatchObject({ status: 'completed', conclusion: 'failure', runAttempt: 1 });
+    const run = engine.run(first!.runId)!;
+    expect(run.attempt).toBe(2);
+    expect(engine.jobsOf(run).map((j) => j.id)).toEqual([fresh.id, second!.id]);
+    expect(events.at(-1)).toEqual(['queued', fresh.id, null]);
+    const next = runner('w2', ['linux']);
+    expect(wait(next)).toEqual([fresh]);
+    expect(fresh.runnerName).toBe('w2');
+    expect(engine.rerun(fresh)).toBe('run-in-progress');
+  });
+});

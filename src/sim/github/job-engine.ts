@@ -91,6 +91,7 @@ export class JobEngine {
       name: workflowName,
       headSha: hexSha(),
       jobIds: [],
+      attempt: 1,
       createdAt: now,
       updatedAt: now,
     };
@@ -104,6 +105,7 @@ export class JobEngine {
       const job: Job = {
         id: this.#nextJobId++,
         runId: run.id,
+        runAttempt: 1,
         repo,
         name: input.count > 1 ? `${baseName} (${i + 1})` : baseName,
         workflowName,
@@ -159,6 +161,44 @@ export class JobEngine {
     const out: Job[] = [];
     for (const job of this.#jobs.values()) if (!status || job.status === status) out.push(job);
     return out;
+  }
+
+  /**
+   * Re-runs a job as GitHub does: only once its whole run has completed (else `run-in-progress`), in a new attempt of
+   * the run, as a new job (new id, same name, labels and workload) that replaces it among the run's jobs and is queued
+   * like any other (a `queued` event, then the first matching idle runner).
+   */
+  rerun(job: Job): Job | 'run-in-progress' | 'no-run' {
+    const run = this.#runs.get(job.runId);
+    if (!run) return 'no-run';
+    if (this.jobsOf(run).some((j) => j.status !== 'completed')) return 'run-in-progress';
+    const now = this.#now();
+    run.attempt++;
+    const fresh: Job = {
+      ...job,
+      id: this.#nextJobId++,
+      runAttempt: run.attempt,
+      status: 'queued',
+      conclusion: null,
+      runnerId: null,
+      runnerName: null,
+      runnerGroupId: null,
+      runnerGroupName: null,
+      queuedAt: now,
+      startedAt: null,
+      completedAt: null,
+      lostAt: null,
+    };
+    // The run's current jobs: the re-run job takes the place of the one of the same name.
+    const at = run.jobIds.findIndex((id) => this.#jobs.get(id)?.name === job.name);
+    if (at >= 0) run.jobIds[at] = fresh.id;
+    else run.jobIds.push(fresh.id);
+    this.#jobs.set(fresh.id, fresh);
+    this.#touchRun(fresh);
+    this.#counts.queued++;
+    this.#emit('queued', fresh);
+    if (!this.#assignToWaiter(fresh)) this.#enqueue(fresh);
+    return fresh;
   }
 
   /** Cancels a queued or running job (completed, conclusion cancelled). Returns false when already completed. */

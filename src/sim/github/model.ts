@@ -94,6 +94,8 @@ export type JobConclusion = 'success' | 'failure' | 'cancelled';
 export interface Job {
   readonly id: number;
   readonly runId: number;
+  /** The attempt of its run this job belongs to (1, then 2... for each re-run). */
+  readonly runAttempt: number;
   readonly repo: Repo;
   readonly name: string;
   readonly workflowName: string;
@@ -123,7 +125,10 @@ export interface Run {
   readonly runNumber: number;
   readonly name: string;
   readonly headSha: string;
+  /** The jobs of the latest attempt (a re-run replaces a job by its new attempt's). */
   readonly jobIds: number[];
+  /** 1, then one more for each re-run. */
+  attempt: number;
   readonly createdAt: number;
   updatedAt: number;
 }

@@ -98,7 +98,7 @@ export function jobJson(urls: Urls, job: Job) {
     id: job.id,
     run_id: job.runId,
     run_url: `${repoApi}/actions/runs/${job.runId}`,
-    run_attempt: 1,
+    run_attempt: job.runAttempt,
     node_id: nodeId('CheckRun', job.id),
     head_sha: job.headSha,
     url: `${repoApi}/actions/jobs/${job.id}`,
@@ -158,7 +158,7 @@ export function runJson(urls: Urls, run: Run, jobs: readonly Job[]) {
     path: '.github/workflows/ci.yml',
     display_title: run.name,
     run_number: run.runNumber,
-    run_attempt: 1,
+    run_attempt: run.attempt,
     event: 'push',
     status,
     conclusion,
@@ -177,7 +177,8 @@ export function runJson(urls: Urls, run: Run, jobs: readonly Job[]) {
     artifacts_url: `${repoApi}/actions/runs/${run.id}/artifacts`,
     cancel_url: `${repoApi}/actions/runs/${run.id}/cancel`,
     rerun_url: `${repoApi}/actions/runs/${run.id}/rerun`,
-    previous_attempt_url: null,
+    previous_attempt_url:
+      run.attempt > 1 ? `${repoApi}/actions/runs/${run.id}/attempts/${run.attempt - 1}` : null,
     workflow_url: `${repoApi}/actions/workflows/161335`,
     head_commit: {
       id: run.headSha,

@@ -1,7 +1,8 @@
 /**
  * A small model of the world for the planner's property tests: GitHub (jobs, runner registrations, assignment of
- * queued jobs to idle matching runners, webhooks that can be duplicated, reordered, delayed or lost) and a provider
- * (instances that boot, fail, hang or die). The controller side is the real thing: the real planner, executor,
+ * queued jobs to idle matching runners, webhooks that can be duplicated, reordered, delayed or lost, re-runs of jobs)
+ * and a provider (instances that boot, fail, hang, die, or are taken by the cloud under a busy runner: an
+ * interruption, after which GitHub fails the lost job some time later). The controller side is the real thing: the real planner, executor,
  * observations and SQLite store; only the ports are model implementations whose calls stay pending until the test
  * releases them, so calls interleave with everything else. A crash drops every pending call (some of which reached
  * the world first), closes the store and reopens the file, and starts a new executor with empty memory.
@@ -50,6 +51,7 @@ export type WorldEvent =
   | { readonly t: 'finish'; readonly i: number }
   | { readonly t: 'cancel'; readonly i: number }
   | { readonly t: 'kill'; readonly i: number }
+  | { readonly t: 'interrupt'; readonly i: number }
   | { readonly t: 'crash'; readonly reached: readonly boolean[] }
   | { readonly t: 'orphan'; readonly set: number }
   | { readonly t: 'stray'; readonly set: number };
@@ -80,6 +82,8 @@ interface TruthInstance {
   state: InstanceState;
   createdAt: number;
   registration: Registration | null;
+  /** The cloud took it (Instance.interrupted). */
+  interrupted?: boolean;
 }
 
 interface TruthJob {
@@ -88,6 +92,11 @@ interface TruthJob {
   status: 'queued' | 'in_progress' | 'completed';
   runner: string | null;
   routable: boolean;
+  /** Its runner's instance was interrupted: GitHub fails it (conclusion failure) when it next finishes jobs. */
+  lost?: boolean;
+  conclusion?: 'success' | 'failure';
+  /** Cancelled while queued (the `cancel` event). */
+  cancelled?: boolean;
 }
 
 interface Webhook {
@@ -101,7 +110,7 @@ interface Webhook {
 let worldCount = 0;
 
 interface PendingCall {
-  readonly kind: 'jit' | 'create' | 'delete' | 'deregister';
+  readonly kind: 'jit' | 'create' | 'delete' | 'deregister' | 'rerun';
   readonly name: string;
   readonly apply: () => unknown;
   readonly resolve: (v: unknown) => void;
@@ -145,6 +154,14 @@ export class World {
   readonly created = new Set<string>();
   readonly ranJob = new Set<string>();
   readonly externalNames = new Set<string>();
+  /**
+   * Jobs whose runner's instance was interrupted while running them: that runner's scale set, and whether the
+   * controller's record of the runner was live then (a runner it had already given up on, say after a create whose
+   * answer was lost, is not followed any more).
+   */
+  readonly interruptedJobs = new Map<number, { readonly set: string; readonly tracked: boolean }>();
+  /** Re-runs GitHub accepted: the job re-run and the new job it queued. */
+  readonly reruns: { readonly from: number; readonly to: number }[] = [];
   readonly plans: { at: number; scaleSet: string; actions: Action[]; backoffUntil: number }[] = [];
   healed = false;
 
@@ -250,20 +267,42 @@ export class World {
       getJob: async (_owner, _repo, id): Promise<JobInfo | null> => {
         const j = this.jobs.get(id);
         if (j === undefined) return null;
-        return { id, status: j.status, conclusion: null, runnerName: j.runner, labels: [...j.labels] };
+        const conclusion = j.status === 'completed' ? (j.conclusion ?? 'success') : null;
+        return { id, status: j.status, conclusion, runnerName: j.runner, labels: [...j.labels] };
       },
+      rerunJob: (_owner, _repo, id) =>
+        this.#gate('rerun', `job ${id}`, () => {
+          const j = this.jobs.get(id);
+          if (j === undefined) throw httpError(404, 'Not Found');
+          if (j.status !== 'completed') {
+            // GitHub re-runs only once the run has ended: a retryable refusal, as the real client classifies it.
+            throw Object.assign(httpError(403, 'The workflow run containing this job is already running'), {
+              code: 'run-in-progress',
+              retryable: true,
+            });
+          }
+          const cut = this.interruptedJobs.get(id);
+          if (cut === undefined) this.violations.push(`re-ran job ${id}, which no interruption cut short`);
+          else if (this.#set(cut.set)?.rerunInterruptedJobs !== true) {
+            this.violations.push(`re-ran job ${id} of scale set ${cut.set}, which did not opt in`);
+          }
+          const to = this.#nextJobId++;
+          this.jobs.set(to, {
+            id: to,
+            labels: j.labels,
+            status: 'queued',
+            runner: null,
+            routable: j.routable,
+          });
+          this.reruns.push({ from: id, to });
+          this.#pushWebhook('queued', to);
+        }),
       registrationUrl: () => 'https://github.com/octo-org',
     };
   }
 
   #provider(scaleSet: string): Provider {
-    const toInstance = (i: TruthInstance): Instance => ({
-      name: i.name,
-      fleet: this.config.name,
-      scaleSet: i.scaleSet,
-      state: i.state,
-      createdAt: i.createdAt,
-    });
+    const toInstance = (i: TruthInstance): Instance => this.#instanceOf(i);
     return {
       kind: 'model',
       create: (spec) =>
@@ -341,7 +380,7 @@ export class World {
         repo: 'app',
         labels: [...j.labels],
         status: w.action,
-        conclusion: w.action === 'completed' ? 'success' : null,
+        conclusion: w.action === 'completed' ? (j.conclusion ?? 'success') : null,
         runnerId: null,
         runnerName: w.action === 'queued' ? null : j.runner,
         createdAt: null,
@@ -351,13 +390,20 @@ export class World {
     });
   }
 
+  #instanceOf(i: TruthInstance): Instance {
+    return {
+      name: i.name,
+      fleet: this.config.name,
+      scaleSet: i.scaleSet,
+      state: i.state,
+      createdAt: i.createdAt,
+      ...(i.interrupted === true ? { interrupted: true } : {}),
+    };
+  }
+
   #watchEvent(i: TruthInstance): void {
     if (!this.#watch) return;
-    this.observations.upsertInstance(
-      i.scaleSet,
-      { name: i.name, fleet: this.config.name, scaleSet: i.scaleSet, state: i.state, createdAt: i.createdAt },
-      this.now,
-    );
+    this.observations.upsertInstance(i.scaleSet, this.#instanceOf(i), this.now);
   }
 
   #set(name: string): ScaleSetConfig | undefined {
@@ -391,13 +437,7 @@ export class World {
       );
       const instances = [...this.instances.values()]
         .filter((i) => i.scaleSet === set.name)
-        .map((i) => ({
-          name: i.name,
-          fleet: this.config.name,
-          scaleSet: i.scaleSet,
-          state: i.state,
-          createdAt: i.createdAt,
-        }));
+        .map((i) => this.#instanceOf(i));
       this.observations.setInstances(set.name, this.now, instances);
     }
   }
@@ -498,6 +538,16 @@ export class World {
     const job = running[i % running.length]!;
     job.status = 'completed';
     const r = job.runner === null ? undefined : this.runners.get(job.runner);
+    if (job.lost === true) {
+      // GitHub noticed the runner is gone: the job fails, the (offline) registration stays until removed.
+      job.conclusion = 'failure';
+      if (r !== undefined) {
+        r.busy = false;
+        r.jobId = null;
+      }
+      this.#pushWebhook('completed', job.id);
+      return;
+    }
     if (r !== undefined) {
       r.busy = false;
       r.jobId = null;
@@ -518,6 +568,7 @@ export class World {
     if (queued.length === 0) return;
     const job = queued[i % queued.length]!;
     job.status = 'completed';
+    job.cancelled = true;
     this.#pushWebhook('completed', job.id);
   }
 
@@ -537,6 +588,27 @@ export class World {
       r.busy = false;
       r.jobId = null;
     }
+    this.#watchEvent(inst);
+  }
+
+  /** The cloud takes the instance of a busy runner: it fails at once, interrupted; GitHub learns of it later. */
+  interrupt(i: number): void {
+    const busy = [...this.instances.values()].filter(
+      (x) => x.state === 'running' && this.runners.get(x.name)?.busy === true,
+    );
+    if (busy.length === 0) return;
+    const inst = busy[i % busy.length]!;
+    inst.state = 'failed';
+    inst.interrupted = true;
+    const r = this.runners.get(inst.name)!;
+    r.online = false;
+    const job = this.jobs.get(r.jobId!)!;
+    job.lost = true;
+    const record = this.store.runner(inst.name);
+    this.interruptedJobs.set(job.id, {
+      set: inst.scaleSet,
+      tracked: record !== null && !isTerminal(record.state) && record.state !== 'deleted',
+    });
     this.#watchEvent(inst);
   }
 
@@ -633,6 +705,9 @@ export class World {
         break;
       case 'kill':
         this.kill(e.i);
+        break;
+      case 'interrupt':
+        this.interrupt(e.i);
         break;
       case 'crash':
         await this.crash(e.reached);

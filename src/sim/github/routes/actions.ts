@@ -1,6 +1,9 @@
-/** Workflow jobs and runs of a repository: what a controller reads to repair a missed webhook. */
+/**
+ * Workflow jobs and runs of a repository: what a controller reads to repair a missed webhook, and the re-run of a job
+ * whose runner was lost (a new attempt of its run, once the run has ended).
+ */
 import type { SimContext } from '../context.js';
-import { DOCS, notFound } from '../errors.js';
+import { DOCS, GitHubError, notFound } from '../errors.js';
 import { jobJson, runJson, runStatus } from '../payloads.js';
 import type { RestRequest, RestRoute } from '../rest.js';
 import { paginate } from '../rest.js';
@@ -48,6 +51,33 @@ export function actionsRoutes(ctx: SimContext): RestRoute[] {
         const job = ctx.engine.get(numericId(req.params.job_id));
         if (!job || job.repo !== repo) throw notFound(DOCS.jobs);
         return { status: 200, body: jobJson(ctx.urls, job) };
+      },
+    },
+    {
+      method: 'POST',
+      path: '/repos/{owner}/{repo}/actions/jobs/{job_id}/rerun',
+      access: 'installation',
+      handler: (req) => {
+        // Needs the App's actions permission with write access, as on GitHub.
+        const repo = resolveRepo(
+          ctx,
+          req.identity,
+          req.params.owner ?? '',
+          req.params.repo ?? '',
+          'actions',
+          true,
+          DOCS.rerunJob,
+        );
+        const job = ctx.engine.get(numericId(req.params.job_id));
+        if (!job || job.repo !== repo) throw notFound(DOCS.rerunJob);
+        const result = ctx.engine.rerun(job);
+        if (result === 'no-run') throw notFound(DOCS.rerunJob);
+        if (result === 'run-in-progress') {
+          throw new GitHubError(403, 'The workflow run containing this job is already running', {
+            documentationUrl: DOCS.rerunJob,
+          });
+        }
+        return { status: 201, body: {} };
       },
     },
     {
