@@ -29,6 +29,7 @@ import { TAG_FLEET } from '../aws/tags.js';
 import { renderUserData, userDataBase64 } from '../aws/user-data.js';
 import type { Ec2ProviderFactory } from '../providers/ec2/index.js';
 import { createEc2ProviderFactory } from '../providers/ec2/index.js';
+import { renderEc2UserData } from '../providers/ec2/user-data.js';
 import type { Ec2Bridge } from '../sim/ec2-bridge/index.js';
 import { startEc2Bridge } from '../sim/ec2-bridge/index.js';
 import { AwsQueryError, awsQuery } from './aws-query.js';
@@ -208,7 +209,7 @@ export async function prepareDemoEc2(options: DemoEc2Options): Promise<DemoEc2> 
   const factory = createEc2ProviderFactory({
     endpoint,
     credentials: DEMO_AWS_CREDENTIALS,
-    renderUserData: (input) => renderUserData({ ssmPrefix: input.parameterPrefix }),
+    renderUserData: renderEc2UserData,
   });
   const bridges: Ec2Bridge[] = [];
   return {

@@ -218,7 +218,6 @@ scaleSets:
         onDemandFailover: ['InsufficientInstanceCapacity'],
         tags: { team: 'ci' },
         ssm: { pathPrefix: '/ci/runners' },
-        rerunInterruptedJobs: false,
       });
       expect(config.scaleSets[1]!.provider).toMatchObject({
         imageId: world.imageId,

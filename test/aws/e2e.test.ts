@@ -1,16 +1,18 @@
 /**
  * End to end on EC2: `runner-fleet start` as a child process (the ec2 kind set up through its module, as for any
- * user, with moto's credentials in its environment and moto as the endpoint), the GitHub simulator, moto, and the
+ * user, with moto's credentials in its environment and `--aws-endpoint` moto), the GitHub simulator, moto, and the
  * EC2 bridge running each instance's user data (the start script, the AWS CLI, the runner emulator). Two scale
  * sets: ephemeral JIT runners on spot instances launched with CreateFleet from a launch template over two instance
- * types and two subnets, and persistent token-mode runners launched with RunInstances from a launch template. 50
- * jobs; the controller is killed with SIGKILL in the middle of the burst and restarted on the same store.
+ * types and two subnets, and persistent token-mode runners launched with RunInstances from the AMI with the
+ * module's default user data. 50 jobs; the controller is killed with SIGKILL in the middle of the burst and
+ * restarted on the same store.
  *
  * Asserted: every job completes successfully on a runner of its scale set; no scale set ever has more than `max`
  * instances (moto) or runners (the simulator, the controller's API, the exact replay of the store's history); no job
  * gets two runners (the JIT registrations the simulator created: each ran a job or is accounted for by a create the
- * kill interrupted); nothing is left (no registration, no pending or running instance, no runner parameter); no
- * secret in any log (controller, simulator, every machine's output) nor in any instance's tags or user data.
+ * kill interrupted); no runner fails, the instances reporting their runners' exit codes; nothing is left (no
+ * registration, no pending or running instance, no runner parameter); no secret in any log (controller, simulator,
+ * every machine's output) nor in any instance's tags or user data.
  *
  * Needs `npm run build` and the AWS test peers (scripts/install-aws-peers.sh).
  */
@@ -20,7 +22,7 @@ import { DescribeInstanceAttributeCommand, EC2Client } from '@aws-sdk/client-ec2
 import type { Instance } from '@aws-sdk/client-ec2';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TAG_SCALE_SET } from '../../src/aws/tags.js';
+import { TAG_EXIT_CODE, TAG_SCALE_SET } from '../../src/aws/tags.js';
 import type { ScaleSetView } from '../../src/core/read-models.js';
 import { isRunnerOf } from '../../src/core/names.js';
 import { createEc2World } from '../../src/demo/ec2.js';
@@ -87,7 +89,9 @@ function fleetSets(world: DemoEc2World): Ec2SetShape[] {
       ephemeral: false,
       registration: 'token',
       provider: {
-        launchTemplate: template,
+        imageId: world.imageId,
+        instanceProfile: world.instanceProfile,
+        securityGroupIds: [world.securityGroupId],
         instanceTypes: ['t3.micro'],
         subnetIds: [world.subnetIds[0]],
       },
@@ -160,13 +164,17 @@ async function ec2Run(): Promise<void> {
   cleanup.push(() => e2e.sim.close());
   const { sim } = e2e;
   const port = await freePort();
-  const files = writeEc2FleetConfig(sim, { fleet: FLEET, port, endpoint: moto.url, sets: fleetSets(world) });
+  const files = writeEc2FleetConfig(sim, { fleet: FLEET, port, endpoint: undefined, sets: fleetSets(world) });
   cleanup.push(async () => {
     if (run !== undefined) rmSync(files.dir, { recursive: true, force: true });
   });
   const bridge = await startFleetBridge(moto, FLEET, { tmpDir: files.dir });
   cleanup.unshift(() => bridge.bridge.stop());
-  const controller = new ControllerProcess(files.configPath, port, { env: controllerAwsEnv() });
+  // As an operator would run it against moto: --aws-endpoint, and credentials in the environment.
+  const controller = new ControllerProcess(files.configPath, port, {
+    args: ['--aws-endpoint', moto.url],
+    env: controllerAwsEnv(),
+  });
   cleanup.unshift(() => controller.stop());
   keepOnFailure = () => {
     writeFileSync(join(files.dir, 'controller-stdout.log'), controller.stdout.text());
@@ -314,6 +322,7 @@ async function ec2Run(): Promise<void> {
       max: Object.fromEntries(tracker.max),
       bridge: bridge.bridge.stats,
       apiCalls: sim.stats().apiCalls.total,
+      exitTags: countBy(left.instances.map((i) => `${scaleSetOfInstance(i)}: ${exitTagOf(i) ?? 'none'}`)),
       runnerEvents: countBy(
         run.store.events.map((e) => `${e.event}: ${(e.reason ?? '').replace(/\d{6,}/g, 'N')}`),
       ),
@@ -330,7 +339,13 @@ function countBy(values: readonly string[]): Record<string, number> {
   for (const v of values) out[v] = (out[v] ?? 0) + 1;
   return out;
 }
-const scaleSetOfInstance = (i: Instance) => i.Tags?.find((t) => t.Key === TAG_SCALE_SET)?.Value;
+function scaleSetOfInstance(i: Instance): string | undefined {
+  return i.Tags?.find((t) => t.Key === TAG_SCALE_SET)?.Value;
+}
+
+function exitTagOf(i: Instance): string | undefined {
+  return i.Tags?.find((t) => t.Key === TAG_EXIT_CODE)?.Value;
+}
 
 describe.skipIf(!peers)(
   'ec2 end to end: spot JIT and persistent token runners, one kill -9 mid-burst',
@@ -418,6 +433,26 @@ describe.skipIf(!peers)(
       const persistJobs = jobs.filter((j) => j.scaleSet === 'persist').length;
       expect(ran.get('persist')!.size).toBeGreaterThanOrEqual(1);
       expect(ran.get('persist')!.size).toBeLessThanOrEqual(persistJobs);
+    });
+
+    it('reads every runner’s outcome from its instance: no runner failed, no instance taken for failed', () => {
+      const { left, store } = need();
+      // The start script tags its instance with the runner's exit code before it shuts down; an instance the
+      // controller terminated first (its job reported done) has none. A spot runner that tagged exited 0.
+      const spotTags = left.instances
+        .filter((i) => scaleSetOfInstance(i) === 'spot')
+        .map(exitTagOf)
+        .filter((tag) => tag !== undefined);
+      expect(spotTags.filter((tag) => tag !== '0')).toEqual([]);
+      // No runner record failed or timed out, and none ended because its instance looked failed (before instances
+      // reported their exit code, every instance that shut itself down looked terminated through the EC2 API).
+      const bad = store.events.filter(
+        (e) =>
+          e.event === 'failed' ||
+          e.event === 'bootstrap-timeout' ||
+          /instance failed|through the EC2 API/.test(e.reason ?? ''),
+      );
+      expect(bad.map((e) => `${e.runner}: ${e.event}: ${e.reason}`)).toEqual([]);
     });
 
     it('leaves nothing behind: no registration, no pending or running instance, no runner parameter', () => {

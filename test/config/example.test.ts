@@ -42,7 +42,12 @@ describe('examples/fleet-ec2.yaml', () => {
     if (!result.ok) throw new Error(result.problems.map(formatProblem).join('\n'));
     const [spot, persistent] = result.config.scaleSets;
     expect(result.config.scaleSets).toHaveLength(2);
-    expect(spot).toMatchObject({ ephemeral: true, registration: 'jit', minIdle: 0 });
+    expect(spot).toMatchObject({
+      ephemeral: true,
+      registration: 'jit',
+      minIdle: 0,
+      rerunInterruptedJobs: true,
+    });
     expect(spot!.provider).toMatchObject({
       kind: 'ec2',
       launchTemplate: { id: 'lt-0123456789abcdef0' },
@@ -54,7 +59,7 @@ describe('examples/fleet-ec2.yaml', () => {
         'UnfulfillableCapacity',
       ],
     });
-    const sp = spot!.provider as { instanceTypes: string[]; subnetIds: string[] };
+    const sp = spot!.provider as unknown as { instanceTypes: string[]; subnetIds: string[] };
     expect(sp.instanceTypes.length).toBeGreaterThan(1);
     expect(sp.subnetIds.length).toBeGreaterThan(1);
     expect(persistent).toMatchObject({ ephemeral: false, registration: 'token', minIdle: 1 });
@@ -62,6 +67,7 @@ describe('examples/fleet-ec2.yaml', () => {
       kind: 'ec2',
       imageId: 'ami-0123456789abcdef0',
       capacity: 'on-demand',
+      userData: { runAs: 'runner', hooks: { jobStarted: '/opt/ci/hooks/job-started.sh' } },
     });
   });
 
