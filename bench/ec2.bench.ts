@@ -27,12 +27,12 @@ import { SSMClient } from '@aws-sdk/client-ssm';
 import { composeController } from '../src/app/compose.js';
 import type { Controller } from '../src/app/compose.js';
 import { TAG_FLEET, TAG_RUNNER, TAG_SCALE_SET } from '../src/aws/tags.js';
-import { renderUserData } from '../src/aws/user-data.js';
 import { loadConfig } from '../src/config/index.js';
 import { createEc2World } from '../src/demo/ec2.js';
 import type { DemoEc2World } from '../src/demo/fleet.js';
 import { createEc2ProviderFactory } from '../src/providers/ec2/index.js';
 import type { Ec2ProviderFactory } from '../src/providers/ec2/index.js';
+import { renderEc2UserData } from '../src/providers/ec2/user-data.js';
 import { startSimulator } from '../src/sim/github/index.js';
 import type { Simulator } from '../src/sim/github/index.js';
 import { startAwsFaultProxy } from '../test/support/aws-fault-proxy.js';
@@ -60,6 +60,12 @@ const RUNNER_CALLS = [
   'DeleteParameter',
   'DeleteParameters',
 ];
+
+/** Calls of the run that are neither a runner's nor a list's nor the parameter GC's. */
+function others(counts: Readonly<Record<string, number>>): Record<string, number> {
+  const skip = new Set([...RUNNER_CALLS, 'DescribeInstances', 'GetParametersByPath']);
+  return Object.fromEntries(Object.entries(counts).filter(([k]) => !skip.has(k)));
+}
 
 const quiet = () => new Writable({ write: (_c, _e, done) => done() });
 const sum = (counts: Readonly<Record<string, number>>, keys: readonly string[]) =>
@@ -100,7 +106,7 @@ async function controllerFor(
   const factory = createEc2ProviderFactory({
     endpoint: peers.proxy.url,
     credentials: MOTO_CREDENTIALS,
-    renderUserData: (input) => renderUserData({ ssmPrefix: input.parameterPrefix }),
+    renderUserData: renderEc2UserData,
   });
   const controller = await composeController({
     config: loaded.config,
@@ -382,7 +388,7 @@ export const benchmark: Benchmark = {
       const p50 = [...lists.resyncMs].sort((a, b) => a - b)[Math.floor(RESYNCS / 2)]!;
       log(
         `resyncs with ${lists.listed} instances listed: ${lists.callsPerResync} DescribeInstances each ` +
-          `(${lists.pagesPerResync} pages), ${lists.resyncMs.map((ms) => ms.toFixed(0)).join(', ')} ms`,
+          `(${lists.pagesPerResync} page(s)), ${lists.resyncMs.map((ms) => ms.toFixed(0)).join(', ')} ms`,
       );
       const pages = Math.ceil(LISTED_INSTANCES / PAGE_SIZE);
       return [
@@ -399,7 +405,11 @@ export const benchmark: Benchmark = {
               Object.fromEntries(RUNNER_CALLS.map((k) => [k, life.counts[k] ?? 0])),
             )}. Not per runner: DescribeInstances ${life.counts.DescribeInstances ?? 0} (${life.listFetches} ` +
             `fleet lists, one per resync or after a change, each one page), GetParametersByPath ` +
-            `${life.counts.GetParametersByPath ?? 0} (parameter GC); once per start: ${list(life.setup)}. ` +
+            `${life.counts.GetParametersByPath ?? 0} (parameter GC)${
+              Object.keys(others(life.counts)).length > 0
+                ? `, once per process: ${list(others(life.counts))} (the account of the instance ARNs)`
+                : ''
+            }; at start, before the first job: ${list(life.setup)}. ` +
             `GitHub: ${life.githubCalls} REST calls at the simulator's default (github.com) rate limits`,
         },
         {
