@@ -40,6 +40,7 @@ export const LAYERS = {
     'core',
     'telemetry',
     'kubernetes',
+    'aws',
     'providers',
     'config',
     'server',

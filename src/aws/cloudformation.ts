@@ -246,7 +246,7 @@ export function cloudFormationTemplate(): Record<string, unknown> {
       InstanceType: {
         Type: 'String',
         Default: '',
-        Description: 'Instance type in the launch template; empty: each scale set sets `instanceType`.',
+        Description: 'Instance type in the launch template; empty: each scale set sets `instanceTypes`.',
       },
       SubnetIds: {
         Type: 'List<AWS::EC2::Subnet::Id>',

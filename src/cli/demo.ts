@@ -6,16 +6,21 @@
 import { parseArgs } from 'node:util';
 import type { Command, CommandIo } from './command.js';
 import { UsageError } from './command.js';
+import { checkDemoEndpoint } from '../demo/ec2-endpoint.js';
 import type { DemoSummary } from '../demo/summary.js';
 import type { DemoKubernetes } from '../demo/kubernetes.js';
+import type { DemoEc2 } from '../demo/ec2.js';
 
 // The controller, simulator and config modules load when the demo runs, not when `--help` lists commands.
 
 const DEFAULT_JOBS = 150;
+/** EC2 runners cost a bash start script, AWS CLI calls and a runner process each on this machine: fewer jobs. */
+const DEFAULT_EC2_JOBS = 40;
 const DEFAULT_DURATION = '20s';
 
 const usage = `Usage: runner-fleet demo [--jobs N] [--duration D] [--config F] [--port P] [--keep] [--json]
                         [--provider kubernetes [--kubeconfig F] [--namespace NS]]
+                        [--provider ec2 --aws-endpoint URL]
 
 Runs the whole system on this machine, with no GitHub account and no network: a local GitHub simulator, a
 runner-fleet controller (the same one \`start\` runs) with its dashboard, and a workload of jobs. Runners are
@@ -27,7 +32,7 @@ runners, minIdle 1). The workload queues a steady trickle of jobs of different d
 one job that gets cancelled, and one job whose labels no scale set serves (it shows up as unroutable).
 
 Options:
-  --jobs <n>        jobs to queue (default ${DEFAULT_JOBS})
+  --jobs <n>        jobs to queue (default ${DEFAULT_JOBS}; ${DEFAULT_EC2_JOBS} with --provider ec2)
   --duration <d>    span over which the jobs are queued (default ${DEFAULT_DURATION})
   --config <file>   run your own fleet.yaml instead, against the simulator: its github, webhook, server and
                     store sections are replaced, process runners become emulated runners, other providers the
@@ -44,6 +49,18 @@ Options:
                     when the runner exits
   --kubeconfig <f>  the cluster (default: $KUBECONFIG or ~/.kube/config)
   --namespace <ns>  namespace of the built-in runner pods, created if missing (default runner-fleet-demo)
+  --provider ec2    run the runners on EC2 instances in a local AWS endpoint (moto; never real AWS): two built-in
+                    scale sets, ec2-spot (ephemeral JIT runners on spot instances from a launch template over
+                    three instance types and two subnets, max 12) and ec2-persistent (persistent token-mode
+                    runners on on-demand instances from an AMI, max 3), or the ec2 scale sets of --config with
+                    their AMI, launch template, subnets and instance profile replaced by the demo's. The demo
+                    creates what they need in the endpoint (instance role and profile, launch template; the AMI,
+                    subnets and security group are the endpoint's defaults), and a bridge plays the machines: it
+                    runs each instance's user data with bash, the AWS CLI and the runner emulator (bash, curl and
+                    aws must be on PATH). It fails unless, at the end, no instance of the fleet is pending or
+                    running and no runner parameter is left in SSM.
+  --aws-endpoint <url>
+                    the AWS endpoint for --provider ec2 (required), e.g. http://127.0.0.1:5000 for moto_server
 
 The controller's log goes to a file in a temporary directory (printed at the start); the directory is removed
 after a successful run and kept otherwise.
@@ -59,6 +76,7 @@ interface DemoArgs {
   readonly keep: boolean;
   readonly json: boolean;
   readonly kubernetes?: { readonly kubeconfig?: string; readonly namespace: string };
+  readonly ec2?: { readonly endpoint: string };
 }
 
 function parse(argv: string[], parseDuration: (text: string) => number | undefined): DemoArgs {
@@ -76,6 +94,7 @@ function parse(argv: string[], parseDuration: (text: string) => number | undefin
         provider: { type: 'string' },
         kubeconfig: { type: 'string' },
         namespace: { type: 'string' },
+        'aws-endpoint': { type: 'string' },
       },
       allowPositionals: false,
       strict: true,
@@ -83,7 +102,27 @@ function parse(argv: string[], parseDuration: (text: string) => number | undefin
   } catch (error) {
     throw new UsageError(error instanceof Error ? error.message : String(error));
   }
-  const jobsText = (values.jobs as string | undefined) ?? String(DEFAULT_JOBS);
+  const provider = values.provider as string | undefined;
+  if (provider !== undefined && provider !== 'kubernetes' && provider !== 'ec2')
+    throw new UsageError(
+      `--provider must be kubernetes or ec2 (the default demo mixes processes and a simulated cloud)`,
+    );
+  if (provider !== 'kubernetes' && (values.kubeconfig !== undefined || values.namespace !== undefined))
+    throw new UsageError('--kubeconfig and --namespace go with --provider kubernetes');
+  const awsEndpoint = values['aws-endpoint'] as string | undefined;
+  if (provider !== 'ec2' && awsEndpoint !== undefined)
+    throw new UsageError('--aws-endpoint goes with --provider ec2');
+  if (provider === 'ec2' && awsEndpoint === undefined)
+    throw new UsageError(
+      '--provider ec2 needs --aws-endpoint URL: a local AWS endpoint such as moto (e.g. moto_server -p 5000, then ' +
+        '--aws-endpoint http://127.0.0.1:5000); the demo never uses real AWS',
+    );
+  if (awsEndpoint !== undefined) {
+    const checked = checkDemoEndpoint(awsEndpoint);
+    if (!checked.ok) throw new UsageError(checked.message);
+  }
+  const defaultJobs = provider === 'ec2' ? DEFAULT_EC2_JOBS : DEFAULT_JOBS;
+  const jobsText = (values.jobs as string | undefined) ?? String(defaultJobs);
   const jobs = Number(jobsText);
   if (!/^\d+$/.test(jobsText) || jobs < 1 || jobs > 10_000)
     throw new UsageError(`--jobs must be a whole number from 1 to 10000, got ${jobsText}`);
@@ -95,13 +134,6 @@ function parse(argv: string[], parseDuration: (text: string) => number | undefin
   const port = Number(portText);
   if (!/^\d+$/.test(portText) || port > 65_535)
     throw new UsageError(`--port must be 0 to 65535, got ${portText}`);
-  const provider = values.provider as string | undefined;
-  if (provider !== undefined && provider !== 'kubernetes')
-    throw new UsageError(
-      `--provider must be kubernetes (the default demo mixes processes and a simulated cloud)`,
-    );
-  if (provider === undefined && (values.kubeconfig !== undefined || values.namespace !== undefined))
-    throw new UsageError('--kubeconfig and --namespace go with --provider kubernetes');
   const kubernetes =
     provider === 'kubernetes'
       ? {
@@ -113,6 +145,7 @@ function parse(argv: string[], parseDuration: (text: string) => number | undefin
     jobs,
     durationMs,
     ...(kubernetes ? { kubernetes } : {}),
+    ...(provider === 'ec2' && awsEndpoint !== undefined ? { ec2: { endpoint: awsEndpoint } } : {}),
     ...(typeof values.config === 'string' ? { configPath: values.config } : {}),
     port,
     keep: values.keep === true,
@@ -184,6 +217,25 @@ export const command: Command = {
         return 2;
       }
     }
+    let ec2: DemoEc2 | undefined;
+    if (args.ec2) {
+      const { prepareDemoEc2 } = await import('../demo/ec2.js');
+      try {
+        out.write(`Setting up the fleet's EC2 world at ${args.ec2.endpoint} ...\n`);
+        ec2 = await prepareDemoEc2({
+          endpoint: args.ec2.endpoint,
+          ...(args.configPath ? { configPath: args.configPath } : {}),
+          env: io.env,
+        });
+      } catch (error) {
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+        io.stderr.write(`runner-fleet demo: ${(error as Error).message}\n`);
+        if (!(error instanceof DemoConfigError)) return 1;
+        for (const problem of error.problems) io.stderr.write(`${formatProblem(problem)}\n`);
+        return 2;
+      }
+    }
     let printed = false;
     const print = (summary: DemoSummary, url: string) => {
       if (printed) return;
@@ -206,9 +258,23 @@ export const command: Command = {
         signal: abort.signal,
         controllerFactory: controller.demoControllerFactory(
           io.env,
-          kube ? { kubernetes: kube.factory } : undefined,
+          kube ? { kubernetes: kube.factory } : ec2 ? { ec2: ec2.factory } : undefined,
         ),
         ...(kube ? { kubernetes: { namespace: kube.namespace, startRunners: kube.startRunners } } : {}),
+        ...(ec2
+          ? {
+              ec2: {
+                world: ec2.world,
+                startRunners: (fleet: string) => ec2!.startRunners(fleet),
+                census: (config, since) => ec2!.census(config, since),
+                awsCalls: () => ec2!.factory.stats.calls,
+                machineOutput: () => ec2!.machineOutput(),
+              },
+              // Each EC2 runner is a bash start script, AWS CLI calls and a runner process on this machine.
+              completionTimeoutMs: 240_000,
+              drainTimeoutMs: 120_000,
+            }
+          : {}),
         createLogger: controller.fileLogger,
         onReady: ({ url, logFile, notes }) => {
           out.write(`Dashboard:      ${url}/\n`);
@@ -248,6 +314,7 @@ export const command: Command = {
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
       await kube?.close();
+      await ec2?.close();
     }
   },
 };

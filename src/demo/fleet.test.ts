@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { LabelRouter } from '../core/labels.js';
 import { DemoConfigError, demoConfig, readUserFleet, simulatorWorld, workloadTargets } from './fleet.js';
-import type { DemoSimulatorInfo } from './fleet.js';
+import type { DemoEc2World, DemoSimulatorInfo } from './fleet.js';
+import { checkDemoEndpoint } from './ec2-endpoint.js';
 
 const sim: DemoSimulatorInfo = {
   baseUrl: 'http://127.0.0.1:4100',
@@ -136,5 +137,116 @@ scaleSets:
     };
     const { config } = demoConfig({ fleet, simulator: sim, paths, port: 0 });
     expect(config.github.auth).toEqual({ token: sim.token });
+  });
+
+  describe('--provider ec2', () => {
+    const world: DemoEc2World = {
+      region: 'eu-west-1',
+      imageId: 'ami-0aaaaaaaaaaaaaaaa',
+      subnetIds: ['subnet-0aaaaaaaaaaaaaaaa', 'subnet-0bbbbbbbbbbbbbbbb', 'subnet-0cccccccccccccccc'],
+      securityGroupId: 'sg-0aaaaaaaaaaaaaaaa',
+      instanceProfile: 'runner-fleet-demo-instance',
+      launchTemplates: { '/runner-fleet/demo': 'runner-fleet-demo', '/ci/runners': 'runner-fleet-acme-2' },
+    };
+
+    it('built in: ephemeral JIT runners on spot from a launch template, persistent token runners from the AMI', () => {
+      const { config, notes } = demoConfig({ fleet: null, simulator: sim, paths, port: 0, ec2: world });
+      expect(notes).toEqual([]);
+      expect(
+        config.scaleSets.map((s) => [s.name, s.provider.kind, s.ephemeral, s.registration, s.minIdle]),
+      ).toEqual([
+        ['ec2-spot', 'ec2', true, 'jit', 0],
+        ['ec2-persistent', 'ec2', false, 'token', 0],
+      ]);
+      expect(config.scaleSets[0]!.provider).toMatchObject({
+        launchTemplate: { name: 'runner-fleet-demo' },
+        instanceTypes: ['t3.micro', 't3a.micro', 't3.small'],
+        subnetIds: world.subnetIds.slice(0, 2),
+        capacity: 'spot',
+      });
+      expect(config.scaleSets[1]!.provider).toMatchObject({
+        imageId: world.imageId,
+        instanceProfile: world.instanceProfile,
+        subnetIds: [world.subnetIds[0]],
+        capacity: 'on-demand',
+      });
+    });
+
+    it("points a user's ec2 sets at the demo's world and keeps what is not a launch setting", () => {
+      const path = file(`name: acme
+github: { url: https://github.com, auth: { token: x } }
+webhook: { secret: y }
+scaleSets:
+  - name: lt
+    scope: { org: acme }
+    labels: [lt]
+    minIdle: 2
+    max: 4
+    provider:
+      kind: ec2
+      region: us-east-2
+      endpoint: http://127.0.0.1:1
+      launchTemplate: { id: lt-0123456789abcdef0 }
+      instanceTypes: [m7i.large, m6i.large]
+      subnetIds: [subnet-0123456789abcdef0, subnet-0123456789abcdef1]
+      capacity: spot
+      onDemandFailover: [InsufficientInstanceCapacity]
+      tags: { team: ci }
+      ssm: { pathPrefix: /ci/runners, kmsKeyId: alias/ci }
+  - name: ami
+    scope: { org: acme }
+    labels: [ami]
+    max: 2
+    provider:
+      kind: ec2
+      region: eu-west-1
+      imageId: ami-0123456789abcdef0
+      instanceProfile: ci-runner
+      securityGroupIds: [sg-0123456789abcdef0]
+      instanceTypes: [c7i.large]
+`);
+      const fleet = readUserFleet(path, {});
+      const { config, notes } = demoConfig({ fleet, simulator: sim, paths, port: 0, ec2: world });
+      expect(config.scaleSets[0]!.minIdle).toBe(0);
+      expect(config.scaleSets[0]!.provider).toEqual({
+        kind: 'ec2',
+        region: 'eu-west-1',
+        launchTemplate: { name: 'runner-fleet-acme-2' },
+        instanceTypes: ['m7i.large', 'm6i.large'],
+        subnetIds: world.subnetIds.slice(0, 2),
+        capacity: 'spot',
+        onDemandFailover: ['InsufficientInstanceCapacity'],
+        tags: { team: 'ci' },
+        ssm: { pathPrefix: '/ci/runners' },
+      });
+      expect(config.scaleSets[1]!.provider).toMatchObject({
+        imageId: world.imageId,
+        instanceProfile: world.instanceProfile,
+        securityGroupIds: [world.securityGroupId],
+        instanceTypes: ['c7i.large'],
+      });
+      expect(notes).toEqual([
+        "lt: launches from the demo's launch template, subnets and instance profile in the AWS endpoint (region " +
+          'eu-west-1); SSM default key instead of kmsKeyId',
+        'lt: minIdle 0 for the demo, so that no instance is left running at the end',
+        'lt: idleTimeout capped at 10s for the demo',
+        "ami: launches from the demo's AMI, subnets and instance profile in the AWS endpoint",
+        'ami: idleTimeout capped at 10s for the demo',
+      ]);
+    });
+
+    it('accepts local endpoints only', () => {
+      expect(checkDemoEndpoint('http://127.0.0.1:5000/')).toEqual({
+        ok: true,
+        endpoint: 'http://127.0.0.1:5000',
+      });
+      expect(checkDemoEndpoint('https://ec2.eu-west-1.amazonaws.com')).toMatchObject({ ok: false });
+      expect(checkDemoEndpoint('https://ssm.cn-north-1.amazonaws.com.cn')).toMatchObject({ ok: false });
+      expect(checkDemoEndpoint('localhost:5000')).toMatchObject({ ok: false });
+      expect(checkDemoEndpoint('not a url')).toMatchObject({
+        ok: false,
+        message: '--aws-endpoint must be a URL such as http://127.0.0.1:5000, got not a url',
+      });
+    });
   });
 });

@@ -102,6 +102,117 @@ export function kubernetesScaleSets(namespace: string): Raw[] {
   ];
 }
 
+/**
+ * What `demo --provider ec2` created in the AWS endpoint (moto) for the fleet's instances: ids of the AMI, subnets
+ * and security group it found there, the instance profile it created, and one launch template per SSM prefix of the
+ * fleet (the template's user data reads the runner parameters under that prefix).
+ */
+export interface DemoEc2World {
+  readonly region: string;
+  readonly imageId: string;
+  /** The default VPC's subnets, at least two. */
+  readonly subnetIds: readonly string[];
+  readonly securityGroupId: string;
+  readonly instanceProfile: string;
+  /** Launch template name by SSM prefix (`/runner-fleet/demo`). */
+  readonly launchTemplates: Readonly<Record<string, string>>;
+}
+
+/** The SSM prefix of an ec2 provider block of fleet `fleet` (its `ssm.pathPrefix`, else the default). */
+export function demoEc2Prefix(provider: Raw, fleet: string): string {
+  const ssm = (provider.ssm ?? {}) as Raw;
+  const prefix = typeof ssm.pathPrefix === 'string' ? ssm.pathPrefix : `/runner-fleet/${fleet}`;
+  return prefix.replace(/\/+$/, '');
+}
+
+/**
+ * The built-in scale sets of `demo --provider ec2`: ephemeral JIT runners on spot instances launched from a launch
+ * template over several instance types and subnets (CreateFleet, on-demand failover), and persistent token-mode
+ * runners on on-demand instances launched from the AMI (RunInstances with the default user data). minIdle is 0 in
+ * both, so nothing of the fleet is left running when the demo ends.
+ */
+export function ec2ScaleSets(world: DemoEc2World, fleet = 'demo'): Raw[] {
+  const template = world.launchTemplates[`/runner-fleet/${fleet}`];
+  if (template === undefined) throw new Error(`no demo launch template for /runner-fleet/${fleet}`);
+  const common = { minIdle: 0, bootstrapTimeout: '90s', idleTimeout: '5s' };
+  return [
+    {
+      name: 'ec2-spot',
+      scope: { org: 'octo-org' },
+      labels: ['linux', 'x64', 'ec2'],
+      max: 12,
+      ephemeral: true,
+      registration: 'jit',
+      ...common,
+      provider: {
+        kind: 'ec2',
+        region: world.region,
+        launchTemplate: { name: template },
+        instanceTypes: ['t3.micro', 't3a.micro', 't3.small'],
+        subnetIds: world.subnetIds.slice(0, 2),
+        capacity: 'spot',
+        allocationStrategy: 'price-capacity-optimized',
+        tags: { team: 'demo' },
+      },
+    },
+    {
+      name: 'ec2-persistent',
+      scope: { repo: 'octo-org/app' },
+      labels: ['linux', 'x64', 'ec2-persistent'],
+      max: 3,
+      ephemeral: false,
+      registration: 'token',
+      ...common,
+      provider: {
+        kind: 'ec2',
+        region: world.region,
+        imageId: world.imageId,
+        instanceProfile: world.instanceProfile,
+        instanceTypes: ['t3.micro'],
+        subnetIds: [world.subnetIds[0]],
+        securityGroupIds: [world.securityGroupId],
+        tags: { team: 'demo' },
+      },
+    },
+  ];
+}
+
+/**
+ * A user's ec2 block pointed at the demo's world: its launch settings (AMI, launch template, instance profile,
+ * subnets, security groups, region, KMS key) replaced by what the demo created in the endpoint, the rest (capacity,
+ * instance types, allocation, failover, tags, SSM prefix, user data settings) kept.
+ */
+function demoEc2Block(name: string, provider: Raw, world: DemoEc2World, fleet: string, notes: string[]): Raw {
+  const prefix = demoEc2Prefix(provider, fleet);
+  const template = world.launchTemplates[prefix];
+  const out: Raw = { ...provider, region: world.region };
+  delete out.endpoint;
+  for (const key of ['launchTemplate', 'imageId', 'instanceProfile', 'securityGroupIds'] as const)
+    delete out[key];
+  if (provider.launchTemplate !== undefined) {
+    if (template === undefined) throw new Error(`no demo launch template for ${prefix}`);
+    out.launchTemplate = { name: template };
+  } else {
+    out.imageId = world.imageId;
+    out.instanceProfile = world.instanceProfile;
+    out.securityGroupIds = [world.securityGroupId];
+  }
+  const subnets = Array.isArray(provider.subnetIds) ? provider.subnetIds.length : 0;
+  if (subnets > 0) out.subnetIds = world.subnetIds.slice(0, Math.min(subnets, world.subnetIds.length));
+  const ssm = (provider.ssm ?? {}) as Raw;
+  if (ssm.kmsKeyId !== undefined) {
+    const { kmsKeyId: _dropped, ...rest } = ssm;
+    out.ssm = rest;
+  }
+  const moved = provider.region !== undefined && provider.region !== world.region;
+  notes.push(
+    `${name}: launches from the demo's ${provider.launchTemplate !== undefined ? 'launch template' : 'AMI'}, ` +
+      `subnets and instance profile in the AWS endpoint${moved ? ` (region ${world.region})` : ''}` +
+      `${ssm.kmsKeyId !== undefined ? '; SSM default key instead of kmsKeyId' : ''}`,
+  );
+  return out;
+}
+
 /** Labels of the one job no scale set serves (made longer if a user's scale set happens to serve them). */
 const UNROUTABLE_LABELS = ['self-hosted', 'linux', 'arm64', 'gpu'];
 
@@ -193,11 +304,29 @@ function durationMs(value: unknown): number | undefined {
  * One scale set as the demo runs it: providers replaced by emulated runners (kubernetes scale sets stay on the
  * cluster with `keepKubernetes`), timeouts capped.
  */
-function demoScaleSet(set: Raw, paths: DemoPaths, notes: string[], keepKubernetes: boolean): Raw {
+function demoScaleSet(
+  set: Raw,
+  paths: DemoPaths,
+  notes: string[],
+  platforms: {
+    readonly kubernetes: boolean;
+    readonly ec2?: DemoEc2World;
+    readonly fleet: string;
+    readonly userFleet: boolean;
+  },
+): Raw {
   const name = String(set.name);
   const provider = (set.provider ?? {}) as Raw;
   const out: Raw = { ...set };
-  if (provider.kind === 'process') {
+  if (provider.kind === 'ec2' && platforms.ec2 !== undefined) {
+    // The built-in ec2 sets already launch from the demo's world; a user's are pointed at it.
+    if (platforms.userFleet)
+      out.provider = demoEc2Block(name, provider, platforms.ec2, platforms.fleet, notes);
+    if (typeof set.minIdle === 'number' && set.minIdle > 0) {
+      out.minIdle = 0;
+      notes.push(`${name}: minIdle 0 for the demo, so that no instance is left running at the end`);
+    }
+  } else if (provider.kind === 'process') {
     out.provider = {
       kind: 'process',
       command: paths.nodePath,
@@ -209,7 +338,7 @@ function demoScaleSet(set: Raw, paths: DemoPaths, notes: string[], keepKubernete
     };
     if (provider.command !== undefined)
       notes.push(`${name}: runs the runner emulator instead of ${String(provider.command)}`);
-  } else if (provider.kind === 'kubernetes' && keepKubernetes) {
+  } else if (provider.kind === 'kubernetes' && platforms.kubernetes) {
     out.provider = provider;
   } else {
     out.provider = {
@@ -233,9 +362,16 @@ function demoScaleSet(set: Raw, paths: DemoPaths, notes: string[], keepKubernete
   return out;
 }
 
-/** The demo's own scale sets: the mixed built-in fleet, or runner pods with `--provider kubernetes`. */
-export function builtInScaleSets(kubernetes?: { readonly namespace: string }): readonly Raw[] {
-  return kubernetes ? kubernetesScaleSets(kubernetes.namespace) : DEFAULT_SCALE_SETS;
+/**
+ * The demo's own scale sets: the mixed built-in fleet, runner pods with `--provider kubernetes`, or EC2 instances
+ * with `--provider ec2`.
+ */
+export function builtInScaleSets(
+  platform: { readonly kubernetes?: { readonly namespace: string }; readonly ec2?: DemoEc2World } = {},
+): readonly Raw[] {
+  if (platform.kubernetes) return kubernetesScaleSets(platform.kubernetes.namespace);
+  if (platform.ec2) return ec2ScaleSets(platform.ec2);
+  return DEFAULT_SCALE_SETS;
 }
 
 export interface DemoConfigInput {
@@ -248,6 +384,8 @@ export interface DemoConfigInput {
   readonly env?: Readonly<Record<string, string | undefined>>;
   /** `--provider kubernetes`: kubernetes scale sets run on the cluster; the built-in sets are pods in `namespace`. */
   readonly kubernetes?: { readonly namespace: string };
+  /** `--provider ec2`: ec2 scale sets run in the AWS endpoint's world; the built-in sets are EC2 instances. */
+  readonly ec2?: DemoEc2World;
 }
 
 export interface DemoConfig {
@@ -262,10 +400,16 @@ export interface DemoConfig {
 export function demoConfig(input: DemoConfigInput): DemoConfig {
   const { simulator, paths } = input;
   const notes: string[] = [];
-  const sets = input.fleet?.scaleSets ?? builtInScaleSets(input.kubernetes);
+  const sets =
+    input.fleet?.scaleSets ??
+    builtInScaleSets({
+      ...(input.kubernetes ? { kubernetes: input.kubernetes } : {}),
+      ...(input.ec2 ? { ec2: input.ec2 } : {}),
+    });
   const world = simulatorWorld(sets);
+  const name = input.fleet?.name ?? 'demo';
   const doc: Raw = {
-    name: input.fleet?.name ?? 'demo',
+    name,
     github: {
       url: simulator.baseUrl,
       apiUrl: simulator.apiUrl,
@@ -283,7 +427,14 @@ export function demoConfig(input: DemoConfigInput): DemoConfig {
       orphanGracePeriod: '30s',
       failureBackoff: '1s',
     },
-    scaleSets: sets.map((set) => demoScaleSet(set, paths, notes, input.kubernetes !== undefined)),
+    scaleSets: sets.map((set) =>
+      demoScaleSet(set, paths, notes, {
+        kubernetes: input.kubernetes !== undefined,
+        ...(input.ec2 ? { ec2: input.ec2 } : {}),
+        fleet: name,
+        userFleet: input.fleet !== null,
+      }),
+    ),
   };
   const env = {
     ...(input.env ?? {}),

@@ -65,7 +65,7 @@ export async function prepareDemoKubernetes(options: DemoKubernetesOptions): Pro
   const kubeConfig = loadKubeConfig(options.kubeconfig);
   const scaleSets = options.configPath
     ? readUserFleet(options.configPath, options.env).scaleSets
-    : builtInScaleSets({ namespace: options.namespace });
+    : builtInScaleSets({ kubernetes: { namespace: options.namespace } });
   if (!options.configPath) await ensureNamespace(kubeConfig, options.namespace);
   const fleet = { name: 'demo', scaleSets } as unknown as Pick<FleetConfig, 'name' | 'scaleSets'>;
   let rights;

@@ -5,7 +5,7 @@
  * down: controller, simulator, and every runner process.
  */
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,8 +17,9 @@ import type { ReadModel } from '../server/read-model.js';
 import { startSimulator } from '../sim/github/index.js';
 import type { Simulator } from '../sim/github/index.js';
 import type { Logger } from '../telemetry/logger.js';
+import type { Ec2Census } from './ec2.js';
 import { builtInScaleSets, demoConfig, readUserFleet, simulatorWorld, workloadTargets } from './fleet.js';
-import type { DemoConfig } from './fleet.js';
+import type { DemoConfig, DemoEc2World } from './fleet.js';
 import type { ProgressFrame, SetProgress } from './progress.js';
 import { summarize } from './summary.js';
 import type { DemoSummary } from './summary.js';
@@ -83,6 +84,21 @@ export interface DemoOptions {
   readonly kubernetes?: {
     readonly namespace: string;
     readonly startRunners: (fleet: string, namespaces: readonly string[]) => Promise<() => Promise<void>>;
+  };
+  /**
+   * `--provider ec2`: the fleet's ec2 scale sets launch instances in an AWS endpoint such as moto (the built-in
+   * sets, or the user's with their launch settings pointed at `world`), `startRunners` plays their machines (the EC2
+   * bridge) and `census` reads what of the fleet is left there. The demo fails unless, at the end, no instance of
+   * the fleet is pending or running and no runner parameter is left.
+   */
+  readonly ec2?: {
+    readonly world: DemoEc2World;
+    readonly startRunners: (fleet: string) => Promise<() => Promise<void>>;
+    readonly census: (config: FleetConfig, since: number) => Promise<Ec2Census>;
+    /** The controller's EC2 and SSM calls so far, by operation. */
+    readonly awsCalls?: () => Readonly<Record<string, number>>;
+    /** What the machines printed, written beside the controller log when the demo fails. */
+    readonly machineOutput?: () => string;
   };
   /** Keep the temporary directory (logs, store) even when the demo succeeds. */
   readonly keepFiles?: boolean;
@@ -232,7 +248,11 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   let ok = false;
   try {
     const kubernetes = options.kubernetes ? { namespace: options.kubernetes.namespace } : undefined;
-    const world = simulatorWorld(fleet?.scaleSets ?? builtInScaleSets(kubernetes));
+    const ec2World = options.ec2?.world;
+    const world = simulatorWorld(
+      fleet?.scaleSets ??
+        builtInScaleSets({ ...(kubernetes ? { kubernetes } : {}), ...(ec2World ? { ec2: ec2World } : {}) }),
+    );
     // The logger needs the secrets, which exist once the simulator does: start it first, log through a late-bound
     // logger afterwards.
     sim = await startSimulator({
@@ -248,6 +268,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
       port: options.port,
       ...(options.env ? { env: options.env } : {}),
       ...(kubernetes ? { kubernetes } : {}),
+      ...(ec2World ? { ec2: ec2World } : {}),
     });
     logging = options.createLogger(logFile, config.secrets);
     controller = await options.controllerFactory({
@@ -261,6 +282,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
       const namespaces = kubernetesRunners(config.config).map((r) => r.namespace);
       stopRunners = await options.kubernetes.startRunners(config.config.name, [...new Set(namespaces)]);
     }
+    if (options.ec2) stopRunners = await options.ec2.startRunners(config.config.name);
     options.onParts?.({ simulator: sim, controller, config });
     options.onReady?.({ url, dir, logFile, notes: config.notes });
 
@@ -276,6 +298,11 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
       interrupted,
     };
   } finally {
+    if (!ok && options.ec2?.machineOutput) {
+      await writeFile(join(dir, 'ec2-machines.log'), options.ec2.machineOutput(), { mode: 0o600 }).catch(
+        () => undefined,
+      );
+    }
     if (controller && config) await removeProcessRunners(config.config, controller).catch(() => undefined);
     await stopRunners?.().catch(() => undefined);
     await controller?.stop().catch(() => undefined);
@@ -363,11 +390,13 @@ async function drive(
     }
     phase = 'draining';
     const drainDeadline = Date.now() + (options.drainTimeoutMs ?? 45_000);
+    const census = options.ec2 ? () => options.ec2!.census(config, started) : undefined;
     while (!signal?.aborted && Date.now() < drainDeadline) {
-      if (await drained(config, sim, controller)) break;
+      if (await drained(config, sim, controller, census)) break;
       await sleep(tickMs, signal);
     }
     const leaks = await measureLeaks(config, sim, controller);
+    const ec2 = census ? await census() : undefined;
     const reported = await unroutableFromApi(controller.url);
     phase = 'done';
     const summary = summarize({
@@ -382,6 +411,7 @@ async function drive(
       leakedRunners: leaks.runners,
       leakedInstances: leaks.instances,
       leakDetails: leaks.details,
+      ...(ec2 ? { ec2: { census: ec2, awsCalls: options.ec2?.awsCalls?.() ?? {} } } : {}),
       durationMs: Date.now() - started,
     });
     // The unroutable job stays queued (as on GitHub, for a day): a kept dashboard still shows it.
@@ -403,8 +433,16 @@ function rateLimited(controller: DemoController): number {
   return (byStatus['403'] ?? 0) + (byStatus['429'] ?? 0);
 }
 
-/** Ephemeral runners gone and every scale set back to minIdle, as the controller, GitHub and the providers see it. */
-async function drained(config: FleetConfig, sim: Simulator, controller: DemoController): Promise<boolean> {
+/**
+ * Ephemeral runners gone and every scale set back to minIdle, as the controller, GitHub and the providers see it;
+ * with EC2, also nothing of the fleet left in the AWS endpoint.
+ */
+async function drained(
+  config: FleetConfig,
+  sim: Simulator,
+  controller: DemoController,
+  census?: () => Promise<Ec2Census>,
+): Promise<boolean> {
   const sets = await controller.readModel.scaleSets();
   for (const set of config.scaleSets) {
     const view = sets.find((s) => s.name === set.name);
@@ -415,7 +453,10 @@ async function drained(config: FleetConfig, sim: Simulator, controller: DemoCont
     if (leaving > 0 || r.idle > set.minIdle) return false;
   }
   const leaks = await measureLeaks(config, sim, controller);
-  return leaks.runners === 0 && leaks.instances === 0;
+  if (leaks.runners !== 0 || leaks.instances !== 0) return false;
+  if (census === undefined) return true;
+  const left = await census();
+  return left.liveInstances.length === 0 && left.parameters.length === 0;
 }
 
 /** Job ids the controller's API lists as unroutable (what an operator would see). */

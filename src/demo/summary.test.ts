@@ -99,4 +99,43 @@ describe('summary', () => {
     expect(hidden.ok).toBe(false);
     expect(formatSummary(hidden)).toContain('NOT OK');
   });
+
+  it('with EC2: reports the endpoint, the AWS calls, and fails on an instance or runner parameter left', () => {
+    const census = {
+      endpoint: 'http://127.0.0.1:5000',
+      region: 'eu-west-1',
+      launched: 3,
+      liveInstances: [] as string[],
+      parameters: [] as string[],
+    };
+    const clean = summarize(input({ ec2: { census, awsCalls: { RunInstances: 3, PutParameter: 3 } } }));
+    expect(clean.ok).toBe(true);
+    expect(clean.ec2).toEqual({
+      endpoint: 'http://127.0.0.1:5000',
+      region: 'eu-west-1',
+      instancesLaunched: 3,
+      instancesLeft: 0,
+      parametersLeft: 0,
+      awsCalls: { RunInstances: 3, PutParameter: 3 },
+    });
+    const text = formatSummary(clean);
+    expect(text).toContain(
+      '3 instances launched at http://127.0.0.1:5000 (eu-west-1); at the end 0 pending or running',
+    );
+    expect(text).toContain('AWS calls          PutParameter 3, RunInstances 3');
+    const left = summarize(
+      input({
+        ec2: {
+          census: { ...census, liveInstances: ['i-0abc'], parameters: ['/runner-fleet/demo/i-0abc'] },
+          awsCalls: {},
+        },
+      }),
+    );
+    expect(left.ok).toBe(false);
+    expect(left.problems).toEqual([
+      '1 EC2 instance(s) of the fleet still pending or running at http://127.0.0.1:5000: i-0abc',
+      '1 runner parameter(s) left in SSM at http://127.0.0.1:5000: /runner-fleet/demo/i-0abc',
+    ]);
+    expect(summarize(input()).ec2).toBeUndefined();
+  });
 });

@@ -22,6 +22,20 @@ export interface ScaleSetSummary {
   readonly queueTimeMs: Percentiles;
 }
 
+/** `demo --provider ec2`: what happened in the AWS endpoint. */
+export interface Ec2Summary {
+  readonly endpoint: string;
+  readonly region: string;
+  /** Instances of the fleet launched during the demo. */
+  readonly instancesLaunched: number;
+  /** Instances of the fleet still pending or running at the end (must be 0). */
+  readonly instancesLeft: number;
+  /** Runner parameters of the fleet left in SSM at the end (must be 0). */
+  readonly parametersLeft: number;
+  /** The controller's EC2 and SSM calls by operation. */
+  readonly awsCalls: Readonly<Record<string, number>>;
+}
+
 export interface DemoSummary {
   readonly jobs: number;
   /** Jobs some scale set serves. */
@@ -52,6 +66,8 @@ export interface DemoSummary {
   /** Why not ok, one line each; empty when ok. */
   readonly problems: readonly string[];
   readonly scaleSets: readonly ScaleSetSummary[];
+  /** With `--provider ec2`. */
+  readonly ec2?: Ec2Summary;
 }
 
 /** Nearest-rank percentile of already sorted values; 0 for none. */
@@ -100,6 +116,17 @@ export interface SummaryInput {
   readonly leakedInstances: number;
   /** What leaked, for the problems list. */
   readonly leakDetails?: readonly string[];
+  /** With `--provider ec2`: what is left of the fleet in the AWS endpoint, and the controller's AWS calls. */
+  readonly ec2?: {
+    readonly census: {
+      readonly endpoint: string;
+      readonly region: string;
+      readonly launched: number;
+      readonly liveInstances: readonly string[];
+      readonly parameters: readonly string[];
+    };
+    readonly awsCalls: Readonly<Record<string, number>>;
+  };
   readonly durationMs: number;
 }
 
@@ -132,6 +159,18 @@ export function summarize(input: SummaryInput): DemoSummary {
   if (input.leakedRunners > 0) problems.push(`${input.leakedRunners} runner registration(s) leaked`);
   if (input.leakedInstances > 0) problems.push(`${input.leakedInstances} instance(s) leaked`);
   for (const detail of input.leakDetails ?? []) problems.push(`  ${detail}`);
+  const census = input.ec2?.census;
+  if (census !== undefined && census.liveInstances.length > 0) {
+    problems.push(
+      `${census.liveInstances.length} EC2 instance(s) of the fleet still pending or running at ${census.endpoint}: ` +
+        census.liveInstances.join(', '),
+    );
+  }
+  if (census !== undefined && census.parameters.length > 0) {
+    problems.push(
+      `${census.parameters.length} runner parameter(s) left in SSM at ${census.endpoint}: ${census.parameters.join(', ')}`,
+    );
+  }
 
   return {
     jobs,
@@ -158,6 +197,18 @@ export function summarize(input: SummaryInput): DemoSummary {
       max: s.max,
       queueTimeMs: percentiles(waitsBySet.get(s.name)!),
     })),
+    ...(census !== undefined
+      ? {
+          ec2: {
+            endpoint: census.endpoint,
+            region: census.region,
+            instancesLaunched: census.launched,
+            instancesLeft: census.liveInstances.length,
+            parametersLeft: census.parameters.length,
+            awsCalls: { ...input.ec2!.awsCalls },
+          },
+        }
+      : {}),
   };
 }
 
@@ -180,6 +231,18 @@ export function formatSummary(s: DemoSummary): string {
       : []),
     `  max runners        ${s.maxConcurrentRunners} at once`,
     `  leaked             ${s.leakedRunners} runners, ${s.leakedInstances} instances`,
+    ...(s.ec2 !== undefined
+      ? [
+          `  EC2                ${s.ec2.instancesLaunched} instances launched at ${s.ec2.endpoint} (${s.ec2.region}); at the end ` +
+            `${s.ec2.instancesLeft} pending or running, ${s.ec2.parametersLeft} runner parameters`,
+          `  AWS calls          ${
+            Object.entries(s.ec2.awsCalls)
+              .sort(([a], [b]) => a.localeCompare(b))
+              .map(([op, n]) => `${op} ${n}`)
+              .join(', ') || 'none'
+          }`,
+        ]
+      : []),
     `  duration           ${d(s.durationMs)}`,
     '',
     textTable(

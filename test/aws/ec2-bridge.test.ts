@@ -8,6 +8,7 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
+  CreateFleetCommand,
   CreateLaunchTemplateCommand,
   DescribeInstanceAttributeCommand,
   DescribeInstancesCommand,
@@ -296,6 +297,73 @@ describe.skipIf(!requireAwsPeers('aws/ec2-bridge'))('EC2 bridge', () => {
       );
       sim.createJobs({ owner: ORG, repo: 'app', labels: ['l-lt-1'], durationMs: 100 });
       expect(await waitFor('ended', () => ended(events, id), 90_000)).toMatchObject({ action: 'terminated' });
+      expect(await instanceState(ec2, id)).toBe('terminated');
+    },
+  );
+
+  it(
+    "runs an instance of an instant fleet (CreateFleet), with its launch template's shutdown behaviour",
+    { timeout: 180_000 },
+    async () => {
+      const fleet = 'create-fleet-fleet';
+      const { bridge: b, events } = await bridge(fleet);
+      const template = await ec2.send(
+        new CreateLaunchTemplateCommand({
+          LaunchTemplateName: 'runner-fleet-bridge-fleet-test',
+          LaunchTemplateData: {
+            ImageId: 'ami-0123456789abcdef0',
+            InstanceType: 't3.micro',
+            UserData: userDataBase64(renderUserData({ ssmPrefix: PREFIX })),
+            InstanceInitiatedShutdownBehavior: 'terminate',
+          },
+        }),
+      );
+      const reply = await ec2.send(
+        new CreateFleetCommand({
+          Type: 'instant',
+          LaunchTemplateConfigs: [
+            {
+              LaunchTemplateSpecification: {
+                LaunchTemplateId: template.LaunchTemplate!.LaunchTemplateId!,
+                Version: '$Default',
+              },
+              Overrides: [{ InstanceType: 't3.micro' }, { InstanceType: 't3.small' }],
+            },
+          ],
+          TargetCapacitySpecification: { TotalTargetCapacity: 1, DefaultTargetCapacityType: 'spot' },
+          TagSpecifications: [
+            {
+              ResourceType: 'instance',
+              Tags: [
+                { Key: TAG_FLEET, Value: fleet },
+                { Key: TAG_RUNNER, Value: 'cf-1' },
+              ],
+            },
+          ],
+        }),
+      );
+      const id = reply.Instances![0]!.InstanceIds![0]!;
+      // moto neither tags this instance with its template nor reports the template's shutdown behaviour.
+      const attribute = await ec2.send(
+        new DescribeInstanceAttributeCommand({
+          InstanceId: id,
+          Attribute: 'instanceInitiatedShutdownBehavior',
+        }),
+      );
+      expect(attribute.InstanceInitiatedShutdownBehavior?.Value).toBe('stop');
+      const jitConfig = await jitRegistration(sim, 'cf-1', 'l-cf-1');
+      await putRunnerParameter(ssm, PREFIX, id, { mode: 'jit', jitConfig }, { fleet, runner: 'cf-1' });
+      await waitFor(
+        'runner cf-1 online',
+        () => runner('cf-1')?.status === 'online',
+        90_000,
+        () => b.output(id),
+      );
+      sim.createJobs({ owner: ORG, repo: 'app', labels: ['l-cf-1'], durationMs: 100 });
+      expect(await waitFor('ended', () => ended(events, id), 90_000)).toMatchObject({
+        reason: 'shutdown',
+        action: 'terminated',
+      });
       expect(await instanceState(ec2, id)).toBe('terminated');
     },
   );

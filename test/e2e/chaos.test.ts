@@ -14,7 +14,6 @@
  */
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ScaleSetView } from '../../src/core/read-models.js';
 import { isRunnerOf } from '../../src/core/names.js';
@@ -39,26 +38,10 @@ import {
   writeFleetConfig,
 } from './harness.js';
 import { countByKind, findSecrets, simulatorSecrets } from './secrets.js';
+import type { StoreRecords } from './store-records.js';
+import { readStore, replayLiveRunners, runnerHistory } from './store-records.js';
 import type { CreatedJob } from './workload.js';
 import { createJobs, playWorkload, standardWorkload } from './workload.js';
-
-interface StoreRunner {
-  name: string;
-  scale_set: string;
-  state: string;
-}
-interface StoreEvent {
-  id: number;
-  scale_set: string | null;
-  runner: string | null;
-  event: string;
-  reason: string | null;
-}
-interface StoreJob {
-  id: number;
-  status: string;
-  scale_set: string | null;
-}
 
 interface Run {
   e2e: E2eSimulator;
@@ -70,7 +53,7 @@ interface Run {
   killedWith: { completed: number; creating: number }[];
   webhooksLostWhileDown: number;
   injected: Record<number, number>;
-  store: { runners: StoreRunner[]; events: StoreEvent[]; jobs: StoreJob[] };
+  store: StoreRecords;
 }
 
 let run: Run | undefined;
@@ -217,15 +200,7 @@ async function chaosRun(): Promise<void> {
   }
   await controller.stop();
 
-  const db = new Database(files.storePath, { readonly: true });
-  const store = {
-    runners: db.prepare('SELECT name, scale_set, state FROM runners').all() as StoreRunner[],
-    events: db
-      .prepare("SELECT id, scale_set, runner, event, reason FROM events WHERE kind = 'runner' ORDER BY id")
-      .all() as StoreEvent[],
-    jobs: db.prepare('SELECT id, status, scale_set FROM jobs').all() as StoreJob[],
-  };
-  db.close();
+  const store = readStore(files.storePath);
   console.info(
     `chaos run: ${JSON.stringify({ timelineMs: timeline, killedWith, webhooksLostWhileDown, injected, apiCalls: sim.stats().apiCalls.total })}`,
   );
@@ -292,14 +267,7 @@ describe('chaos: duplicated and reordered webhooks, 20% API errors, two kill -9 
   it('never has more than max runners of a scale set: live samples and the exact replay of the store history', () => {
     const { tracker, files, store } = need();
     // Replay: a record counts from `requested` to `deleted`; invariant 1 bounds the count in between.
-    const live = new Map<string, number>();
-    const replayMax = new Map<string, number>();
-    for (const e of store.events) {
-      if (e.scale_set === null) continue;
-      if (e.event === 'requested') live.set(e.scale_set, (live.get(e.scale_set) ?? 0) + 1);
-      else if (e.event === 'deleted') live.set(e.scale_set, (live.get(e.scale_set) ?? 0) - 1);
-      replayMax.set(e.scale_set, Math.max(replayMax.get(e.scale_set) ?? 0, live.get(e.scale_set) ?? 0));
-    }
+    const { max: replayMax, end: live } = replayLiveRunners(store.events);
     for (const set of files.scaleSets) {
       const seen = expectAtMostMax(tracker, set, { storeReplay: replayMax.get(set.name) ?? 0 });
       expect(seen.storeReplay, `${set.name} reached max`).toBe(set.max);
@@ -313,11 +281,7 @@ describe('chaos: duplicated and reordered webhooks, 20% API errors, two kill -9 
     const sets = ['proc', 'cloud'];
     const created = jitRegistrations(e2e.sim, sets);
     const ran = runnersThatRan(e2e.sim, sets);
-    const history = new Map<string, string[]>();
-    for (const e of store.events) {
-      if (e.runner !== null)
-        history.set(e.runner, [...(history.get(e.runner) ?? []), `${e.event}: ${e.reason}`]);
-    }
+    const history = runnerHistory(store.events);
     for (const set of sets) {
       const jobCount = jobs.filter((j) => j.scaleSet === set).length;
       const names = created.get(set)!;

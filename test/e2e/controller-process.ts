@@ -7,9 +7,17 @@ import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { CLI, LogSink, until } from './harness.js';
 
+export interface ControllerProcessOptions {
+  /** More `start` flags (`--aws-endpoint URL`, ...). */
+  readonly args?: readonly string[];
+  /** More environment (AWS credentials for an ec2 fleet, ...); PATH is always passed. */
+  readonly env?: Readonly<Record<string, string>>;
+}
+
 export class ControllerProcess {
   readonly url: string;
   readonly #configPath: string;
+  readonly #options: ControllerProcessOptions;
   readonly stdout = new LogSink();
   readonly stderr = new LogSink();
   #child: ChildProcess | null = null;
@@ -17,8 +25,9 @@ export class ControllerProcess {
   starts = 0;
   kills = 0;
 
-  constructor(configPath: string, port: number) {
+  constructor(configPath: string, port: number, options: ControllerProcessOptions = {}) {
     this.#configPath = configPath;
+    this.#options = options;
     this.url = `http://127.0.0.1:${port}`;
   }
 
@@ -31,10 +40,10 @@ export class ControllerProcess {
     if (this.#child !== null) throw new Error('the controller is already running');
     const child = spawn(
       process.execPath,
-      [CLI, 'start', '--config', this.#configPath, '--log-level', 'debug'],
+      [CLI, 'start', '--config', this.#configPath, '--log-level', 'debug', ...(this.#options.args ?? [])],
       {
         stdio: ['ignore', 'pipe', 'pipe'],
-        env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
+        env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...this.#options.env },
       },
     );
     this.starts++;

@@ -76,8 +76,8 @@ describe.skipIf(!requireCluster('demo on kubernetes'))('demo --provider kubernet
   }, 180_000);
 
   it('refuses a provider it does not have', async () => {
-    const result = await run(['demo', '--provider', 'ec2']);
+    const result = await run(['demo', '--provider', 'nomad']);
     expect(result.code).toBe(2);
-    expect(result.stderr).toContain('--provider must be kubernetes');
+    expect(result.stderr).toContain('--provider must be kubernetes or ec2');
   });
 });

@@ -34,6 +34,7 @@ import {
   EC2Client,
   StopInstancesCommand,
   TerminateInstancesCommand,
+  paginateDescribeFleets,
   paginateDescribeInstances,
 } from '@aws-sdk/client-ec2';
 import type { Instance as Ec2Instance } from '@aws-sdk/client-ec2';
@@ -221,6 +222,8 @@ export async function startEc2Bridge(options: Ec2BridgeOptions): Promise<Ec2Brid
   const tmp = options.tmpDir ?? tmpdir();
   const stopping = new AbortController();
   const hosted = new Map<string, Hosted>();
+  /** Instance id -> launch template of the instant fleet that launched it (see templateOf). */
+  const fleetTemplates = new Map<string, { id: string; version?: string }>();
   const starting = new Set<Promise<void>>();
   const stats: Ec2BridgeStats = {
     started: 0,
@@ -251,15 +254,48 @@ export async function startEc2Bridge(options: Ec2BridgeOptions): Promise<Ec2Brid
     return template?.UserData ? Buffer.from(template.UserData, 'base64').toString('utf8') : undefined;
   }
 
-  async function templateData(instance: Ec2Instance) {
+  /**
+   * The launch template (id and version) an instance came from. EC2 tags every such instance with
+   * aws:ec2launchtemplate:id and :version; moto does so for RunInstances but not for CreateFleet, whose instances
+   * are found in the instant fleet that launched them (DescribeFleets lists their template and version).
+   */
+  async function templateOf(instance: Ec2Instance): Promise<{ id: string; version?: string } | undefined> {
     const tag = (key: string) => instance.Tags?.find((t) => t.Key === key)?.Value;
-    const templateId = tag('aws:ec2launchtemplate:id');
-    if (templateId === undefined) return undefined;
-    const version = tag('aws:ec2launchtemplate:version');
+    const tagged = tag('aws:ec2launchtemplate:id');
+    if (tagged !== undefined) {
+      const version = tag('aws:ec2launchtemplate:version');
+      return { id: tagged, ...(version !== undefined ? { version } : {}) };
+    }
+    const id = instance.InstanceId;
+    if (id === undefined) return undefined;
+    let found = fleetTemplates.get(id);
+    if (found === undefined) {
+      for await (const page of paginateDescribeFleets({ client: ec2 }, {})) {
+        for (const fleet of page.Fleets ?? []) {
+          for (const launched of fleet.Instances ?? []) {
+            const spec = launched.LaunchTemplateAndOverrides?.LaunchTemplateSpecification;
+            if (spec?.LaunchTemplateId === undefined) continue;
+            for (const instanceId of launched.InstanceIds ?? []) {
+              fleetTemplates.set(instanceId, {
+                id: spec.LaunchTemplateId,
+                ...(spec.Version !== undefined ? { version: spec.Version } : {}),
+              });
+            }
+          }
+        }
+      }
+      found = fleetTemplates.get(id);
+    }
+    return found;
+  }
+
+  async function templateData(instance: Ec2Instance) {
+    const template = await templateOf(instance);
+    if (template === undefined) return undefined;
     const versions = await ec2.send(
       new DescribeLaunchTemplateVersionsCommand({
-        LaunchTemplateId: templateId,
-        ...(version !== undefined ? { Versions: [version] } : {}),
+        LaunchTemplateId: template.id,
+        ...(template.version !== undefined ? { Versions: [template.version] } : {}),
       }),
     );
     return versions.LaunchTemplateVersions?.[0]?.LaunchTemplateData;
