@@ -78,6 +78,6 @@ describe.skipIf(!requireAwsPeers('aws/ec2-contract'))('ec2 provider contract on 
         },
       };
     },
-    { stateTimeoutMs: 90_000 },
+    { stateTimeoutMs: 90_000, watch: false },
   );
 });

@@ -32,6 +32,11 @@ export interface ContractFixture {
 export interface ContractOptions {
   /** ms for a runner to reach a final state. Default 30 s. */
   readonly stateTimeoutMs?: number;
+  /**
+   * Whether the provider pushes state changes (`watch`). Default true. A provider that declares false is checked to
+   * have no `watch` (the controller then learns states from list() at each resync), instead of a skipped test.
+   */
+  readonly watch?: boolean;
 }
 
 const FINAL = new Set<Instance['state']>(['succeeded', 'failed']);
@@ -248,42 +253,44 @@ export function runProviderContract(
       testTimeout,
     );
 
-    it(
-      'watch reports state changes until unsubscribed',
-      async (ctx) => {
-        const watch = provider.watch?.bind(provider);
-        if (watch === undefined) {
-          ctx.skip();
-          return;
-        }
-        const seen: Instance[] = [];
-        const stop = watch((i) => seen.push(i));
-        const spec = await make('watch', { outcome: 'success' });
-        try {
-          await provider.create(spec, signal());
-          const deadline = Date.now() + stateTimeout;
-          while (
-            !seen.some((i) => i.name === spec.name && i.state === 'succeeded') &&
-            Date.now() < deadline
-          ) {
-            await new Promise((r) => setTimeout(r, 50));
+    if (options.watch === false) {
+      it('has no watch: states come from list() at each resync', () => {
+        expect(provider.watch).toBeUndefined();
+      });
+    } else
+      it(
+        'watch reports state changes until unsubscribed',
+        async () => {
+          const watch = provider.watch?.bind(provider);
+          expect(watch, 'the provider declares watch (pass { watch: false } if it has none)').toBeDefined();
+          const seen: Instance[] = [];
+          const stop = watch!((i) => seen.push(i));
+          const spec = await make('watch', { outcome: 'success' });
+          try {
+            await provider.create(spec, signal());
+            const deadline = Date.now() + stateTimeout;
+            while (
+              !seen.some((i) => i.name === spec.name && i.state === 'succeeded') &&
+              Date.now() < deadline
+            ) {
+              await new Promise((r) => setTimeout(r, 50));
+            }
+          } finally {
+            stop();
           }
-        } finally {
-          stop();
-        }
-        const mine = seen.filter((i) => i.name === spec.name);
-        expect(mine.map((i) => i.state)).toContain('succeeded');
-        for (const i of mine) expect(i).toMatchObject({ fleet: spec.fleet, scaleSet: spec.scaleSet });
-        expectNoSecret(seen, secretOf(spec));
+          const mine = seen.filter((i) => i.name === spec.name);
+          expect(mine.map((i) => i.state)).toContain('succeeded');
+          for (const i of mine) expect(i).toMatchObject({ fleet: spec.fleet, scaleSet: spec.scaleSet });
+          expectNoSecret(seen, secretOf(spec));
 
-        const after = await make('unwatched', { outcome: 'success' });
-        await provider.create(after, signal());
-        await waitForState(after, (i) => FINAL.has(i.state));
-        await new Promise((r) => setTimeout(r, 200));
-        expect(seen.filter((i) => i.name === after.name)).toEqual([]);
-      },
-      testTimeout * 2,
-    );
+          const after = await make('unwatched', { outcome: 'success' });
+          await provider.create(after, signal());
+          await waitForState(after, (i) => FINAL.has(i.state));
+          await new Promise((r) => setTimeout(r, 200));
+          expect(seen.filter((i) => i.name === after.name)).toEqual([]);
+        },
+        testTimeout * 2,
+      );
 
     it(
       'the secret never appears in what create() and list() return, in both registration modes',
