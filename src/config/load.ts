@@ -147,19 +147,22 @@ export function parseConfig(text: string, fileName: string, options: LoadOptions
 
   if (issues.length === 0 && parsed.success) {
     const warnings: Problem[] = [];
-    const secret = parsed.data.webhook.secret;
-    if (secret.length < MIN_WEBHOOK_SECRET_LENGTH) {
-      const { line, col } = positionOf(doc, lineCounter, ['webhook', 'secret']);
+    const configured = parsed.data.webhook.secret;
+    const list = typeof configured === 'string' ? [configured] : configured;
+    list.forEach((secret, index) => {
+      if (secret.length >= MIN_WEBHOOK_SECRET_LENGTH) return;
+      const at = typeof configured === 'string' ? ['webhook', 'secret'] : ['webhook', 'secret', index];
+      const { line, col } = positionOf(doc, lineCounter, at);
       warnings.push({
         file: fileName,
         line,
         col,
-        path: 'webhook.secret',
+        path: formatPath(at),
         message:
           `is ${secret.length} characters long; use at least ${MIN_WEBHOOK_SECRET_LENGTH} random characters ` +
           '(e.g. openssl rand -hex 32)',
       });
-    }
+    });
     return { ok: true, config: deepFreeze(parsed.data), warnings };
   }
 

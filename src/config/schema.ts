@@ -18,6 +18,8 @@ export const MAX_LABEL_LENGTH = 256;
 export const MAX_RUNNERS = 10_000;
 export const MAX_SCALE_SETS = 500;
 export const MAX_PRIORITY = 1_000_000;
+/** Secrets accepted at once during a webhook secret rotation (old and new, and a spare). */
+export const MAX_WEBHOOK_SECRETS = 3;
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
@@ -26,6 +28,12 @@ const LOGIN = /^[A-Za-z0-9][A-Za-z0-9-]{0,38}$/;
 const REPO = /^[A-Za-z0-9][A-Za-z0-9-]{0,38}\/[A-Za-z0-9._-]{1,100}$/;
 const PEM_PRIVATE_KEY =
   /^-----BEGIN (RSA )?PRIVATE KEY-----\r?\n[A-Za-z0-9+/=\r\n]+-----END \1PRIVATE KEY-----$/;
+
+const portNumber = z
+  .number()
+  .int()
+  .min(0, { error: 'must be a port number, 0 to 65535' })
+  .max(65535, { error: 'must be a port number, 0 to 65535' });
 
 /** Adds one issue at the object unless exactly one of `keys` is present. Runs even when a field failed. */
 function exactlyOne(keys: readonly string[], message: string) {
@@ -311,25 +319,58 @@ export const fleetConfigSchema = z
     github: githubSchema.describe('Which GitHub, and how to authenticate.'),
     webhook: z
       .strictObject({
-        secret: nonEmpty()
-          .meta({ docType: 'secret string' })
-          .describe('Webhook secret (HMAC key of X-Hub-Signature-256). Use `${env:...}` or `${file:...}`.'),
+        secret: z
+          .union([nonEmpty(), z.array(nonEmpty())], {
+            error: 'expected a string or a list of strings',
+          })
+          .superRefine((value, ctx) => {
+            if (typeof value === 'string') return;
+            if (value.length === 0) ctx.addIssue({ code: 'custom', message: 'needs at least one secret' });
+            if (value.length > MAX_WEBHOOK_SECRETS) {
+              ctx.addIssue({
+                code: 'custom',
+                message: `at most ${MAX_WEBHOOK_SECRETS} secrets (keep only the ones in use during a rotation)`,
+              });
+            }
+          })
+          .meta({ docType: 'secret string or list' })
+          .describe(
+            'Webhook secret (HMAC key of X-Hub-Signature-256). Use `${env:...}` or `${file:...}`. A list while ' +
+              'rotating it: a delivery signed with any listed secret is accepted (docs/security.md).',
+          ),
       })
       .describe('The workflow_job webhook this controller receives at POST /webhook.'),
     server: z
       .strictObject({
         host: nonEmpty().default(DEFAULTS.serverHost).describe('Listen address.'),
-        port: z
-          .number()
-          .int()
-          .min(0, { error: 'must be a port number, 0 to 65535' })
-          .max(65535, { error: 'must be a port number, 0 to 65535' })
-          .default(DEFAULTS.serverPort)
-          .describe('Listen port (0: any free port).'),
+        port: portNumber.default(DEFAULTS.serverPort).describe('Listen port (0: any free port).'),
         dashboardToken: nonEmpty()
           .optional()
           .meta({ docType: 'secret string' })
-          .describe('Bearer token required by the dashboard and /api/v1 when the server is not on loopback.'),
+          .describe(
+            'Bearer token required by the dashboard and /api/v1; needed when they are served beyond loopback.',
+          ),
+        dashboard: z
+          .strictObject({
+            host: nonEmpty()
+              .default(DEFAULTS.serverHost)
+              .describe('Listen address of the dashboard and /api/v1.'),
+            port: portNumber.describe('Their port (0: any free port); not the same as `server.port`.'),
+          })
+          .optional()
+          .describe(
+            'Serve the dashboard and /api/v1 on a listener of their own, so `server.host:port` serves only ' +
+              '/webhook, /healthz, /readyz and /metrics and may listen on 0.0.0.0 without a dashboard token.',
+          ),
+      })
+      .superRefine((server, ctx) => {
+        if (server.dashboard && server.dashboard.port !== 0 && server.dashboard.port === server.port) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['dashboard', 'port'],
+            message: `must differ from server.port (${server.port})`,
+          });
+        }
       })
       .prefault({})
       .describe('HTTP server: webhook, health, metrics, API and dashboard.'),

@@ -59,12 +59,15 @@ export interface FleetConfig {
   /** Fleet name: owner label on every instance this controller creates. Default `runner-fleet`. */
   readonly name: string;
   readonly github: GitHubConfig;
-  readonly webhook: { readonly secret: string };
+  /** The HMAC key of deliveries; a list during a rotation (any of them verifies a delivery). */
+  readonly webhook: { readonly secret: string | readonly string[] };
   readonly server: {
     readonly host: string;
     readonly port: number;
-    /** Bearer token the dashboard and /api/v1 require when the server is not on loopback. */
+    /** Bearer token the dashboard and /api/v1 require (needed when they are served beyond loopback). */
     readonly dashboardToken?: string;
+    /** A listener of their own for the dashboard and /api/v1; the main one then serves webhook, health, metrics. */
+    readonly dashboard?: { readonly host: string; readonly port: number };
   };
   readonly store: { readonly path: string };
   readonly controller: {
