@@ -12,6 +12,7 @@ import { createGitHubClient } from '../github/index.js';
 import type { GitHubClient } from '../github/index.js';
 import type { FetchLike } from '../github/index.js';
 import { WebhookRedelivery } from '../github/redelivery.js';
+import { githubFetch } from './github-fetch.js';
 import type { Provider, ProviderNotice, ProviderSetupOptions } from '../providers/provider.js';
 import { createProviderRegistry } from '../providers/registry.js';
 import type { FactorySource } from '../providers/registry.js';
@@ -110,11 +111,13 @@ export async function composeController(options: ComposeOptions): Promise<Contro
     });
   const metrics = createMetrics({ processMetrics: true });
   const events = new EventHub(options.now);
+  // Through HTTPS_PROXY (unless NO_PROXY exempts GitHub), trusting github.caFile, unless given a fetch.
+  const transport = options.fetch ? undefined : githubFetch(config.github, options.env ?? {});
   const github = createGitHubClient({
     config: config.github,
     logger: logger.child({ component: 'github' }),
     metrics,
-    ...(options.fetch ? { fetch: options.fetch } : {}),
+    fetch: options.fetch ?? transport!.fetch,
     ...(options.now ? { now: options.now } : {}),
     ...options.github,
   });
@@ -259,6 +262,7 @@ export async function composeController(options: ComposeOptions): Promise<Contro
         await registry.close();
         store.close();
         await store.closed();
+        transport?.close();
         logger.flush?.();
       })();
       return stopping;

@@ -133,6 +133,13 @@ const githubSchema = z
           'http://127.0.0.1:3000.',
       ),
     auth: authSchema.describe('Exactly one of `app` or `token`.'),
+    caFile: nonEmpty()
+      .optional()
+      .describe(
+        'PEM file of the certificate authorities that sign your GitHub Enterprise Server certificate (a private ' +
+          'CA), trusted in addition to the default roots (relative to the config file). Also used for an https:// ' +
+          'proxy. Outbound proxies come from `HTTPS_PROXY`, `HTTP_PROXY` and `NO_PROXY`.',
+      ),
   })
   .transform((github) => {
     const derived = deriveApiUrl(github.url);
@@ -141,6 +148,7 @@ const githubSchema = z
       apiUrl: github.apiUrl ?? derived.apiUrl,
       ghes: derived.ghes,
       auth: github.auth,
+      ...(github.caFile !== undefined ? { caFile: github.caFile } : {}),
     };
   });
 

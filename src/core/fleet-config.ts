@@ -53,6 +53,10 @@ export interface GitHubConfig {
   /** True when `url` is not github.com (GHES): API under /api/v3. */
   readonly ghes: boolean;
   readonly auth: GitHubAuthConfig;
+  /** `github.caFile` as configured (relative paths resolved against the config file). */
+  readonly caFile?: string;
+  /** The PEM certificates read from `caFile` at load, trusted in addition to the default roots. */
+  readonly ca?: string;
 }
 
 export interface FleetConfig {
