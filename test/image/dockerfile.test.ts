@@ -152,7 +152,7 @@ describe.skipIf(!requireContainerRuntime('controller image'))(
 
       let container: RunningContainer | undefined;
       try {
-        container = startContainer({
+        container = await startContainer({
           command: [...image.final.entrypoint!, ...image.final.cmd!],
           env: {
             PATH: '/usr/local/bin:/usr/bin:/bin',

@@ -293,3 +293,33 @@ export async function buildDockerfile(options: BuildOptions): Promise<BuildResul
   if (!stage) throw new Error('the Dockerfile has no FROM');
   return { stages, final: stage, args };
 }
+
+export interface ImageConfig {
+  readonly entrypoint: readonly string[];
+  readonly cmd: readonly string[];
+  readonly workingDir: string;
+  readonly env: Readonly<Record<string, string>>;
+  readonly user?: string;
+}
+
+/** The final stage's runtime settings (ENTRYPOINT, CMD, WORKDIR, ENV, USER), read without building anything. */
+export function imageConfig(dockerfile: string): ImageConfig {
+  const instructions = parseDockerfile(readFileSync(dockerfile, 'utf8'));
+  const lastFrom = instructions.map((i) => i.keyword).lastIndexOf('FROM');
+  let workingDir = '/';
+  const env: Record<string, string> = {};
+  let entrypoint: string[] = [];
+  let cmd: string[] = [];
+  let user: string | undefined;
+  for (const ins of instructions.slice(lastFrom + 1)) {
+    const where = `Dockerfile line ${ins.line}`;
+    if (ins.keyword === 'WORKDIR') workingDir = path.posix.resolve(workingDir, ins.args);
+    else if (ins.keyword === 'ENV') {
+      const m = /^([A-Za-z_][A-Za-z0-9_]*)(?:=|\s+)(.*)$/.exec(ins.args);
+      if (m) env[m[1]!] = m[2]!.replace(/^"(.*)"$/, '$1');
+    } else if (ins.keyword === 'ENTRYPOINT') entrypoint = jsonArray(ins.args, where);
+    else if (ins.keyword === 'CMD') cmd = jsonArray(ins.args, where);
+    else if (ins.keyword === 'USER') user = ins.args;
+  }
+  return { entrypoint, cmd, workingDir, env, ...(user !== undefined ? { user } : {}) };
+}

@@ -124,7 +124,12 @@ describe.skipIf(!requireHelm('helm chart'))('helm chart', () => {
     });
     expect(result.ok, JSON.stringify(!result.ok && result.problems)).toBe(true);
     if (!result.ok) return;
-    expect(result.config.server).toMatchObject({ host: '0.0.0.0', port: 8080 });
+    // The main port faces GitHub; the dashboard and API listen on the pod's loopback unless a token is given.
+    expect(result.config.server).toEqual({
+      host: '0.0.0.0',
+      port: 8080,
+      dashboard: { host: '127.0.0.1', port: 8081 },
+    });
     expect(result.config.store.path).toBe('/var/lib/runner-fleet/state.db');
     expect(result.config.scaleSets.map((s) => s.name)).toEqual(['k8s-kube', 'k8s-dind']);
   });
