@@ -224,10 +224,20 @@ const identitySchema = z
           .regex(/^arn:aws(-[a-z]+)*:iam::\d{12}:role\/([\w+=,.@-]+\/)*[\w+=,.@-]{1,64}$/, {
             error: 'must be an IAM role ARN: arn:aws:iam::<12-digit account>:role/<path/name>',
           })
-          .describe('IAM role ARN, set as the IRSA annotation `eks.amazonaws.com/role-arn`.'),
+          .describe(
+            'IAM role ARN: set as the IRSA annotation `eks.amazonaws.com/role-arn`, or (with `podIdentity`) the ' +
+              'role of the EKS Pod Identity association.',
+          ),
+        podIdentity: z
+          .boolean()
+          .optional()
+          .describe(
+            'Use EKS Pod Identity instead of IRSA: no annotation; associate `roleArn` with the runner ' +
+              'ServiceAccount (`aws eks create-pod-identity-association`; `runner-fleet doctor` names it).',
+          ),
       })
       .optional()
-      .describe('AWS IAM Roles for Service Accounts (IRSA).'),
+      .describe('AWS: IAM Roles for Service Accounts (IRSA) by default, or EKS Pod Identity.'),
     gcp: z
       .strictObject({
         serviceAccount: z

@@ -11,7 +11,8 @@ export type RegistrationMode = 'jit' | 'token';
 
 /** Cloud identity given to runner pods (and, in kubernetes container mode, to job pods). */
 export interface IdentityConfig {
-  readonly aws?: { readonly roleArn: string };
+  /** IRSA (annotation on the ServiceAccount), or with `podIdentity` an EKS Pod Identity association. */
+  readonly aws?: { readonly roleArn: string; readonly podIdentity?: boolean };
   readonly gcp?: { readonly serviceAccount: string };
   readonly azure?: { readonly clientId: string };
 }
