@@ -5,7 +5,7 @@
  */
 import net, { isIP } from 'node:net';
 import type { Socket } from 'node:net';
-import type http from 'node:http';
+import http from 'node:http';
 import https from 'node:https';
 import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
@@ -292,4 +292,94 @@ export class ProxyTunnelAgent extends https.Agent {
     );
     return undefined;
   }
+}
+
+/**
+ * Agents that decide per connection, from HTTPS_PROXY / HTTP_PROXY / NO_PROXY: a host NO_PROXY exempts is reached
+ * directly, any other through the proxy's CONNECT tunnel. For clients that take agents rather than a fetch (the AWS
+ * SDK's NodeHttpHandler: `httpsAgent`, `httpAgent`).
+ */
+export class EnvProxyHttpsAgent extends https.Agent {
+  readonly #settings: ProxySettings;
+  readonly #tunnel: TunnelOptions & { readonly ca?: string | readonly string[] };
+
+  constructor(settings: ProxySettings, options: https.AgentOptions & TunnelOptions = {}) {
+    super(options);
+    this.#settings = settings;
+    this.#tunnel = {
+      ...(options.connectTimeoutMs !== undefined ? { connectTimeoutMs: options.connectTimeoutMs } : {}),
+      ...(options.ca !== undefined ? { ca: options.ca as string | string[] } : {}),
+    };
+  }
+
+  override createConnection(
+    options: http.RequestOptions,
+    callback?: (error: Error | null, stream: Duplex) => void,
+  ): Duplex | null | undefined {
+    const connection = options as ConnectionOptions;
+    const host = String(connection.host ?? 'localhost');
+    const port = Number(connection.port ?? 443);
+    const proxy = proxyFor(
+      new URL(`https://${isIP(host) === 6 ? `[${host}]` : host}:${port}`),
+      this.#settings,
+    );
+    if (proxy === undefined) return tls.connect(connection);
+    openTunnel(proxy, host, port, this.#tunnel).then(
+      (raw) =>
+        callback?.(
+          null,
+          tls.connect({
+            ...connection,
+            socket: raw,
+            servername: connection.servername ?? (isIP(host) === 0 ? host : ''),
+          }),
+        ),
+      (error: Error) => callback?.(error, undefined as unknown as Duplex),
+    );
+    return undefined;
+  }
+}
+
+/** The plain-HTTP counterpart of EnvProxyHttpsAgent (HTTP_PROXY; the tunnel carries the request unchanged). */
+export class EnvProxyHttpAgent extends http.Agent {
+  readonly #settings: ProxySettings;
+  readonly #tunnel: TunnelOptions;
+
+  constructor(settings: ProxySettings, options: http.AgentOptions & TunnelOptions = {}) {
+    super(options);
+    this.#settings = settings;
+    this.#tunnel =
+      options.connectTimeoutMs !== undefined ? { connectTimeoutMs: options.connectTimeoutMs } : {};
+  }
+
+  override createConnection(
+    options: http.RequestOptions,
+    callback?: (error: Error | null, stream: Duplex) => void,
+  ): Duplex | null | undefined {
+    const host = String(options.host ?? 'localhost');
+    const port = Number(options.port ?? 80);
+    const proxy = proxyFor(
+      new URL(`http://${isIP(host) === 6 ? `[${host}]` : host}:${port}`),
+      this.#settings,
+    );
+    if (proxy === undefined) return net.connect({ host, port });
+    openTunnel(proxy, host, port, this.#tunnel).then(
+      (raw) => callback?.(null, raw),
+      (error: Error) => callback?.(error, undefined as unknown as Duplex),
+    );
+    return undefined;
+  }
+}
+
+/** Agents for the AWS SDK when a proxy variable is set, else undefined (the SDK's own agents then). */
+export function envProxyAgents(
+  env: Readonly<Record<string, string | undefined>>,
+  options: http.AgentOptions & TunnelOptions = {},
+): { readonly httpsAgent: EnvProxyHttpsAgent; readonly httpAgent: EnvProxyHttpAgent } | undefined {
+  const settings = proxySettingsFromEnv(env);
+  if (settings.httpsProxy === undefined && settings.httpProxy === undefined) return undefined;
+  return {
+    httpsAgent: new EnvProxyHttpsAgent(settings, options),
+    httpAgent: new EnvProxyHttpAgent(settings, options),
+  };
 }
