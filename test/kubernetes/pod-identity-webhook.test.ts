@@ -213,9 +213,10 @@ describe.skipIf(!available)('pod identity webhook: IRSA and EKS Pod Identity end
           AWS_ROLE_ARN: ROLE_ARN,
           AWS_WEB_IDENTITY_TOKEN_FILE: IRSA_TOKEN_FILE,
         });
-        const { mount, source } = tokenVolume(pod, container, IRSA_TOKEN_FILE);
+        const { mount, volume, source } = tokenVolume(pod, container, IRSA_TOKEN_FILE);
         expect(mount?.readOnly).toBe(true);
-        expect(source).toMatchObject({ audience: 'sts.amazonaws.com', path: 'token' });
+        expect(volume?.name).toBe('aws-iam-token');
+        expect(source).toEqual({ audience: 'sts.amazonaws.com', expirationSeconds: 86400, path: 'token' });
       }
 
       if (mode === 'kubernetes') {
@@ -322,7 +323,8 @@ describe.skipIf(!available)('pod identity webhook: IRSA and EKS Pod Identity end
         AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE: POD_IDENTITY_TOKEN_FILE,
       });
       expect(envOf(container).AWS_ROLE_ARN).toBeUndefined();
-      const { source } = tokenVolume(pod, container, POD_IDENTITY_TOKEN_FILE);
+      const { volume, source } = tokenVolume(pod, container, POD_IDENTITY_TOKEN_FILE);
+      expect(volume?.name).toBe('eks-pod-identity-token');
       expect(source).toMatchObject({ audience: 'pods.eks.amazonaws.com', path: 'eks-pod-identity-token' });
     }
     await core.deleteNamespacedPod({ name: job.metadata!.name!, namespace });
