@@ -12,7 +12,6 @@ import { createGitHubClient } from '../github/index.js';
 import type { GitHubClient } from '../github/index.js';
 import type { FetchLike } from '../github/index.js';
 import { WebhookRedelivery } from '../github/redelivery.js';
-import { githubFetch } from './github-fetch.js';
 import type { Provider, ProviderNotice, ProviderSetupOptions } from '../providers/provider.js';
 import { createProviderRegistry } from '../providers/registry.js';
 import type { FactorySource } from '../providers/registry.js';
@@ -23,6 +22,7 @@ import type { Store } from '../store/store.js';
 import type { Logger } from '../telemetry/index.js';
 import { configSecrets, createLogger, createMetrics } from '../telemetry/index.js';
 import type { FleetMetrics, LogLevel } from '../telemetry/index.js';
+import { githubFetch } from './github-fetch.js';
 
 export interface ComposeOptions {
   readonly config: FleetConfig;
