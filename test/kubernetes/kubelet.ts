@@ -55,6 +55,17 @@ function b64(value: string | undefined): string {
 }
 
 export async function runPodContainer(options: KubeletRunOptions): Promise<KubeletContainer> {
+  const scratch = mkdtempSync(path.join(tmpdir(), 'rf-kubelet-'));
+  try {
+    return await runIn(scratch, options);
+  } catch (error) {
+    // The volumes hold the pod's secrets: nothing stays behind when the container cannot be started.
+    rmSync(scratch, { recursive: true, force: true });
+    throw error;
+  }
+}
+
+async function runIn(scratch: string, options: KubeletRunOptions): Promise<KubeletContainer> {
   const { cluster, pod } = options;
   const namespace = pod.metadata!.namespace!;
   const podName = pod.metadata!.name!;
@@ -78,7 +89,6 @@ export async function runPodContainer(options: KubeletRunOptions): Promise<Kubel
     throw new Error('the kubelet refuses this container: runAsNonRoot with a root user');
   }
 
-  const scratch = mkdtempSync(path.join(tmpdir(), 'rf-kubelet-'));
   chmodSync(scratch, 0o755);
   const files = (dir: string, entries: Record<string, string>, mode: number) => {
     mkdirSync(dir, { recursive: true, mode: 0o755 });
@@ -221,28 +231,22 @@ export async function runPodContainer(options: KubeletRunOptions): Promise<Kubel
   const command = container.command ?? image.entrypoint;
   const args = container.args ?? (container.command ? [] : image.cmd);
   const inbound = (container.ports ?? []).map((p) => p.containerPort);
-  let running: RunningContainer;
-  try {
-    running = await startContainer({
-      command: [...command, ...args],
-      env,
-      workingDir: container.workingDir ?? image.workingDir,
-      user: { uid, gid, ...(fsGroup !== undefined ? { groups: [fsGroup] } : {}) },
-      mounts,
-      readOnlyRootFilesystem: sc.readOnlyRootFilesystem === true,
-      network: {
-        inbound,
-        outbound: [apiPort, ...(options.outboundPorts ?? [])].map((port) => ({
-          port,
-          host: '127.0.0.1',
-          hostPort: port,
-        })),
-      },
-    });
-  } catch (error) {
-    rmSync(scratch, { recursive: true, force: true });
-    throw error;
-  }
+  const running = await startContainer({
+    command: [...command, ...args],
+    env,
+    workingDir: container.workingDir ?? image.workingDir,
+    user: { uid, gid, ...(fsGroup !== undefined ? { groups: [fsGroup] } : {}) },
+    mounts,
+    readOnlyRootFilesystem: sc.readOnlyRootFilesystem === true,
+    network: {
+      inbound,
+      outbound: [apiPort, ...(options.outboundPorts ?? [])].map((port) => ({
+        port,
+        host: '127.0.0.1',
+        hostPort: port,
+      })),
+    },
+  });
   void running.exited.then(() => rmSync(scratch, { recursive: true, force: true }));
   return {
     ...running,
