@@ -22,6 +22,7 @@ import type { Store } from '../store/store.js';
 import type { Logger } from '../telemetry/index.js';
 import { configSecrets, createLogger, createMetrics } from '../telemetry/index.js';
 import type { FleetMetrics, LogLevel } from '../telemetry/index.js';
+import { githubFetch } from './github-fetch.js';
 
 export interface ComposeOptions {
   readonly config: FleetConfig;
@@ -110,11 +111,13 @@ export async function composeController(options: ComposeOptions): Promise<Contro
     });
   const metrics = createMetrics({ processMetrics: true });
   const events = new EventHub(options.now);
+  // Through HTTPS_PROXY (unless NO_PROXY exempts GitHub), trusting github.caFile, unless given a fetch.
+  const transport = options.fetch ? undefined : githubFetch(config.github, options.env ?? {});
   const github = createGitHubClient({
     config: config.github,
     logger: logger.child({ component: 'github' }),
     metrics,
-    ...(options.fetch ? { fetch: options.fetch } : {}),
+    fetch: options.fetch ?? transport!.fetch,
     ...(options.now ? { now: options.now } : {}),
     ...options.github,
   });
@@ -259,6 +262,7 @@ export async function composeController(options: ComposeOptions): Promise<Contro
         await registry.close();
         store.close();
         await store.closed();
+        transport?.close();
         logger.flush?.();
       })();
       return stopping;

@@ -1,6 +1,8 @@
 /**
- * The GitHub half of `runner-fleet doctor`: the credentials authenticate, a GitHub App holds the permissions each
- * scope needs, and every scope's runners can be listed (the call the controller makes on every resync).
+ * The GitHub half of `runner-fleet doctor`, and the check `start` makes before anything else: the credentials
+ * authenticate, a GitHub App holds the permissions each scope needs and subscribes to `workflow_job` (the App and
+ * each installation), and (doctor only) every scope's runners can be listed (the call the controller makes on every
+ * resync). Each failure names what is missing and how to fix it.
  *
  * Messages carry GitHub's status and message, never a credential (describeRequestError).
  */
@@ -13,6 +15,10 @@ import { appOctokit, describeRequestError as failure, tokenOctokit } from '../gi
 export interface CheckLine {
   readonly ok: boolean;
   readonly text: string;
+  /** How to fix a failed check. */
+  readonly fix?: string;
+  /** The check could not be made (network, timeout, 5xx, rate limit): nothing is known to be wrong. */
+  readonly unchecked?: boolean;
 }
 
 type Level = 'read' | 'write' | 'admin';
@@ -36,6 +42,57 @@ export function neededPermissions(
   const key = scopeKey(scope);
   const reruns = config.scaleSets.some((s) => s.rerunInterruptedJobs === true && scopeKey(s.scope) === key);
   return reruns ? { ...base, actions: 'write' } : base;
+}
+
+/** Webhook events the App must subscribe to: the controller learns of queued jobs from `workflow_job`. */
+export const APP_EVENTS: readonly string[] = ['workflow_job'];
+
+/** Where each permission is in the App's settings page (Permissions & events). */
+const PERMISSION_SETTINGS: Readonly<Record<string, string>> = {
+  organization_self_hosted_runners: 'Organization permissions > Self-hosted runners',
+  administration: 'Repository permissions > Administration',
+  actions: 'Repository permissions > Actions',
+};
+
+const LEVEL_NAMES: Readonly<Record<Level, string>> = {
+  read: 'Read-only',
+  write: 'Read and write',
+  admin: 'Admin',
+};
+
+interface AppPage {
+  readonly slug: string;
+  readonly ownerLogin?: string;
+  readonly ownerType?: string;
+}
+
+/** The App's "Permissions & events" settings page. */
+function appSettingsUrl(webUrl: string, app: AppPage): string {
+  const base = webUrl.replace(/\/+$/, '');
+  return app.ownerType === 'Organization' && app.ownerLogin
+    ? `${base}/organizations/${app.ownerLogin}/settings/apps/${app.slug}/permissions`
+    : `${base}/settings/apps/${app.slug}/permissions`;
+}
+
+/** Where an installation's owner reviews and accepts the App's new permissions and events. */
+function installationSettingsUrl(
+  webUrl: string,
+  account: { login?: string; type?: string },
+  id: number,
+): string {
+  const base = webUrl.replace(/\/+$/, '');
+  return account.type === 'Organization' && account.login
+    ? `${base}/organizations/${account.login}/settings/installations/${id}`
+    : `${base}/settings/installations/${id}`;
+}
+
+/** GitHub gave no definite answer: a network failure, a timeout, a 5xx or a rate limit. */
+function transient(error: unknown): boolean {
+  const status = (error as { status?: unknown }).status;
+  if (typeof status !== 'number' || status <= 0) return true;
+  if (status >= 500 || status === 429) return true;
+  const headers = (error as { response?: { headers?: Record<string, string> } }).response?.headers;
+  return status === 403 && headers?.['x-ratelimit-remaining'] === '0';
 }
 
 function describe(scope: Scope): string {
@@ -76,13 +133,32 @@ async function appChecks(
 ): Promise<{ lines: CheckLine[]; authenticated: boolean }> {
   const octokit = appOctokit(config.github, options.fetch, options.signal)!;
   const lines: CheckLine[] = [];
+  let page: AppPage;
   try {
     const { data } = await octokit.request('GET /app');
+    const owner = (data?.owner ?? {}) as { login?: string; type?: string };
+    page = {
+      slug: data?.slug ?? String(app.id),
+      ...(owner.login !== undefined ? { ownerLogin: owner.login } : {}),
+      ...(owner.type !== undefined ? { ownerType: owner.type } : {}),
+    };
     lines.push({ ok: true, text: `GitHub App ${data?.slug ?? app.id} (id ${app.id}) authenticates` });
+    const events: readonly string[] = data?.events ?? [];
+    const missing = APP_EVENTS.filter((e) => !events.includes(e));
+    if (missing.length > 0) {
+      lines.push({
+        ok: false,
+        text: `GitHub App ${page.slug} does not subscribe to the ${missing.join(', ')} event`,
+        fix:
+          `in the App's settings (${appSettingsUrl(config.github.url, page)}), Subscribe to events: tick ` +
+          `"Workflow job", save, then accept the change in each installation`,
+      });
+    }
   } catch (error) {
     lines.push({
       ok: false,
       text: `GitHub App id ${app.id} does not authenticate (GET /app: ${failure(error)}); check the App id and private key`,
+      ...(transient(error) ? { unchecked: true } : {}),
     });
     return { lines, authenticated: false };
   }
@@ -98,22 +174,50 @@ async function appChecks(
               repo: scope.repo.split('/')[1] ?? '',
             });
       const needed = neededPermissions(config, scope);
-      const missing = missingPermissions(data.permissions as Record<string, string>, needed);
+      const granted = data.permissions as Record<string, string>;
+      const missing = missingPermissions(granted, needed);
       const wanted = Object.entries(needed)
         .map(([n, l]) => `${n}: ${l}`)
         .join(', ');
-      lines.push(
-        missing.length === 0
-          ? { ok: true, text: `${describe(scope)}: App installation ${data.id} grants ${wanted}` }
-          : {
-              ok: false,
-              text: `${describe(scope)}: App installation ${data.id} lacks permissions (${missing.join('; ')})`,
-            },
-      );
+      const account = (data.account ?? {}) as { login?: string; type?: string };
+      const accept = installationSettingsUrl(config.github.url, account, data.id);
+      if (missing.length === 0) {
+        lines.push({ ok: true, text: `${describe(scope)}: App installation ${data.id} grants ${wanted}` });
+      } else {
+        const settings = Object.entries(needed)
+          .filter(([name, level]) => (RANK[granted?.[name] ?? ''] ?? 0) < RANK[level]!)
+          .map(([name, level]) => `${PERMISSION_SETTINGS[name] ?? name}: ${LEVEL_NAMES[level]}`)
+          .join('; ');
+        lines.push({
+          ok: false,
+          text: `${describe(scope)}: App installation ${data.id} lacks permissions (${missing.join('; ')})`,
+          fix:
+            `in the App's settings (${appSettingsUrl(config.github.url, page)}) set ${settings}, save, then ` +
+            `accept the new permissions at ${accept}`,
+        });
+      }
+      const events: readonly string[] = data.events ?? [];
+      const missingEvents = APP_EVENTS.filter((e) => !events.includes(e));
+      if (missingEvents.length > 0) {
+        lines.push({
+          ok: false,
+          text: `${describe(scope)}: App installation ${data.id} does not receive the ${missingEvents.join(', ')} event`,
+          fix:
+            `subscribe the App to "Workflow job" (${appSettingsUrl(config.github.url, page)}) and accept the ` +
+            `change at ${accept}`,
+        });
+      }
     } catch (error) {
       lines.push({
         ok: false,
         text: `${describe(scope)}: the App is not installed there or cannot be seen (${failure(error)})`,
+        ...(transient(error)
+          ? { unchecked: true }
+          : {
+              fix:
+                `install the App on ${'org' in scope ? `the organization ${scope.org}` : `the repository ${scope.repo}`} ` +
+                `(${config.github.url.replace(/\/+$/, '')}/apps/${page.slug}/installations/new)`,
+            }),
       });
     }
   }
@@ -135,7 +239,13 @@ async function tokenChecks(
     if (typeof header === 'string') scopes = header.split(',').map((s) => s.trim());
   } catch (error) {
     return {
-      lines: [{ ok: false, text: `the personal access token does not authenticate (${failure(error)})` }],
+      lines: [
+        {
+          ok: false,
+          text: `the personal access token does not authenticate (${failure(error)})`,
+          ...(transient(error) ? { unchecked: true } : {}),
+        },
+      ],
       authenticated: false,
     };
   }
@@ -151,13 +261,42 @@ async function tokenChecks(
       lines.push({
         ok: false,
         text: `${describe(scope)}: the token needs the manage_runners:enterprise scope`,
+        fix: 'create a classic personal access token with the manage_runners:enterprise scope',
       });
     }
   }
   return { lines, authenticated: true };
 }
 
-/** One line per check, in order: authentication, permissions per scope, runners listable per scope. */
+/**
+ * What `start` checks before anything else: authentication, and an App's permissions and events per scope. One line
+ * per check, in order.
+ */
+export async function githubAccessChecks(
+  config: FleetConfig,
+  options: GitHubCheckOptions,
+): Promise<CheckLine[]> {
+  const auth = config.github.auth;
+  const { lines } =
+    'app' in auth ? await appChecks(config, auth.app, options) : await tokenChecks(config, options);
+  return lines;
+}
+
+/**
+ * Why `start` must not run with these check results (each failure with its fix), or null. Checks GitHub could not
+ * answer (network, 5xx) are no reason to refuse: the controller retries GitHub like any call.
+ */
+export function githubRefusal(lines: readonly CheckLine[]): string | null {
+  const failed = lines.filter((l) => !l.ok && !l.unchecked);
+  if (failed.length === 0) return null;
+  return [
+    'the GitHub credentials cannot run this fleet:',
+    ...failed.flatMap((l) => [`  - ${l.text}`, ...(l.fix ? [`    fix: ${l.fix}`] : [])]),
+    '`runner-fleet doctor --config <file>` runs these checks (and more) without starting.',
+  ].join('\n');
+}
+
+/** One line per check, in order: authentication, permissions and events per scope, runners listable per scope. */
 export async function githubChecks(config: FleetConfig, options: GitHubCheckOptions): Promise<CheckLine[]> {
   const auth = config.github.auth;
   const { lines, authenticated } =

@@ -10,6 +10,7 @@ import { loadKubeConfig } from '../kubernetes/kubeconfig.js';
 import type { LogLevel } from '../telemetry/index.js';
 import type { Controller } from './compose.js';
 import { composeController } from './compose.js';
+import { githubPreflight } from './github-preflight.js';
 import type { LeaderElectionSettings } from './kube-options.js';
 import { leaderElectionSettings } from './kube-options.js';
 import { runWithLeaderElection } from './leadership.js';
@@ -57,6 +58,14 @@ export async function runController(options: RunControllerOptions): Promise<numb
       const refusal = await leaseRightsRefusal(kubeConfig, config, settings);
       if (refusal !== null) return fail(refusal);
     }
+  }
+  // GitHub first: missing App permissions or events refuse the start before anything else is set up.
+  try {
+    const github = await githubPreflight(config, { env: options.env });
+    if (github.refusal !== null) return fail(`refusing to start: ${github.refusal}`);
+    for (const warning of github.warnings) stderr.write(`runner-fleet start: warning: ${warning}\n`);
+  } catch (error) {
+    return fail((error as Error).message);
   }
   let controller: Controller;
   try {

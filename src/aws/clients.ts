@@ -18,6 +18,8 @@ export interface AwsClientOptions {
   readonly credentials?: AwsCredentials;
   /** Attempts per call, the first included. Default 3. */
   readonly maxAttempts?: number;
+  /** HTTP(S) agents, e.g. through a proxy (src/lib/proxy.ts envProxyAgents). */
+  readonly agents?: { readonly httpAgent?: unknown; readonly httpsAgent?: unknown };
 }
 
 export interface AwsClientConfig {
@@ -25,7 +27,12 @@ export interface AwsClientConfig {
   endpoint?: string;
   credentials?: AwsCredentials;
   maxAttempts: number;
-  requestHandler: { connectionTimeout: number; requestTimeout: number };
+  requestHandler: {
+    connectionTimeout: number;
+    requestTimeout: number;
+    httpAgent?: unknown;
+    httpsAgent?: unknown;
+  };
 }
 
 /** SDK client config (EC2Client, SSMClient, STSClient, ...) for these options. */
@@ -35,7 +42,7 @@ export function awsClientConfig(options: AwsClientOptions): AwsClientConfig {
     ...(options.endpoint !== undefined ? { endpoint: options.endpoint } : {}),
     ...(options.credentials !== undefined ? { credentials: options.credentials } : {}),
     maxAttempts: options.maxAttempts ?? 3,
-    requestHandler: { connectionTimeout: 5_000, requestTimeout: 30_000 },
+    requestHandler: { connectionTimeout: 5_000, requestTimeout: 30_000, ...options.agents },
   };
 }
 
@@ -55,7 +62,7 @@ export interface AwsClients {
 }
 
 export function createAwsClients(
-  options: { readonly credentials?: AwsCredentials; readonly maxAttempts?: number } = {},
+  options: Pick<AwsClientOptions, 'credentials' | 'maxAttempts' | 'agents'> = {},
 ): AwsClients {
   const cache = new Map<string, EC2Client | SSMClient | STSClient>();
   function get<T extends EC2Client | SSMClient | STSClient>(

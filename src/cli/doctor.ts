@@ -5,6 +5,7 @@ import type { Command, CommandIo } from './command.js';
 import { UsageError } from './command.js';
 import type { CheckLine } from '../app/doctor-github.js';
 import { githubChecks } from '../app/doctor-github.js';
+import { githubFetch } from '../app/github-fetch.js';
 import type { FleetFlags } from './fleet-options.js';
 import { loadFleetConfig, parseFleetArgs } from './fleet-options.js';
 import {
@@ -19,8 +20,9 @@ const usage = `Usage: runner-fleet doctor --config fleet.yaml [--kubeconfig F] [
 
 Checks that a fleet can run, one line per check (ok or FAIL with the reason); exit 0 only when every check passes:
   - GitHub: the App (or token) authenticates; the App's installation grants, per scope, organization_self_hosted_runners
-    write (organization) or administration write (repository) and actions read; enterprise scopes use a classic
-    token; every scope's runners can be listed;
+    write (organization) or administration write (repository) and actions read; the App and each installation
+    subscribe to workflow_job; enterprise scopes use a classic token; every scope's runners can be listed (through
+    HTTPS_PROXY unless NO_PROXY exempts GitHub, trusting github.caFile);
   - Kubernetes (when a scale set runs there): the controller's permissions in every namespace it uses, and each
     runner ServiceAccount: present, carrying its identity annotations, holding its container mode's rights;
   - each other provider kind the fleet uses, by its own checks; EC2: the AWS identity, each launch template (exists,
@@ -55,6 +57,7 @@ function parse(argv: string[]): DoctorFlags {
 function write(io: CommandIo, line: CheckLine | string): void {
   const text = typeof line === 'string' ? line : `${line.ok ? 'ok  ' : 'FAIL'}  ${line.text}`;
   io.stdout.write(`${text}\n`);
+  if (typeof line !== 'string' && line.fix) io.stdout.write(`      fix: ${line.fix}\n`);
 }
 
 /** Lines of the Kubernetes checks and whether they all passed. */
@@ -138,10 +141,18 @@ export const command: Command = {
     const flags = parse(argv);
     const config = loadFleetConfig('doctor', flags.config, io);
     if (config === 2) return 2;
+    let transport;
+    try {
+      transport = githubFetch(config.github, io.env);
+    } catch (error) {
+      io.stderr.write(`runner-fleet doctor: ${(error as Error).message}\n`);
+      return 2;
+    }
     const github = await githubChecks(config, {
       logger: pino({ level: 'silent' }),
       signal: AbortSignal.timeout(120_000),
-    });
+      fetch: transport.fetch,
+    }).finally(() => transport.close());
     for (const line of github) write(io, line);
     let ok = github.every((l) => l.ok);
     if (usesKubernetes(config, wantsLeaderElection(flags, io.env))) {

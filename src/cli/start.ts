@@ -10,10 +10,13 @@ const usage = `Usage: runner-fleet start --config fleet.yaml [--kubeconfig F] [-
 Runs the controller: receives workflow_job webhooks, creates JIT-configured runners on the configured providers,
 and removes them when they are done. Stops gracefully on SIGINT or SIGTERM.
 
-When a scale set runs on Kubernetes (or leader election is on) the controller first checks its own Kubernetes
-permissions and refuses to start, listing each missing rule and the manifest that grants it, when any is missing.
-When a scale set runs on EC2 it first checks its AWS access (identity, launch templates, subnets, SSM prefixes
-writable) and refuses to start, listing each failing check, when any fails (exit status 1).
+Before anything else it checks that the GitHub App grants the permissions each scope needs and subscribes to
+workflow_job, and refuses to start, naming each missing one and its fix, when one is missing. When a scale set runs
+on Kubernetes (or leader election is on) it then checks its own Kubernetes permissions and refuses to start, listing
+each missing rule and the manifest that grants it, when any is missing. When a scale set runs on EC2 it checks
+its AWS access (identity, launch templates, subnets, SSM prefixes writable) and refuses, listing each failing check.
+
+GitHub and AWS calls go through HTTPS_PROXY (HTTP_PROXY for http:// URLs) unless NO_PROXY names the host.
 
 Options:
   --config F              the fleet.yaml to run (required)

@@ -2,7 +2,7 @@
  * Loading fleet.yaml: YAML (with node positions) -> secret references resolved -> zod schema -> cross-field rules
  * -> one deep-frozen FleetConfig, or every problem found, each with its line and column.
  */
-import { dirname } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { LineCounter, parseDocument } from 'yaml';
 import type { Document } from 'yaml';
 import type { z } from 'zod';
@@ -92,6 +92,29 @@ function withoutExtensions(raw: unknown): unknown {
   return Object.fromEntries(Object.entries(raw).filter(([key]) => !key.startsWith(EXTENSION_PREFIX)));
 }
 
+const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----\r?\n[A-Za-z0-9+/=\r\n]+-----END CERTIFICATE-----/;
+
+/** The PEM text of a CA bundle, or why it cannot be used (the path and a reason, never the content). */
+function readCaFile(file: string, readFile: (path: string) => string): string | Error {
+  let text: string;
+  try {
+    text = readFile(file);
+  } catch (error) {
+    const code = (error as { code?: unknown }).code;
+    const reason =
+      code === 'ENOENT'
+        ? 'no such file'
+        : code === 'EACCES'
+          ? 'permission denied'
+          : String(code ?? 'unreadable');
+    return new Error(`cannot read ${file}: ${reason}`);
+  }
+  if (!PEM_CERTIFICATE.test(text)) {
+    return new Error(`${file} holds no PEM certificate (-----BEGIN CERTIFICATE-----)`);
+  }
+  return text;
+}
+
 /** Validates fleet.yaml text. `fileName` names the file in problems; relative `${file:...}` start from its directory. */
 export function parseConfig(text: string, fileName: string, options: LoadOptions): LoadResult {
   const lineCounter = new LineCounter();
@@ -145,22 +168,37 @@ export function parseConfig(text: string, fileName: string, options: LoadOptions
     ...checkRules(secrets.value),
   ];
 
+  // github.caFile is read here, so a missing or non-PEM file is a problem with its position, not a failure later.
+  let ca: { file: string; pem: string } | undefined;
+  if (issues.length === 0 && parsed.success && parsed.data.github.caFile !== undefined) {
+    const file = resolve(dirname(fileName), parsed.data.github.caFile);
+    const read = readCaFile(file, options.readFile ?? readSecretFile);
+    if (typeof read === 'string') ca = { file, pem: read };
+    else issues.push({ path: ['github', 'caFile'], message: read.message });
+  }
+
   if (issues.length === 0 && parsed.success) {
     const warnings: Problem[] = [];
-    const secret = parsed.data.webhook.secret;
-    if (secret.length < MIN_WEBHOOK_SECRET_LENGTH) {
-      const { line, col } = positionOf(doc, lineCounter, ['webhook', 'secret']);
+    const configured = parsed.data.webhook.secret;
+    const list = typeof configured === 'string' ? [configured] : configured;
+    list.forEach((secret, index) => {
+      if (secret.length >= MIN_WEBHOOK_SECRET_LENGTH) return;
+      const at = typeof configured === 'string' ? ['webhook', 'secret'] : ['webhook', 'secret', index];
+      const { line, col } = positionOf(doc, lineCounter, at);
       warnings.push({
         file: fileName,
         line,
         col,
-        path: 'webhook.secret',
+        path: formatPath(at),
         message:
           `is ${secret.length} characters long; use at least ${MIN_WEBHOOK_SECRET_LENGTH} random characters ` +
           '(e.g. openssl rand -hex 32)',
       });
-    }
-    return { ok: true, config: deepFreeze(parsed.data), warnings };
+    });
+    const config = ca
+      ? { ...parsed.data, github: { ...parsed.data.github, caFile: ca.file, ca: ca.pem } }
+      : parsed.data;
+    return { ok: true, config: deepFreeze(config), warnings };
   }
 
   const scrub = secrets.secrets

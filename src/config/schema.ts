@@ -18,6 +18,8 @@ export const MAX_LABEL_LENGTH = 256;
 export const MAX_RUNNERS = 10_000;
 export const MAX_SCALE_SETS = 500;
 export const MAX_PRIORITY = 1_000_000;
+/** Secrets accepted at once during a webhook secret rotation (old and new, and a spare). */
+export const MAX_WEBHOOK_SECRETS = 3;
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
@@ -26,6 +28,12 @@ const LOGIN = /^[A-Za-z0-9][A-Za-z0-9-]{0,38}$/;
 const REPO = /^[A-Za-z0-9][A-Za-z0-9-]{0,38}\/[A-Za-z0-9._-]{1,100}$/;
 const PEM_PRIVATE_KEY =
   /^-----BEGIN (RSA )?PRIVATE KEY-----\r?\n[A-Za-z0-9+/=\r\n]+-----END \1PRIVATE KEY-----$/;
+
+const portNumber = z
+  .number()
+  .int()
+  .min(0, { error: 'must be a port number, 0 to 65535' })
+  .max(65535, { error: 'must be a port number, 0 to 65535' });
 
 /** Adds one issue at the object unless exactly one of `keys` is present. Runs even when a field failed. */
 function exactlyOne(keys: readonly string[], message: string) {
@@ -125,6 +133,13 @@ const githubSchema = z
           'http://127.0.0.1:3000.',
       ),
     auth: authSchema.describe('Exactly one of `app` or `token`.'),
+    caFile: nonEmpty()
+      .optional()
+      .describe(
+        'PEM file of the certificate authorities that sign your GitHub Enterprise Server certificate (a private ' +
+          'CA), trusted in addition to the default roots (relative to the config file). Also used for an https:// ' +
+          'proxy. Outbound proxies come from `HTTPS_PROXY`, `HTTP_PROXY` and `NO_PROXY`.',
+      ),
   })
   .transform((github) => {
     const derived = deriveApiUrl(github.url);
@@ -133,6 +148,7 @@ const githubSchema = z
       apiUrl: github.apiUrl ?? derived.apiUrl,
       ghes: derived.ghes,
       auth: github.auth,
+      ...(github.caFile !== undefined ? { caFile: github.caFile } : {}),
     };
   });
 
@@ -208,10 +224,20 @@ const identitySchema = z
           .regex(/^arn:aws(-[a-z]+)*:iam::\d{12}:role\/([\w+=,.@-]+\/)*[\w+=,.@-]{1,64}$/, {
             error: 'must be an IAM role ARN: arn:aws:iam::<12-digit account>:role/<path/name>',
           })
-          .describe('IAM role ARN, set as the IRSA annotation `eks.amazonaws.com/role-arn`.'),
+          .describe(
+            'IAM role ARN: set as the IRSA annotation `eks.amazonaws.com/role-arn`, or (with `podIdentity`) the ' +
+              'role of the EKS Pod Identity association.',
+          ),
+        podIdentity: z
+          .boolean()
+          .optional()
+          .describe(
+            'Use EKS Pod Identity instead of IRSA: no annotation; associate `roleArn` with the runner ' +
+              'ServiceAccount (`aws eks create-pod-identity-association`; `runner-fleet doctor` names it).',
+          ),
       })
       .optional()
-      .describe('AWS IAM Roles for Service Accounts (IRSA).'),
+      .describe('AWS: IAM Roles for Service Accounts (IRSA) by default, or EKS Pod Identity.'),
     gcp: z
       .strictObject({
         serviceAccount: z
@@ -319,25 +345,58 @@ export const fleetConfigSchema = z
     github: githubSchema.describe('Which GitHub, and how to authenticate.'),
     webhook: z
       .strictObject({
-        secret: nonEmpty()
-          .meta({ docType: 'secret string' })
-          .describe('Webhook secret (HMAC key of X-Hub-Signature-256). Use `${env:...}` or `${file:...}`.'),
+        secret: z
+          .union([nonEmpty(), z.array(nonEmpty())], {
+            error: 'expected a string or a list of strings',
+          })
+          .superRefine((value, ctx) => {
+            if (typeof value === 'string') return;
+            if (value.length === 0) ctx.addIssue({ code: 'custom', message: 'needs at least one secret' });
+            if (value.length > MAX_WEBHOOK_SECRETS) {
+              ctx.addIssue({
+                code: 'custom',
+                message: `at most ${MAX_WEBHOOK_SECRETS} secrets (keep only the ones in use during a rotation)`,
+              });
+            }
+          })
+          .meta({ docType: 'secret string or list' })
+          .describe(
+            'Webhook secret (HMAC key of X-Hub-Signature-256). Use `${env:...}` or `${file:...}`. A list while ' +
+              'rotating it: a delivery signed with any listed secret is accepted (docs/security.md).',
+          ),
       })
       .describe('The workflow_job webhook this controller receives at POST /webhook.'),
     server: z
       .strictObject({
         host: nonEmpty().default(DEFAULTS.serverHost).describe('Listen address.'),
-        port: z
-          .number()
-          .int()
-          .min(0, { error: 'must be a port number, 0 to 65535' })
-          .max(65535, { error: 'must be a port number, 0 to 65535' })
-          .default(DEFAULTS.serverPort)
-          .describe('Listen port (0: any free port).'),
+        port: portNumber.default(DEFAULTS.serverPort).describe('Listen port (0: any free port).'),
         dashboardToken: nonEmpty()
           .optional()
           .meta({ docType: 'secret string' })
-          .describe('Bearer token required by the dashboard and /api/v1 when the server is not on loopback.'),
+          .describe(
+            'Bearer token required by the dashboard and /api/v1; needed when they are served beyond loopback.',
+          ),
+        dashboard: z
+          .strictObject({
+            host: nonEmpty()
+              .default(DEFAULTS.serverHost)
+              .describe('Listen address of the dashboard and /api/v1.'),
+            port: portNumber.describe('Their port (0: any free port); not the same as `server.port`.'),
+          })
+          .optional()
+          .describe(
+            'Serve the dashboard and /api/v1 on a listener of their own, so `server.host:port` serves only ' +
+              '/webhook, /healthz, /readyz and /metrics and may listen on 0.0.0.0 without a dashboard token.',
+          ),
+      })
+      .superRefine((server, ctx) => {
+        if (server.dashboard && server.dashboard.port !== 0 && server.dashboard.port === server.port) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['dashboard', 'port'],
+            message: `must differ from server.port (${server.port})`,
+          });
+        }
       })
       .prefault({})
       .describe('HTTP server: webhook, health, metrics, API and dashboard.'),

@@ -11,7 +11,8 @@ export type RegistrationMode = 'jit' | 'token';
 
 /** Cloud identity given to runner pods (and, in kubernetes container mode, to job pods). */
 export interface IdentityConfig {
-  readonly aws?: { readonly roleArn: string };
+  /** IRSA (annotation on the ServiceAccount), or with `podIdentity` an EKS Pod Identity association. */
+  readonly aws?: { readonly roleArn: string; readonly podIdentity?: boolean };
   readonly gcp?: { readonly serviceAccount: string };
   readonly azure?: { readonly clientId: string };
 }
@@ -58,18 +59,25 @@ export interface GitHubConfig {
   /** True when `url` is not github.com (GHES): API under /api/v3. */
   readonly ghes: boolean;
   readonly auth: GitHubAuthConfig;
+  /** `github.caFile` as configured (relative paths resolved against the config file). */
+  readonly caFile?: string;
+  /** The PEM certificates read from `caFile` at load, trusted in addition to the default roots. */
+  readonly ca?: string;
 }
 
 export interface FleetConfig {
   /** Fleet name: owner label on every instance this controller creates. Default `runner-fleet`. */
   readonly name: string;
   readonly github: GitHubConfig;
-  readonly webhook: { readonly secret: string };
+  /** The HMAC key of deliveries; a list during a rotation (any of them verifies a delivery). */
+  readonly webhook: { readonly secret: string | readonly string[] };
   readonly server: {
     readonly host: string;
     readonly port: number;
-    /** Bearer token the dashboard and /api/v1 require when the server is not on loopback. */
+    /** Bearer token the dashboard and /api/v1 require (needed when they are served beyond loopback). */
     readonly dashboardToken?: string;
+    /** A listener of their own for the dashboard and /api/v1; the main one then serves webhook, health, metrics. */
+    readonly dashboard?: { readonly host: string; readonly port: number };
   };
   readonly store: { readonly path: string };
   readonly controller: {

@@ -286,8 +286,11 @@ export class Reconciler {
     const hook = this.#o.hooks?.onJobEvent;
     if (hook !== undefined && (previous === null || previous.status !== job.status)) {
       const event = previous === null && job.scaleSet === null ? 'unroutable' : job.status;
+      // Queue time is for jobs that got a runner: one cancelled while queued never waited its way to one (GitHub
+      // still sends it a started_at).
+      const ran = job.status === 'in_progress' || (job.runnerName ?? null) !== null;
       const queueMs =
-        job.status !== 'queued' && job.startedAt != null && previous?.status === 'queued'
+        job.status !== 'queued' && ran && job.startedAt != null && previous?.status === 'queued'
           ? Math.max(0, job.startedAt - job.queuedAt)
           : undefined;
       safeHook(

@@ -40,18 +40,26 @@ export function decodeBody(raw: Uint8Array | string): string | null {
 
 /**
  * True when `signature` (the `X-Hub-Signature-256` header, `sha256=<hex>`) is the HMAC of the raw body under
- * `secret`. Never throws: a missing header, an empty body or a body that is not UTF-8 are simply not verified.
+ * `secret`, or under any of them when given a list. Never throws: a missing header, an empty body or a body that is not UTF-8 are simply not verified.
  */
 export async function verifyWebhookSignature(
-  secret: string,
+  secret: string | readonly string[],
   rawBody: Uint8Array | string,
   signature: string | undefined | null,
 ): Promise<boolean> {
-  if (!secret || !signature || typeof signature !== 'string' || !signature.startsWith('sha256='))
-    return false;
+  if (!signature || typeof signature !== 'string' || !signature.startsWith('sha256=')) return false;
   const body = decodeBody(rawBody);
   if (!body) return false;
-  return verify(secret, body, signature);
+  // During a rotation several secrets are valid: each is tried in full (every comparison is constant-time).
+  for (const candidate of webhookSecrets(secret)) {
+    if (candidate && (await verify(candidate, body, signature))) return true;
+  }
+  return false;
+}
+
+/** `webhook.secret` as a list: one secret, or the several that are valid during a rotation. */
+export function webhookSecrets(secret: string | readonly string[]): readonly string[] {
+  return typeof secret === 'string' ? [secret] : secret;
 }
 
 /** `sha256=<hex>` for a body: what GitHub puts in `X-Hub-Signature-256` (used by the simulator and tests). */

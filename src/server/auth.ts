@@ -19,13 +19,25 @@ export function isLoopbackHost(host: string): boolean {
   return false;
 }
 
-/** Throws when the server would listen beyond loopback with no token guarding the API and the dashboard. */
-export function assertServerExposure(host: string, dashboardToken: string | undefined): void {
-  if (isLoopbackHost(host) || (dashboardToken !== undefined && dashboardToken.length > 0)) return;
+/**
+ * Throws when /api/v1 and the dashboard would be reachable beyond this machine with no token guarding them: they are
+ * served on `host` (the main listener), or on `dashboardHost` when they have a listener of their own; then the main
+ * listener serves only the webhook (HMAC-verified), health and metrics, and may listen anywhere.
+ */
+export function assertServerExposure(
+  host: string,
+  dashboardToken: string | undefined,
+  dashboardHost?: string,
+): void {
+  const where = dashboardHost ?? host;
+  if (isLoopbackHost(where) || (dashboardToken !== undefined && dashboardToken.length > 0)) return;
+  const field = dashboardHost === undefined ? 'server.host' : 'server.dashboard.host';
   throw new ServerConfigError(
-    `server.host is ${host}, which is reachable beyond this machine: set server.dashboardToken ` +
-      `(e.g. dashboardToken: "\${env:RUNNER_FLEET_DASHBOARD_TOKEN}") so /api/v1 and the dashboard require it, ` +
-      `or listen on 127.0.0.1`,
+    `${field} is ${where}, which is reachable beyond this machine, and /api/v1 and the dashboard would be served ` +
+      `there without a token: set server.dashboardToken ` +
+      `(e.g. dashboardToken: "\${env:RUNNER_FLEET_DASHBOARD_TOKEN}") so they require it, or serve them on a ` +
+      `loopback listener of their own (server.dashboard: { host: 127.0.0.1, port: 8081 })` +
+      (dashboardHost === undefined ? ', or listen on 127.0.0.1' : ''),
   );
 }
 

@@ -136,10 +136,18 @@ function clientErrorHandler(log: Logger) {
 }
 
 export interface FleetServer {
+  /** The main listener: /webhook, /healthz, /readyz, /metrics (and /api/v1 and the dashboard unless separate). */
   readonly app: FastifyInstance;
+  /** Where /api/v1 and the dashboard are served: `app`, or a listener of their own with `server.dashboard`. */
+  readonly dashboardApp: FastifyInstance;
   readonly events: EventHub;
-  /** Listens on config.server.host:port; resolves to the URL it listens on (port 0 picks a free port). */
+  /**
+   * Listens on config.server.host:port (and server.dashboard's host:port when set); resolves to the main URL (port 0
+   * picks a free port).
+   */
   listen(): Promise<string>;
+  /** The URL of /api/v1 and the dashboard, once listening. */
+  readonly dashboardUrl: string | undefined;
   close(): Promise<void>;
 }
 
@@ -156,15 +164,8 @@ export function wellFormedJson(text: string): string {
     );
 }
 
-/** Throws ServerConfigError when the host is not loopback and no dashboard token is configured. */
-export async function createServer(options: ServerOptions): Promise<FleetServer> {
-  const { config, logger, metrics } = options;
-  assertServerExposure(config.server.host, config.server.dashboardToken);
-  const events = options.events ?? new EventHub();
-  const log = logger.child({ component: 'server' });
-  const bodyLimit = options.bodyLimit ?? WEBHOOK_BODY_LIMIT;
-  const limits: ServerLimits = { ...SERVER_LIMITS, ...options.limits };
-
+/** fastify with the server's limits, its client-error handler and the headers every answer carries. */
+function newApp(log: Logger, limits: ServerLimits, bodyLimit: number): FastifyInstance {
   // Typed as a plain FastifyInstance: plugins (the dashboard) need not know the logger's type.
   const app = fastify({
     loggerInstance: log,
@@ -202,6 +203,26 @@ export async function createServer(options: ServerOptions): Promise<FleetServer>
       ? wellFormedJson(payload)
       : payload;
   });
+  return app;
+}
+
+/**
+ * Throws ServerConfigError when /api/v1 and the dashboard would be served beyond loopback with no dashboard token:
+ * on the main listener's host, or on `server.dashboard.host` when they have a listener of their own.
+ */
+export async function createServer(options: ServerOptions): Promise<FleetServer> {
+  const { config, logger, metrics } = options;
+  const separate = config.server.dashboard;
+  assertServerExposure(config.server.host, config.server.dashboardToken, separate?.host);
+  const events = options.events ?? new EventHub();
+  const log = logger.child({ component: 'server' });
+  const bodyLimit = options.bodyLimit ?? WEBHOOK_BODY_LIMIT;
+  const limits: ServerLimits = { ...SERVER_LIMITS, ...options.limits };
+
+  const app = newApp(log, limits, bodyLimit);
+  // The dashboard and /api/v1: on the main listener, or on one of their own (server.dashboard), so the port that
+  // receives webhooks from the internet serves nothing else than the webhook, health and metrics.
+  const ui = separate ? newApp(log.child({ listener: 'dashboard' }), limits, bodyLimit) : app;
 
   app.get('/healthz', async () => ({ status: 'ok' }));
 
@@ -239,7 +260,7 @@ export async function createServer(options: ServerOptions): Promise<FleetServer>
   });
 
   const auth = bearerAuth(config.server.dashboardToken);
-  await app.register(async (api) => {
+  await ui.register(async (api) => {
     api.addHook('onRequest', auth);
     await apiRoutes(api, {
       readModel: options.readModel,
@@ -250,22 +271,32 @@ export async function createServer(options: ServerOptions): Promise<FleetServer>
 
   if (options.dashboard) {
     const dashboard = options.dashboard;
-    await app.register(async (ui) => {
-      ui.addHook('onRequest', auth);
-      await dashboard.register(ui, { readModel: options.readModel, events });
+    await ui.register(async (scope) => {
+      scope.addHook('onRequest', auth);
+      await dashboard.register(scope, { readModel: options.readModel, events });
     });
   }
 
+  let dashboardUrl: string | undefined;
   return {
     app,
+    dashboardApp: ui,
     events,
     async listen() {
-      return app.listen({ host: config.server.host, port: config.server.port });
+      const url = await app.listen({ host: config.server.host, port: config.server.port });
+      if (separate) {
+        dashboardUrl = await ui.listen({ host: separate.host, port: separate.port });
+        log.info({ url: dashboardUrl }, 'dashboard and API listening on their own port');
+      } else dashboardUrl = url;
+      return url;
+    },
+    get dashboardUrl() {
+      return dashboardUrl;
     },
     async close() {
       // Events already read are written (and answered if their connection is still open), not dropped.
       batching?.flush();
-      await app.close();
+      await Promise.all([app.close(), ...(separate ? [ui.close()] : [])]);
     },
   };
 }

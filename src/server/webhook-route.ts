@@ -73,7 +73,8 @@ const DELIVERY_ID = /^[\x21-\x7e]+$/;
 const LONE_SURROGATE = /\p{Surrogate}/u;
 
 export interface WebhookRouteOptions {
-  readonly secret: string;
+  /** The HMAC key, or the keys valid during a rotation (a delivery signed with any of them is accepted). */
+  readonly secret: string | readonly string[];
   readonly sink: WebhookSink;
   /** When set, events go through it (group commit) instead of one sink call per request. */
   readonly batching?: BatchingSink;

@@ -100,14 +100,16 @@ export function configSecrets(config: {
   readonly github?: {
     readonly auth: { readonly token: string } | { readonly app: { readonly privateKey: string } };
   };
-  readonly webhook?: { readonly secret: string };
+  readonly webhook?: { readonly secret: string | readonly string[] };
   readonly server?: { readonly dashboardToken?: string };
 }): string[] {
   const secrets: string[] = [];
   const auth = config.github?.auth;
   if (auth && 'token' in auth) secrets.push(auth.token);
   if (auth && 'app' in auth) secrets.push(auth.app.privateKey);
-  if (config.webhook?.secret) secrets.push(config.webhook.secret);
+  const webhook = config.webhook?.secret;
+  for (const secret of typeof webhook === 'string' ? [webhook] : (webhook ?? []))
+    if (secret) secrets.push(secret);
   if (config.server?.dashboardToken) secrets.push(config.server.dashboardToken);
   return secrets;
 }

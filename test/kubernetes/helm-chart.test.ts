@@ -5,7 +5,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { V1Deployment, V1PodSpec, V1Service } from '@kubernetes/client-node';
-import { parseAllDocuments } from 'yaml';
+import { readFileSync } from 'node:fs';
+import { parse, parseAllDocuments } from 'yaml';
 import { parseConfig } from '../../src/config/index.js';
 import type { FleetConfig } from '../../src/core/fleet-config.js';
 import type { KubeObject } from '../../src/kubernetes/rbac-manifests.js';
@@ -124,7 +125,12 @@ describe.skipIf(!requireHelm('helm chart'))('helm chart', () => {
     });
     expect(result.ok, JSON.stringify(!result.ok && result.problems)).toBe(true);
     if (!result.ok) return;
-    expect(result.config.server).toMatchObject({ host: '0.0.0.0', port: 8080 });
+    // The main port faces GitHub; the dashboard and API listen on the pod's loopback unless a token is given.
+    expect(result.config.server).toEqual({
+      host: '0.0.0.0',
+      port: 8080,
+      dashboard: { host: '127.0.0.1', port: 8081 },
+    });
     expect(result.config.store.path).toBe('/var/lib/runner-fleet/state.db');
     expect(result.config.scaleSets.map((s) => s.name)).toEqual(['k8s-kube', 'k8s-dind']);
   });
@@ -215,6 +221,26 @@ describe.skipIf(!requireHelm('helm chart'))('helm chart', () => {
     expect(find(objects, 'ConfigMap')).toEqual([]);
     expect(find(objects, 'Role').map((r) => r.metadata.namespace)).toEqual(['builds']);
     expect(podSpecOf(objects).volumes?.[0]?.configMap?.name).toBe('my-fleet');
+  });
+
+  it("renders the values of docs/kubernetes.md's EKS walk-through into a fleet.yaml runner-fleet accepts", () => {
+    const doc = readFileSync(new URL('../../docs/kubernetes.md', import.meta.url), 'utf8');
+    const step = doc.slice(doc.indexOf('5. **Values**'));
+    const block = /```yaml\n([\s\S]*?)```/.exec(step)![1]!.replace(/^ {3}/gm, '');
+    const objects = render(parse(block));
+    const [cm] = find(objects, 'ConfigMap');
+    const result = parseConfig((cm?.data as Record<string, string>)['fleet.yaml'] as string, 'fleet.yaml', {
+      env: { RUNNER_FLEET_WEBHOOK_SECRET: 'from-the-secret' },
+      readFile: () => PEM,
+    });
+    expect(result.ok, JSON.stringify(!result.ok && result.problems)).toBe(true);
+    const ingress = find(objects, 'Ingress')[0] as unknown as {
+      spec: { rules: { http: { paths: { path: string }[] } }[] };
+    };
+    expect(ingress.spec.rules[0]!.http.paths.map((p) => p.path)).toEqual(['/webhook']);
+    expect(podSpecOf(objects).containers[0]!.image).toBe(
+      '123456789012.dkr.ecr.eu-west-1.amazonaws.com/runner-fleet:0.1.0',
+    );
   });
 
   it('refuses combinations that would run two controllers or share a volume', () => {

@@ -5,7 +5,7 @@
  * runs as it. The controller sets all of this up with its least-privilege token.
  */
 import { randomBytes } from 'node:crypto';
-import type { V1Pod, V1PodTemplateSpec } from '@kubernetes/client-node';
+import type { V1PodTemplateSpec } from '@kubernetes/client-node';
 import { CoreV1Api, RbacAuthorizationV1Api } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -15,7 +15,7 @@ import { HOOKS_ROLE_NAME } from '../../src/kubernetes/rbac-rules.js';
 import type { KubernetesProviderFactory } from '../../src/providers/kubernetes/index.js';
 import { createKubernetesProviderFactory } from '../../src/providers/kubernetes/index.js';
 import { kubernetesProviderSchema } from '../../src/providers/kubernetes/schema.js';
-import { scaleSetConfig } from './fixtures.js';
+import { jobPodFromTemplate, scaleSetConfig } from './fixtures.js';
 import { createTestNamespace, requireCluster, useTestCluster, waitFor } from './helpers.js';
 import type { ControllerIdentity } from './rbac-fixture.js';
 import { installController, serviceAccountKubeConfig } from './rbac-fixture.js';
@@ -23,26 +23,6 @@ import { installController, serviceAccountKubeConfig } from './rbac-fixture.js';
 const logger = pino({ level: 'silent' });
 const signal = () => AbortSignal.timeout(60_000);
 const ROLE_ARN = 'arn:aws:iam::123456789012:role/ci-runner';
-
-/**
- * What actions/runner-container-hooks does with ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE: start from its own job pod
- * and apply the template: labels and annotations merged, every other spec field taken from the template.
- */
-function jobPodFromTemplate(name: string, template: V1PodTemplateSpec): V1Pod {
-  const pod: V1Pod = {
-    metadata: { name, labels: { 'runner-pod': 'x' }, annotations: {} },
-    spec: {
-      restartPolicy: 'Never',
-      containers: [{ name: 'job', image: 'node:20', command: ['tail', '-f', '/dev/null'] }],
-    },
-  };
-  Object.assign(pod.metadata!.labels!, template.metadata?.labels ?? {});
-  Object.assign(pod.metadata!.annotations!, template.metadata?.annotations ?? {});
-  for (const [key, value] of Object.entries(template.spec ?? {})) {
-    if (key !== 'containers') (pod.spec as unknown as Record<string, unknown>)[key] = value;
-  }
-  return pod;
-}
 
 describe.skipIf(!requireCluster('kubernetes identity'))('cloud identity for runner and job pods', () => {
   const cluster = useTestCluster();
@@ -151,6 +131,23 @@ describe.skipIf(!requireCluster('kubernetes identity'))('cloud identity for runn
     const template = parse(Object.values(cm.data ?? {})[0] ?? '') as V1PodTemplateSpec;
     expect(template.metadata?.labels?.['azure.workload.identity/use']).toBe('true');
     await provider.delete(name, signal());
+  }, 60_000);
+
+  it('switching from IRSA to EKS Pod Identity removes the role annotation (the SDKs would use it first)', async () => {
+    const irsa = kubeProvider('k8s-switch', { aws: { roleArn: ROLE_ARN } });
+    await irsa.prepare(signal());
+    const annotated = await core.readNamespacedServiceAccount({ name: 'k8s-switch-runner', namespace });
+    expect(annotated.metadata?.annotations?.['eks.amazonaws.com/role-arn']).toBe(ROLE_ARN);
+
+    const podIdentity = kubeProvider('k8s-switch', { aws: { roleArn: ROLE_ARN, podIdentity: true } });
+    await podIdentity.prepare(signal());
+    expect(podIdentity.stats.setupWrites).toBe(1);
+    const plain = await core.readNamespacedServiceAccount({ name: 'k8s-switch-runner', namespace });
+    expect(plain.metadata?.annotations?.['eks.amazonaws.com/role-arn']).toBeUndefined();
+
+    const again = kubeProvider('k8s-switch', { aws: { roleArn: ROLE_ARN, podIdentity: true } });
+    await again.prepare(signal());
+    expect(again.stats.setupWrites).toBe(0);
   }, 60_000);
 
   it('a restart costs no setup writes; a changed identity is patched onto the ServiceAccount', async () => {

@@ -211,6 +211,77 @@ describe('exposure rule', () => {
     await withToken.close();
   });
 
+  it('with server.dashboard the main port serves only webhook, health and metrics, and needs no token', async () => {
+    const base = {
+      sink: new MemorySink(),
+      readModel: leakyReadModel(),
+      isReady: () => true,
+      metrics: createMetrics(),
+      logger: silent,
+    };
+    // The API and dashboard listener beyond loopback still needs a token, and the error names that field.
+    const exposed = createServer({
+      ...base,
+      config: {
+        server: { host: '127.0.0.1', port: 0, dashboard: { host: '0.0.0.0', port: 0 } },
+        webhook: { secret: SECRET },
+      },
+    });
+    await expect(exposed).rejects.toThrow(/server\.dashboard\.host is 0\.0\.0\.0/);
+
+    // Accepted on 0.0.0.0 without a token (not listened on here: test servers stay on loopback).
+    const open = await createServer({
+      ...base,
+      config: {
+        server: { host: '0.0.0.0', port: 0, dashboard: { host: '127.0.0.1', port: 0 } },
+        webhook: { secret: SECRET },
+      },
+    });
+    await open.close();
+
+    const server = await createServer({
+      ...base,
+      dashboard: {
+        register(app) {
+          app.get('/', async () => 'the dashboard');
+        },
+      },
+      config: {
+        server: { host: '127.0.0.1', port: 0, dashboard: { host: '127.0.0.1', port: 0 } },
+        webhook: { secret: SECRET },
+      },
+    });
+    try {
+      const webhookSide = await server.listen();
+      const dashboardSide = server.dashboardUrl!;
+      expect(new URL(dashboardSide).hostname).toBe('127.0.0.1');
+      expect(dashboardSide).not.toBe(webhookSide);
+      // Over real sockets: what each port answers.
+      const status = async (url: string) => {
+        const res = await fetch(url, { signal: AbortSignal.timeout(10_000) });
+        await res.body?.cancel();
+        return res.status;
+      };
+      expect(await status(`${webhookSide}/healthz`)).toBe(200);
+      expect(await status(`${webhookSide}/readyz`)).toBe(200);
+      expect(await status(`${webhookSide}/metrics`)).toBe(200);
+      expect(await status(`${webhookSide}/api/v1/scale-sets`)).toBe(404);
+      expect(await status(`${webhookSide}/`)).toBe(404);
+      expect(await status(`${dashboardSide}/api/v1/scale-sets`)).toBe(200);
+      expect(await status(`${dashboardSide}/`)).toBe(200);
+      expect(await status(`${dashboardSide}/webhook`)).toBe(404);
+      const body = JSON.stringify(workflowJobPayload({ jobId: 77 }));
+      const delivered = await fetch(`${webhookSide}/webhook`, {
+        method: 'POST',
+        body,
+        headers: await signedHeaders(body),
+      });
+      expect(delivered.status).toBe(202);
+    } finally {
+      await server.close();
+    }
+  });
+
   it('knows loopback addresses', () => {
     for (const h of ['127.0.0.1', '127.1.2.3', 'localhost', '::1', '[::1]', '::ffff:127.0.0.1'])
       expect(isLoopbackHost(h), h).toBe(true);

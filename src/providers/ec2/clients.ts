@@ -48,7 +48,8 @@ export interface AwsClients {
   destroy(): void;
 }
 
-const DEFAULT_REQUEST_HANDLER = {
+/** Node's handler with bounded timeouts; kept-alive agents unless given others (a proxy's, see module.ts). */
+export const DEFAULT_REQUEST_HANDLER = {
   connectionTimeout: 5_000,
   requestTimeout: 30_000,
   throwOnRequestTimeout: true,

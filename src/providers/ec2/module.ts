@@ -3,13 +3,15 @@
  * share AWS clients and one DescribeInstances per resync; `imageId` launches get runner-fleet's start script as user
  * data (user-data.ts). `--aws-endpoint` (or a block's `endpoint`) points the clients at another endpoint, e.g. a local
  * moto server; credentials are the command environment's AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN,
- * else the AWS SDK's default chain.
+ * else the AWS SDK's default chain. Calls go through HTTPS_PROXY (HTTP_PROXY for an http:// endpoint) unless NO_PROXY
+ * exempts the endpoint's host: the AWS SDK ignores those variables, so its agents are given the proxy.
  *
  * With `checkAccess` (start), setup runs the AWS access check (access-check.ts: identity, launch templates, subnets,
  * SSM prefixes writable) and refuses with every failing line; `doctor` returns the same lines.
  */
 import type { AwsCredentials } from '../../aws/clients.js';
 import type { FleetConfig } from '../../core/fleet-config.js';
+import { envProxyAgents } from '../../lib/proxy.js';
 import type { ProviderModule, ProviderSetupOptions } from '../provider.js';
 import { ProviderSetupError } from '../provider.js';
 import type { Ec2AccessReport } from './access-check.js';
@@ -43,13 +45,22 @@ export function credentialsOf(env: ProviderSetupOptions['env']): AwsCredentials 
   return { accessKeyId, secretAccessKey, ...(sessionToken ? { sessionToken } : {}) };
 }
 
+/** HTTP(S) agents through the environment's proxy, or undefined without one. */
+function proxyAgents(env: ProviderSetupOptions['env']) {
+  return envProxyAgents(env, { keepAlive: true, maxSockets: 50 });
+}
+
 async function accessReport(options: ProviderSetupOptions): Promise<Ec2AccessReport> {
   const [{ checkEc2Access }, { createAwsClients }] = await Promise.all([
     import('./access-check.js'),
     import('../../aws/clients.js'),
   ]);
   const credentials = credentialsOf(options.env);
-  const clients = createAwsClients(credentials !== undefined ? { credentials } : {});
+  const agents = proxyAgents(options.env);
+  const clients = createAwsClients({
+    ...(credentials !== undefined ? { credentials } : {}),
+    ...(agents !== undefined ? { agents } : {}),
+  });
   try {
     return await checkEc2Access(
       withEndpoint(options.fleet, options.connection.awsEndpoint),
@@ -77,13 +88,13 @@ export const ec2Module = {
       }
       for (const line of report.lines) options.logger.info({ check: line.text }, 'AWS access check passed');
     }
-    const [{ createEc2ProviderFactory }, { renderEc2UserData }] = await Promise.all([
-      import('./index.js'),
-      import('./user-data.js'),
-    ]);
+    const [{ createEc2ProviderFactory }, { renderEc2UserData }, { DEFAULT_REQUEST_HANDLER }] =
+      await Promise.all([import('./index.js'), import('./user-data.js'), import('./clients.js')]);
     const credentials = credentialsOf(options.env);
+    const agents = proxyAgents(options.env);
     return createEc2ProviderFactory({
       renderUserData: renderEc2UserData,
+      ...(agents !== undefined ? { requestHandler: { ...DEFAULT_REQUEST_HANDLER, ...agents } } : {}),
       ...(credentials !== undefined ? { credentials } : {}),
       ...(options.connection.awsEndpoint !== undefined ? { endpoint: options.connection.awsEndpoint } : {}),
     });

@@ -1,7 +1,9 @@
 /**
  * What `runner-fleet doctor` checks on Kubernetes: the controller's own rights (SelfSubjectAccessReview), and for
- * each kubernetes scale set its runner ServiceAccount: present, carrying the identity annotations, and holding
- * the rights its container mode needs (SubjectAccessReview).
+ * each kubernetes scale set its runner ServiceAccount: present, carrying the identity annotations, holding the
+ * rights its container mode needs (SubjectAccessReview), and, for an AWS identity, that pods of that
+ * ServiceAccount really get it: a server-side dry run of a probe pod shows what the admission chain (the pod
+ * identity webhook) does to a pod, without creating one.
  */
 import type { KubeConfig } from '@kubernetes/client-node';
 import { CoreV1Api } from '@kubernetes/client-node';
@@ -12,13 +14,19 @@ import { describePermission } from '../../kubernetes/rbac-manifests.js';
 import { leaseNameFor } from '../../kubernetes/rbac-rules.js';
 import type { RightsCheckResult } from '../../kubernetes/rights-check.js';
 import { checkControllerRights, checkRunnerRights } from '../../kubernetes/rights-check.js';
-import { identityProblems } from './identity.js';
+import {
+  IRSA_ENV,
+  IRSA_ROLE_ANNOTATION,
+  POD_IDENTITY_ENV,
+  identityProblems,
+  podIdentityAssociationCommand,
+} from './identity.js';
 import type { RunnerServiceAccount } from './rbac-needs.js';
 import { controllerNeeds, kubernetesRunners } from './rbac-needs.js';
 
 export type RunnerAccountStatus =
-  /** Present, identity right, rights complete. */
-  | { readonly state: 'ok' }
+  /** Present, identity right, rights complete; `notes` say what pods of it get. */
+  | { readonly state: 'ok'; readonly notes?: readonly string[] }
   /** runner-fleet creates it (and its RoleBinding) at start. */
   | { readonly state: 'created-at-start' }
   | { readonly state: 'missing' }
@@ -29,6 +37,117 @@ export type RunnerAccountStatus =
     }
   /** The rights could not be checked (the caller may not create SubjectAccessReviews). */
   | { readonly state: 'unchecked'; readonly reason: string; readonly identity: readonly string[] };
+
+/** What a probe pod of the ServiceAccount got from the admission chain: findings, and notes when it is right. */
+interface MutationCheck {
+  readonly problems: readonly string[];
+  readonly notes: readonly string[];
+  /** The probe could not be made (forbidden, refused by another admission rule). */
+  readonly unchecked?: string;
+}
+
+const PROBE_IMAGE = 'registry.k8s.io/pause:3.10';
+
+/**
+ * A server-side dry run (nothing is created) of a minimal pod running as the ServiceAccount: the pod identity
+ * webhook mutates dry-run requests too (sideEffects: None), so the answer shows whether pods get the identity.
+ */
+async function checkAwsMutation(
+  core: CoreV1Api,
+  runner: RunnerServiceAccount,
+  signal: AbortSignal | undefined,
+): Promise<MutationCheck> {
+  const aws = runner.identity?.aws;
+  if (!aws) return { problems: [], notes: [] };
+  let pod;
+  try {
+    pod = await core.createNamespacedPod(
+      {
+        namespace: runner.namespace,
+        dryRun: 'All',
+        body: {
+          metadata: {
+            generateName: 'runner-fleet-doctor-probe-',
+            labels: { 'app.kubernetes.io/managed-by': 'runner-fleet', 'runner-fleet.dev/probe': 'identity' },
+          },
+          spec: {
+            serviceAccountName: runner.serviceAccount,
+            automountServiceAccountToken: false,
+            restartPolicy: 'Never',
+            securityContext: {
+              runAsNonRoot: true,
+              runAsUser: 65532,
+              seccompProfile: { type: 'RuntimeDefault' },
+            },
+            containers: [
+              {
+                name: 'probe',
+                image: PROBE_IMAGE,
+                securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } },
+              },
+            ],
+          },
+        },
+      },
+      withSignal(signal),
+    );
+  } catch (error) {
+    return {
+      problems: [],
+      notes: [],
+      unchecked: `a dry-run probe pod was refused: ${describeApiError(error)}`,
+    };
+  }
+  const env = new Map((pod.spec?.containers[0]?.env ?? []).map((e) => [e.name, e.value]));
+  const mounted = (name: string | undefined) =>
+    name !== undefined &&
+    (pod.spec?.containers[0]?.volumeMounts ?? []).some((m) => name.startsWith(m.mountPath));
+  if (!aws.podIdentity) {
+    const role = env.get(IRSA_ENV.roleArn);
+    if (role === undefined) {
+      return {
+        problems: [
+          `annotation ${IRSA_ROLE_ANNOTATION} is present but pods are not mutated (a dry-run pod got no ` +
+            `${IRSA_ENV.roleArn}): is the pod identity webhook installed?`,
+        ],
+        notes: [],
+      };
+    }
+    if (role !== aws.roleArn)
+      return { problems: [`pods get role ${role}, expected ${aws.roleArn}`], notes: [] };
+    if (!mounted(env.get(IRSA_ENV.tokenFile))) {
+      return { problems: [`pods get ${IRSA_ENV.roleArn} but no web identity token is mounted`], notes: [] };
+    }
+    return {
+      problems: [],
+      notes: [
+        `pods get role ${role} (${IRSA_ENV.roleArn}, ${IRSA_ENV.tokenFile} ${env.get(IRSA_ENV.tokenFile)})`,
+      ],
+    };
+  }
+  const problems: string[] = [];
+  if (env.get(IRSA_ENV.roleArn) !== undefined) {
+    problems.push(
+      `pods also get IRSA's ${IRSA_ENV.roleArn} (${env.get(IRSA_ENV.roleArn)}), which the AWS SDKs use before ` +
+        'EKS Pod Identity',
+    );
+  }
+  if (env.get(POD_IDENTITY_ENV.fullUri) === undefined) {
+    problems.push(
+      `pods get no EKS Pod Identity credentials (a dry-run pod got no ${POD_IDENTITY_ENV.fullUri}): associate ` +
+        `the role with the ServiceAccount: ${podIdentityAssociationCommand(runner.namespace, runner.serviceAccount, aws.roleArn)}` +
+        ' (and install the EKS Pod Identity Agent add-on)',
+    );
+  }
+  if (problems.length > 0) return { problems, notes: [] };
+  return {
+    problems: [],
+    notes: [
+      `pods get EKS Pod Identity credentials (${POD_IDENTITY_ENV.fullUri}, ${POD_IDENTITY_ENV.tokenFile}); ` +
+        `the association must name role ${aws.roleArn}`,
+    ],
+  };
+}
 
 export interface KubernetesDoctorReport {
   readonly ok: boolean;
@@ -84,9 +203,15 @@ async function inspectRunner(
     if (!isForbidden(error)) throw error;
     return { state: 'unchecked', reason: describeApiError(error), identity };
   }
-  return identity.length === 0 && missingRights.length === 0
-    ? { state: 'ok' }
-    : { state: 'problems', identity, missingRights };
+  const mutation =
+    identity.length === 0 ? await checkAwsMutation(core, runner, signal) : { problems: [], notes: [] };
+  if (mutation.unchecked !== undefined) {
+    return { state: 'unchecked', reason: mutation.unchecked, identity: [...identity, ...mutation.problems] };
+  }
+  const problems = [...identity, ...mutation.problems];
+  return problems.length === 0 && missingRights.length === 0
+    ? { state: 'ok', ...(mutation.notes.length > 0 ? { notes: mutation.notes } : {}) }
+    : { state: 'problems', identity: problems, missingRights };
 }
 
 /**
@@ -145,7 +270,10 @@ export function formatKubernetesReport(report: KubernetesDoctorReport): string[]
     const s = r.status;
     switch (s.state) {
       case 'ok':
-        lines.push(`ok    ${who} (${r.containerMode} mode${r.identity ? ', identity annotated' : ''})`);
+        lines.push(
+          `ok    ${who} (${r.containerMode} mode${r.identity ? (r.identity.aws?.podIdentity ? ', EKS Pod Identity' : ', identity annotated') : ''})`,
+        );
+        for (const note of s.notes ?? []) lines.push(`ok    ${who}: ${note}`);
         break;
       case 'created-at-start':
         lines.push(`ok    ${who} does not exist yet; runner-fleet creates it at start`);

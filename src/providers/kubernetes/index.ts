@@ -40,6 +40,7 @@ import type { ScaleSetPlan } from './manifests.js';
 import { buildRunnerPod, buildRunnerSecret, planScaleSet, runnerPodSelector } from './manifests.js';
 import type { KubernetesProviderConfig } from './schema.js';
 import { kubernetesProviderSchema } from './schema.js';
+import { podIdentityAssociationCommand } from './identity.js';
 import { ensureScaleSetObjects } from './setup.js';
 
 export interface KubernetesProviderOptions {
@@ -255,6 +256,22 @@ class KubernetesPodProvider implements KubernetesProvider {
       this.#logger,
     );
     this.stats.setupWrites += writes;
+    const aws = this.#plan.identity?.aws;
+    if (aws?.podIdentity) {
+      // The association lives in EKS, outside the cluster: say which one this scale set needs.
+      this.#logger.info(
+        {
+          serviceAccount: this.#plan.serviceAccountName,
+          roleArn: aws.roleArn,
+          association: podIdentityAssociationCommand(
+            this.#plan.namespace,
+            this.#plan.serviceAccountName,
+            aws.roleArn,
+          ),
+        },
+        'EKS Pod Identity: the role must be associated with this ServiceAccount (runner-fleet doctor checks it)',
+      );
+    }
     await this.#informer.waitForSync(signal);
   }
 

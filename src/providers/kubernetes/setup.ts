@@ -18,7 +18,11 @@ import {
 import { hooksRole, toYamlDocuments } from '../../kubernetes/rbac-manifests.js';
 import { HOOKS_ROLE_NAME } from '../../kubernetes/rbac-rules.js';
 import { ProviderError } from '../provider.js';
-import { identityProblems, identityServiceAccountAnnotations } from './identity.js';
+import {
+  identityForbiddenAnnotations,
+  identityProblems,
+  identityServiceAccountAnnotations,
+} from './identity.js';
 import type { ScaleSetPlan } from './manifests.js';
 import {
   buildHookConfigMap,
@@ -84,9 +88,10 @@ async function ensureServiceAccount(
     }
     const problems = identityProblems(plan.identity, existing.metadata?.annotations);
     if (problems.length > 0) {
-      const annotate = Object.entries(identityServiceAccountAnnotations(plan.identity))
-        .map(([k, v]) => `${k}=${v}`)
-        .join(' ');
+      const annotate = [
+        ...Object.entries(identityServiceAccountAnnotations(plan.identity)).map(([k, v]) => `${k}=${v}`),
+        ...identityForbiddenAnnotations(plan.identity).map((k) => `${k}-`),
+      ].join(' ');
       throw new ProviderError(
         `ServiceAccount ${namespace}/${name} (scale set ${plan.scaleSet}) does not carry its cloud identity: ` +
           `${problems.join('; ')}. Fix: kubectl -n ${namespace} annotate serviceaccount ${name} --overwrite ${annotate}`,
@@ -113,9 +118,17 @@ async function ensureServiceAccount(
   }
   const existing = await clients.core.readNamespacedServiceAccount({ name, namespace }, withSignal(signal));
   const want = desiredServiceAccountAnnotations(plan);
-  if (sameStrings(existing.metadata?.annotations, want)) return 0;
+  // An annotation the identity forbids (IRSA's, after a switch to EKS Pod Identity) is removed (null in a merge patch).
+  const remove = identityForbiddenAnnotations(plan.identity).filter(
+    (key) => existing.metadata?.annotations?.[key] !== undefined,
+  );
+  if (sameStrings(existing.metadata?.annotations, want) && remove.length === 0) return 0;
   await clients.core.patchNamespacedServiceAccount(
-    { name, namespace, body: { metadata: { annotations: want } } },
+    {
+      name,
+      namespace,
+      body: { metadata: { annotations: { ...want, ...Object.fromEntries(remove.map((k) => [k, null])) } } },
+    },
     mergePatch(signal),
   );
   return 1;

@@ -39,6 +39,7 @@ export interface AppInfo {
   readonly clientId: string;
   readonly createdAt: number;
   readonly permissions: Readonly<Record<string, 'read' | 'write'>>;
+  readonly events: readonly string[];
 }
 
 export interface SimContext {

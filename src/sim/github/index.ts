@@ -192,6 +192,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
       clientId: auth.clientId,
       createdAt: now(),
       permissions: opts.permissions,
+      events: opts.events,
     },
     world,
     auth,
@@ -234,7 +235,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
   const address = server.server.address();
   if (!address || typeof address === 'string') throw new Error('the simulator did not get a TCP address');
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-  const web = `http://${host}:${address.port}`;
+  const web = `${opts.tls ? 'https' : 'http'}://${host}:${address.port}`;
   Object.assign(urls, { web, api: `${web}${prefix}` });
   Object.assign(brokerUrls, { web, broker: `${web}/_runner/`, token: `${web}/_runner/oauth2/token` });
 

@@ -8,6 +8,8 @@ export interface SimulatorOptions {
   port?: number;
   /** GHES mode: the REST API lives under /api/v3. */
   ghes?: boolean;
+  /** Serve HTTPS with this certificate and key (PEM), e.g. one issued by a private CA, as GHES often is. */
+  tls?: { readonly cert: string; readonly key: string };
   /** Organizations with the App installed. Default ['octo-org']. */
   orgs?: string[];
   /** Enterprise slug that contains every organization. Default 'octo-ent'. */
@@ -26,6 +28,8 @@ export interface SimulatorOptions {
   token?: string;
   /** App permissions granted to every installation. */
   permissions?: Record<string, 'read' | 'write'>;
+  /** Webhook events the App (and every installation) subscribes to. Default ['workflow_job']. */
+  events?: string[];
   /** How long an unused JIT registration lives. Default 5 min. */
   jitExpiryMs?: number;
   /** Lifetime of installation tokens. Default 1 h. */
@@ -72,6 +76,7 @@ export interface ResolvedOptions {
   readonly host: string;
   readonly port: number;
   readonly ghes: boolean;
+  readonly tls: { readonly cert: string; readonly key: string } | null;
   readonly orgs: readonly string[];
   readonly enterprise: string;
   readonly runnerGroups: readonly string[];
@@ -81,6 +86,7 @@ export interface ResolvedOptions {
   readonly appPrivateKeyPem: string | null;
   readonly token: string | null;
   readonly permissions: Readonly<Record<string, 'read' | 'write'>>;
+  readonly events: readonly string[];
   readonly jitExpiryMs: number;
   readonly installationTokenTtlMs: number;
   readonly registrationTokenTtlMs: number;
@@ -119,6 +125,7 @@ export function resolveOptions(options: SimulatorOptions): ResolvedOptions {
     host: options.host ?? '127.0.0.1',
     port: options.port ?? 0,
     ghes: options.ghes ?? false,
+    tls: options.tls ?? null,
     orgs,
     enterprise: options.enterprise ?? 'octo-ent',
     runnerGroups: options.runnerGroups ?? [],
@@ -128,6 +135,7 @@ export function resolveOptions(options: SimulatorOptions): ResolvedOptions {
     appPrivateKeyPem: options.appPrivateKeyPem ?? null,
     token: options.token ?? null,
     permissions: options.permissions ?? DEFAULT_PERMISSIONS,
+    events: options.events ?? ['workflow_job'],
     jitExpiryMs,
     installationTokenTtlMs: options.installationTokenTtlMs ?? 60 * 60_000,
     registrationTokenTtlMs: options.registrationTokenTtlMs ?? 60 * 60_000,

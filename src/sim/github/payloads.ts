@@ -311,6 +311,7 @@ export function installationJson(
   installation: Installation,
   app: { id: number; slug: string; clientId: string },
   permissions: Record<string, string>,
+  events: readonly string[] = ['workflow_job'],
 ) {
   const org = installation.account;
   return {
@@ -334,7 +335,7 @@ export function installationJson(
     target_id: org.id,
     target_type: 'Organization',
     permissions: { ...permissions },
-    events: ['workflow_job'],
+    events: [...events],
     created_at: iso(installation.createdAt),
     updated_at: iso(installation.createdAt),
     single_file_name: null,
@@ -351,6 +352,7 @@ export function appJson(
   owner: Org,
   permissions: Record<string, string>,
   installationsCount: number,
+  events: readonly string[] = ['workflow_job'],
 ) {
   return {
     id: app.id,
@@ -365,7 +367,7 @@ export function appJson(
     created_at: iso(app.createdAt),
     updated_at: iso(app.createdAt),
     permissions: { ...permissions },
-    events: ['workflow_job'],
+    events: [...events],
     installations_count: installationsCount,
   };
 }

@@ -24,6 +24,7 @@ export function buildServer(
   reset: () => Promise<void>,
 ): FastifyInstance {
   const app = Fastify({
+    ...(ctx.options.tls ? { https: { cert: ctx.options.tls.cert, key: ctx.options.tls.key } } : {}),
     logger: false,
     bodyLimit: BODY_LIMIT,
     routerOptions: { maxParamLength: 1_000 },

@@ -54,6 +54,15 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- $server := get $config "server" | default dict }}
 {{- $_ := set $server "host" ($server.host | default "0.0.0.0") }}
 {{- $_ := set $server "port" ($server.port | default .Values.containerPort) }}
+{{- /* The main port faces the webhook's senders: the dashboard and API either have a loopback listener of their
+       own, or require the token from dashboard.tokenSecret. A config that already chose keeps its choice. */}}
+{{- if not (or $server.dashboard $server.dashboardToken) }}
+{{- if .Values.dashboard.tokenSecret.name }}
+{{- $_ := set $server "dashboardToken" "${env:RUNNER_FLEET_DASHBOARD_TOKEN}" }}
+{{- else }}
+{{- $_ := set $server "dashboard" (dict "host" "127.0.0.1" "port" (int .Values.dashboard.port)) }}
+{{- end }}
+{{- end }}
 {{- $_ := set $config "server" $server }}
 {{- $store := get $config "store" | default dict }}
 {{- $_ := set $store "path" ($store.path | default "/var/lib/runner-fleet/state.db") }}

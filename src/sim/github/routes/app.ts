@@ -54,6 +54,7 @@ export function appRoutes(ctx: SimContext): RestRoute[] {
       ctx.world.installation(id)!,
       { id: ctx.app.id, slug: ctx.app.slug, clientId: ctx.app.clientId },
       ctx.app.permissions,
+      ctx.app.events,
     );
 
   return [
@@ -69,6 +70,7 @@ export function appRoutes(ctx: SimContext): RestRoute[] {
           ctx.world.orgs()[0]!,
           ctx.app.permissions,
           ctx.world.installations().length,
+          ctx.app.events,
         ),
       }),
     },

@@ -1,0 +1,48 @@
+/**
+ * What `start` checks on GitHub before anything else: the credentials authenticate, and a GitHub App holds the
+ * permissions and the `workflow_job` subscription the fleet's scopes need (the same checks as `doctor`). A missing
+ * one refuses the start with what is missing and how to fix it; a check GitHub could not answer (network, timeout,
+ * 5xx) is only a warning, since the controller retries GitHub like any call.
+ */
+import { pino } from 'pino';
+import type { FleetConfig } from '../core/fleet-config.js';
+import type { FetchLike } from '../github/index.js';
+import { githubAccessChecks, githubRefusal } from './doctor-github.js';
+import { githubFetch } from './github-fetch.js';
+
+export interface GitHubPreflight {
+  /** Why the controller must not start, or null. */
+  readonly refusal: string | null;
+  /** Checks that could not be made. */
+  readonly warnings: readonly string[];
+}
+
+export interface GitHubPreflightOptions {
+  /** The command's environment (HTTPS_PROXY, NO_PROXY). */
+  readonly env: Readonly<Record<string, string | undefined>>;
+  readonly fetch?: FetchLike;
+  /** The whole check gives up after this long (then a warning); default 20 s. */
+  readonly timeoutMs?: number;
+}
+
+export async function githubPreflight(
+  config: FleetConfig,
+  options: GitHubPreflightOptions,
+): Promise<GitHubPreflight> {
+  const transport = options.fetch ? undefined : githubFetch(config.github, options.env);
+  try {
+    const lines = await githubAccessChecks(config, {
+      logger: pino({ level: 'silent' }),
+      signal: AbortSignal.timeout(options.timeoutMs ?? 20_000),
+      fetch: options.fetch ?? transport!.fetch,
+    });
+    return {
+      refusal: githubRefusal(lines),
+      warnings: lines
+        .filter((l) => l.unchecked)
+        .map((l) => `could not check on GitHub, starting anyway: ${l.text}`),
+    };
+  } finally {
+    transport?.close();
+  }
+}
