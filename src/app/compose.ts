@@ -189,7 +189,11 @@ export async function composeController(options: ComposeOptions): Promise<Contro
   // A damaged page is found now, not on the first webhook or write that reaches it.
   let store: Store;
   try {
-    const integrity = await checkStoreFile(storePath, { timeoutMs: options.storeCheckTimeoutMs ?? 60_000 });
+    const integrity = await checkStoreFile(storePath, {
+      timeoutMs: options.storeCheckTimeoutMs ?? 60_000,
+      ...(options.signal !== undefined ? { signal: options.signal } : {}),
+    });
+    if (options.signal?.aborted) throw new Error('stopped during the start-up');
     if (integrity.checked) {
       logger.info({ store: storePath, ms: integrity.ms, bytes: integrity.bytes }, 'store file checked');
     } else {

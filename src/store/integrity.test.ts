@@ -93,9 +93,13 @@ describe('checkStoreFile', () => {
     }
   });
 
-  it('gives up after its timeout, saying so', async () => {
+  it('gives up after its timeout, or when its signal aborts, saying so', async () => {
     const report = await checkStoreFile(sound, { timeoutMs: 1 });
     expect(report).toMatchObject({ checked: false, reason: 'PRAGMA quick_check did not finish within 1 ms' });
+    const stop = new AbortController();
+    const checking = checkStoreFile(sound, { signal: stop.signal });
+    stop.abort();
+    expect(await checking).toMatchObject({ checked: false, reason: 'aborted' });
   });
 });
 

@@ -5,8 +5,8 @@
  * Without it a file with one damaged page opens fine (the open reads only a few pages) and fails later, on the
  * first webhook or write that reaches the page.
  *
- * On a store of realistic size (91 MB: 10,000 jobs a day under the default retention) it takes about 0.4 s on 2 CPU
- * cores; RELIABILITY.md has the current figure (`npm run reliability`).
+ * On a store of realistic size (91 MB: 10,000 jobs a day under the default retention) it takes about half a second
+ * on 2 CPU cores, and seconds when the machine is busy; RELIABILITY.md has the figures (`npm run reliability`).
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -16,6 +16,8 @@ import { StoreError, describeCause, failureKind } from './sqlite-errors.js';
 export interface IntegrityOptions {
   /** Give up (and report `checked: false`) after this long; default 60 s. */
   readonly timeoutMs?: number;
+  /** Give up at once when it aborts (a stop requested during the start-up). */
+  readonly signal?: AbortSignal;
 }
 
 export type IntegrityReport =
@@ -64,12 +66,16 @@ export async function checkStoreFile(path: string, options: IntegrityOptions = {
   const timeoutMs = options.timeoutMs ?? 60_000;
   const driver = createRequire(import.meta.url).resolve('better-sqlite3');
   const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { path, driver } });
-  const answer = await new Promise<WorkerAnswer | 'timeout'>((resolve) => {
-    const timer = setTimeout(() => resolve('timeout'), timeoutMs);
-    const settle = (value: WorkerAnswer) => {
+  const answer = await new Promise<WorkerAnswer | 'timeout' | 'aborted'>((resolve) => {
+    const onAbort = () => settle('aborted');
+    const timer = setTimeout(() => settle('timeout'), timeoutMs);
+    const settle = (value: WorkerAnswer | 'timeout' | 'aborted') => {
       clearTimeout(timer);
+      options.signal?.removeEventListener('abort', onAbort);
       resolve(value);
     };
+    if (options.signal?.aborted) settle('aborted');
+    options.signal?.addEventListener('abort', onAbort, { once: true });
     worker.once('message', settle);
     worker.once('error', (error) => settle({ type: 'error', message: error.message }));
     worker.once('exit', (code) =>
@@ -84,6 +90,7 @@ export async function checkStoreFile(path: string, options: IntegrityOptions = {
       reason: `PRAGMA quick_check did not finish within ${timeoutMs} ms`,
     };
   }
+  if (answer === 'aborted') return { checked: false, ms: elapsed(), reason: 'aborted' };
   if (answer.type === 'error') {
     const cause = Object.assign(new Error(answer.message ?? 'unknown error'), {
       name: 'SqliteError',
