@@ -120,6 +120,13 @@ export const SHUTDOWN = {
   leaseReleaseMs: 2_000,
 } as const;
 
+/** What to do about a failed store: move a damaged file aside; look at the disk when it failed. */
+function adviceFor(code: string, path: string): string {
+  return code === 'store-corrupt'
+    ? moveAsideAdvice(path)
+    : `Check the disk and ${path} (space, permissions, I/O errors in the kernel log), then start again.`;
+}
+
 /** Resolves with true when `work` settles within `ms`, false otherwise (the work goes on, unwatched). */
 async function within(work: Promise<unknown>, ms: number): Promise<boolean> {
   let timer: NodeJS.Timeout | undefined;
@@ -210,7 +217,7 @@ export async function composeController(options: ComposeOptions): Promise<Contro
   } catch (error) {
     github.close();
     if (error instanceof StoreError && (error.code === 'store-corrupt' || error.code === 'store-io')) {
-      throw new StoreError(`${error.message}. ${moveAsideAdvice(storePath)}`, {
+      throw new StoreError(`${error.message}. ${adviceFor(error.code, storePath)}`, {
         code: error.code,
         cause: error.cause,
       });
@@ -222,7 +229,7 @@ export async function composeController(options: ComposeOptions): Promise<Contro
     logger.error(
       { store: storePath, code: failure.code, sqliteCode: failure.sqliteCode, reason: failure.message },
       `store failed: ${failure.message} (${failure.sqliteCode}); the controller is unhealthy and does nothing ` +
-        `more. ${moveAsideAdvice(storePath)}`,
+        `more. ${adviceFor(failure.code, storePath)}`,
     ),
   );
   const stopSignal = options.signal;

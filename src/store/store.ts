@@ -342,7 +342,7 @@ export class Store implements FleetStore {
     const sqlite = sqliteCause(error);
     const code = failureKind(sqlite?.code ?? '');
     if (this.#failure !== null || sqlite === null || code === null) return;
-    this.#failure = { code, sqliteCode: sqlite.code, message: sqlite.message, at: Date.now() };
+    this.#failure = { code, sqliteCode: sqlite.code, message: sqlite.message, at: this.#now() };
     for (const listener of this.#failureListeners) {
       try {
         listener(this.#failure);
