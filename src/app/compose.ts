@@ -1,13 +1,18 @@
 /**
- * The composition root: the one place that builds clients (GitHub, store, providers, reconciler, HTTP server) from a
- * parsed FleetConfig and wires them together. `start`, `demo`, the benchmarks and the end-to-end tests all build a
- * controller here, so what they run is the same thing.
+ * The composition root: the one place that builds clients (GitHub, store, providers, reconciler, HTTP server and its
+ * dashboard) from a parsed FleetConfig and wires them together. `start`, `demo`, the benchmarks and the end-to-end
+ * tests all build a controller here, so what they run is the same thing.
+ *
+ * Two guarantees live here. The store file is checked before it is used (integrity.ts) and a store that fails while
+ * running makes the controller unhealthy and not ready, with SQLite's own cause. And stop() is bounded: every call
+ * out is aborted at once and waited for at most `SHUTDOWN.controllerMs`, whatever GitHub or a provider does.
  */
 import type { FleetConfig } from '../core/fleet-config.js';
 import { LabelRouter } from '../core/labels.js';
 import { FleetReadModel } from '../core/read-models.js';
 import { Reconciler } from '../core/reconciler.js';
 import type { ReconcilerHooks } from '../core/hooks.js';
+import { createFleetDashboard } from '../dashboard/index.js';
 import { createGitHubClient } from '../github/index.js';
 import type { GitHubClient } from '../github/index.js';
 import type { FetchLike } from '../github/index.js';
@@ -15,8 +20,10 @@ import { WebhookRedelivery } from '../github/redelivery.js';
 import type { Provider, ProviderNotice, ProviderSetupOptions } from '../providers/provider.js';
 import { createProviderRegistry } from '../providers/registry.js';
 import type { FactorySource } from '../providers/registry.js';
-import type { DashboardPlugin, FleetServer } from '../server/index.js';
+import type { DashboardPlugin, FleetServer, HealthCheck, Readiness } from '../server/index.js';
 import { EventHub, createServer } from '../server/index.js';
+import { checkStoreFile } from '../store/integrity.js';
+import { StoreError, moveAsideAdvice } from '../store/sqlite-errors.js';
 import { openStore } from '../store/store.js';
 import type { Store } from '../store/store.js';
 import type { Logger } from '../telemetry/index.js';
@@ -40,7 +47,17 @@ export interface ComposeOptions {
   readonly logger?: Logger;
   /** Replacement provider factories by kind (tests, benchmarks and the demo); the others are set up as usual. */
   readonly providerFactories?: Readonly<Record<string, FactorySource>>;
-  readonly dashboard?: DashboardPlugin;
+  /** The dashboard served at `/`: the fleet's own by default (createFleetDashboard); false for none. */
+  readonly dashboard?: DashboardPlugin | false;
+  /**
+   * Aborts the set-up and start() (a SIGTERM while the controller comes up): the providers' set-up and preparation
+   * and the first resync end at once.
+   */
+  readonly signal?: AbortSignal;
+  /** How long the integrity check of the store file may take before it is given up (and logged); default 60 s. */
+  readonly storeCheckTimeoutMs?: number;
+  /** How long stop() waits for work in flight before abandoning it; default SHUTDOWN.controllerMs. */
+  readonly stopTimeoutMs?: number;
   readonly fetch?: FetchLike;
   readonly now?: () => number;
   /** Options passed through to the GitHub client (timeouts, retry pacing); tests shrink them. */
@@ -68,8 +85,62 @@ export interface Controller {
   listen(): Promise<string>;
   /** Listens, then runs the first resync; resolves to the server's URL once the controller is ready. */
   start(): Promise<string>;
-  /** Stops accepting webhooks, stops the reconciler, closes providers and the store. Idempotent. */
-  stop(): Promise<void>;
+  /** What /readyz answers: ready once the first resync is done, not while stopping or with a failed store. */
+  readiness(): Readiness;
+  /** What /healthz reports: the store's state (a failed store makes the controller unhealthy). */
+  health(): { readonly store: HealthCheck };
+  /**
+   * Stops accepting webhooks, aborts every call out (GitHub, providers) and stops the reconciler, closes the
+   * providers and the store: within `stopTimeoutMs`, abandoning what has not settled by then (the store records
+   * intent before every call out, so abandoned work is what a crash leaves, and the next start repairs it).
+   * Idempotent.
+   */
+  stop(): Promise<StopReport>;
+}
+
+/** How a stop went. */
+export interface StopReport {
+  /** Everything settled within the bound; false when something was abandoned. */
+  readonly clean: boolean;
+  readonly ms: number;
+  /** What did not settle in time (`reconciler`, `provider cloud`, ...). */
+  readonly abandoned: readonly string[];
+}
+
+/**
+ * The shutdown bound of `start` and its parts (docs/kubernetes.md, "Shutting down"): SIGTERM to exit within
+ * `totalMs`, well inside Kubernetes' default grace period of 30 s, whatever GitHub or a provider does.
+ */
+export const SHUTDOWN = {
+  /** SIGTERM to exit; past it `start` exits anyway, with status 1. */
+  totalMs: 10_000,
+  /** controller.stop(): calls aborted, the reconciler, providers and store closed. */
+  controllerMs: 6_000,
+  /** Releasing the Lease afterwards, under leader election. */
+  leaseReleaseMs: 2_000,
+} as const;
+
+/** What to do about a failed store: move a damaged file aside; look at the disk when it failed. */
+function adviceFor(code: string, path: string): string {
+  return code === 'store-corrupt'
+    ? moveAsideAdvice(path)
+    : `Check the disk and ${path} (space, permissions, I/O errors in the kernel log), then start again.`;
+}
+
+/** Resolves with true when `work` settles within `ms`, false otherwise (the work goes on, unwatched). */
+async function within(work: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const settled = await Promise.race([
+    work.then(
+      () => true,
+      () => true,
+    ),
+    new Promise<false>((resolve) => {
+      timer = setTimeout(() => resolve(false), Math.max(0, ms));
+    }),
+  ]);
+  clearTimeout(timer);
+  return settled;
 }
 
 /** The scale_set label of a job's metrics: its scale set, or `unroutable` when none serves it. */
@@ -123,14 +194,51 @@ export async function composeController(options: ComposeOptions): Promise<Contro
   });
 
   const router = new LabelRouter(config.scaleSets);
-  const store = openStore({
-    path: config.store.path,
-    route: (job) => router.route(job),
-    backgroundCheckpoints: {
-      onFailure: (reason) =>
-        logger.warn({ reason }, 'store: background checkpoints stopped; checkpointing on commits instead'),
-    },
-  });
+  const storePath = config.store.path;
+  // A damaged page is found now, not on the first webhook or write that reaches it.
+  let store: Store;
+  try {
+    const integrity = await checkStoreFile(storePath, {
+      timeoutMs: options.storeCheckTimeoutMs ?? 60_000,
+      ...(options.signal !== undefined ? { signal: options.signal } : {}),
+    });
+    if (options.signal?.aborted) throw new Error('stopped during the start-up');
+    if (integrity.checked) {
+      logger.info({ store: storePath, ms: integrity.ms, bytes: integrity.bytes }, 'store file checked');
+    } else {
+      logger.warn({ store: storePath, reason: integrity.reason }, 'store integrity check given up; starting');
+    }
+    store = openStore({
+      path: storePath,
+      route: (job) => router.route(job),
+      backgroundCheckpoints: {
+        onFailure: (reason) =>
+          logger.warn({ reason }, 'store: background checkpoints stopped; checkpointing on commits instead'),
+      },
+    });
+  } catch (error) {
+    github.close();
+    if (error instanceof StoreError && (error.code === 'store-corrupt' || error.code === 'store-io')) {
+      throw new StoreError(`${error.message}. ${adviceFor(error.code, storePath)}`, {
+        code: error.code,
+        cause: error.cause,
+      });
+    }
+    throw error;
+  }
+  // Said once, with SQLite's cause; /healthz and /readyz say it for as long as the process runs.
+  store.onFailure((failure) =>
+    logger.error(
+      { store: storePath, code: failure.code, sqliteCode: failure.sqliteCode, reason: failure.message },
+      `store failed: ${failure.message} (${failure.sqliteCode}); the controller is unhealthy and does nothing ` +
+        `more. ${adviceFor(failure.code, storePath)}`,
+    ),
+  );
+  const stopSignal = options.signal;
+  const setupSignal = (ms: number): AbortSignal =>
+    stopSignal === undefined
+      ? AbortSignal.timeout(ms)
+      : AbortSignal.any([AbortSignal.timeout(ms), stopSignal]);
 
   const registry = createProviderRegistry({
     ...(options.providerFactories ? { overrides: options.providerFactories } : {}),
@@ -141,7 +249,7 @@ export async function composeController(options: ComposeOptions): Promise<Contro
       ...(options.leaderElection ? { leaderElection: options.leaderElection } : {}),
       checkAccess: options.checkAccess ?? false,
       logger,
-      signal: AbortSignal.timeout(120_000),
+      signal: setupSignal(120_000),
     },
   });
   const kindOf = new Map(config.scaleSets.map((s) => [s.name, s.provider.kind]));
@@ -177,11 +285,17 @@ export async function composeController(options: ComposeOptions): Promise<Contro
       providers.set(scaleSet.name, provider);
     }
   } catch (error) {
-    await Promise.allSettled([...providers.values()].map((p) => p.close?.()));
-    await registry.close();
-    store.close();
-    await store.closed();
+    await closeAfterFailure();
     throw error;
+  }
+
+  /** Everything built so far, closed when the set-up fails: nothing may keep the process alive after a refusal. */
+  async function closeAfterFailure(): Promise<void> {
+    github.close();
+    await within(Promise.allSettled([...providers.values()].map((p) => p.close?.())), 2_000);
+    await within(registry.close(), 2_000);
+    store.close();
+    await within(store.closed(), 2_000);
   }
 
   const reconciler = new Reconciler({
@@ -201,16 +315,58 @@ export async function composeController(options: ComposeOptions): Promise<Contro
     reconciler,
     ...(options.now ? { now: options.now } : {}),
   });
-  const server = await createServer({
-    config,
-    sink: store,
-    readModel,
-    isReady: () => reconciler.health().ready,
-    metrics,
-    logger,
-    events,
-    ...(options.dashboard ? { dashboard: options.dashboard } : {}),
-  });
+  let stopping: Promise<StopReport> | null = null;
+  const readiness = (): Readiness => {
+    const failure = store.failure();
+    if (failure !== null)
+      return { ready: false, reason: `store failed: ${failure.message} (${failure.sqliteCode})` };
+    if (stopping !== null) return { ready: false, reason: 'stopping' };
+    const health = reconciler.health();
+    if (!health.started)
+      return { ready: false, reason: 'not acting (not started, or standing by for leadership)' };
+    if (!health.ready) return { ready: false, reason: 'the first resync has not finished' };
+    return { ready: true };
+  };
+  const health = (): { readonly store: HealthCheck } => {
+    const failure = store.failure();
+    return {
+      store:
+        failure === null
+          ? { status: 'ok' }
+          : {
+              status: 'failed',
+              code: failure.sqliteCode,
+              reason: failure.message,
+              since: new Date(failure.at).toISOString(),
+            },
+    };
+  };
+  const dashboard =
+    options.dashboard === false
+      ? undefined
+      : (options.dashboard ??
+        createFleetDashboard({
+          fleetName: config.name,
+          knownSecrets: configSecrets(config),
+          github: () => github,
+        }));
+  let server: FleetServer;
+  try {
+    server = await createServer({
+      config,
+      sink: store,
+      readModel,
+      isReady: readiness,
+      health,
+      metrics,
+      logger,
+      events,
+      ...(dashboard !== undefined ? { dashboard } : {}),
+    });
+  } catch (error) {
+    await closeAfterFailure();
+    throw error;
+  }
 
   // GitHub never retries a delivery: events sent while the controller was down are found in the App's deliveries
   // and redelivered (a lost `queued` would otherwise leave its job without a runner for good).
@@ -223,8 +379,8 @@ export async function composeController(options: ComposeOptions): Promise<Contro
       })
     : null;
 
-  let stopping: Promise<void> | null = null;
   let listening: Promise<string> | null = null;
+  const stopTimeoutMs = options.stopTimeoutMs ?? SHUTDOWN.controllerMs;
   const listen = (): Promise<string> => (listening ??= server.listen());
   return {
     config,
@@ -238,32 +394,72 @@ export async function composeController(options: ComposeOptions): Promise<Contro
     server,
     events,
     listen,
+    readiness,
+    health,
     async start() {
       // Webhooks are accepted (and persisted) while the first resync runs; /readyz says when it is done.
       const url = await listen();
+      if (stopping !== null) return url;
       if (redelivery !== null) redelivery.start(config.controller.resyncInterval);
       else
         logger.warn('PAT authentication: webhooks lost while the controller is down cannot be redelivered');
       for (const [name, provider] of providers) {
         if (provider.prepare === undefined) continue;
         logger.info({ scaleSet: name }, 'preparing provider');
-        await provider.prepare(AbortSignal.timeout(120_000));
+        await provider.prepare(setupSignal(120_000));
+        if (stopping !== null) return url;
       }
       await reconciler.start();
-      logger.info({ url, scaleSets: config.scaleSets.length }, 'controller ready');
+      if (stopping === null) logger.info({ url, scaleSets: config.scaleSets.length }, 'controller ready');
       return url;
     },
     stop() {
-      stopping ??= (async () => {
-        await redelivery?.stop();
-        await server.close().catch((error: unknown) => logger.warn({ error }, 'server close failed'));
-        await reconciler.stop();
-        await Promise.allSettled([...providers.values()].map((p) => p.close?.()));
-        await registry.close();
+      stopping ??= (async (): Promise<StopReport> => {
+        const started = performance.now();
+        // One deadline for the whole stop: the calls out get most of it, closing providers and store the rest.
+        const deadline = started + stopTimeoutMs;
+        const until = (reserveMs: number, floorMs: number) =>
+          Math.max(floorMs, deadline - reserveMs - performance.now());
+        const abandoned: string[] = [];
+        const watch = async (name: string, work: Promise<unknown>, ms: number) => {
+          if (!(await within(work, ms))) abandoned.push(name);
+        };
+        // Nothing new is accepted or started; every GitHub call in flight, retries included, ends now.
+        github.close();
+        const serverClosed = server
+          .close()
+          .catch((error: unknown) => logger.warn({ err: error }, 'server close failed'));
+        const workMs = until(1_500, 500);
+        await Promise.all([
+          watch('server', serverClosed, workMs),
+          watch('redelivery', redelivery?.stop() ?? Promise.resolve(), workMs),
+          watch('reconciler', reconciler.stop(), workMs),
+        ]);
+        // Providers and their SDKs release what they hold (watches, informers, clients).
+        const closeMs = until(500, 250);
+        await Promise.all([
+          ...[...providers].map(([name, provider]) =>
+            watch(`provider ${name}`, provider.close?.() ?? Promise.resolve(), closeMs),
+          ),
+          watch('provider registry', registry.close(), closeMs),
+        ]);
+        // The store last: webhooks answered during the stop were committed before their reply.
         store.close();
-        await store.closed();
+        await watch('store checkpoint worker', store.closed(), until(0, 250));
         transport?.close();
+        const report = {
+          clean: abandoned.length === 0,
+          ms: Math.round(performance.now() - started),
+          abandoned,
+        };
+        if (report.clean) logger.info({ ms: report.ms }, 'controller stopped');
+        else
+          logger.warn(
+            { ms: report.ms, abandoned, boundMs: stopTimeoutMs },
+            'controller stopped; work that did not end within the bound was abandoned (the next start repairs it)',
+          );
         logger.flush?.();
+        return report;
       })();
       return stopping;
     },

@@ -8,6 +8,7 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import { LeaderElector } from '../kubernetes/leader-election.js';
 import type { Controller } from './compose.js';
+import { SHUTDOWN } from './compose.js';
 import type { LeaderElectionSettings } from './kube-options.js';
 import { catchUpAsLeader } from './takeover-catch-up.js';
 
@@ -49,9 +50,15 @@ export async function runWithLeaderElection(options: LeadershipOptions): Promise
       name: election.leaseName,
       identity: election.identity,
       logger: log,
+      // The controller's stop is bounded; the elector waits a little longer before it gives up on it.
+      stopTimeoutMs: SHUTDOWN.controllerMs + 1_000,
       // Settles only once the controller has stopped: the elector releases the Lease after that, not before, so a
-      // successor never acts while this replica still creates runners.
+      // successor never acts while this replica still creates runners. A stop that abandoned calls keeps the Lease
+      // (it expires), as they might still be running.
       onStartedLeading: async (leading) => {
+        // Leadership lost (or SIGTERM) while catching up or starting: stop at once, not after the start.
+        const stopNow = () => void controller.stop();
+        leading.addEventListener('abort', stopNow, { once: true });
         try {
           await catchUpAsLeader(controller, leading);
           if (!leading.aborted) await controller.start();
@@ -61,7 +68,8 @@ export async function runWithLeaderElection(options: LeadershipOptions): Promise
           end.abort();
         }
         await aborted(leading);
-        await controller.stop();
+        const report = await controller.stop();
+        return report.clean ? undefined : 'keep-lease';
       },
     });
     await elector.run(end.signal);

@@ -3,6 +3,9 @@
  * rights on its platform checked, before anything acts), then either alone until asked to stop, or as one candidate of
  * a leader election on a Kubernetes Lease. Returns the process exit status: 0 after a requested stop, 1 when the
  * controller refused or failed to start (the reason is on stderr), or lost leadership.
+ *
+ * A stop request is honoured at any point, start-up included: the set-up, the first resync and every call out end
+ * at once, and the controller's stop is bounded (compose.ts SHUTDOWN).
  */
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { FleetConfig } from '../core/fleet-config.js';
@@ -74,6 +77,7 @@ export async function runController(options: RunControllerOptions): Promise<numb
       env: options.env,
       logLevel: options.logLevel,
       checkAccess: true,
+      signal: options.stop,
       connection: {
         ...(options.kubeconfig !== undefined ? { kubeconfig: options.kubeconfig } : {}),
         ...(options.awsEndpoint !== undefined ? { awsEndpoint: options.awsEndpoint } : {}),
@@ -88,6 +92,7 @@ export async function runController(options: RunControllerOptions): Promise<numb
         : {}),
     });
   } catch (error) {
+    if (options.stop.aborted) return 0;
     return fail((error as Error).message);
   }
   if (election) {
@@ -124,22 +129,33 @@ async function leaseRightsRefusal(
   }
 }
 
-/** Without leader election: start at once, run until stopped. */
+function aborted(signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) resolve();
+    else signal.addEventListener('abort', () => resolve(), { once: true });
+  });
+}
+
+/** Without leader election: start at once, run until stopped (a stop during the start-up included). */
 async function runAlone(
   controller: Controller,
   stop: AbortSignal,
   stderr: NodeJS.WritableStream,
 ): Promise<number> {
-  try {
-    await controller.start();
-  } catch (error) {
-    controller.logger.error({ err: error }, 'controller failed to start');
+  const started = controller.start().then(
+    () => null,
+    (error: unknown) => error as Error,
+  );
+  const failed = await Promise.race([started, aborted(stop).then(() => null)]);
+  if (failed !== null && !stop.aborted) {
+    controller.logger.error({ err: failed }, 'controller failed to start');
     await controller.stop();
-    stderr.write(`runner-fleet start: ${(error as Error).message}\n`);
+    stderr.write(`runner-fleet start: ${failed.message}\n`);
     return 1;
   }
-  if (!stop.aborted) await new Promise((resolve) => stop.addEventListener('abort', resolve, { once: true }));
+  await aborted(stop);
   controller.logger.info({ signal: stop.reason as string }, 'stopping');
+  // The stop ends the start-up too, if it is still going; it is bounded, whatever the start-up waits for.
   await controller.stop();
   return 0;
 }

@@ -12,6 +12,11 @@ export interface Command {
   readonly usage: string;
   /** Runs the command; resolves to the process exit code (0 ok, 1 failure, 2 usage or config error). */
   run(argv: string[], io: CommandIo): Promise<number>;
+  /**
+   * The process exits as soon as run() resolves (main calls process.exit), not once nothing keeps it alive: for a
+   * command whose abandoned work (a call to a server that never answers) must not hold the process.
+   */
+  readonly exitWhenDone?: boolean;
 }
 
 /** Thrown for bad command-line usage; main prints the message and the command's usage, exit 2. */

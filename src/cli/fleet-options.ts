@@ -84,12 +84,16 @@ function isHttpUrl(text: string): boolean {
 }
 
 /**
- * Loads the fleet.yaml. When it has problems, writes each to stderr (FILE:LINE:COL PATH: MESSAGE), then
+ * Loads the fleet.yaml. Its warnings go to stderr as `validate` prints them (`warning: FILE:LINE:COL PATH:
+ * MESSAGE`). When it has problems, writes each to stderr (FILE:LINE:COL PATH: MESSAGE), then
  * `runner-fleet <command>: N problem(s) in FILE`, and returns exit status 2.
  */
 export function loadFleetConfig(command: string, file: string, io: CommandIo): FleetConfig | 2 {
   const loaded = loadConfig(file, { env: io.env });
-  if (loaded.ok) return loaded.config;
+  if (loaded.ok) {
+    for (const warning of loaded.warnings) io.stderr.write(`warning: ${formatProblem(warning)}\n`);
+    return loaded.config;
+  }
   for (const problem of loaded.problems) io.stderr.write(`${formatProblem(problem)}\n`);
   io.stderr.write(`runner-fleet ${command}: ${loaded.problems.length} problem(s) in ${file}\n`);
   return 2;

@@ -27,6 +27,9 @@ async function help(io: CommandIo): Promise<void> {
   io.stdout.write('\nRun `runner-fleet <command> --help` for the options of a command.\n');
 }
 
+/** Set by main() for a command that exits as soon as it is done (Command.exitWhenDone). */
+let exitWhenDone = false;
+
 export async function main(argv: string[], io: CommandIo): Promise<number> {
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
@@ -49,6 +52,7 @@ export async function main(argv: string[], io: CommandIo): Promise<number> {
     io.stdout.write(`${command.usage.trimEnd()}\n`);
     return 0;
   }
+  exitWhenDone = command.exitWhenDone === true;
   try {
     return await command.run(rest, io);
   } catch (error) {
@@ -64,10 +68,13 @@ const io: CommandIo = { stdout: process.stdout, stderr: process.stderr, env: pro
 main(process.argv.slice(2), io).then(
   (code) => {
     process.exitCode = code;
+    // Log lines and stderr are written synchronously (a file, a pipe or a terminal on Linux): nothing is lost.
+    if (exitWhenDone) process.exit(code);
   },
   (error: unknown) => {
     const message = error instanceof Error ? error.message : String(error);
     process.stderr.write(`runner-fleet: ${message}\n`);
     process.exitCode = 1;
+    if (exitWhenDone) process.exit(1);
   },
 );

@@ -1,6 +1,7 @@
 import type { Command } from './command.js';
 import type { FleetFlags } from './fleet-options.js';
 import { loadFleetConfig, parseFleetArgs } from './fleet-options.js';
+import { SHUTDOWN } from '../app/compose.js';
 import { wantsLeaderElection } from '../app/kube-options.js';
 import { runController } from '../app/run-controller.js';
 
@@ -8,7 +9,8 @@ const usage = `Usage: runner-fleet start --config fleet.yaml [--kubeconfig F] [-
                           [--log-level info]
 
 Runs the controller: receives workflow_job webhooks, creates JIT-configured runners on the configured providers,
-and removes them when they are done. Stops gracefully on SIGINT or SIGTERM.
+and removes them when they are done, and serves the dashboard at / and the API at /api/v1. Stops gracefully on
+SIGINT or SIGTERM, within 10 s whatever GitHub or a provider does (calls in flight are aborted).
 
 Before anything else it checks that the GitHub App grants the permissions each scope needs and subscribes to
 workflow_job, and refuses to start, naming each missing one and its fix, when one is missing. When a scale set runs
@@ -40,11 +42,27 @@ function parse(argv: string[]): StartFlags {
   return { ...flags, logLevel: extra['log-level'] ?? 'info' };
 }
 
-/** Aborted on the first SIGINT or SIGTERM. */
-function stopRequested(): { readonly signal: AbortSignal; dispose(): void } {
+/**
+ * Aborted on the first SIGINT or SIGTERM, which also arms a watchdog: a stop that has not ended the process within
+ * `boundMs` (it is bounded by design; this is the guarantee) exits it with status 1, saying so on stderr.
+ */
+function stopRequested(
+  stderr: NodeJS.WritableStream,
+  boundMs: number,
+): { readonly signal: AbortSignal; dispose(): void } {
   const abort = new AbortController();
-  const onInt = () => abort.abort('SIGINT');
-  const onTerm = () => abort.abort('SIGTERM');
+  let watchdog: NodeJS.Timeout | undefined;
+  const stop = (signal: NodeJS.Signals) => {
+    abort.abort(signal);
+    watchdog = setTimeout(() => {
+      stderr.write(`runner-fleet start: the shutdown did not end within ${boundMs / 1000} s; exiting\n`);
+      process.exit(1);
+    }, boundMs);
+    // It must not be what keeps a finished process alive.
+    watchdog.unref();
+  };
+  const onInt = () => stop('SIGINT');
+  const onTerm = () => stop('SIGTERM');
   process.once('SIGINT', onInt);
   process.once('SIGTERM', onTerm);
   return {
@@ -59,11 +77,13 @@ function stopRequested(): { readonly signal: AbortSignal; dispose(): void } {
 export const command: Command = {
   summary: 'Run the controller for a fleet.yaml',
   usage,
+  // A call abandoned at shutdown (GitHub not answering) must not keep the process alive once the controller stopped.
+  exitWhenDone: true,
   async run(argv, io) {
     const flags = parse(argv);
     const config = loadFleetConfig('start', flags.config, io);
     if (config === 2) return 2;
-    const stop = stopRequested();
+    const stop = stopRequested(io.stderr, SHUTDOWN.totalMs);
     try {
       return await runController({
         config,

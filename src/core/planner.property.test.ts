@@ -1,8 +1,10 @@
 /**
  * Property tests of the invariants in docs/core.md, one describe per invariant. Each invariant is checked twice:
  *  - on random snapshots: whatever the planner is shown, its actions respect the invariant;
- *  - on random sequences of events run through the world model (world.test-helpers.ts): plan -> execute -> the
+ *  - on random sequences of events run through the world model (test/support/core/world.ts): plan -> execute -> the
  *    world moves (jobs, boots, failures, crashes, lost or duplicated webhooks) -> plan ...
+ * Jobs come from repositories in and out of the scale sets' scopes (another owner's too); a last describe checks
+ * that those out of scope never get a runner and are counted unroutable.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -17,7 +19,7 @@ import type { InstanceState } from '../providers/provider.js';
 import { planScaleSet } from './planner.js';
 import { isRunnerOf, seededRandom } from './names.js';
 import { MINUTE, SECOND, scaleSetConfig, timings } from '../../test/support/core/planner.js';
-import { World, type WorldEvent } from '../../test/support/core/world.js';
+import { JOB_REPOS, World, type WorldEvent } from '../../test/support/core/world.js';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'rf-props-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -220,6 +222,8 @@ const arbWorldSets: fc.Arbitrary<ScaleSetConfig[]> = fc
     bGpu: fc.boolean(),
     bEphemeral: fc.boolean(),
     aRerun: fc.boolean(),
+    /** `big` serves one repository (octo-org/lib) instead of the whole organization. */
+    bRepo: fc.boolean(),
   })
   .map((o) => {
     const a = scaleSetConfig({
@@ -238,6 +242,7 @@ const arbWorldSets: fc.Arbitrary<ScaleSetConfig[]> = fc
       ephemeral: o.bEphemeral,
       registration: 'token',
       priority: 1,
+      ...(o.bRepo ? { scope: { repo: 'octo-org/lib' } } : {}),
     });
     return [a, b];
   });
@@ -250,6 +255,8 @@ const arbEvent: fc.Arbitrary<WorldEvent> = fc.oneof(
       labels: fc.nat(5),
       copies: fc.integer({ min: 1, max: 3 }),
       newId: fc.boolean(),
+      // JOB_REPOS: octo-org/app (twice as likely), octo-org/lib, other-org/app.
+      repo: fc.nat(3),
     }),
   },
   { weight: 6, arbitrary: fc.record({ t: fc.constant('deliver' as const), i: fc.nat(30) }) },
@@ -1137,6 +1144,78 @@ describe('interrupted jobs: the cloud takes a busy runner’s instance', () => {
       // The scenarios do interrupt runners (a property that never sees one would prove nothing).
       console.log(`interrupted jobs seen: ${interrupted}`);
       expect(interrupted).toBeGreaterThan(0);
+    },
+    SEQ_TIMEOUT,
+  );
+});
+
+// ---- scope ---------------------------------------------------------------------------------------------------------
+
+describe('scope: a job of a repository no scale set serves gets no runner and is counted unroutable', () => {
+  const OTHER_OWNER = JOB_REPOS.findIndex((r) => r.owner !== 'octo-org');
+
+  /** Checked after every event: the store routed each such job nowhere and counts it among the unroutable. */
+  function outOfScopeUnroutable(w: World): void {
+    const unroutable = new Set(w.store.openJobs(null).map((j) => j.id));
+    for (const job of w.outOfScopeJobs()) {
+      const record = w.store.job(job.id);
+      if (record === null) continue; // not delivered yet
+      expect(record.scaleSet, `job ${job.id} of ${job.owner}/${job.repo}`).toBeNull();
+      if (record.status !== 'completed') expect(unroutable.has(job.id), `job ${job.id} counted`).toBe(true);
+    }
+  }
+
+  it(
+    'event sequences, jobs from the fleet’s organization and another owner: those out of scope never run',
+    async () => {
+      await fc.assert(
+        fc.asyncProperty(arbScenario, async (scenario) => {
+          const minIdle = scenario.sets.reduce((n, s) => n + s.minIdle, 0);
+          await withWorld(
+            scenario,
+            {
+              prompt: true,
+              step: (w) => {
+                outOfScopeUnroutable(w);
+                expect(w.created.size).toBeLessThanOrEqual(w.routableJobs() + minIdle + w.endedWithoutJob());
+              },
+            },
+            (w) => {
+              for (const job of w.outOfScopeJobs()) expect(job.runner, `job ${job.id}`).toBeNull();
+            },
+          );
+        }),
+        { numRuns: SEQ_RUNS },
+      );
+    },
+    SEQ_TIMEOUT,
+  );
+
+  it(
+    'event sequences, every job from another owner: no runner is created for any, beyond minIdle and replacements',
+    async () => {
+      await fc.assert(
+        fc.asyncProperty(arbScenario, async (scenario) => {
+          const events = scenario.events.map((e) => (e.t === 'job' ? { ...e, repo: OTHER_OWNER } : e));
+          const minIdle = scenario.sets.reduce((n, s) => n + s.minIdle, 0);
+          await withWorld(
+            { ...scenario, events },
+            {
+              prompt: true,
+              step: (w) => {
+                outOfScopeUnroutable(w);
+                expect(w.routableJobs()).toBe(0);
+                expect(w.created.size).toBeLessThanOrEqual(minIdle + w.endedWithoutJob());
+              },
+            },
+            (w) => {
+              expect(w.outOfScopeJobs()).toHaveLength(w.jobs.size);
+              for (const job of w.jobs.values()) expect(job.runner).toBeNull();
+            },
+          );
+        }),
+        { numRuns: SEQ_RUNS },
+      );
     },
     SEQ_TIMEOUT,
   );

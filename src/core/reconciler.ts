@@ -123,6 +123,10 @@ export class Reconciler {
   readonly #unsubscribe: (() => void)[] = [];
   #idleWaiters: (() => void)[] = [];
   #onAbort: (() => void) | null = null;
+  /** Aborted by stop(): the resync's lists in flight end at once. */
+  readonly #stopping = new AbortController();
+  /** The store's failure, once logged (the store says why; passes stop until a restart). */
+  #storeFailureSeen = false;
 
   constructor(options: ReconcilerOptions) {
     this.#o = options;
@@ -185,6 +189,7 @@ export class Reconciler {
       this.#unsubscribe.push(stop);
     }
     await this.resync();
+    if (this.#stopped) return;
     this.#ready = true;
     this.#scheduleResync();
     this.wake();
@@ -204,6 +209,7 @@ export class Reconciler {
       m.clear();
     }
     if (this.#resyncTimer !== null) this.#timers.clearTimeout(this.#resyncTimer);
+    this.#stopping.abort();
     this.#executor.abort();
     await this.#executor.idle();
     await Promise.allSettled([...this.#outcomes]);
@@ -352,6 +358,8 @@ export class Reconciler {
   #pass(scaleSet: string): void {
     const set = this.#sets.get(scaleSet);
     if (set === undefined) return;
+    // A failed store records nothing, so nothing may be done: every call out needs its intent recorded first.
+    if (this.#storeFailed()) return;
     const started = performance.now();
     const now = this.#now();
     let actions: Action[];
@@ -441,10 +449,24 @@ export class Reconciler {
     }, this.#o.config.controller.resyncInterval);
   }
 
+  /** True once the store has failed (logged once here; the controller reports the failure itself). */
+  #storeFailed(): boolean {
+    const failure = this.#o.store.failure();
+    if (failure === null) return false;
+    if (!this.#storeFailureSeen) {
+      this.#storeFailureSeen = true;
+      this.#log.warn({ code: failure.code }, 'the store failed: no more passes until a restart');
+    }
+    return true;
+  }
+
   async #doResync(): Promise<void> {
     const started = performance.now();
     const errors: string[] = [];
-    const signal = this.#o.signal;
+    const signal =
+      this.#o.signal === undefined
+        ? this.#stopping.signal
+        : AbortSignal.any([this.#o.signal, this.#stopping.signal]);
     // One runner list per scope, shared by the scale sets registering there.
     const byScope = new Map<string, { scope: Scope; sets: string[] }>();
     for (const s of this.#sets.values()) {
@@ -468,7 +490,11 @@ export class Reconciler {
       } catch (err) {
         const e = classifyError(err);
         errors.push(`github ${scopeKey(scope)}: ${e.code}`);
-        this.#log.warn({ scope: scopeKey(scope), code: e.code, reason: e.message }, 'listing runners failed');
+        if (!this.#stopped)
+          this.#log.warn(
+            { scope: scopeKey(scope), code: e.code, reason: e.message },
+            'listing runners failed',
+          );
       }
     });
     const providerLists = [...this.#sets.values()].map(async (set) => {
@@ -493,7 +519,8 @@ export class Reconciler {
         this.#providerHook(provider.kind, set.name, 'error', performance.now() - t0);
         const e = classifyError(err);
         errors.push(`provider ${set.name}: ${e.code}`);
-        this.#log.warn({ scaleSet: set.name, code: e.code, reason: e.message }, 'listing instances failed');
+        if (!this.#stopped)
+          this.#log.warn({ scaleSet: set.name, code: e.code, reason: e.message }, 'listing instances failed');
       } finally {
         signal?.removeEventListener('abort', onAbort);
       }
@@ -501,10 +528,12 @@ export class Reconciler {
     await Promise.all([...githubLists, ...providerLists]);
     const now = this.#now();
     this.#observations.forget(now);
-    try {
-      this.#o.store.prune();
-    } catch (err) {
-      this.#log.warn({ err }, 'pruning the store failed');
+    if (!this.#storeFailed()) {
+      try {
+        this.#o.store.prune();
+      } catch (err) {
+        this.#log.warn({ err }, 'pruning the store failed');
+      }
     }
     this.#lastResyncAt = now;
     this.#lastResyncOk = errors.length === 0;

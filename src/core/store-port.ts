@@ -71,7 +71,24 @@ export interface EventStore {
   recentEvents(query?: EventQuery): EventRow[];
 }
 
+/**
+ * Why the store cannot be used any more: its file is damaged or the disk fails. Sticky until the process restarts;
+ * meanwhile nothing is written, the controller is not ready, and the core plans nothing.
+ */
+export interface StoreFailure {
+  /** `store-corrupt` (the file is damaged or not a database) or `store-io` (the disk failed or is full). */
+  readonly code: 'store-corrupt' | 'store-io';
+  /** SQLite's own error code, e.g. SQLITE_CORRUPT, SQLITE_NOTADB, SQLITE_IOERR_SHORT_READ. */
+  readonly sqliteCode: string;
+  /** SQLite's own message, e.g. "database disk image is malformed". */
+  readonly message: string;
+  /** When it was detected (ms epoch). */
+  readonly at: number;
+}
+
 export interface FleetStore extends JobStore, RunnerStore, EventStore {
   /** Drops what is past its retention. */
   prune(): unknown;
+  /** Null while the store works; once its file or disk failed, why (see StoreFailure). */
+  failure(): StoreFailure | null;
 }

@@ -42,7 +42,9 @@ export function demoControllerFactory(
         readModel: composed.readModel,
         providers: composed.providers,
         apiCallsByStatus: () => composed.github.apiCallCount().byStatus,
-        stop: () => composed.stop(),
+        stop: async () => {
+          await composed.stop();
+        },
       };
     } catch (error) {
       await composed.stop();

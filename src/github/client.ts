@@ -110,6 +110,11 @@ export interface GitHubClient extends GitHubPort {
   getWebhookDelivery(deliveryId: number, signal?: AbortSignal): Promise<WebhookDeliveryDetail>;
   /** Asks GitHub to attempt a delivery again (same GUID). App auth only. */
   redeliverWebhook(deliveryId: number, signal?: AbortSignal): Promise<void>;
+  /**
+   * For shutdown: every request in flight is aborted (its caller gets `aborted` at once, even in the middle of a
+   * retry's wait) and every later one fails the same way at once. Idempotent.
+   */
+  close(): void;
 }
 
 type Params = Record<string, unknown>;
@@ -184,6 +189,8 @@ class Client implements GitHubClient {
   readonly #installationIds = new SharedCache<number>();
   readonly #runnerGroups = new SharedCache<number>();
   readonly #registrationTokens = new SharedCache<RegistrationToken>();
+  /** Aborted by close(): every HTTP attempt and every caller's wait listen to it. */
+  readonly #closed = new AbortController();
 
   constructor(options: GitHubClientOptions) {
     this.#config = options.config;
@@ -195,6 +202,7 @@ class Client implements GitHubClient {
       fetch: options.fetch ?? ((input, init) => globalThis.fetch(input, init)),
       basePath: new URL(options.config.apiUrl).pathname.replace(/\/+$/, ''),
       timeoutMs: options.timeoutMs ?? 15_000,
+      signal: this.#closed.signal,
       onCall: (route, status) => {
         const s = String(status);
         this.#calls.total += 1;
@@ -233,6 +241,43 @@ class Client implements GitHubClient {
     return this.#rateLimitRemaining;
   }
 
+  close(): void {
+    // No reason of our own: fetch then fails with an AbortError, which Octokit does not retry.
+    this.#closed.abort();
+  }
+
+  /** What a caller waits on: its own signal, and close(). */
+  #signal(signal: AbortSignal | undefined): AbortSignal {
+    return signal === undefined ? this.#closed.signal : AbortSignal.any([signal, this.#closed.signal]);
+  }
+
+  /**
+   * Pages of a paginated route, each request carrying the caller's signal (the paginator drops request options, so
+   * it is handed a request function that adds it), and each awaited on the caller's behalf until close().
+   */
+  async *#pages(
+    octokit: FleetOctokitInstance,
+    route: string,
+    params: Params,
+    signal: AbortSignal | undefined,
+  ): AsyncGenerator<{ data: unknown }> {
+    const waitOn = this.#signal(signal);
+    const request = Object.assign(
+      (options: Params) => octokit.request({ ...options, request: { signal: waitOn } } as never),
+      { endpoint: (parameters: Params) => octokit.request.endpoint(route, parameters as never) },
+    );
+    const paginate = octokit.paginate.iterator as unknown as (
+      request: unknown,
+      parameters: Params,
+    ) => AsyncIterable<{ data: unknown }>;
+    const iterator = paginate(request, { ...params })[Symbol.asyncIterator]();
+    for (;;) {
+      const next = await withSignal(iterator.next(), waitOn, route);
+      if (next.done === true) return;
+      yield next.value as { data: unknown };
+    }
+  }
+
   apiCallCount(): ApiCallCount {
     return {
       total: this.#calls.total,
@@ -255,8 +300,7 @@ class Client implements GitHubClient {
     const out: WebhookDelivery[] = [];
     try {
       // Newest first: stop paging at the first page that reaches back past `since`.
-      for await (const page of app.paginate.iterator(route, { per_page: 100 })) {
-        if (signal?.aborted) throw new GitHubError(`GitHub ${route}: aborted`, { code: 'aborted', route });
+      for await (const page of this.#pages(app, route, { per_page: 100 }, signal)) {
         let older = false;
         asArray(page.data as unknown, route, 'body').forEach((item, i) => {
           const d = toDelivery(item, route, `deliveries[${i}]`);
@@ -290,7 +334,11 @@ class Client implements GitHubClient {
   async #appRequest(route: string, params: Params, signal?: AbortSignal): Promise<unknown> {
     const app = this.#appOnly(route);
     try {
-      const { data } = await app.request(route, { ...params, request: signal ? { signal } : {} });
+      const { data } = await withSignal(
+        app.request(route, { ...params, request: signal ? { signal } : {} }),
+        this.#signal(signal),
+        route,
+      );
       return data as unknown;
     } catch (error) {
       throw toGitHubError(error, route, this.#now());
@@ -357,7 +405,7 @@ class Client implements GitHubClient {
       const value = { token: asString(body.token, route, 'token'), expiresAt };
       return { value, until: expiresAt - this.#registrationTokenMarginMs };
     });
-    return withSignal(shared, signal, route);
+    return withSignal(shared, this.#signal(signal), route);
   }
 
   async listRunners(scope: Scope, namePrefix: string, signal?: AbortSignal): Promise<RunnerList> {
@@ -458,7 +506,7 @@ class Client implements GitHubClient {
       }
       return { value: group.id };
     });
-    return withSignal(shared, signal, route);
+    return withSignal(shared, this.#signal(signal), route);
   }
 
   async #installationId(scope: Scope): Promise<number> {
@@ -517,8 +565,13 @@ class Client implements GitHubClient {
     signal?: AbortSignal,
   ): Promise<{ data: unknown }> {
     try {
-      const octokit = await this.#octokitFor(scope);
-      const response = await octokit.request(route, { ...params, request: signal ? { signal } : {} });
+      const waitOn = this.#signal(signal);
+      const octokit = await withSignal(this.#octokitFor(scope), waitOn, route);
+      const response = await withSignal(
+        octokit.request(route, { ...params, request: signal ? { signal } : {} }),
+        waitOn,
+        route,
+      );
       return { data: response.data as unknown };
     } catch (error) {
       throw toGitHubError(error, route, this.#now());
@@ -533,11 +586,9 @@ class Client implements GitHubClient {
     pages?: { count: number },
   ): Promise<unknown[]> {
     try {
-      const octokit = await this.#octokitFor(scope);
+      const octokit = await withSignal(this.#octokitFor(scope), this.#signal(signal), route);
       const items: unknown[] = [];
-      // Page requests do not carry the caller's signal (the paginator drops request options): check between pages.
-      for await (const page of octokit.paginate.iterator(route, { ...params })) {
-        if (signal?.aborted) throw new GitHubError(`GitHub ${route}: aborted`, { code: 'aborted', route });
+      for await (const page of this.#pages(octokit, route, params, signal)) {
         if (pages !== undefined) pages.count++;
         items.push(...asArray(page.data as unknown, route, 'body'));
       }

@@ -35,6 +35,8 @@ export interface TransportOptions {
   readonly basePath: string;
   /** Per attempt, in ms. */
   readonly timeoutMs: number;
+  /** Aborts every attempt in flight and every later one (the client's close()). */
+  readonly signal?: AbortSignal;
   /** Called once per HTTP attempt: the status, or 'error' when no response came back. */
   readonly onCall: (route: string, status: number | 'error') => void;
   readonly onRateLimitRemaining: (remaining: number) => void;
@@ -46,14 +48,24 @@ export function createTransport(options: TransportOptions): FetchLike {
     const url = input instanceof Request ? input.url : String(input);
     const route = routeTemplate(method, url, options.basePath);
     const timeout = AbortSignal.timeout(options.timeoutMs);
-    const signal = init.signal ? AbortSignal.any([init.signal, timeout]) : timeout;
+    const signals = [
+      timeout,
+      ...(init.signal ? [init.signal] : []),
+      ...(options.signal ? [options.signal] : []),
+    ];
+    const signal = signals.length === 1 ? timeout : AbortSignal.any(signals);
     let response: Response;
     try {
       response = await options.fetch(input, { ...init, signal });
     } catch (error) {
       options.onCall(route, 'error');
-      // The caller's abort stays an AbortError (not retried); our own timeout becomes a retryable timeout.
-      if (timeout.aborted && !init.signal?.aborted) {
+      // The caller's abort (or close()) is an AbortError, whatever reason it was given: fetch rejects with that
+      // reason, and Octokit retries any error but an AbortError. Our own timeout becomes a retryable timeout.
+      if (init.signal?.aborted || options.signal?.aborted) {
+        if (error instanceof Error && error.name === 'AbortError') throw error;
+        throw Object.assign(new Error('the request was aborted', { cause: error }), { name: 'AbortError' });
+      }
+      if (timeout.aborted) {
         throw new RequestTimeoutError(`no response within ${options.timeoutMs} ms`, { cause: error });
       }
       throw error;

@@ -48,9 +48,10 @@ export interface LeaderElectionOptions {
   readonly sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
   /**
    * Runs while this replica leads; `signal` aborts when leadership is lost or the elector stops. The returned promise
-   * should settle once the work has stopped: the Lease is released only then.
+   * should settle once the work has stopped: the Lease is released only then, unless it resolves to `keep-lease`
+   * (work abandoned that may still be running somewhere: the Lease is then left to expire).
    */
-  readonly onStartedLeading: (signal: AbortSignal) => void | Promise<void>;
+  readonly onStartedLeading: (signal: AbortSignal) => void | Promise<void | 'keep-lease'>;
   readonly onStoppedLeading?: () => void;
   /** Called when the observed holder changes (also for this replica). */
   readonly onNewLeader?: (identity: string) => void;
@@ -143,7 +144,9 @@ export class LeaderElector {
     // The work runs beside the renew loop; its failure is logged, leadership is what ends it.
     const work = Promise.resolve()
       .then(() => this.#o.onStartedLeading(leading.signal))
-      .catch((error: unknown) => this.#o.logger?.error({ err: error }, 'leader work failed'));
+      .catch((error: unknown) => {
+        this.#o.logger?.error({ err: error }, 'leader work failed');
+      });
     const holding: Holding = { lastRenew: this.#now(), held: true };
     try {
       while (!signal.aborted) {
@@ -161,11 +164,16 @@ export class LeaderElector {
       // The Lease passes on only once the work has stopped: a successor must not act beside it.
       const stopped = await this.#waitForStop(work, holding);
       this.#leading = false;
-      if (!stopped) {
+      if (stopped === 'timeout') {
         this.#o.logger?.error(
           { lease: this.#o.name, stopTimeoutMs: this.#o.stopTimeoutMs },
           'leader election: the leader work did not stop in time; the lease is not released but left to expire, ' +
             'so that a successor waits as long as the lease lasts',
+        );
+      } else if (stopped === 'keep-lease') {
+        this.#o.logger?.warn(
+          { lease: this.#o.name },
+          'leader election: the leader work abandoned calls that did not end; the lease is left to expire',
         );
       } else if (signal.aborted && holding.held && (this.#o.releaseOnStop ?? true)) {
         await this.#release();
@@ -185,24 +193,28 @@ export class LeaderElector {
 
   /**
    * Waits up to stopTimeoutMs for the work to settle, renewing the Lease while it is held (the stop must not outlast
-   * it). True when the work settled.
+   * it). `stopped` (or `keep-lease`, as the work asked) when the work settled, `timeout` when it did not.
    */
-  async #waitForStop(work: Promise<void>, holding: Holding): Promise<boolean> {
+  async #waitForStop(
+    work: Promise<void | 'keep-lease'>,
+    holding: Holding,
+  ): Promise<'stopped' | 'keep-lease' | 'timeout'> {
     let settled = false;
-    const done = work.then(() => {
+    let keepLease = false;
+    const done = work.then((value) => {
       settled = true;
+      keepLease = value === 'keep-lease';
     });
     const deadline = this.#now() + this.#o.stopTimeoutMs;
-    // Renewals here must not carry `run`'s signal: it has aborted, which is why the work is stopping.
-    const renewing = new AbortController().signal;
     while (!settled) {
       const left = deadline - this.#now();
-      if (left <= 0) return false;
+      if (left <= 0) return 'timeout';
       const wake = new AbortController();
       await Promise.race([done, this.#sleep(Math.min(this.#o.retryPeriodMs, left), wake.signal)]);
       wake.abort();
       if (settled || !holding.held || this.#now() >= deadline) continue;
-      await this.#renew(holding, renewing);
+      // Not with `run`'s signal (it has aborted, which is why the work is stopping), but not past the deadline.
+      await this.#renew(holding, AbortSignal.timeout(Math.max(1, deadline - this.#now())));
       if (!holding.held) {
         this.#o.logger?.warn(
           { lease: this.#o.name },
@@ -210,7 +222,7 @@ export class LeaderElector {
         );
       }
     }
-    return true;
+    return keepLease ? 'keep-lease' : 'stopped';
   }
 
   #jittered(ms: number): number {

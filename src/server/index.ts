@@ -1,5 +1,12 @@
 export { createServer } from './server.js';
-export type { DashboardContext, DashboardPlugin, FleetServer, ServerOptions } from './server.js';
+export type {
+  DashboardContext,
+  DashboardPlugin,
+  FleetServer,
+  HealthCheck,
+  Readiness,
+  ServerOptions,
+} from './server.js';
 export type {
   EventQuery,
   EventView,

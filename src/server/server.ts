@@ -77,6 +77,21 @@ export interface DashboardPlugin {
   register(app: FastifyInstance, context: DashboardContext): void | Promise<void>;
 }
 
+/** What /readyz answers: ready, or not and why (`reason` is shown in the answer). */
+export interface Readiness {
+  readonly ready: boolean;
+  readonly reason?: string;
+}
+
+/** One component's state in /healthz: `ok`, or `failed` with a stable code and the reason. */
+export interface HealthCheck {
+  readonly status: 'ok' | 'failed';
+  readonly code?: string;
+  readonly reason?: string;
+  /** When it failed (ISO 8601). */
+  readonly since?: string;
+}
+
 export interface ServerOptions {
   readonly config: Pick<FleetConfig, 'server' | 'webhook'>;
   /**
@@ -89,8 +104,13 @@ export interface ServerOptions {
   /** Called after the 202 went out, for every newly accepted (not duplicate) workflow_job: wakes the reconciler. */
   readonly onWorkflowJob?: (event: WorkflowJobEvent) => void;
   readonly readModel: ReadModel;
-  /** Store open and first sync done. */
-  readonly isReady: () => boolean | Promise<boolean>;
+  /** Store open and first sync done; a Readiness also says why not. */
+  readonly isReady: () => boolean | Readiness | Promise<boolean | Readiness>;
+  /**
+   * Components whose failure makes /healthz answer 503 (the process is alive but cannot do its work: a liveness
+   * probe restarts it). Without it, /healthz answers 200 whenever the server does.
+   */
+  readonly health?: () => Readonly<Record<string, HealthCheck>>;
   readonly metrics: FleetMetrics;
   readonly logger: Logger;
   readonly dashboard?: DashboardPlugin;
@@ -224,16 +244,35 @@ export async function createServer(options: ServerOptions): Promise<FleetServer>
   // receives webhooks from the internet serves nothing else than the webhook, health and metrics.
   const ui = separate ? newApp(log.child({ listener: 'dashboard' }), limits, bodyLimit) : app;
 
-  app.get('/healthz', async () => ({ status: 'ok' }));
+  app.get('/healthz', async (_request, reply) => {
+    let checks: Readonly<Record<string, HealthCheck>>;
+    try {
+      checks = options.health?.() ?? {};
+    } catch (error) {
+      log.warn({ err: error }, 'health check failed');
+      checks = {
+        health: { status: 'failed', code: 'health-check-failed', reason: 'the health check threw' },
+      };
+    }
+    const failed = Object.values(checks).some((c) => c.status !== 'ok');
+    return reply
+      .code(failed ? 503 : 200)
+      .send({ status: failed ? 'unhealthy' : 'ok', ...(Object.keys(checks).length > 0 ? { checks } : {}) });
+  });
 
   app.get('/readyz', async (_request, reply) => {
-    let ready = false;
+    let readiness: Readiness;
     try {
-      ready = await options.isReady();
+      const answer = await options.isReady();
+      readiness = typeof answer === 'boolean' ? { ready: answer } : answer;
     } catch (error) {
       log.warn({ err: error }, 'readiness check failed');
+      readiness = { ready: false, reason: 'the readiness check failed' };
     }
-    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready' });
+    const { ready, reason } = readiness;
+    return reply
+      .code(ready ? 200 : 503)
+      .send({ status: ready ? 'ready' : 'not ready', ...(!ready && reason !== undefined ? { reason } : {}) });
   });
 
   app.get('/metrics', async (_request, reply) => {

@@ -2,7 +2,8 @@
  * Background checkpoints: with them the store's own commits never checkpoint (the database file only grows when the
  * worker copies the WAL back), and without the worker nothing would. Checked on a real file, through the store.
  */
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -69,6 +70,29 @@ describe('store: checkpoints in a worker thread', () => {
     expect(store.checkpointsInBackground).toBe(false);
     expect(statSync(file).size).toBeGreaterThan(before);
     store.close();
+  });
+
+  it('the worker never keeps a process alive that is otherwise done (a store left open at exit)', () => {
+    const script = path.join(dir, 'left-open.ts');
+    writeFileSync(
+      script,
+      `import { Store } from ${JSON.stringify(path.resolve(import.meta.dirname, 'store.js'))};\n` +
+        `Store.open({ path: ${JSON.stringify(path.join(dir, 'fleet.db'))}, route: () => null, ` +
+        `backgroundCheckpoints: { intervalMs: 50 } });\n` +
+        `console.log('opened');\n`,
+    );
+    const started = Date.now();
+    const result = spawnSync(process.execPath, ['--import', 'tsx', script], {
+      encoding: 'utf8',
+      timeout: 15_000,
+      cwd: path.resolve(import.meta.dirname, '../..'),
+    });
+    expect(result.stderr).toBe('');
+    expect(result.stdout).toBe('opened\n');
+    // Killed at 15 s (signal SIGTERM, status null) if the worker held the event loop.
+    expect(result.signal).toBeNull();
+    expect(result.status).toBe(0);
+    expect(Date.now() - started).toBeLessThan(15_000);
   });
 
   it('reports a worker that cannot run checkpoints', async () => {

@@ -17,8 +17,11 @@ export interface CheckpointerOptions {
   readonly path: string;
   /** ms between checkpoints; default 1000. */
   readonly intervalMs?: number;
-  /** Called once if the worker cannot run checkpoints any more, with the reason (never secret: a SQLite error). */
-  readonly onFailure: (reason: string) => void;
+  /**
+   * Called once if the worker cannot run checkpoints any more, with the reason (never secret: a SQLite error) and
+   * SQLite's error code when there is one (SQLITE_CORRUPT, SQLITE_IOERR_WRITE...).
+   */
+  readonly onFailure: (reason: string, code?: string) => void;
 }
 
 /** Runs in the worker; plain CommonJS, so it needs no build step and no loader (it runs under tsx and vitest too). */
@@ -31,7 +34,7 @@ try {
   db.pragma('busy_timeout = 1000');
   db.pragma('wal_autocheckpoint = 0');
 } catch (error) {
-  parentPort.postMessage({ type: 'failed', reason: String(error && error.message || error) });
+  parentPort.postMessage({ type: 'failed', reason: String(error && error.message || error), code: error && error.code });
   process.exit(0);
 }
 const timer = setInterval(() => {
@@ -40,7 +43,7 @@ const timer = setInterval(() => {
   } catch (error) {
     if (error && error.code === 'SQLITE_BUSY') return;
     clearInterval(timer);
-    parentPort.postMessage({ type: 'failed', reason: String(error && error.message || error) });
+    parentPort.postMessage({ type: 'failed', reason: String(error && error.message || error), code: error && error.code });
   }
 }, workerData.intervalMs);
 parentPort.on('message', (message) => {
@@ -63,15 +66,13 @@ export class Checkpointer {
       eval: true,
       workerData: { path: options.path, intervalMs: Math.max(10, options.intervalMs ?? 1000), driver },
     });
-    // The worker must not keep a process alive that is otherwise done.
-    this.#worker.unref();
-    const fail = (reason: string): void => {
+    const fail = (reason: string, code?: string): void => {
       if (this.#failed || this.#stopped) return;
       this.#failed = true;
-      options.onFailure(reason);
+      options.onFailure(reason, code);
     };
-    this.#worker.on('message', (m: { type?: string; reason?: string }) => {
-      if (m.type === 'failed') fail(m.reason ?? 'unknown error');
+    this.#worker.on('message', (m: { type?: string; reason?: string; code?: string }) => {
+      if (m.type === 'failed') fail(m.reason ?? 'unknown error', m.code);
     });
     this.#worker.on('error', (error) => fail(error.message));
     this.#exited = new Promise((resolve) => {
@@ -80,6 +81,9 @@ export class Checkpointer {
         resolve();
       });
     });
+    // The worker must not keep a process alive that is otherwise done. After the listeners: adding a 'message'
+    // listener refs the worker's port again, and an earlier unref() would be undone.
+    this.#worker.unref();
   }
 
   /** True once the worker gave up (the store then checkpoints on its own connection). */

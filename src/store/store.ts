@@ -8,6 +8,11 @@
  * committed transaction is in the WAL in the operating system's cache. synchronous=FULL also survives power loss, at
  * the price of an fsync per write (measured at about 2.6 ms here, against 50 us). With `backgroundCheckpoints` the
  * WAL is copied back into the file by a worker thread (checkpointer.ts), not by whichever commit fills it.
+ *
+ * Failure: every error carries SQLite's own message and code (in its message and as its `cause`). An error that
+ * means the file is damaged or the disk fails (sqlite-errors.ts `failureKind`) makes the store failed for good
+ * (`failure()`, `onFailure`): it writes nothing more, and the controller reports itself unhealthy and not ready.
+ * A file damaged before the open is found by the integrity check (integrity.ts) that the controller runs first.
  */
 import { closeSync, existsSync, openSync } from 'node:fs';
 import Database from 'better-sqlite3';
@@ -17,9 +22,10 @@ import { applyJobEvent, applyJobStatus, markJobChecked, sameJob } from '../core/
 import type { JobRoute } from '../core/jobs.js';
 import type { JobStatus, RunnerState } from '../core/types.js';
 import type { BackoffState } from '../core/backoff.js';
-import type { FleetStore, ScaleSetBackoff } from '../core/store-port.js';
+import type { FleetStore, ScaleSetBackoff, StoreFailure } from '../core/store-port.js';
 import { Checkpointer } from './checkpointer.js';
 import { migrate } from './migrations.js';
+import { StoreError, describeCause, failureKind, sqliteCause } from './sqlite-errors.js';
 import {
   DEFAULT_RETENTION,
   type EventKind,
@@ -66,14 +72,7 @@ interface Accepted {
   readonly change: JobChange | null;
 }
 
-export class StoreError extends Error {
-  readonly code: string;
-  constructor(message: string, options: { code: string; cause?: unknown }) {
-    super(message, { cause: options.cause });
-    this.name = 'StoreError';
-    this.code = options.code;
-  }
-}
+export { StoreError } from './sqlite-errors.js';
 
 interface JobSqlRow {
   id: number;
@@ -158,6 +157,8 @@ export class Store implements FleetStore {
   readonly #route: JobRoute;
   readonly #retention: Retention;
   readonly #listeners = new Set<(change: JobChange) => void>();
+  #failure: StoreFailure | null = null;
+  readonly #failureListeners = new Set<(failure: StoreFailure) => void>();
 
   // In-memory indexes, rebuilt from the file at open.
   readonly #runners = new Map<string, RunnerRecord>();
@@ -279,17 +280,34 @@ export class Store implements FleetStore {
       this.#checkpointer = new Checkpointer({
         path: options.path,
         ...(background.intervalMs !== undefined ? { intervalMs: background.intervalMs } : {}),
-        onFailure: (reason) => {
-          if (db.open) db.pragma(`wal_autocheckpoint = ${DEFAULT_WAL_AUTOCHECKPOINT}`);
-          background.onFailure?.(reason);
+        onFailure: (reason, code) => {
+          // A damaged file or failing disk fails the store; anything else only moves checkpoints to the commits.
+          if (code !== undefined && failureKind(code) !== null) {
+            this.#fail(Object.assign(new Error(reason), { code, name: 'SqliteError' }));
+          } else if (db.open) {
+            db.pragma(`wal_autocheckpoint = ${DEFAULT_WAL_AUTOCHECKPOINT}`);
+          }
+          background.onFailure?.(code === undefined ? reason : `${reason} (${code})`);
         },
       });
     }
   }
 
-  /** Opens (creating if needed) and migrates the database, then loads the live state into memory. */
+  /**
+   * Opens (creating if needed) and migrates the database, then loads the live state into memory. Throws StoreError
+   * (`store-corrupt`, `store-io` or `store-open`) naming the file and SQLite's cause.
+   */
   static open(options: StoreOptions): Store {
     let db: Db;
+    const fail = (what: string, cause: unknown): StoreError => {
+      const kind = failureKind(sqliteCause(cause)?.code ?? '');
+      const state =
+        kind === 'store-corrupt' ? 'is damaged' : kind === 'store-io' ? 'cannot be read or written' : what;
+      return new StoreError(`the store ${options.path} ${state}: ${describeCause(cause)}`, {
+        code: kind ?? 'store-open',
+        cause,
+      });
+    };
     try {
       // Created 0600 before SQLite opens it: SQLite would make it 0644, and gives its -wal and -shm files the
       // database file's mode.
@@ -297,7 +315,7 @@ export class Store implements FleetStore {
         closeSync(openSync(options.path, 'a', 0o600));
       db = new Database(options.path);
     } catch (cause) {
-      throw new StoreError(`cannot open store at ${options.path}`, { code: 'store-open', cause });
+      throw fail('cannot be opened', cause);
     }
     try {
       db.pragma('journal_mode = WAL');
@@ -308,8 +326,65 @@ export class Store implements FleetStore {
     } catch (cause) {
       db.close();
       if (cause instanceof Error && 'code' in cause && cause.code === 'store-migration') throw cause;
-      throw new StoreError(`cannot initialise store at ${options.path}`, { code: 'store-open', cause });
+      throw fail('cannot be initialised', cause);
     }
+  }
+
+  /** Null while the store works; once its file or disk failed, why. Sticky. */
+  failure(): StoreFailure | null {
+    return this.#failure;
+  }
+
+  /** Called once, when the store fails (a damaged file, a failing disk). Returns the unsubscribe function. */
+  onFailure(listener: (failure: StoreFailure) => void): () => void {
+    this.#failureListeners.add(listener);
+    return () => this.#failureListeners.delete(listener);
+  }
+
+  /** Records the first failure and tells the listeners; later ones change nothing. */
+  #fail(error: unknown): void {
+    const sqlite = sqliteCause(error);
+    const code = failureKind(sqlite?.code ?? '');
+    if (this.#failure !== null || sqlite === null || code === null) return;
+    this.#failure = { code, sqliteCode: sqlite.code, message: sqlite.message, at: this.#now() };
+    for (const listener of this.#failureListeners) {
+      try {
+        listener(this.#failure);
+      } catch {
+        // A listener's failure must not hide the store's.
+      }
+    }
+  }
+
+  /**
+   * Runs one operation on the file. SQLite's errors come out as StoreError with SQLite's message and code (and as
+   * the cause); one that means a damaged file or failing disk fails the store. Other errors pass unchanged, unless
+   * `code` asks for them to be wrapped too.
+   */
+  #sql<T>(what: string, fn: () => T, code?: string): T {
+    try {
+      return fn();
+    } catch (error) {
+      const sqlite = sqliteCause(error);
+      if (sqlite === null && code === undefined) throw error;
+      this.#fail(error);
+      throw new StoreError(`store ${this.path}: ${what}: ${describeCause(error)}`, {
+        code: (sqlite !== null ? failureKind(sqlite.code) : null) ?? code ?? 'store-sqlite',
+        cause: error,
+      });
+    }
+  }
+
+  /** A write: refused at once once the store has failed (nothing more goes into a damaged file). */
+  #write<T>(what: string, fn: () => T, code?: string): T {
+    const failure = this.#failure;
+    if (failure !== null) {
+      throw new StoreError(
+        `store ${this.path}: ${what}: refused, the store failed: ${failure.message} (${failure.sqliteCode})`,
+        { code: failure.code },
+      );
+    }
+    return this.#sql(what, fn, code);
   }
 
   get isOpen(): boolean {
@@ -403,12 +478,7 @@ export class Store implements FleetStore {
 
   #accept(events: readonly WorkflowJobEvent[], failure: string): AcceptResult[] {
     const now = this.#now();
-    let outcomes: Accepted[];
-    try {
-      outcomes = this.#acceptTx.immediate(events, now);
-    } catch (cause) {
-      throw new StoreError(failure, { code: 'store-write', cause });
-    }
+    const outcomes = this.#write(failure, () => this.#acceptTx.immediate(events, now), 'store-write');
     // Committed: only now do the indexes and listeners learn of it, in the order of the events.
     for (let i = 0; i < outcomes.length; i++) {
       const outcome = outcomes[i]!;
@@ -439,19 +509,22 @@ export class Store implements FleetStore {
   /** What a status check learned (null: GitHub does not know the job any more). */
   applyJobStatus(jobId: number, info: JobInfo | null): JobRecord | null {
     const now = this.#now();
-    const change = this.#db.transaction((): JobChange | null => {
-      const existing = this.#readJob(jobId);
-      if (existing === null) return null;
-      const next = applyJobStatus(existing, info, now);
-      this.#writeJob(next, now);
-      if (!sameJob(existing, next)) {
-        this.#event(
-          { kind: 'job', scaleSet: next.scaleSet, jobId, event: next.status, reason: 'status check' },
-          now,
-        );
-      }
-      return { job: next, previous: existing, source: 'check' };
-    })();
+    const change = this.#write(
+      `cannot record the status of job ${jobId}`,
+      this.#db.transaction((): JobChange | null => {
+        const existing = this.#readJob(jobId);
+        if (existing === null) return null;
+        const next = applyJobStatus(existing, info, now);
+        this.#writeJob(next, now);
+        if (!sameJob(existing, next)) {
+          this.#event(
+            { kind: 'job', scaleSet: next.scaleSet, jobId, event: next.status, reason: 'status check' },
+            now,
+          );
+        }
+        return { job: next, previous: existing, source: 'check' };
+      }),
+    );
     if (change === null) return null;
     this.#unverified.delete(jobId);
     this.#applyJobChange(change, now);
@@ -463,7 +536,7 @@ export class Store implements FleetStore {
     const existing = this.#openJobs.get(jobId);
     if (existing === undefined) return;
     const next = markJobChecked(existing, this.#now());
-    this.#writeJob(next, this.#now());
+    this.#write(`cannot record the check of job ${jobId}`, () => this.#writeJob(next, this.#now()));
     this.#uncacheJob(existing);
     this.#cacheJob(next);
   }
@@ -472,21 +545,24 @@ export class Store implements FleetStore {
   rerouteOpenJobs(): number {
     const now = this.#now();
     const changes: JobChange[] = [];
-    this.#db.transaction(() => {
-      for (const job of this.#openJobs.values()) {
-        const scaleSet = this.#route(job);
-        if (scaleSet === job.scaleSet) continue;
-        const next = { ...job, scaleSet };
-        this.#writeJob(next, now);
-        changes.push({ job: next, previous: job, source: 'reroute' });
-      }
-    })();
+    this.#write(
+      'cannot route open jobs again',
+      this.#db.transaction(() => {
+        for (const job of this.#openJobs.values()) {
+          const scaleSet = this.#route(job);
+          if (scaleSet === job.scaleSet) continue;
+          const next = { ...job, scaleSet };
+          this.#writeJob(next, now);
+          changes.push({ job: next, previous: job, source: 'reroute' });
+        }
+      }),
+    );
     for (const c of changes) this.#applyJobChange(c, now);
     return changes.length;
   }
 
   job(id: number): JobRecord | null {
-    return this.#openJobs.get(id) ?? this.#readJob(id);
+    return this.#openJobs.get(id) ?? this.#sql(`cannot read job ${id}`, () => this.#readJob(id));
   }
 
   /**
@@ -511,12 +587,14 @@ export class Store implements FleetStore {
 
   /** Completed jobs, most recent first (dashboard). */
   recentCompletedJobs(limit = 100): JobRecord[] {
-    return this.#db
-      .prepare<[number], JobSqlRow>(
-        "SELECT * FROM jobs WHERE status = 'completed' ORDER BY completed_at DESC, id DESC LIMIT ?",
-      )
-      .all(limit)
-      .map(jobFromRow);
+    return this.#sql('cannot read completed jobs', () =>
+      this.#db
+        .prepare<[number], JobSqlRow>(
+          "SELECT * FROM jobs WHERE status = 'completed' ORDER BY completed_at DESC, id DESC LIMIT ?",
+        )
+        .all(limit)
+        .map(jobFromRow),
+    );
   }
 
   #readJob(id: number): JobRecord | null {
@@ -626,15 +704,18 @@ export class Store implements FleetStore {
       instanceDeletedAt: null,
       registrationDeletedAt: null,
     }));
-    this.#db.transaction(() => {
-      for (const r of rows) {
-        this.#stmt.insertRunner.run(r.name, r.scaleSet, r.state, r.reason, now, now);
-        this.#event(
-          { kind: 'runner', scaleSet: r.scaleSet, runner: r.name, event: 'requested', reason },
-          now,
-        );
-      }
-    })();
+    this.#write(
+      `cannot record ${rows.length} new runners`,
+      this.#db.transaction(() => {
+        for (const r of rows) {
+          this.#stmt.insertRunner.run(r.name, r.scaleSet, r.state, r.reason, now, now);
+          this.#event(
+            { kind: 'runner', scaleSet: r.scaleSet, runner: r.name, event: 'requested', reason },
+            now,
+          );
+        }
+      }),
+    );
     for (const r of rows) this.#cacheRunner(r);
     return rows;
   }
@@ -642,7 +723,9 @@ export class Store implements FleetStore {
   runner(name: string): RunnerRecord | null {
     const cached = this.#runners.get(name);
     if (cached !== undefined) return cached;
-    const row = this.#db.prepare<[string], RunnerSqlRow>('SELECT * FROM runners WHERE name = ?').get(name);
+    const row = this.#sql(`cannot read runner ${name}`, () =>
+      this.#db.prepare<[string], RunnerSqlRow>('SELECT * FROM runners WHERE name = ?').get(name),
+    );
     return row === undefined ? null : runnerFromRow(row);
   }
 
@@ -684,41 +767,44 @@ export class Store implements FleetStore {
           ? change.registrationDeletedAt
           : before.registrationDeletedAt,
     };
-    this.#db.transaction(() => {
-      this.#stmt.updateRunner.run(
-        after.state,
-        after.reason,
-        after.githubId,
-        after.stateChangedAt,
-        after.instanceDeletedAt,
-        after.registrationDeletedAt,
-        name,
-      );
-      if (stateChanged) {
-        this.#event(
-          {
-            kind: 'runner',
-            scaleSet: after.scaleSet,
-            runner: name,
-            event: after.state,
-            reason: after.reason,
-          },
-          now,
+    this.#write(
+      `cannot record a change of runner ${name}`,
+      this.#db.transaction(() => {
+        this.#stmt.updateRunner.run(
+          after.state,
+          after.reason,
+          after.githubId,
+          after.stateChangedAt,
+          after.instanceDeletedAt,
+          after.registrationDeletedAt,
+          name,
         );
-      }
-      if (before.instanceDeletedAt === null && after.instanceDeletedAt !== null) {
-        this.#event(
-          { kind: 'instance', scaleSet: after.scaleSet, runner: name, event: 'deleted', reason: null },
-          now,
-        );
-      }
-      if (before.registrationDeletedAt === null && after.registrationDeletedAt !== null) {
-        this.#event(
-          { kind: 'registration', scaleSet: after.scaleSet, runner: name, event: 'deleted', reason: null },
-          now,
-        );
-      }
-    })();
+        if (stateChanged) {
+          this.#event(
+            {
+              kind: 'runner',
+              scaleSet: after.scaleSet,
+              runner: name,
+              event: after.state,
+              reason: after.reason,
+            },
+            now,
+          );
+        }
+        if (before.instanceDeletedAt === null && after.instanceDeletedAt !== null) {
+          this.#event(
+            { kind: 'instance', scaleSet: after.scaleSet, runner: name, event: 'deleted', reason: null },
+            now,
+          );
+        }
+        if (before.registrationDeletedAt === null && after.registrationDeletedAt !== null) {
+          this.#event(
+            { kind: 'registration', scaleSet: after.scaleSet, runner: name, event: 'deleted', reason: null },
+            now,
+          );
+        }
+      }),
+    );
     this.#cacheRunner(after);
     return { before, after };
   }
@@ -754,7 +840,9 @@ export class Store implements FleetStore {
       lastFailure: failure?.reason ?? prev.lastFailure,
       lastFailureAt: failure?.at ?? prev.lastFailureAt,
     };
-    this.#stmt.upsertBackoff.run(scaleSet, next.failures, next.until, next.lastFailure, next.lastFailureAt);
+    this.#write(`cannot record the backoff of scale set ${scaleSet}`, () =>
+      this.#stmt.upsertBackoff.run(scaleSet, next.failures, next.until, next.lastFailure, next.lastFailureAt),
+    );
     this.#backoff.set(scaleSet, next);
     return next;
   }
@@ -763,7 +851,7 @@ export class Store implements FleetStore {
 
   /** Records an event that is not a runner state change (an orphan registration removed, a stray instance...). */
   recordEvent(event: NewEvent): void {
-    this.#event(event, this.#now());
+    this.#write(`cannot record a ${event.kind} event`, () => this.#event(event, this.#now()));
   }
 
   #event(e: NewEvent, at: number): void {
@@ -804,19 +892,19 @@ export class Store implements FleetStore {
     }
     const limit = Math.max(1, Math.min(query.limit ?? 100, 10_000));
     const sql = `SELECT * FROM events ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`;
-    return this.#db
-      .prepare<(string | number)[], EventSqlRow>(sql)
-      .all(...params, limit)
-      .map((e) => ({
-        id: e.id,
-        at: e.at,
-        kind: e.kind,
-        scaleSet: e.scale_set,
-        runner: e.runner,
-        jobId: e.job_id,
-        event: e.event,
-        reason: e.reason,
-      }));
+    const rows = this.#sql('cannot read events', () =>
+      this.#db.prepare<(string | number)[], EventSqlRow>(sql).all(...params, limit),
+    );
+    return rows.map((e) => ({
+      id: e.id,
+      at: e.at,
+      kind: e.kind,
+      scaleSet: e.scale_set,
+      runner: e.runner,
+      jobId: e.job_id,
+      event: e.event,
+      reason: e.reason,
+    }));
   }
 
   // ---- maintenance -------------------------------------------------------------------------------------------------
@@ -827,19 +915,22 @@ export class Store implements FleetStore {
     const ret = this.#retention;
     const jobCutoff = now - ret.completedJobsMs;
     const unroutableCutoff = now - ret.unroutableJobsMs;
-    const counts = this.#db.transaction(() => ({
-      deliveries: this.#db.prepare('DELETE FROM deliveries WHERE received_at < ?').run(jobCutoff).changes,
-      jobs:
-        this.#db.prepare("DELETE FROM jobs WHERE status = 'completed' AND updated_at < ?").run(jobCutoff)
-          .changes +
-        this.#db
-          .prepare("DELETE FROM jobs WHERE status <> 'completed' AND scale_set IS NULL AND queued_at < ?")
-          .run(unroutableCutoff).changes,
-      runners: this.#db
-        .prepare("DELETE FROM runners WHERE state = 'deleted' AND state_changed_at < ?")
-        .run(jobCutoff).changes,
-      events: this.#db.prepare('DELETE FROM events WHERE at < ?').run(now - ret.eventsMs).changes,
-    }))();
+    const counts = this.#write(
+      'cannot prune',
+      this.#db.transaction(() => ({
+        deliveries: this.#db.prepare('DELETE FROM deliveries WHERE received_at < ?').run(jobCutoff).changes,
+        jobs:
+          this.#db.prepare("DELETE FROM jobs WHERE status = 'completed' AND updated_at < ?").run(jobCutoff)
+            .changes +
+          this.#db
+            .prepare("DELETE FROM jobs WHERE status <> 'completed' AND scale_set IS NULL AND queued_at < ?")
+            .run(unroutableCutoff).changes,
+        runners: this.#db
+          .prepare("DELETE FROM runners WHERE state = 'deleted' AND state_changed_at < ?")
+          .run(jobCutoff).changes,
+        events: this.#db.prepare('DELETE FROM events WHERE at < ?').run(now - ret.eventsMs).changes,
+      })),
+    );
     for (const job of [...(this.#openJobsBySet.get(null)?.values() ?? [])]) {
       if (job.queuedAt < unroutableCutoff) this.#uncacheJob(job);
     }
@@ -854,15 +945,18 @@ export class Store implements FleetStore {
    * for deliveries it missed from about then on (src/github/redelivery.ts).
    */
   lastDeliveryAt(): number | null {
-    return (
-      this.#db.prepare<[], { at: number | null }>('SELECT MAX(received_at) AS at FROM deliveries').get()
-        ?.at ?? null
+    return this.#sql(
+      'cannot read the last delivery',
+      () =>
+        this.#db.prepare<[], { at: number | null }>('SELECT MAX(received_at) AS at FROM deliveries').get()
+          ?.at ?? null,
     );
   }
 
   /** Row counts, for health and tests. */
   stats(): { runners: number; liveRunners: number; openJobs: number; deliveries: number; events: number } {
-    const count = (sql: string): number => this.#db.prepare<[], { n: number }>(sql).get()?.n ?? 0;
+    const count = (sql: string): number =>
+      this.#sql('cannot count rows', () => this.#db.prepare<[], { n: number }>(sql).get()?.n ?? 0);
     return {
       runners: count('SELECT COUNT(*) AS n FROM runners'),
       liveRunners: count("SELECT COUNT(*) AS n FROM runners WHERE state <> 'deleted'"),

@@ -48,7 +48,7 @@ describe.skipIf(!requireAwsPeers('cli/aws-access'))('doctor and start: the AWS a
       stringify({
         name: 'acme',
         github: { url: sim.baseUrl, apiUrl: sim.apiUrl, auth: { token: sim.token } },
-        webhook: { secret: 'not-used-here' },
+        webhook: { secret: 'not-used-here-but-long-enough' },
         server: { port: 0 },
         store: { path: join(dir, `store-${n}.db`) },
         scaleSets: [

@@ -75,7 +75,7 @@ beforeAll(async () => {
     logDestination: controllerLogs,
     logLevel: 'debug',
   });
-  cleanup.unshift(() => controller.stop());
+  cleanup.unshift(async () => void (await controller.stop()));
   const url = await controller.start();
   sim.setWebhook(`${url}/webhook`);
 

@@ -394,6 +394,40 @@ describe('GitHub client against the simulator', () => {
       expect(t.count('GET /orgs/{org}/actions/runners/{runner_id}')).toBe(1);
     });
 
+    it('close() ends every call in flight at once (a hanging page, a retry wait) and every later one', async () => {
+      const t = clientFor(sim, { retryBaseMs: 1000, retries: 3 });
+      await t.client.listRunners(ORG, 'x-');
+      await sim.setFaults({ latencyMs: 60_000 });
+      const hanging = t.client.listRunners(ORG, 'x-').catch((e: unknown) => e);
+      await sim.setFaults({ latencyMs: 0, apiErrorRate: 1, apiErrorStatus: 503 });
+      // The first attempt answers 503 at once: the call then waits 1 s before its retry.
+      const retrying = t.client.getRunner(ORG, 1).catch((e: unknown) => e);
+      await new Promise((r) => setTimeout(r, 200));
+      const started = performance.now();
+      t.client.close();
+      const [a, b] = await Promise.all([hanging, retrying]);
+      expect(performance.now() - started).toBeLessThan(500);
+      expect(a).toMatchObject({ code: 'aborted', retryable: false });
+      expect(b).toMatchObject({ code: 'aborted', retryable: false });
+      const later = await caught(t.client.getJob('octo-org', 'app', 1));
+      expect(later).toMatchObject({ code: 'aborted' });
+      t.client.close();
+    });
+
+    it('does not retry a call its caller aborted, whatever reason the abort gave', async () => {
+      const t = clientFor(sim);
+      await t.client.listRunners(ORG, 'x-');
+      await sim.setFaults({ latencyMs: 300 });
+      const controller = new AbortController();
+      setTimeout(() => controller.abort(new Error('runner-fleet is shutting down')), 50);
+      const error = await caught(t.client.listRunners(ORG, 'x-', controller.signal));
+      expect(error).toMatchObject({ code: 'aborted', retryable: false });
+      // Let a retry (5 ms apart here) show up if there were one.
+      await new Promise((r) => setTimeout(r, 200));
+      expect(t.count(LIST_ORG)).toBe(2);
+      expect(t.count(LIST_ORG, 'error')).toBe(1);
+    });
+
     it('classifies network failures as retryable', async () => {
       const closed = await startSim();
       const config = {

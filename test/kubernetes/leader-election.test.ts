@@ -270,6 +270,34 @@ describe.skipIf(!requireCluster('leader election'))('leader election', () => {
     }
   }, 60_000);
 
+  it('a leader whose stopped work abandoned calls (keep-lease) leaves the Lease to expire at once, and says why', async () => {
+    const logs = new LogSink();
+    const { a, holder, standby, stopA, stopB } = await leaderAndStandby('rf-le-keep', {
+      logger: pino({ level: 'info' }, logs),
+      onStartedLeading: async (signal) => {
+        await until(signal);
+        return 'keep-lease' as const;
+      },
+    });
+    try {
+      const stoppedAt = Date.now();
+      // run() returns as soon as the work has stopped: no waiting for a timeout, no release.
+      await stopA();
+      expect(Date.now() - stoppedAt).toBeLessThan(1_000);
+      expect(a.isLeader).toBe(false);
+      expect(await holder()).toBe('a');
+      expect(logs.text()).toMatch(/abandoned calls that did not end; the lease is left to expire/);
+      expect(logs.text()).not.toMatch(/lease released/);
+      await waitFor('b to lead', async () => standby.leadAt > 0, { intervalMs: 20, timeoutMs: 15_000 });
+      // The whole lease duration waited out, as after a crash.
+      expect(standby.leadAt - stoppedAt).toBeGreaterThanOrEqual(
+        SHORT.leaseDurationMs - SHORT.retryPeriodMs * 1.2,
+      );
+    } finally {
+      await stopB();
+    }
+  }, 60_000);
+
   it('kill -9 the leader: the other process takes over within 15 s (default timings)', async () => {
     const a = candidate('replica-a');
     await waitFor('replica-a to lead', async () => leads(a), { timeoutMs: 30_000 });

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { createServer } from '../../src/server/server.js';
+import type { HealthCheck } from '../../src/server/server.js';
 import { ServerConfigError, isLoopbackHost } from '../../src/server/auth.js';
 import { createLogger } from '../../src/telemetry/logger.js';
 import { createMetrics } from '../../src/telemetry/metrics.js';
@@ -39,6 +40,38 @@ describe('health and metrics', () => {
     expect((await app.inject({ url: '/readyz' })).json()).toEqual({ status: 'ready' });
     ready = new Error('store closed');
     expect((await app.inject({ url: '/readyz' })).statusCode).toBe(503);
+  });
+
+  it('/readyz says why it is not ready; /healthz is 503 with the failed component while one has failed', async () => {
+    let store: HealthCheck = { status: 'ok' };
+    t = await startTestServer({
+      isReady: () =>
+        store.status === 'ok'
+          ? { ready: true, reason: 'ignored when ready' }
+          : { ready: false, reason: `store failed: ${store.reason} (${store.code})` },
+      health: () => ({ store }),
+    });
+    const { app } = t.server;
+    expect((await app.inject({ url: '/healthz' })).json()).toEqual({
+      status: 'ok',
+      checks: { store: { status: 'ok' } },
+    });
+    expect((await app.inject({ url: '/readyz' })).json()).toEqual({ status: 'ready' });
+    store = {
+      status: 'failed',
+      code: 'SQLITE_CORRUPT',
+      reason: 'database disk image is malformed',
+      since: '2026-01-01T00:00:00.000Z',
+    };
+    const health = await app.inject({ url: '/healthz' });
+    expect(health.statusCode).toBe(503);
+    expect(health.json()).toEqual({ status: 'unhealthy', checks: { store } });
+    const ready = await app.inject({ url: '/readyz' });
+    expect(ready.statusCode).toBe(503);
+    expect(ready.json()).toEqual({
+      status: 'not ready',
+      reason: 'store failed: database disk image is malformed (SQLITE_CORRUPT)',
+    });
   });
 
   it('/metrics serves the Prometheus text of the instance registry', async () => {

@@ -9,6 +9,10 @@
  *
  * Model assumption (documented in docs/core.md): a runner that has not come online within its bootstrap timeout
  * never does; boots happen inside that window.
+ *
+ * Scope: jobs come from repositories of the fleet's organization and of another owner. GitHub gives a job only to a
+ * runner whose scope serves its repository (an organization's runners its repositories, a repository's runners
+ * that repository), and the model does the same.
  */
 import path from 'node:path';
 import pino from 'pino';
@@ -27,6 +31,20 @@ import { scaleSetOf, seededRandom } from '../../../src/core/names.js';
 import type { Action } from '../../../src/core/plan-types.js';
 import { fleetConfig } from './planner.js';
 
+/** The repositories jobs come from: two of the fleet's organization, and one of another owner. */
+export const JOB_REPOS: readonly { readonly owner: string; readonly repo: string }[] = [
+  { owner: 'octo-org', repo: 'app' },
+  { owner: 'octo-org', repo: 'lib' },
+  { owner: 'other-org', repo: 'app' },
+];
+
+/** Does a scale set of this scope serve the repository (as GitHub decides which runners may take a job)? */
+export function scopeServes(scope: ScaleSetConfig['scope'], owner: string, repo: string): boolean {
+  if ('org' in scope) return scope.org.toLowerCase() === owner.toLowerCase();
+  if ('repo' in scope) return scope.repo.toLowerCase() === `${owner}/${repo}`.toLowerCase();
+  return true;
+}
+
 export const JOB_LABELS: readonly (readonly string[])[] = [
   ['linux'],
   ['linux', 'x64'],
@@ -39,7 +57,14 @@ export const JOB_LABELS: readonly (readonly string[])[] = [
 export type CallOutcome = 'ok' | 'fail' | 'lost';
 
 export type WorldEvent =
-  | { readonly t: 'job'; readonly labels: number; readonly copies: number; readonly newId: boolean }
+  | {
+      readonly t: 'job';
+      readonly labels: number;
+      readonly copies: number;
+      readonly newId: boolean;
+      /** Index into JOB_REPOS; the fleet's organization's first repository when absent. */
+      readonly repo?: number;
+    }
   | { readonly t: 'deliver'; readonly i: number }
   | { readonly t: 'drop'; readonly i: number }
   | { readonly t: 'plan' }
@@ -88,6 +113,8 @@ interface TruthInstance {
 
 interface TruthJob {
   id: number;
+  owner: string;
+  repo: string;
   labels: readonly string[];
   status: 'queued' | 'in_progress' | 'completed';
   runner: string | null;
@@ -290,6 +317,8 @@ export class World {
           const to = this.#nextJobId++;
           this.jobs.set(to, {
             id: to,
+            owner: j.owner,
+            repo: j.repo,
             labels: j.labels,
             status: 'queued',
             runner: null,
@@ -377,8 +406,8 @@ export class World {
       job: {
         id: j.id,
         runId: j.id,
-        owner: 'octo-org',
-        repo: 'app',
+        owner: j.owner,
+        repo: j.repo,
         labels: [...j.labels],
         status: w.action,
         conclusion: w.action === 'completed' ? (j.conclusion ?? 'success') : null,
@@ -409,6 +438,12 @@ export class World {
 
   #set(name: string): ScaleSetConfig | undefined {
     return this.sets.find((s) => s.name === name);
+  }
+
+  /** GitHub gives a job only to a runner whose scale set's scope serves the job's repository. */
+  #serves(r: TruthRunner, job: TruthJob): boolean {
+    const set = this.#set(r.scaleSet);
+    return set !== undefined && scopeServes(set.scope, job.owner, job.repo);
   }
 
   #covers(r: TruthRunner, labels: readonly string[]): boolean {
@@ -502,15 +537,18 @@ export class World {
     this.#watchEvent(inst);
   }
 
-  newJob(labels: number, copies: number, newId: boolean): void {
+  newJob(labels: number, copies: number, newId: boolean, repo = 0): void {
     const l = JOB_LABELS[labels % JOB_LABELS.length]!;
+    const { owner, repo: name } = JOB_REPOS[repo % JOB_REPOS.length]!;
     const id = this.#nextJobId++;
     this.jobs.set(id, {
       id,
+      owner,
+      repo: name,
       labels: l,
       status: 'queued',
       runner: null,
-      routable: this.#router.route({ labels: l, owner: 'octo-org', repo: 'app' }) !== null,
+      routable: this.#router.route({ labels: l, owner, repo: name }) !== null,
     });
     this.#pushWebhook('queued', id, copies, newId);
   }
@@ -521,7 +559,11 @@ export class World {
     const job = queued[i % queued.length]!;
     const idle = [...this.runners.values()].filter(
       (r) =>
-        r.online && !r.busy && this.instances.get(r.name)?.state === 'running' && this.#covers(r, job.labels),
+        r.online &&
+        !r.busy &&
+        this.instances.get(r.name)?.state === 'running' &&
+        this.#covers(r, job.labels) &&
+        this.#serves(r, job),
     );
     if (idle.length === 0) return;
     const r = idle[i % idle.length]!;
@@ -667,7 +709,7 @@ export class World {
   async apply(e: WorldEvent, lossy: boolean): Promise<void> {
     switch (e.t) {
       case 'job':
-        this.newJob(e.labels, e.copies, e.newId);
+        this.newJob(e.labels, e.copies, e.newId, e.repo);
         break;
       case 'deliver':
         this.deliver(e.i);
@@ -782,5 +824,12 @@ export class World {
 
   routableJobs(): number {
     return [...this.jobs.values()].filter((j) => j.routable).length;
+  }
+
+  /** Jobs of repositories no scale set's scope serves (another owner's, or outside a repository scope). */
+  outOfScopeJobs(): TruthJob[] {
+    return [...this.jobs.values()].filter(
+      (j) => !this.sets.some((s) => scopeServes(s.scope, j.owner, j.repo)),
+    );
   }
 }
