@@ -2,7 +2,8 @@
  * What `start` checks on GitHub before anything else: the credentials authenticate, and a GitHub App holds the
  * permissions and the `workflow_job` subscription the fleet's scopes need (the same checks as `doctor`). A missing
  * one refuses the start with what is missing and how to fix it; a check GitHub could not answer (network, timeout,
- * 5xx) is only a warning, since the controller retries GitHub like any call.
+ * 5xx) is only a warning, since the controller retries GitHub like any call. Each call is first retried a few times
+ * on a 5xx, a 429 or a network failure, so one bad answer does not turn into a warning.
  */
 import { pino } from 'pino';
 import type { FleetConfig } from '../core/fleet-config.js';
@@ -25,6 +26,26 @@ export interface GitHubPreflightOptions {
   readonly timeoutMs?: number;
 }
 
+/** Tries of one call before its failure counts (a 5xx, a 429 or no answer). */
+const TRIES = 5;
+
+/** `fetch` that tries a call again, 100 ms doubling, while GitHub answers 5xx or 429 or not at all. */
+export function retryingFetch(fetch: FetchLike, tries = TRIES): FetchLike {
+  return async (input, init) => {
+    for (let attempt = 1; ; attempt++) {
+      const last = attempt >= tries || init?.signal?.aborted === true;
+      try {
+        const response = await fetch(input, init);
+        if (last || (response.status < 500 && response.status !== 429)) return response;
+        await response.body?.cancel();
+      } catch (error) {
+        if (last) throw error;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100 * 2 ** (attempt - 1)));
+    }
+  };
+}
+
 export async function githubPreflight(
   config: FleetConfig,
   options: GitHubPreflightOptions,
@@ -34,7 +55,7 @@ export async function githubPreflight(
     const lines = await githubAccessChecks(config, {
       logger: pino({ level: 'silent' }),
       signal: AbortSignal.timeout(options.timeoutMs ?? 20_000),
-      fetch: options.fetch ?? transport!.fetch,
+      fetch: retryingFetch(options.fetch ?? transport!.fetch),
     });
     return {
       refusal: githubRefusal(lines),
