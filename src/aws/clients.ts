@@ -35,6 +35,9 @@ export interface AwsClientConfig {
   };
 }
 
+/** Every AWS call runner-fleet makes: 5 s to connect, 30 s for the answer. */
+export const AWS_TIMEOUTS = { connectionTimeout: 5_000, requestTimeout: 30_000 } as const;
+
 /** SDK client config (EC2Client, SSMClient, STSClient, ...) for these options. */
 export function awsClientConfig(options: AwsClientOptions): AwsClientConfig {
   return {
@@ -42,7 +45,7 @@ export function awsClientConfig(options: AwsClientOptions): AwsClientConfig {
     ...(options.endpoint !== undefined ? { endpoint: options.endpoint } : {}),
     ...(options.credentials !== undefined ? { credentials: options.credentials } : {}),
     maxAttempts: options.maxAttempts ?? 3,
-    requestHandler: { connectionTimeout: 5_000, requestTimeout: 30_000, ...options.agents },
+    requestHandler: { ...AWS_TIMEOUTS, ...options.agents },
   };
 }
 

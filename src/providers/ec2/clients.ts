@@ -9,9 +9,11 @@ import { EC2Client } from '@aws-sdk/client-ec2';
 import type { EC2ClientConfig } from '@aws-sdk/client-ec2';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { STSClient } from '@aws-sdk/client-sts';
+import type { AwsCredentials } from '../../aws/clients.js';
+import { AWS_TIMEOUTS, awsClientConfig } from '../../aws/clients.js';
 import { awsCode } from './errors.js';
 
-export type AwsCredentialsOption = EC2ClientConfig['credentials'];
+export type AwsCredentialsOption = AwsCredentials;
 export type AwsRequestHandlerOption = EC2ClientConfig['requestHandler'];
 
 export interface AwsClientSettings {
@@ -50,8 +52,7 @@ export interface AwsClients {
 
 /** Node's handler with bounded timeouts; kept-alive agents unless given others (a proxy's, see module.ts). */
 export const DEFAULT_REQUEST_HANDLER = {
-  connectionTimeout: 5_000,
-  requestTimeout: 30_000,
+  ...AWS_TIMEOUTS,
   throwOnRequestTimeout: true,
   httpAgent: { keepAlive: true, maxSockets: 50 },
   httpsAgent: { keepAlive: true, maxSockets: 50 },
@@ -85,26 +86,24 @@ function count(client: EC2Client | SSMClient | STSClient, stats: AwsCallStats): 
       bump(stats.requests, operationOf(context));
       return next(args);
     };
-  if (client instanceof EC2Client) {
-    client.middlewareStack.add(calls, { step: 'initialize', name: 'runnerFleetCallCounter' });
-    client.middlewareStack.add(requests, { step: 'deserialize', name: 'runnerFleetRequestCounter' });
-  } else if (client instanceof SSMClient) {
-    client.middlewareStack.add(calls, { step: 'initialize', name: 'runnerFleetCallCounter' });
-    client.middlewareStack.add(requests, { step: 'deserialize', name: 'runnerFleetRequestCounter' });
-  } else {
-    client.middlewareStack.add(calls, { step: 'initialize', name: 'runnerFleetCallCounter' });
-    client.middlewareStack.add(requests, { step: 'deserialize', name: 'runnerFleetRequestCounter' });
-  }
+  // The three clients' middleware stacks differ only in their input and output types.
+  const stack = client.middlewareStack as unknown as {
+    add(middleware: unknown, options: { step: string; name: string }): void;
+  };
+  stack.add(calls, { step: 'initialize', name: 'runnerFleetCallCounter' });
+  stack.add(requests, { step: 'deserialize', name: 'runnerFleetRequestCounter' });
 }
 
 export function createAwsClients(settings: AwsClientSettings, stats: AwsCallStats): AwsClients {
   const config = {
-    region: settings.region,
-    maxAttempts: settings.maxAttempts ?? 2,
+    ...awsClientConfig({
+      region: settings.region,
+      ...(settings.endpoint !== undefined ? { endpoint: settings.endpoint } : {}),
+      ...(settings.credentials !== undefined ? { credentials: settings.credentials } : {}),
+      maxAttempts: settings.maxAttempts ?? 2,
+    }),
     retryMode: 'standard',
     requestHandler: settings.requestHandler ?? DEFAULT_REQUEST_HANDLER,
-    ...(settings.endpoint !== undefined ? { endpoint: settings.endpoint } : {}),
-    ...(settings.credentials !== undefined ? { credentials: settings.credentials } : {}),
   };
   const ec2 = new EC2Client(config);
   const ssm = new SSMClient(config);
