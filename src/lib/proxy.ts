@@ -253,18 +253,21 @@ type ConnectionOptions = tls.ConnectionOptions & {
   servername?: string;
 };
 
+/** Which proxy (if any) a connection to host:port goes through. */
+type ProxyRoute = (host: string, port: number) => URL | undefined;
+
 /**
- * An https.Agent that reaches every host through `proxy`'s CONNECT tunnel, then speaks TLS to the host itself (the
- * proxy sees only the host name and port). Pass it wherever Node takes an agent: node:https, the AWS SDK's
- * NodeHttpHandler (`httpsAgent`).
+ * An https.Agent that asks `route` for each connection: without a proxy it connects directly; with one it opens the
+ * proxy's CONNECT tunnel, then speaks TLS to the host itself (the proxy sees only the host name and port). Pass it
+ * wherever Node takes an agent: node:https, the AWS SDK's NodeHttpHandler (`httpsAgent`).
  */
-export class ProxyTunnelAgent extends https.Agent {
-  readonly #proxy: URL;
+class TunnellingHttpsAgent extends https.Agent {
+  readonly #route: ProxyRoute;
   readonly #tunnel: TunnelOptions & { readonly ca?: string | readonly string[] };
 
-  constructor(proxy: URL, options: https.AgentOptions & TunnelOptions = {}) {
+  constructor(route: ProxyRoute, options: https.AgentOptions & TunnelOptions) {
     super(options);
-    this.#proxy = proxy;
+    this.#route = route;
     this.#tunnel = {
       ...(options.connectTimeoutMs !== undefined ? { connectTimeoutMs: options.connectTimeoutMs } : {}),
       ...(options.ca !== undefined ? { ca: options.ca as string | string[] } : {}),
@@ -279,50 +282,7 @@ export class ProxyTunnelAgent extends https.Agent {
     const connection = options as ConnectionOptions;
     const host = String(connection.host ?? 'localhost');
     const port = Number(connection.port ?? 443);
-    openTunnel(this.#proxy, host, port, this.#tunnel).then(
-      (raw) => {
-        const secure = tls.connect({
-          ...connection,
-          socket: raw,
-          servername: connection.servername ?? (isIP(host) === 0 ? host : ''),
-        });
-        callback?.(null, secure);
-      },
-      (error: Error) => callback?.(error, undefined as unknown as Duplex),
-    );
-    return undefined;
-  }
-}
-
-/**
- * Agents that decide per connection, from HTTPS_PROXY / HTTP_PROXY / NO_PROXY: a host NO_PROXY exempts is reached
- * directly, any other through the proxy's CONNECT tunnel. For clients that take agents rather than a fetch (the AWS
- * SDK's NodeHttpHandler: `httpsAgent`, `httpAgent`).
- */
-export class EnvProxyHttpsAgent extends https.Agent {
-  readonly #settings: ProxySettings;
-  readonly #tunnel: TunnelOptions & { readonly ca?: string | readonly string[] };
-
-  constructor(settings: ProxySettings, options: https.AgentOptions & TunnelOptions = {}) {
-    super(options);
-    this.#settings = settings;
-    this.#tunnel = {
-      ...(options.connectTimeoutMs !== undefined ? { connectTimeoutMs: options.connectTimeoutMs } : {}),
-      ...(options.ca !== undefined ? { ca: options.ca as string | string[] } : {}),
-    };
-  }
-
-  override createConnection(
-    options: http.RequestOptions,
-    callback?: (error: Error | null, stream: Duplex) => void,
-  ): Duplex | null | undefined {
-    const connection = options as ConnectionOptions;
-    const host = String(connection.host ?? 'localhost');
-    const port = Number(connection.port ?? 443);
-    const proxy = proxyFor(
-      new URL(`https://${isIP(host) === 6 ? `[${host}]` : host}:${port}`),
-      this.#settings,
-    );
+    const proxy = this.#route(host, port);
     if (proxy === undefined) return tls.connect(connection);
     openTunnel(proxy, host, port, this.#tunnel).then(
       (raw) =>
@@ -337,6 +297,27 @@ export class EnvProxyHttpsAgent extends https.Agent {
       (error: Error) => callback?.(error, undefined as unknown as Duplex),
     );
     return undefined;
+  }
+}
+
+/** Every host through `proxy`'s CONNECT tunnel. */
+export class ProxyTunnelAgent extends TunnellingHttpsAgent {
+  constructor(proxy: URL, options: https.AgentOptions & TunnelOptions = {}) {
+    super(() => proxy, options);
+  }
+}
+
+/**
+ * Decides per connection, from HTTPS_PROXY / HTTP_PROXY / NO_PROXY: a host NO_PROXY exempts is reached directly, any
+ * other through the proxy's CONNECT tunnel. For clients that take agents rather than a fetch (the AWS SDK's
+ * NodeHttpHandler: `httpsAgent`, `httpAgent`).
+ */
+export class EnvProxyHttpsAgent extends TunnellingHttpsAgent {
+  constructor(settings: ProxySettings, options: https.AgentOptions & TunnelOptions = {}) {
+    super(
+      (host, port) => proxyFor(new URL(`https://${isIP(host) === 6 ? `[${host}]` : host}:${port}`), settings),
+      options,
+    );
   }
 }
 
