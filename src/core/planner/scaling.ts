@@ -1,5 +1,6 @@
 /**
- * Scaling one scale set: desired = min(max, busy + queued + minIdle), never more than `max` records that are not
+ * Scaling one scale set: desired = min(max, busy + queued + minIdle) (with scale-set discovery, busy + queued is at
+ * least the statistics' assigned jobs), never more than `max` records that are not
  * deleted; parked intents are resumed or cancelled, idle runners retired after their idle timeout.
  */
 import type { RunnerState } from '../types.js';
@@ -50,7 +51,10 @@ export function scale(
   // A busy runner whose job we have not heard of is running one of the jobs we still think are queued (or a job
   // of another scale set, briefly): counting both would create a runner for a job that already has one. The same
   // holds for an ephemeral runner that already ended after such a job (ranUnseenJob, lifecycle.ts).
-  const desired = Math.min(set.max, busy + Math.max(0, queued - busyUnknown - ranUnseen) + set.minIdle);
+  let demand = busy + Math.max(0, queued - busyUnknown - ranUnseen);
+  // Scale-set discovery: GitHub's count of assigned jobs (desired = min(max, minIdle + assigned)) is a floor.
+  if (ctx.s.assignedJobs !== undefined) demand = Math.max(demand, ctx.s.assignedJobs);
+  const desired = Math.min(set.max, demand + set.minIdle);
   const backingOff = ctx.now < ctx.s.backoff.until;
 
   if (active <= desired) {
