@@ -266,10 +266,9 @@ export function registerActionsService(
       );
       if (typeof body.workFolder === 'string' && body.workFolder.length > 0)
         files.runner.workFolder = body.workFolder;
-      return {
-        runner: { id: runner.id, name: runner.name, runnerScaleSetId: set.id },
-        encodedJITConfig: encodeJitConfig(files),
-      };
+      const encodedJITConfig = encodeJitConfig(files);
+      service.recordSecret(encodedJITConfig);
+      return { runner: { id: runner.id, name: runner.name, runnerScaleSetId: set.id }, encodedJITConfig };
     }),
   );
 

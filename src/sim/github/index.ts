@@ -100,6 +100,8 @@ export interface Simulator {
   /** Expires every message session's queue token now: the next queue call answers 401 until the session is
    *  refreshed. */
   expireQueueTokens(): void;
+  /** Admin tokens, queue tokens and JIT configs the Actions service issued (newest 10,000). Secret. */
+  actionsSecrets(): readonly string[];
   /** REST exchanges kept so far (empty unless started with recordExchanges). */
   recordedExchanges(): readonly RecordedExchange[];
   /** Resolves when no webhook delivery is queued, delayed or in flight. */
@@ -325,6 +327,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
     deleteInstance: (name) => instances.delete(name),
     scaleSets: () => scaleSets.sets().map((set) => scaleSets.view(set)),
     expireQueueTokens: () => scaleSets.expireQueueTokens(),
+    actionsSecrets: () => scaleSets.issuedSecrets(),
     recordedExchanges: () => ctx.recorded ?? [],
     webhooksIdle: () => webhooks.idle(),
     reset,

@@ -100,6 +100,8 @@ export class ScaleSetService {
   #nextSetId = 1;
   #nextMessageId = 1;
   #nextRequestId = 7_000_001;
+  /** Admin tokens, queue tokens and JIT configs issued (newest 10,000), for tests that look for leaks. */
+  #issued: string[] = [];
   /** Acquire-jobs URL of a scale set (the Actions service's route), set by the routes. */
   acquireUrl: (set: SimScaleSet) => string = () => '';
 
@@ -142,7 +144,18 @@ export class ScaleSetService {
       }),
     ).toString('base64url');
     const sig = createHmac('sha256', this.#secret).update(`${header}.${payload}`).digest('base64url');
+    this.recordSecret(`${header}.${payload}.${sig}`);
     return { token: `${header}.${payload}.${sig}`, expiresAt };
+  }
+
+  recordSecret(value: string): void {
+    if (this.#issued.length >= 10_000) this.#issued.splice(0, 1_000);
+    this.#issued.push(value);
+  }
+
+  /** Secrets this service issued (see #issued). */
+  issuedSecrets(): readonly string[] {
+    return this.#issued;
   }
 
   // --- scale sets -----------------------------------------------------------------------------------------------
@@ -296,6 +309,7 @@ export class ScaleSetService {
   #issueQueueToken(set: SimScaleSet, session: Session): void {
     session.queueToken = randomBytes(32).toString('base64url');
     session.queueTokenExpiresAt = this.#now() + this.#queueTokenTtlMs();
+    this.recordSecret(session.queueToken);
     this.#queueTokens.set(session.queueToken, { setId: set.id, sessionId: session.id });
   }
 
