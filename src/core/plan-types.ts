@@ -78,7 +78,7 @@ export interface ScaleSetSnapshot {
   readonly backoff: BackoffState;
   /**
    * `discovery: scale-set`: the jobs GitHub's statistics say are assigned to the runner scale set (running ones
-   * included), when a message session is live. The planner never scales below it.
+   * included), when a message session is live. The planner counts unverified queued jobs as far as it vouches for them.
    */
   readonly assignedJobs?: number;
 }
