@@ -283,11 +283,12 @@ export class ScaleSetListener {
         this.#session = null;
       }
     }
-    // A dropped long poll (no response) is retried at once the first time; anything else backs off.
-    const delay =
-      error instanceof ActionsServiceError && error.status === 0 && failures === 0 ? 0 : backoff(failures);
+    // A dropped connection (no response, as when a long poll is cut) is retried soon: 50 ms doubling up to 2 s, so
+    // that a flaky network does not leave messages (and the session's liveness) waiting. Anything else backs off.
+    const dropped = error instanceof ActionsServiceError && error.status === 0;
+    const delay = dropped ? Math.min(2_000, 50 * 2 ** Math.min(failures, 6)) : backoff(failures);
     this.#log.warn({ err: error, retryInMs: delay }, 'scale set listener call failed; retrying');
-    return delay === 0 ? 1 : delay;
+    return delay;
   }
 
   async #handle(
