@@ -4,7 +4,8 @@
  * are learnt from its message queue (their webhooks are ignored), served by runners whose JIT configs come from the
  * runner scale set, with at most one runner per job and never more than max; a stale session at start is waited
  * out and reported; 401s and dropped long polls are survived; the session is deleted on stop; no token or JIT config
- * reaches the log.
+ * reaches the log. Where jobs are offered first (GHES), they are acquired; an admin token about to expire is traded
+ * again.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -213,5 +214,57 @@ describe('discovery: scale-set', () => {
     expectServed(jobs.map((j) => j.id));
     expect(log).toContain('message queue token refreshed');
     await until(() => sim.scaleSets()[0]!.unacknowledged === 0, 10_000, 'every message acknowledged');
+  });
+});
+
+describe('discovery: scale-set where jobs must be acquired (as on GHES), with a short-lived admin token', () => {
+  let offering: Simulator;
+  let original: Simulator;
+
+  beforeAll(async () => {
+    offering = await startSimulator({
+      orgs: ['octo-org'],
+      scaleSetAcquireJobs: true,
+      scaleSetPollTimeoutMs: 1_000,
+      // Its exp is within the client's 60 s refresh margin a second after it is issued.
+      actionsAdminTokenTtlMs: 61_000,
+      secondaryLimitPerMinute: 10_000,
+    });
+    original = sim;
+    sim = offering;
+  });
+
+  afterAll(async () => {
+    sim = original;
+    await offering.close();
+  });
+
+  it('acquires offered jobs, serves them, and trades the admin token again before it expires', async () => {
+    await start(fleet());
+    await until(() => sim.scaleSets().some((s) => s.session !== null), 10_000, 'a message session');
+    const serve = async () => {
+      const jobs = sim.createJobs({
+        owner: 'octo-org',
+        repo: 'app',
+        labels: ['queue-linux'],
+        count: 3,
+        durationMs: 50,
+      });
+      await until(
+        () => jobs.every((j) => sim.job(j.id)!.status === 'completed'),
+        30_000,
+        'offered jobs served',
+      );
+      expectServed(jobs.map((j) => j.id));
+    };
+    await serve();
+    await new Promise((r) => setTimeout(r, 1_500));
+    await serve();
+    const byRoute = sim.stats().apiCalls.byRoute;
+    expect(byRoute['POST {actions}/_apis/runtime/runnerscalesets/{id}/acquirejobs']).toBeGreaterThan(0);
+    // Admin tokens are the JWTs among what the service issued (the others are queue tokens and JIT configs).
+    const adminTokens = sim.actionsSecrets().filter((s) => s.split('.').length === 3);
+    expect(adminTokens.length).toBeGreaterThan(1);
+    expect(log).not.toMatch(/eyJ[A-Za-z0-9_-]{10,}\./);
   });
 });
