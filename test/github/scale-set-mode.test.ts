@@ -151,8 +151,9 @@ describe('discovery: scale-set', () => {
     expect(queueRecords.length).toBe(8);
     for (const j of queueRecords) expect(queue.map((q) => q.id)).not.toContain(j.id);
     expect(recorded.filter((j) => j.scaleSet === null)).toEqual([]);
-    const [set] = sim.scaleSets();
-    expect(set).toMatchObject({ name: 'queue', labels: ['queue-linux'], maxCapacity: 3, unacknowledged: 0 });
+    // Every message is acknowledged once its last items (the JobCompleted ones) were recorded.
+    await until(() => sim.scaleSets()[0]?.unacknowledged === 0, 10_000, 'every message acknowledged');
+    expect(sim.scaleSets()[0]).toMatchObject({ name: 'queue', labels: ['queue-linux'], maxCapacity: 3 });
     // Nothing left behind, and the session goes with the controller.
     await until(
       () => sim.runners().length === 0 && sim.instances().length === 0,
