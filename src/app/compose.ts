@@ -30,6 +30,8 @@ import type { Logger } from '../telemetry/index.js';
 import { configSecrets, createLogger, createMetrics } from '../telemetry/index.js';
 import type { FleetMetrics, LogLevel } from '../telemetry/index.js';
 import { githubFetch } from './github-fetch.js';
+import { ScaleSetMode } from './scale-set-mode.js';
+import type { BatchableSink } from './scale-set-mode.js';
 
 export interface ComposeOptions {
   readonly config: FleetConfig;
@@ -64,6 +66,8 @@ export interface ComposeOptions {
   readonly github?: { readonly retryBaseMs?: number; readonly timeoutMs?: number; readonly retries?: number };
   /** Calls out at once; default fleet.yaml's controller.concurrency. */
   readonly concurrency?: number;
+  /** Retry pacing of `discovery: scale-set` listeners (first delay, longest); tests shrink it. */
+  readonly scaleSetListener?: { readonly retryBaseMs?: number; readonly maxRetryMs?: number };
 }
 
 export interface Controller {
@@ -78,6 +82,10 @@ export interface Controller {
   readonly readModel: FleetReadModel;
   readonly server: FleetServer;
   readonly events: EventHub;
+  /** Where `workflow_job` webhooks go: the store, minus the jobs of `discovery: scale-set` scale sets. */
+  readonly webhookSink: BatchableSink;
+  /** The listeners of `discovery: scale-set` scale sets (none when every scale set uses webhooks). */
+  readonly scaleSetMode: ScaleSetMode;
   /**
    * Listens without acting (webhooks are persisted, /healthz answers, /readyz says not ready): a standby replica
    * under leader election. Idempotent; start() listens through it.
@@ -194,6 +202,15 @@ export async function composeController(options: ComposeOptions): Promise<Contro
   });
 
   const router = new LabelRouter(config.scaleSets);
+  const scaleSetMode = new ScaleSetMode({
+    config,
+    github,
+    fetch: options.fetch ?? transport!.fetch,
+    logger,
+    metrics,
+    ...(options.now ? { now: options.now } : {}),
+    ...options.scaleSetListener,
+  });
   const storePath = config.store.path;
   // A damaged page is found now, not on the first webhook or write that reaches it.
   let store: Store;
@@ -210,7 +227,7 @@ export async function composeController(options: ComposeOptions): Promise<Contro
     }
     store = openStore({
       path: storePath,
-      route: (job) => router.route(job),
+      route: scaleSetMode.route(router),
       backgroundCheckpoints: {
         onFailure: (reason) =>
           logger.warn({ reason }, 'store: background checkpoints stopped; checkpointing on commits instead'),
@@ -301,9 +318,10 @@ export async function composeController(options: ComposeOptions): Promise<Contro
   const reconciler = new Reconciler({
     config,
     store,
-    github,
+    github: scaleSetMode.githubPort(github),
     providers,
     logger,
+    assignedJobs: (scaleSet) => scaleSetMode.assignedJobs(scaleSet),
     hooks: telemetryHooks(metrics, events, (s) => kindOf.get(s) ?? 'unknown'),
     ...(options.now ? { now: options.now } : {}),
     ...(options.concurrency !== undefined ? { concurrency: options.concurrency } : {}),
@@ -350,11 +368,12 @@ export async function composeController(options: ComposeOptions): Promise<Contro
           knownSecrets: configSecrets(config),
           github: () => github,
         }));
+  const webhookSink: BatchableSink = scaleSetMode.active ? scaleSetMode.webhookSink(store, router) : store;
   let server: FleetServer;
   try {
     server = await createServer({
       config,
-      sink: store,
+      sink: webhookSink,
       readModel,
       isReady: readiness,
       health,
@@ -393,6 +412,8 @@ export async function composeController(options: ComposeOptions): Promise<Contro
     readModel,
     server,
     events,
+    webhookSink,
+    scaleSetMode,
     listen,
     readiness,
     health,
@@ -410,6 +431,8 @@ export async function composeController(options: ComposeOptions): Promise<Contro
         if (stopping !== null) return url;
       }
       await reconciler.start();
+      // Message sessions are held only while this controller acts (under leader election: by the leader).
+      if (stopping === null) scaleSetMode.start(store, (scaleSet) => reconciler.wake(scaleSet));
       if (stopping === null) logger.info({ url, scaleSets: config.scaleSets.length }, 'controller ready');
       return url;
     },
@@ -434,6 +457,7 @@ export async function composeController(options: ComposeOptions): Promise<Contro
           watch('server', serverClosed, workMs),
           watch('redelivery', redelivery?.stop() ?? Promise.resolve(), workMs),
           watch('reconciler', reconciler.stop(), workMs),
+          watch('scale set listeners', scaleSetMode.stop(Math.max(250, workMs - 250)), workMs),
         ]);
         // Providers and their SDKs release what they hold (watches, informers, clients).
         const closeMs = until(500, 250);

@@ -106,7 +106,7 @@ export async function catchUpOnTakeover(options: CatchUpOptions): Promise<CatchU
  * redelivery still come.
  */
 export async function catchUpAsLeader(
-  controller: Pick<Controller, 'github' | 'store' | 'logger'>,
+  controller: Pick<Controller, 'github' | 'store' | 'logger'> & Partial<Pick<Controller, 'webhookSink'>>,
   signal: AbortSignal,
 ): Promise<CatchUpResult | null> {
   const log = controller.logger.child({ component: 'takeover' });
@@ -120,7 +120,8 @@ export async function catchUpAsLeader(
   try {
     return await catchUpOnTakeover({
       github: controller.github,
-      sink: controller.store,
+      // Jobs of `discovery: scale-set` scale sets come from their message queues, not from webhook deliveries.
+      sink: controller.webhookSink ?? controller.store,
       logger: log,
       signal,
     });

@@ -16,6 +16,7 @@ export const DEFAULTS = {
   minIdle: 0,
   ephemeral: true,
   registration: 'jit',
+  discovery: 'webhook',
   priority: 0,
   bootstrapTimeout: '10m',
   idleTimeout: '5m',

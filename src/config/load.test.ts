@@ -70,6 +70,7 @@ describe('a valid file', () => {
           max: 2,
           ephemeral: true,
           registration: 'jit',
+          discovery: 'webhook',
           priority: 0,
           bootstrapTimeout: 600_000,
           idleTimeout: 300_000,
@@ -386,6 +387,29 @@ describe('cross-field rules', () => {
     expect(
       problems(yaml(...HEAD, '  - name: a', ...SET, '    ephemeral: false', '    registration: token')),
     ).toEqual([]);
+  });
+
+  it('discovery is webhook or scale-set; scale-set needs jit registration', () => {
+    const set = (...extra: string[]) => config(yaml(...HEAD, '  - name: a', ...SET, ...extra)).scaleSets[0]!;
+    expect(set().discovery).toBe('webhook');
+    expect(set('    discovery: scale-set').discovery).toBe('scale-set');
+    expect(problems(yaml(...HEAD, '  - name: a', ...SET, '    discovery: queue'))).toEqual([
+      expect.stringMatching(/^fleet\.yaml:10:16 scaleSets\[0\]\.discovery: .*webhook.*scale-set/),
+    ]);
+    expect(
+      problems(
+        yaml(
+          ...HEAD,
+          '  - name: a',
+          ...SET,
+          '    discovery: scale-set',
+          '    ephemeral: false',
+          '    registration: token',
+        ),
+      ),
+    ).toEqual([
+      'fleet.yaml:12:19 scaleSets[0].registration: discovery scale-set needs registration: jit (a runner scale set hands out JIT configs only)',
+    ]);
   });
 
   it('enterprise scope needs a token, not an App', () => {

@@ -20,6 +20,7 @@ export const RULES: readonly string[] = [
     'is an enterprise.',
   '`registration: jit` needs `ephemeral: true` (a JIT runner takes exactly one job); persistent runners use ' +
     '`registration: token`.',
+  '`discovery: scale-set` needs `registration: jit` (the runner scale set hands out JIT configs only).',
   'A repository-scoped scale set cannot use a runner group other than `Default`.',
   '`scope.enterprise` needs `github.auth.token` (a classic PAT): GitHub Apps cannot manage enterprise runners.',
   '`github.auth` has exactly one of `app` or `token`; `app.privateKey` is a PEM private key.',
@@ -79,6 +80,12 @@ function checkScaleSet({ index, raw }: SetFacts, appAuth: boolean): PathIssue[] 
     issues.push({
       path: at('ephemeral'),
       message: 'registration jit needs ephemeral: true (a JIT runner takes one job); use registration: token',
+    });
+  }
+  if (raw.discovery === 'scale-set' && registration !== 'jit') {
+    issues.push({
+      path: at(raw.registration === undefined ? 'discovery' : 'registration'),
+      message: 'discovery scale-set needs registration: jit (a runner scale set hands out JIT configs only)',
     });
   }
   const scopeKey = scopeOf(scope);

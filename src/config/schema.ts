@@ -306,6 +306,16 @@ export const scaleSetSchema = z.strictObject({
       '`jit`: a just-in-time config per runner (one API call, one job); `token`: a registration token and ' +
         'config.sh (persistent runners, GHES without JIT).',
     ),
+  discovery: z
+    .enum(['webhook', 'scale-set'])
+    .default(DEFAULTS.discovery)
+    .describe(
+      'How the controller learns of jobs. `webhook`: `workflow_job` webhooks sent to `/webhook` (GitHub must reach ' +
+        'the controller). `scale-set`: GitHub’s runner scale set protocol, with no inbound connection: the ' +
+        'controller registers a runner scale set named after this one (with these labels, in `runnerGroup`), ' +
+        'long-polls its message queue over HTTPS and takes JIT configs from it; needs `registration: jit`. Webhooks ' +
+        'for jobs of this scale set are ignored. See docs/scale-set-mode.md.',
+    ),
   priority: z
     .number()
     .int()

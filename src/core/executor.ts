@@ -360,7 +360,7 @@ export class Executor {
       if (set.registration === 'jit') {
         const jit = await this.#o.github.generateJitConfig(
           set.scope,
-          { name: a.name, runnerGroup: set.runnerGroup, labels: set.labels },
+          { name: a.name, runnerGroup: set.runnerGroup, labels: set.labels, scaleSet: set.name },
           signal,
         );
         if (jit.encodedJitConfig === '') {

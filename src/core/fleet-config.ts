@@ -9,6 +9,10 @@ export type Scope = { readonly org: string } | { readonly repo: string } | { rea
 
 export type RegistrationMode = 'jit' | 'token';
 
+/** How the controller learns of a scale set's jobs: `workflow_job` webhooks, or GitHub's runner scale set message
+ *  queue (no inbound connection). */
+export type DiscoveryMode = 'webhook' | 'scale-set';
+
 /** Cloud identity given to runner pods (and, in kubernetes container mode, to job pods). */
 export interface IdentityConfig {
   /** IRSA (annotation on the ServiceAccount), or with `podIdentity` an EKS Pod Identity association. */
@@ -33,6 +37,8 @@ export interface ScaleSetConfig {
   readonly max: number;
   readonly ephemeral: boolean;
   readonly registration: RegistrationMode;
+  /** The schema defaults it to `webhook`; absent means `webhook`. */
+  readonly discovery?: DiscoveryMode;
   readonly priority: number;
   /** ms */
   readonly bootstrapTimeout: number;

@@ -76,6 +76,11 @@ export interface ScaleSetSnapshot {
   readonly github: GitHubObservation;
   readonly instances: InstanceObservation;
   readonly backoff: BackoffState;
+  /**
+   * `discovery: scale-set`: the jobs GitHub's statistics say are assigned to the runner scale set (running ones
+   * included), when a message session is live. The planner counts unverified queued jobs as far as it vouches for them.
+   */
+  readonly assignedJobs?: number;
 }
 
 export interface Snapshot {

@@ -72,6 +72,21 @@ describe('planner: scaling', () => {
     expect(byType(run(s), 'create-runner')).toHaveLength(1);
   });
 
+  it('scale-set discovery: assigned jobs vouch for unverified queued jobs, and are no floor beyond them', () => {
+    const unverified = [1, 2, 3].map((id) => ({ ...queued(id), unverified: true }));
+    // No statistics: unverified jobs wait for confirmation, as in webhook mode.
+    expect(byType(run(snapshot({ jobs: unverified })), 'create-runner')).toHaveLength(0);
+    // GitHub says 2 jobs are assigned: two of the three count.
+    expect(byType(run(snapshot({ jobs: unverified, assignedJobs: 2 })), 'create-runner')).toHaveLength(2);
+    // Statistics that lag (jobs since seen ending) buy nothing when no unverified job is queued.
+    expect(byType(run(snapshot({ jobs: [], assignedJobs: 5 })), 'create-runner')).toHaveLength(0);
+    // A busy runner whose job is not yet known may run a vouched job: not counted twice.
+    const busy = runner({ name: 'linux-aaaaaaa1', state: 'busy', stateChangedAt: T });
+    expect(
+      byType(run(snapshot({ jobs: [unverified[0]!], runners: [busy], assignedJobs: 2 })), 'create-runner'),
+    ).toHaveLength(0);
+  });
+
   it('never plans more than max non-deleted runners, counting ones being cleaned up', () => {
     const jobs = Array.from({ length: 20 }, (_, i) => queued(i + 1));
     expect(byType(run(snapshot({ jobs }), { max: 5 }), 'create-runner')).toHaveLength(5);

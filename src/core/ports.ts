@@ -12,6 +12,9 @@ export interface JitConfigRequest {
   /** Labels for the runner, without `self-hosted` (GitHub adds it). */
   readonly labels: readonly string[];
   readonly workFolder?: string;
+  /** The scale set the runner is for (a `discovery: scale-set` scale set takes JIT configs from its runner scale
+   *  set, not from the REST endpoint). */
+  readonly scaleSet?: string;
 }
 
 export interface JitConfigResult {

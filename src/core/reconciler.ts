@@ -57,6 +57,8 @@ export interface ReconcilerOptions {
   readonly hooks?: ReconcilerHooks;
   /** Aborting it stops the reconciler (same as stop()). */
   readonly signal?: AbortSignal;
+  /** `discovery: scale-set`: jobs assigned to the scale set per its runner scale set's statistics, if known. */
+  readonly assignedJobs?: (scaleSet: string) => number | undefined;
   /** Job status checks per scale set per pass. Default 20. */
   readonly maxJobChecks?: number;
   /** New runners per scale set per pass (the rest follow in the next pass, at once). Default 1,000. */
@@ -364,7 +366,13 @@ export class Reconciler {
     const now = this.#now();
     let actions: Action[];
     try {
-      const snapshot = buildSnapshot(set, this.#o.store, this.#observations, this.#executor);
+      const snapshot = buildSnapshot(
+        set,
+        this.#o.store,
+        this.#observations,
+        this.#executor,
+        this.#o.assignedJobs?.(set.name),
+      );
       actions = planScaleSet(snapshot, set, this.#o.config.controller, now, {
         random: this.#random,
         ...(this.#o.maxJobChecks !== undefined ? { maxJobChecks: this.#o.maxJobChecks } : {}),

@@ -14,6 +14,7 @@ export function buildSnapshot(
   store: FleetStore,
   observations: Observations,
   inFlight: InFlight,
+  assignedJobs?: number,
 ): ScaleSetSnapshot {
   const runners: RunnerSnapshot[] = [];
   // Fields copied one by one: an object spread here costs some 70 times more (measured, 10,000 runners).
@@ -54,5 +55,6 @@ export function buildSnapshot(
     github: observations.github(set.name),
     instances: observations.instances(set.name),
     backoff: store.backoff(set.name),
+    ...(assignedJobs !== undefined ? { assignedJobs } : {}),
   };
 }

@@ -7,6 +7,9 @@ export const IN_PROGRESS_CHECK_FACTOR = 10;
 const DEFAULT_MAX_JOB_CHECKS = 20;
 
 export function checkJobs(ctx: PlanContext): void {
+  // Scale-set discovery: jobs are known by runner request id, which the REST job endpoint does not know; the message
+  // queue (redelivered until acknowledged) and its statistics stand in for the checks.
+  if (ctx.set.discovery === 'scale-set') return;
   const interval = ctx.timings.resyncInterval;
   const max = ctx.options.maxJobChecks ?? DEFAULT_MAX_JOB_CHECKS;
   let spent = 0;

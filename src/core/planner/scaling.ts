@@ -1,5 +1,6 @@
 /**
- * Scaling one scale set: desired = min(max, busy + queued + minIdle), never more than `max` records that are not
+ * Scaling one scale set: desired = min(max, busy + queued + minIdle) (with scale-set discovery, queued jobs from
+ * before a restart count as far as the statistics' assigned jobs vouch for them), never more than `max` records that are not
  * deleted; parked intents are resumed or cancelled, idle runners retired after their idle timeout.
  */
 import type { RunnerState } from '../types.js';
@@ -46,11 +47,25 @@ export function scale(
     if (state === 'idle' && !record.inFlight) idle.push(record);
   }
   let queued = 0;
-  for (const j of ctx.s.jobs) if (j.status === 'queued' && j.unverified !== true) queued++;
+  let unverifiedQueued = 0;
+  for (const j of ctx.s.jobs) {
+    if (j.status !== 'queued') continue;
+    if (j.unverified !== true) queued++;
+    else unverifiedQueued++;
+  }
   // A busy runner whose job we have not heard of is running one of the jobs we still think are queued (or a job
   // of another scale set, briefly): counting both would create a runner for a job that already has one. The same
   // holds for an ephemeral runner that already ended after such a job (ranUnseenJob, lifecycle.ts).
-  const desired = Math.min(set.max, busy + Math.max(0, queued - busyUnknown - ranUnseen) + set.minIdle);
+  // Scale-set discovery: GitHub's count of assigned jobs vouches for queued jobs recorded before this controller
+  // started (no status check can), up to what the records do not already count. Not a plain floor: statistics are
+  // taken when a message is sent and lag the runners seen ending since, which would buy runners for finished jobs.
+  // Vouched jobs are queued jobs like the others: a busy runner not yet known to run one may be running it.
+  const vouched =
+    ctx.s.assignedJobs !== undefined && unverifiedQueued > 0
+      ? Math.min(unverifiedQueued, Math.max(0, ctx.s.assignedJobs - busy - queued))
+      : 0;
+  const demand = busy + Math.max(0, queued + vouched - busyUnknown - ranUnseen);
+  const desired = Math.min(set.max, demand + set.minIdle);
   const backingOff = ctx.now < ctx.s.backoff.until;
 
   if (active <= desired) {

@@ -62,6 +62,9 @@ export class Broker {
   readonly #renewIntervalMs: number;
   #access = new Map<string, AccessGrant>();
   #admin = new Map<string, AdminGrant>();
+  readonly #adminTokenFactory:
+    ((scope: ScopeRef, ttlMs: number) => { token: string; expiresAt: number }) | undefined;
+  readonly #adminTtlMs: number;
 
   constructor(options: {
     urls: BrokerUrls;
@@ -72,6 +75,10 @@ export class Broker {
     now: () => number;
     pollTimeoutMs: number;
     offlineAfterMs: number;
+    /** Issues the admin token of a runner registration (a JWT with `exp`, as the Actions service's); else opaque. */
+    adminToken?: (scope: ScopeRef, ttlMs: number) => { token: string; expiresAt: number };
+    /** Lifetime of admin tokens. Default 10 min. */
+    adminTokenTtlMs?: number;
   }) {
     this.urls = options.urls;
     this.#runners = options.runners;
@@ -82,6 +89,14 @@ export class Broker {
     this.#pollTimeoutMs = options.pollTimeoutMs;
     // Three renewals fit in the offline window, so one late renewal does not take a runner offline.
     this.#renewIntervalMs = Math.max(5, Math.floor(options.offlineAfterMs / 3));
+    this.#adminTokenFactory = options.adminToken;
+    this.#adminTtlMs = options.adminTokenTtlMs ?? ADMIN_TOKEN_TTL_MS;
+  }
+
+  /** The scope of a live admin token (what the Actions service's runner scale set calls are made with). */
+  adminScope(token: string): ScopeRef | undefined {
+    const grant = this.#admin.get(token);
+    return grant && grant.expiresAt > this.#now() ? grant.scope : undefined;
   }
 
   /** Token mode, step 1 (config.sh): trade a registration token for a short-lived admin token of its scope. */
@@ -101,8 +116,10 @@ export class Broker {
         'Not Found: the registration token does not belong to this URL',
       );
     }
-    const token = brokerToken();
-    this.#admin.set(token, { scope: record.scope, expiresAt: this.#now() + ADMIN_TOKEN_TTL_MS });
+    const ttl = this.#adminTtlMs;
+    const issued = this.#adminTokenFactory?.(record.scope, ttl);
+    const token = issued?.token ?? brokerToken();
+    this.#admin.set(token, { scope: record.scope, expiresAt: issued?.expiresAt ?? this.#now() + ttl });
     return { url: this.urls.broker, token, token_schema: 'OAuthAccessToken' };
   }
 

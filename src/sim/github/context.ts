@@ -10,6 +10,7 @@ import type { Urls } from './payloads.js';
 import type { RateLimiter } from './rate-limit.js';
 import type { RunnerTokens } from './runner-tokens.js';
 import type { RunnerService } from './runners.js';
+import type { ScaleSetService } from './scale-sets.js';
 import type { WebhookDispatcher } from './webhooks.js';
 import type { World } from './world.js';
 
@@ -54,6 +55,8 @@ export interface SimContext {
   readonly engine: JobEngine;
   readonly tokens: RunnerTokens;
   readonly broker: Broker;
+  /** Runner scale sets of the Actions service (sessions, message queues). */
+  readonly scaleSets: ScaleSetService;
   readonly webhooks: WebhookDispatcher;
   /** Key material written into JIT configs (`.credentials_rsaparams`) and the matching public key; generated in
    *  the background at start so that start-up waits for one RSA key only. */

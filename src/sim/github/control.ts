@@ -330,6 +330,15 @@ export function registerControlRoutes(
 
   app.get('/_sim/stats', async () => stats(ctx, instances));
 
+  app.get('/_sim/scalesets', async () => ({
+    scaleSets: ctx.scaleSets.sets().map((set) => ctx.scaleSets.view(set)),
+  }));
+
+  app.post('/_sim/scalesets/expire-queue-tokens', async (_request, reply) => {
+    ctx.scaleSets.expireQueueTokens();
+    return reply.code(204).send();
+  });
+
   app.get('/_sim/faults', async () => ({ ...ctx.faults, rateLimit: { ...ctx.limiter.settings } }));
 
   app.post('/_sim/faults', async (request, reply) => {

@@ -1,6 +1,6 @@
 /**
- * Fault injection (POST /_sim/faults). Faults hit the GitHub REST API and webhook deliveries only, never the
- * control API or the runner broker, so a test can always observe and steer the simulator it is breaking.
+ * Fault injection (POST /_sim/faults). Faults hit the GitHub REST API, webhook deliveries and the Actions service's
+ * runner scale set calls only, never the control API or the runner broker, so a test can always observe and steer the simulator it is breaking.
  */
 
 export interface Faults {
@@ -19,6 +19,12 @@ export interface Faults {
   apiErrorStatus: number;
   /** Added latency of every REST response, ms. */
   latencyMs: number;
+  /** Probability that a runner scale set's message long poll is dropped (the connection is reset, no answer). */
+  queueDropRate: number;
+  /** Probability that a message queue call answers 401 (as when the queue token expired). */
+  queueUnauthorizedRate: number;
+  /** The next N session creations answer 409 RunnerScaleSetSessionConflictException (a stale session). */
+  sessionConflicts: number;
 }
 
 export const NO_FAULTS: Readonly<Faults> = Object.freeze({
@@ -30,6 +36,9 @@ export const NO_FAULTS: Readonly<Faults> = Object.freeze({
   apiLostResponseRate: 0,
   apiErrorStatus: 500,
   latencyMs: 0,
+  queueDropRate: 0,
+  queueUnauthorizedRate: 0,
+  sessionConflicts: 0,
 });
 
 /** Rate-limit part of a faults request: a number is the new hourly limit. */
@@ -38,7 +47,14 @@ export type RateLimitFault =
 
 export type FaultsInput = Partial<Faults> & { rateLimit?: RateLimitFault };
 
-const RATES = ['webhookDropRate', 'webhookDuplicateRate', 'apiErrorRate', 'apiLostResponseRate'] as const;
+const RATES = [
+  'webhookDropRate',
+  'webhookDuplicateRate',
+  'apiErrorRate',
+  'apiLostResponseRate',
+  'queueDropRate',
+  'queueUnauthorizedRate',
+] as const;
 const DURATIONS = ['webhookDelayMs', 'latencyMs'] as const;
 
 /** Validates a faults request; returns an error message or the parsed change. */
@@ -47,7 +63,14 @@ export function parseFaults(body: unknown): { error: string } | { change: Faults
     return { error: 'body must be a JSON object' };
   const input = body as Record<string, unknown>;
   const change: FaultsInput = {};
-  const known = new Set<string>([...RATES, ...DURATIONS, 'webhookReorder', 'apiErrorStatus', 'rateLimit']);
+  const known = new Set<string>([
+    ...RATES,
+    ...DURATIONS,
+    'webhookReorder',
+    'apiErrorStatus',
+    'rateLimit',
+    'sessionConflicts',
+  ]);
   for (const key of Object.keys(input)) if (!known.has(key)) return { error: `unknown fault '${key}'` };
   for (const key of RATES) {
     const v = input[key];
@@ -62,6 +85,12 @@ export function parseFaults(body: unknown): { error: string } | { change: Faults
     if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || v > 600_000)
       return { error: `${key} must be a number of ms (0..600000)` };
     change[key] = v;
+  }
+  if (input.sessionConflicts !== undefined) {
+    const n = input.sessionConflicts;
+    if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > 1_000)
+      return { error: 'sessionConflicts must be an integer (0..1000)' };
+    change.sessionConflicts = n;
   }
   if (input.webhookReorder !== undefined) {
     if (typeof input.webhookReorder !== 'boolean') return { error: 'webhookReorder must be a boolean' };

@@ -24,6 +24,8 @@ import { RateLimiter } from './rate-limit.js';
 import { RunnerRegistry } from './runner-registry.js';
 import { RunnerTokens } from './runner-tokens.js';
 import { RunnerService } from './runners.js';
+import { ScaleSetService } from './scale-sets.js';
+import type { SimScaleSetView } from './scale-sets.js';
 import { buildServer } from './server.js';
 import { WebhookDispatcher } from './webhooks.js';
 import { World } from './world.js';
@@ -35,6 +37,7 @@ export type { JobsInput, SimJobView, SimStats } from './control.js';
 export type { InstanceInput, InstanceRegistration, InstanceState, InstanceView } from './instances.js';
 export type { ScopeRef } from './model.js';
 export type { RecordedExchange } from './context.js';
+export type { ScaleSetStatistics, SimScaleSetView } from './scale-sets.js';
 export { signPayload } from './webhooks.js';
 
 export interface SimInstallation {
@@ -92,6 +95,13 @@ export interface Simulator {
   createInstance(input: InstanceInput): { instance: InstanceView; created: boolean };
   instances(tags?: Record<string, string>): InstanceView[];
   deleteInstance(name: string): boolean;
+  /** Runner scale sets of the Actions service, with their session, unacknowledged messages and statistics. */
+  scaleSets(): SimScaleSetView[];
+  /** Expires every message session's queue token now: the next queue call answers 401 until the session is
+   *  refreshed. */
+  expireQueueTokens(): void;
+  /** Admin tokens, queue tokens and JIT configs the Actions service issued (newest 10,000). Secret. */
+  actionsSecrets(): readonly string[];
   /** REST exchanges kept so far (empty unless started with recordExchanges). */
   recordedExchanges(): readonly RecordedExchange[];
   /** Resolves when no webhook delivery is queued, delayed or in flight. */
@@ -147,10 +157,21 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
     maxDeliveries: opts.maxDeliveries,
     logger: opts.logger,
   });
+  const registry = new RunnerRegistry();
+  const scaleSets = new ScaleSetService({
+    now,
+    registry,
+    enterprise: opts.enterprise,
+    sessionTimeoutMs: () => opts.scaleSetSessionTimeoutMs,
+    redeliveryMs: () => opts.scaleSetRedeliveryMs,
+    queueTokenTtlMs: () => opts.queueTokenTtlMs,
+    acquire: () => opts.scaleSetAcquireJobs,
+  });
   const engine = new JobEngine({
     now,
     enterprise: opts.enterprise,
     emit: (action, job) => {
+      scaleSets.onJob(action, job);
       if (!webhooks.url) return;
       webhooks.emit({
         event: 'workflow_job',
@@ -161,7 +182,6 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
       });
     },
   });
-  const registry = new RunnerRegistry();
   const runners = new RunnerService({
     registry,
     world,
@@ -180,6 +200,8 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
     now,
     pollTimeoutMs: opts.pollTimeoutMs,
     offlineAfterMs: opts.runnerOfflineAfterMs,
+    adminToken: (scope, ttlMs) => scaleSets.adminToken(scope, ttlMs),
+    adminTokenTtlMs: opts.actionsAdminTokenTtlMs,
   });
   const apiStats: ApiStats = { total: 0, byRoute: new Map() };
   const ctx: SimContext = {
@@ -201,6 +223,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
     engine,
     tokens,
     broker,
+    scaleSets,
     webhooks,
     jitKey,
     get faults() {
@@ -219,6 +242,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
 
   const reset = async () => {
     await instances.clear();
+    scaleSets.clear();
     engine.reset();
     runners.clear();
     broker.clear();
@@ -301,12 +325,16 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
     createInstance: (input) => instances.create(input),
     instances: (tags) => instances.list(tags),
     deleteInstance: (name) => instances.delete(name),
+    scaleSets: () => scaleSets.sets().map((set) => scaleSets.view(set)),
+    expireQueueTokens: () => scaleSets.expireQueueTokens(),
+    actionsSecrets: () => scaleSets.issuedSecrets(),
     recordedExchanges: () => ctx.recorded ?? [],
     webhooksIdle: () => webhooks.idle(),
     reset,
     close: () => {
       closed ??= (async () => {
         clearInterval(sweeper);
+        scaleSets.clear();
         await instances.clear();
         webhooks.close();
         engine.reset();

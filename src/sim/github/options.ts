@@ -44,6 +44,19 @@ export interface SimulatorOptions {
   pollTimeoutMs?: number;
   /** Default job duration when POST /_sim/jobs gives none. Default 1 s. */
   defaultJobDurationMs?: number;
+  /** Longest long poll of a runner scale set's message queue (the service holds ~50 s). Default 50 s. */
+  scaleSetPollTimeoutMs?: number;
+  /** A message session neither polled nor refreshed for this long expires (another may then open). Default 2 min. */
+  scaleSetSessionTimeoutMs?: number;
+  /** An unacknowledged message is delivered again to the same session after this long. Default 60 s. */
+  scaleSetRedeliveryMs?: number;
+  /** Lifetime of a session's message queue token (401 after it; the session is refreshed). Default 1 h. */
+  queueTokenTtlMs?: number;
+  /** Lifetime of the admin token of `POST /actions/runner-registration` (a JWT with `exp`). Default 10 min. */
+  actionsAdminTokenTtlMs?: number;
+  /** Jobs are offered (JobAvailable) and must be acquired (POST acquirejobs) before they are assigned, as on
+   *  GHES. Default: the value of `ghes`; otherwise jobs are assigned at once (JobAssigned). */
+  scaleSetAcquireJobs?: boolean;
   /** Primary rate limit per installation (and for the PAT) per hour. Default 5000. */
   rateLimitPerHour?: number;
   /** Status of a primary rate limit refusal: 403 (default, as github.com mostly answers) or 429. */
@@ -94,6 +107,12 @@ export interface ResolvedOptions {
   readonly offlineJobTimeoutMs: number;
   readonly pollTimeoutMs: number;
   readonly defaultJobDurationMs: number;
+  readonly scaleSetPollTimeoutMs: number;
+  readonly scaleSetSessionTimeoutMs: number;
+  readonly scaleSetRedeliveryMs: number;
+  readonly queueTokenTtlMs: number;
+  readonly actionsAdminTokenTtlMs: number;
+  readonly scaleSetAcquireJobs: boolean;
   readonly rateLimitPerHour: number;
   readonly rateLimitStatus: 403 | 429;
   readonly secondaryLimitPerMinute: number;
@@ -143,6 +162,12 @@ export function resolveOptions(options: SimulatorOptions): ResolvedOptions {
     offlineJobTimeoutMs,
     pollTimeoutMs: options.pollTimeoutMs ?? 30_000,
     defaultJobDurationMs: options.defaultJobDurationMs ?? 1_000,
+    scaleSetPollTimeoutMs: options.scaleSetPollTimeoutMs ?? 50_000,
+    scaleSetSessionTimeoutMs: options.scaleSetSessionTimeoutMs ?? 120_000,
+    scaleSetRedeliveryMs: options.scaleSetRedeliveryMs ?? 60_000,
+    queueTokenTtlMs: options.queueTokenTtlMs ?? 60 * 60_000,
+    actionsAdminTokenTtlMs: options.actionsAdminTokenTtlMs ?? 10 * 60_000,
+    scaleSetAcquireJobs: options.scaleSetAcquireJobs ?? options.ghes ?? false,
     rateLimitPerHour: options.rateLimitPerHour ?? 5_000,
     rateLimitStatus: options.rateLimitStatus ?? 403,
     secondaryLimitPerMinute: options.secondaryLimitPerMinute ?? 180,

@@ -5,6 +5,7 @@
  */
 import Fastify from 'fastify';
 import type { FastifyError, FastifyInstance } from 'fastify';
+import { registerActionsService } from './actions-service.js';
 import { registerBrokerRoutes } from './broker-routes.js';
 import type { SimContext } from './context.js';
 import { registerControlRoutes } from './control.js';
@@ -46,6 +47,7 @@ export function buildServer(
     ...actionsRoutes(ctx),
   ]);
   registerBrokerRoutes(app, ctx.broker, ctx.prefix);
+  registerActionsService(app, ctx, ctx.scaleSets);
   registerControlRoutes(app, ctx, instances, reset);
 
   app.setNotFoundHandler((request, reply) => {
