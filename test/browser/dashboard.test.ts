@@ -158,6 +158,38 @@ describe.skipIf(!available)('dashboard in chromium', () => {
     }
   });
 
+  it('fits 1,400 px: the scale-set table and the page need no sideways scrolling', async () => {
+    await page.setViewportSize({ width: 1400, height: 900 });
+    try {
+      await expect.poll(() => page.locator('#scale-sets-body tr th').count(), { timeout: 30_000 }).toBe(3);
+      const widths = await page.evaluate(() => {
+        interface Box {
+          readonly scrollWidth: number;
+          readonly clientWidth: number;
+        }
+        const doc = (
+          globalThis as unknown as {
+            document: { documentElement: Box; querySelector(selector: string): Box | null };
+          }
+        ).document;
+        const wrap = doc.querySelector('#scale-sets .table-wrap');
+        return {
+          table: wrap ? [wrap.scrollWidth, wrap.clientWidth] : null,
+          page: [doc.documentElement.scrollWidth, doc.documentElement.clientWidth],
+        };
+      });
+      expect(widths.table).not.toBeNull();
+      const [tableScroll, tableClient] = widths.table as [number, number];
+      expect(tableScroll, `scale-set table ${tableScroll} px wide in ${tableClient} px`).toBeLessThanOrEqual(
+        tableClient,
+      );
+      const [pageScroll, pageClient] = widths.page as [number, number];
+      expect(pageScroll).toBeLessThanOrEqual(pageClient);
+    } finally {
+      await page.setViewportSize({ width: 1440, height: 900 });
+    }
+  });
+
   it('is keyboard navigable: Tab reaches the skip link, every section link, the controls and each table region', async () => {
     await page.evaluate(() =>
       (globalThis as unknown as { document: BrowserDocument }).document.activeElement?.blur(),
