@@ -250,7 +250,7 @@ function main(argv: string[]): number {
   // Every temporary file of the run goes here: what is left at the end was not cleaned up.
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'rf-test-'));
   const passed = run(
-    'vitest: every suite (about 15 min on 2 cores with all peers)',
+    'vitest: every suite (the long step: many minutes on 2 cores)',
     bin('vitest'),
     ['run', ...argv],
     {

@@ -305,6 +305,8 @@ export const command: Command = {
       print(result.summary, result.url);
       if (result.interrupted) {
         out.write('runner-fleet demo: interrupted; everything it started was stopped.\n');
+        if (result.dir)
+          out.write(`Controller log kept: ${result.logFile} (store and logs in ${result.dir})\n`);
         return 130;
       }
       if (result.dir) out.write(`Controller log kept: ${result.logFile} (store and logs in ${result.dir})\n`);
