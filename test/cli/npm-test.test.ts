@@ -5,7 +5,7 @@
  * The missing peers come from an empty peer cache (RUNNER_FLEET_CACHE) and a chromium path that does not exist.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -53,6 +53,19 @@ describe('npm test', () => {
     expect(readdirSync(emptyCache)).toEqual([]);
   }, 60_000);
 
+  it('a skipped suite leaves no temporary directory behind', () => {
+    const tmp = mkdtempSync(path.join(tmpdir(), 'rf-skip-tmp-'));
+    try {
+      const r = run(['vitest', 'run', 'test/kubernetes/doctor.test.ts', 'test/kubernetes/demo.test.ts'], {
+        TMPDIR: tmp,
+      });
+      expect(r.code, r.out).toBe(0);
+      expect(readdirSync(tmp).filter((e) => !/^tsx-\d+$/.test(e))).toEqual([]);
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  }, 120_000);
+
   it('a suite skipped for a missing peer is in the closing summary with its reason and command; under CI=true it fails', () => {
     const skipped = run(['vitest', 'run', 'test/kubernetes/doctor.test.ts'], {});
     expect(skipped.code, skipped.out).toBe(0);
@@ -72,6 +85,8 @@ describe('npm test', () => {
     try {
       expect(leftovers(' M README.md\n', ' M README.md\n', tmp)).toEqual([]);
       writeFileSync(path.join(tmp, 'key.pem'), 'x');
+      // tsx's own compile cache is not a trace.
+      mkdirSync(path.join(tmp, 'tsx-0'));
       expect(leftovers('', ' M docs/images/dashboard.png\n?? stray.txt\n', tmp)).toEqual([
         'changed in the tree: M docs/images/dashboard.png',
         'changed in the tree: ?? stray.txt',
