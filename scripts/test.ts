@@ -92,6 +92,14 @@ export function peers(): Peer[] {
 }
 
 /** What a cold build of the missing peers costs, from the last measured cold build (bench/results). */
+/**
+ * Disk the peer cache takes once everything is built: 7.9 GB measured (`du -sh ~/.cache/runner-fleet` after a cold
+ * scripts/install-peers.sh), 6.9 GB of it Go's module and build caches, which `rm -rf ~/.cache/runner-fleet/go`
+ * reclaims once the binaries exist.
+ */
+const PEER_CACHE_GB = 8;
+
+/** What a cold build of the missing peers costs, from the last measured cold build (bench/results). */
 export function estimate(): string {
   try {
     const stored = JSON.parse(readFileSync(path.join(repo, 'bench/results/testenv-build.json'), 'utf8')) as {
@@ -101,13 +109,14 @@ export function estimate(): string {
     const total = stored.results.find((r) => r.name === 'testenv.build.total')?.value;
     if (total !== undefined)
       return (
-        `about ${Math.ceil(total)} min on 2 cores and about 7 GB of disk\n` +
-        `  (the measured cold build: ${total} min on ${stored.machine}; BENCHMARKS.md)`
+        `at least ${Math.ceil(total)} min on 2 cores and about ${PEER_CACHE_GB} GB of disk\n` +
+        `  (the control plane's measured cold build: ${total} min on ${stored.machine}, BENCHMARKS.md;\n` +
+        '  helm and the pod identity webhook add a few minutes; more when other work shares the cores)'
       );
   } catch {
     // no measurement: say so
   }
-  return 'no measured build time yet (several minutes on 2 cores), and about 7 GB of disk';
+  return `no measured build time yet (many minutes on 2 cores), and about ${PEER_CACHE_GB} GB of disk`;
 }
 
 function step(title: string): number {

@@ -45,7 +45,7 @@ describe('npm test', () => {
     for (const peer of ['helm', 'pod-identity-webhook', 'aws-peers'])
       expect(r.out).toContain(`  - ${peer}, for `);
     expect(r.out).toMatch(
-      /peers: scripts\/install-peers.sh builds them: about \d+ min on 2 cores and about 7 GB/,
+      /peers: scripts\/install-peers.sh builds them: at least \d+ min on 2 cores and about 8 GB/,
     );
     expect(r.out).toContain(
       '  - chromium (/nonexistent/chromium), for test/browser: sudo apt-get install -y chromium',
