@@ -270,6 +270,13 @@ function main(argv: string[]): number {
     },
   );
   const t = step('tree: git status unchanged, no temporary files left');
+  // The control plane the Kubernetes suites shared is stopped by its watchdog once vitest has exited (it polls every
+  // 2 s, then stops each component): give it that long before its run directory counts as left behind.
+  const shared = () =>
+    existsSync(tmp) && readdirSync(tmp).some((e) => e.startsWith('runner-fleet-testenv-run-'));
+  if (shared())
+    console.log('tree: waiting for the shared test control plane to be stopped by its watchdog (<= 60 s)');
+  for (let waited = 0; shared() && waited < 60; waited++) spawnSync('sleep', ['1']);
   const problems = leftovers(before, gitStatus(), tmp);
   rmSync(tmp, { recursive: true, force: true });
   if (problems.length > 0) {
