@@ -6,6 +6,7 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 60_000,
     pool: 'forks',
-    reporters: ['default'],
+    // The closing summary lists every skipped suite with its reason and the command that makes it run.
+    reporters: ['default', './test/support/skip-reporter.ts'],
   },
 });

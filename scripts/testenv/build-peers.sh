@@ -12,7 +12,8 @@
 #        build-peers.sh --check  exit 0 when every binary is cached, 1 (listing what is missing) otherwise
 #
 # When one run builds all three peers from empty Go caches, the wall-clock times are written to
-# bench/results/testenv-build.json (the cold build time that BENCHMARKS.md reports).
+# $CACHE/testenv-build.json; `npm run bench` adopts them into bench/results (the cold build time BENCHMARKS.md
+# reports). Installing peers never changes a tracked file.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)

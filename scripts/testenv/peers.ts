@@ -35,6 +35,9 @@ export class TestenvError extends Error {
   }
 }
 
+/** The cold build time build-peers.sh records in the cache (record-build.ts); `npm run bench` adopts it. */
+export const RECORDED_BUILD_FILE = 'testenv-build.json';
+
 export function cacheDir(env: NodeJS.ProcessEnv = process.env): string {
   return env.RUNNER_FLEET_CACHE ?? path.join(os.homedir(), '.cache', 'runner-fleet');
 }

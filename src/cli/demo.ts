@@ -19,6 +19,7 @@ const DEFAULT_EC2_JOBS = 40;
 const DEFAULT_DURATION = '20s';
 
 const usage = `Usage: runner-fleet demo [--jobs N] [--duration D] [--config F] [--port P] [--keep] [--json]
+                        [--keep-logs]
                         [--provider kubernetes [--kubeconfig F] [--namespace NS]]
                         [--provider ec2 --aws-endpoint URL]
 
@@ -39,6 +40,7 @@ Options:
                     simulated cloud, and idle timeouts are capped at 10s
   --port <p>        controller port for the dashboard (default: a free port, printed at the start)
   --keep            keep serving the dashboard after the summary, until Ctrl-C
+  --keep-logs       keep the controller log (and the store) after a successful run; its path is printed at the end
   --json            print exactly one JSON object (the summary) on stdout; progress goes to stderr
   --provider kubernetes
                     run the runners as pods on a Kubernetes cluster with no kubelet for them (kwok, such as
@@ -63,7 +65,7 @@ Options:
                     the AWS endpoint for --provider ec2 (required), e.g. http://127.0.0.1:5000 for moto_server
 
 The controller's log goes to a file in a temporary directory (printed at the start); the directory is removed
-after a successful run and kept otherwise.
+after a successful run unless --keep-logs is given, and kept otherwise; the end of the output says which.
 
 Exit codes: 0 every routable job completed and nothing leaked; 1 otherwise; 2 bad usage or configuration;
 130 interrupted.`;
@@ -74,6 +76,7 @@ interface DemoArgs {
   readonly configPath?: string;
   readonly port: number;
   readonly keep: boolean;
+  readonly keepLogs: boolean;
   readonly json: boolean;
   readonly kubernetes?: { readonly kubeconfig?: string; readonly namespace: string };
   readonly ec2?: { readonly endpoint: string };
@@ -90,6 +93,7 @@ function parse(argv: string[], parseDuration: (text: string) => number | undefin
         config: { type: 'string' },
         port: { type: 'string' },
         keep: { type: 'boolean' },
+        'keep-logs': { type: 'boolean' },
         json: { type: 'boolean' },
         provider: { type: 'string' },
         kubeconfig: { type: 'string' },
@@ -149,6 +153,7 @@ function parse(argv: string[], parseDuration: (text: string) => number | undefin
     ...(typeof values.config === 'string' ? { configPath: values.config } : {}),
     port,
     keep: values.keep === true,
+    keepLogs: values['keep-logs'] === true,
     json: values.json === true,
   };
 }
@@ -254,6 +259,7 @@ export const command: Command = {
         durationMs: args.durationMs,
         ...(args.configPath ? { configPath: args.configPath } : {}),
         port: args.port,
+        keepFiles: args.keepLogs,
         env: io.env,
         signal: abort.signal,
         controllerFactory: controller.demoControllerFactory(
@@ -299,9 +305,15 @@ export const command: Command = {
       print(result.summary, result.url);
       if (result.interrupted) {
         out.write('runner-fleet demo: interrupted; everything it started was stopped.\n');
+        if (result.dir)
+          out.write(`Controller log kept: ${result.logFile} (store and logs in ${result.dir})\n`);
         return 130;
       }
-      if (result.dir) out.write(`Logs and store kept in ${result.dir}\n`);
+      if (result.dir) out.write(`Controller log kept: ${result.logFile} (store and logs in ${result.dir})\n`);
+      else
+        out.write(
+          'Controller log removed with its directory after the successful run (--keep-logs keeps it)\n',
+        );
       return result.summary.ok ? 0 : 1;
     } catch (error) {
       if (error instanceof DemoConfigError) {

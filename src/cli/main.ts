@@ -3,6 +3,9 @@
  * Composition root of the runner-fleet CLI: resolves the command and runs it. Each command lives in its own file
  * and is imported only when it runs.
  */
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { checkoutRoot, staleBuild } from './build-stamp.js';
 import type { Command, CommandIo } from './command.js';
 import { UsageError } from './command.js';
 
@@ -25,6 +28,24 @@ async function help(io: CommandIo): Promise<void> {
     io.stdout.write(`  ${name.padEnd(16)}${command.summary}\n`);
   }
   io.stdout.write('\nRun `runner-fleet <command> --help` for the options of a command.\n');
+}
+
+/** From a checkout, a dist/ built from other sources runs code that is not what src/ says: say so. */
+function warnIfStale(io: CommandIo): void {
+  if (io.env.RUNNER_FLEET_BUILD_CHECK === 'off') return;
+  const root = checkoutRoot();
+  // Only the built CLI (dist/cli/main.js) has a build to compare; tsx runs src/ itself.
+  if (path.basename(path.dirname(path.dirname(fileURLToPath(import.meta.url)))) !== 'dist') return;
+  let stale: string | undefined;
+  try {
+    stale = staleBuild(root);
+  } catch {
+    return;
+  }
+  if (stale)
+    io.stderr.write(
+      `runner-fleet: warning: ${stale}; run \`npm run build\` (npm start does) for the current code\n`,
+    );
 }
 
 /** Set by main() for a command that exits as soon as it is done (Command.exitWhenDone). */
@@ -53,6 +74,8 @@ export async function main(argv: string[], io: CommandIo): Promise<number> {
     return 0;
   }
   exitWhenDone = command.exitWhenDone === true;
+  // The emulated runner is started once per runner: only the commands people type check the build.
+  if (name !== 'emulate-runner') warnIfStale(io);
   try {
     return await command.run(rest, io);
   } catch (error) {

@@ -1,8 +1,8 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { command, parseRbacArgs } from './rbac.js';
 
@@ -17,8 +17,14 @@ async function run(argv: string[], env: Record<string, string> = {}) {
   return { code, out, err };
 }
 
+const dirs: string[] = [];
+afterAll(() => {
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+});
+
 function fleetFile(text: string): string {
   const dir = mkdtempSync(path.join(tmpdir(), 'rf-rbac-'));
+  dirs.push(dir);
   const file = path.join(dir, 'fleet.yaml');
   writeFileSync(file, text);
   return file;

@@ -32,10 +32,55 @@ describe('progress', () => {
     p.update(frame(1000));
     p.update(frame(1200, 'draining'));
     const lines = out.text().trimEnd().split('\n');
-    expect(lines).toHaveLength(3);
-    expect(lines[0]).toBe(renderLine(frame(0)));
-    expect(lines[2]).toContain('draining');
+    // Three updates shown, each a line for the jobs and one for the scale set.
+    expect(lines).toHaveLength(6);
+    expect(lines.slice(0, 2).join('\n')).toBe(renderLine(frame(0)));
+    expect(lines[4]).toContain('draining');
     expect(out.text()).not.toContain('\u001b[');
+  });
+
+  it('plain output fits 100 columns and says what each number is, with long names and large numbers', () => {
+    const big: ProgressFrame = {
+      phase: 'draining',
+      elapsedMs: 3_725_000,
+      jobs: { total: 10_000, submitted: 10_000, queued: 1234, running: 5678, done: 3088, unroutable: 12 },
+      sets: [
+        { name: 'linux-cloud', provider: 'sim', max: 60, starting: 60, idle: 0, busy: 0, ending: 0 },
+        {
+          name: 'x'.repeat(63),
+          provider: 'sim',
+          max: 9999,
+          starting: 999,
+          idle: 999,
+          busy: 9999,
+          ending: 999,
+        },
+      ],
+    };
+    const lines = renderLine(big).split('\n');
+    expect(lines).toHaveLength(3);
+    for (const line of lines) expect(line.length, line).toBeLessThanOrEqual(100);
+    expect(lines[0]).toBe(
+      '[ 1h02m] draining: jobs 10000/10000 queued, 1234 waiting, 5678 running, 3088 done, 12 unroutable',
+    );
+    expect(lines[1]).toMatch(/^ +linux-cloud +runners: 0 busy, 0 idle, 60 starting, 0 ending \(max 60\)$/);
+    expect(lines[2]).toMatch(/\.\.\.$/);
+    // The frame of the demo's built-in fleet in full: nothing clipped.
+    const demo = renderLine({
+      ...big,
+      elapsedMs: 40_000,
+      jobs: { total: 300, submitted: 300, queued: 86, running: 0, done: 150, unroutable: 1 },
+      sets: ['linux-process', 'linux-cloud', 'app-persistent'].map((name) => ({
+        name,
+        provider: 'sim',
+        max: 60,
+        starting: 60,
+        idle: 10,
+        busy: 40,
+        ending: 12,
+      })),
+    });
+    for (const line of demo.split('\n')) expect(line).not.toMatch(/\.\.\.$/);
   });
 
   it('terminal output: one block redrawn in place', () => {

@@ -1,6 +1,7 @@
 /**
- * Live progress of a demo run: on a terminal one block redrawn in place; otherwise (a pipe, a CI log) one plain line
- * every few seconds. Only ever written to the stream it is given (stderr when the summary goes to stdout as JSON).
+ * Live progress of a demo run: on a terminal one block redrawn in place; otherwise (a pipe, a CI log) a few plain
+ * lines every few seconds (the jobs, then one per scale set), never wider than 100 columns. Only ever written to the
+ * stream it is given (stderr when the summary goes to stdout as JSON).
  */
 import { humanDuration } from '../lib/format.js';
 
@@ -71,18 +72,28 @@ export function renderBlock(frame: ProgressFrame, columns = 100): string[] {
   return lines.map((l) => (l.length > columns ? l.slice(0, columns - 1) : l));
 }
 
-/** One plain line: what a log shows. */
-export function renderLine(frame: ProgressFrame): string {
+/** Widest line of plain output: fits a 100-column terminal or CI log without wrapping. */
+export const LINE_COLUMNS = 100;
+
+const clip = (line: string, columns: number) =>
+  line.length > columns ? `${line.slice(0, columns - 3)}...` : line;
+
+/**
+ * Plain output, what a log shows: a line for the jobs, then one indented line per scale set with its runners,
+ * each at most `columns` wide.
+ */
+export function renderLine(frame: ProgressFrame, columns = LINE_COLUMNS): string {
   const j = frame.jobs;
-  const sets = frame.sets
-    .map((s) => `${s.name} ${s.busy} busy/${s.idle} idle/${s.starting} starting/${s.ending} ending`)
-    .join('; ');
-  return (
-    `[${humanDuration(frame.elapsedMs).padStart(6)}] ${frame.phase}: jobs ${j.submitted}/${j.total} queued so far, ` +
+  const stamp = `[${humanDuration(frame.elapsedMs).padStart(6)}]`;
+  const jobs =
+    `${stamp} ${frame.phase}: jobs ${j.submitted}/${j.total} queued, ` +
     `${j.queued} waiting, ${j.running} running, ${j.done} done` +
-    (j.unroutable > 0 ? `, ${j.unroutable} unroutable` : '') +
-    ` | runners: ${sets}`
-  );
+    (j.unroutable > 0 ? `, ${j.unroutable} unroutable` : '');
+  const indent = ' '.repeat(stamp.length + 1);
+  // Names line up, but a very long one does not push every other line past the width.
+  const nameWidth = Math.min(24, Math.max(0, ...frame.sets.map((s) => s.name.length)));
+  const sets = frame.sets.map((s) => `${indent}${s.name.padEnd(nameWidth)}  runners: ${setLine(s)}`);
+  return [jobs, ...sets].map((l) => clip(l, columns)).join('\n');
 }
 
 export class ProgressRenderer {

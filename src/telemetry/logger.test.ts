@@ -233,6 +233,22 @@ describe('createLogger', () => {
     ]);
   });
 
+  it('writes one msg key per line when a child logger is bound to a msg: the bound one becomes reason', () => {
+    const out = capture();
+    const log = createLogger({ destination: out.stream });
+    log
+      .child({ scaleSet: 'small', msg: 'runner command not found' })
+      .warn({ code: 'not_found' }, 'create failed');
+    log.child({ msg: 'bound', reason: 'kept' }).child({ runner: 'r-1' }).info('started');
+    const raw = out.text().split('\n').filter(Boolean);
+    expect(raw).toHaveLength(2);
+    for (const line of raw) expect(line.match(/"msg":/g)).toHaveLength(1);
+    expect(out.lines()).toMatchObject([
+      { msg: 'create failed', scaleSet: 'small', reason: 'runner command not found', code: 'not_found' },
+      { msg: 'started', reason: 'kept', detail: 'bound', runner: 'r-1' },
+    ]);
+  });
+
   it('keeps ordinary values: paths, hex digests, ids', () => {
     const out = capture();
     const log = createLogger({ destination: out.stream });

@@ -45,12 +45,16 @@ function safeArguments(args: unknown[], scrub: (text: string) => string): unknow
   const clean = toLoggable(fields, { scrub });
   if (typeof clean !== 'object' || clean === null || Array.isArray(clean)) return [{ value: clean }, ...rest];
   const record = clean as Record<string, unknown>;
-  if (rest.length > 0 && Object.hasOwn(record, MESSAGE_KEY)) {
-    const renamed = Object.hasOwn(record, 'reason') ? 'detail' : 'reason';
-    record[renamed] = record[MESSAGE_KEY];
-    delete record[MESSAGE_KEY];
-  }
-  return [record, ...rest];
+  return [rest.length > 0 ? withoutMessageKey(record) : record, ...rest];
+}
+
+/** A `msg` field renamed to `reason` (or `detail` when there is a reason already), so pino's `msg` is the only one. */
+function withoutMessageKey(record: Record<string, unknown>): Record<string, unknown> {
+  if (!Object.hasOwn(record, MESSAGE_KEY)) return record;
+  const renamed = Object.hasOwn(record, 'reason') ? 'detail' : 'reason';
+  record[renamed] = record[MESSAGE_KEY];
+  delete record[MESSAGE_KEY];
+  return record;
 }
 
 export function createLogger(options: CreateLoggerOptions = {}): Logger {
@@ -59,7 +63,7 @@ export function createLogger(options: CreateLoggerOptions = {}): Logger {
   const scrubLine = createLineScrubber(secrets);
   // pino's own stdout destination (synchronous sonic-boom) unless a stream is given.
   const destination = (options.destination ?? pino.destination(1)) as DestinationStream;
-  return pino(
+  const logger = pino(
     {
       level: options.level ?? 'info',
       base: options.base ? (toLoggable(options.base, { scrub }) as Record<string, unknown>) : null,
@@ -67,8 +71,8 @@ export function createLogger(options: CreateLoggerOptions = {}): Logger {
       // Errors are already plain data (toLoggable): pino's own error serializer would rename their type.
       serializers: { err: (value: unknown) => value },
       formatters: {
-        // Child bindings go through the same walk as the fields of a call.
-        bindings: (bindings) => toLoggable(bindings, { scrub }) as Record<string, unknown>,
+        // The root's bindings go through the same walk as the fields of a call (children's: see below).
+        bindings: (bindings) => withoutMessageKey(toLoggable(bindings, { scrub }) as Record<string, unknown>),
       },
       hooks: {
         // Every call's fields are made safe before pino serializes them: nothing pino walks can throw.
@@ -81,6 +85,15 @@ export function createLogger(options: CreateLoggerOptions = {}): Logger {
     },
     destination,
   );
+  // pino applies `formatters.bindings` to the root's bindings only (children reset it), so children's bindings are
+  // made safe here: the same walk as a call's fields, and no `msg` (pino writes bindings before the call's message,
+  // so a bound `msg` would make a line with two). Children inherit this method from the root.
+  const child = logger.child;
+  logger.child = function safeChild(this: Logger, bindings, options) {
+    const safe = withoutMessageKey({ ...(toLoggable(bindings, { scrub }) as Record<string, unknown>) });
+    return child.call(this, safe, options);
+  } as Logger['child'];
+  return logger;
 }
 
 /** Child logger carrying the identifiers every reconcile log line should have. */

@@ -31,7 +31,11 @@ describe.skipIf(!requireAwsPeers('aws/access-check'))('checkEc2Access on moto', 
   let secureTemplate: string;
   let openTemplate: string;
   let subnets: string[];
-  const dir = mkdtempSync(join(tmpdir(), 'rf-access-'));
+  // Made when the suite runs: a skipped suite's body is still collected, and its afterAll would not remove it.
+  let dir = '';
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'rf-access-'));
+  });
 
   beforeAll(async () => {
     moto = await startMoto();

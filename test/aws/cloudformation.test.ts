@@ -22,7 +22,11 @@ const REGION = 'eu-west-1';
 describe.skipIf(!requireAwsPeers('aws/cloudformation'))('deploy/aws/runner-fleet.yaml', () => {
   const bin = awsPeersBin() as string;
   let moto: MotoServer;
-  const dir = mkdtempSync(join(tmpdir(), 'rf-cfn-'));
+  // Made when the suite runs: a skipped suite's body is still collected, and its afterAll would not remove it.
+  let dir = '';
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'rf-cfn-'));
+  });
 
   beforeAll(async () => {
     moto = await startMoto();

@@ -26,7 +26,11 @@ describe.skipIf(!requireAwsPeers('aws/demo'))('demo --provider ec2', () => {
   let ec2: EC2Client;
   let ssm: SSMClient;
   let env: NodeJS.ProcessEnv;
-  const dir = mkdtempSync(join(tmpdir(), 'rf-ec2-demo-'));
+  // Made when the suite runs: a skipped suite's body is still collected, and its afterAll would not remove it.
+  let dir = '';
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'rf-ec2-demo-'));
+  });
 
   beforeAll(async () => {
     moto = await startMoto();

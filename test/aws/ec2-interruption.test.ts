@@ -34,7 +34,11 @@ const SET = 'spot';
 const LABEL = 'spot-linux';
 
 describe.skipIf(!requireAwsPeers('aws/ec2-interruption'))('spot interruption of a busy EC2 runner', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'rf-interrupt-'));
+  // Made when the suite runs: a skipped suite's body is still collected, and its afterAll would not remove it.
+  let dir = '';
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'rf-interrupt-'));
+  });
   let moto: MotoServer;
   let world: AwsWorld;
   let sim: Simulator;

@@ -22,7 +22,11 @@ const REGION = 'eu-west-1';
 const MISSING_SUBNET = 'subnet-0123456789abcdef0';
 
 describe.skipIf(!requireAwsPeers('cli/aws-access'))('doctor and start: the AWS access check on moto', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'rf-cli-aws-'));
+  // Made when the suite runs: a skipped suite's body is still collected, and its afterAll would not remove it.
+  let dir = '';
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'rf-cli-aws-'));
+  });
   let moto: MotoServer;
   let sim: Simulator;
   let subnet: string;

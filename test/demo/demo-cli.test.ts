@@ -2,7 +2,7 @@
  * `runner-fleet demo` as users run it: the built CLI in a child process, with the simulator, the controller and
  * real runner processes. Small workloads, so the suite stays quick on two cores.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -58,6 +58,27 @@ describe('runner-fleet demo', () => {
     expect(out).toMatch(/leaked +0 runners, 0 instances/);
     expect(out).toMatch(/linux-process +process/);
     expect(out).toContain('OK: every routable job completed and nothing leaked.');
+    // Without --keep-logs the log goes with its directory, and the end of the output says so.
+    const logFile = /^Controller log: (.*controller\.log)$/m.exec(out)?.[1] ?? '';
+    expect(existsSync(logFile)).toBe(false);
+    expect(out).toContain(
+      'Controller log removed with its directory after the successful run (--keep-logs keeps it)',
+    );
+  }, 120_000);
+
+  it('--keep-logs keeps the controller log of a successful run and prints its path at the end; one msg per line', async () => {
+    const run = await runCli(['demo', '--jobs', '10', '--duration', '2s', '--keep-logs']);
+    expect(run.code, run.stdout + run.stderr).toBe(0);
+    const kept = /^Controller log kept: (\S+controller\.log) \(store and logs in (\S+)\)$/m.exec(run.stdout);
+    expect(kept, run.stdout).not.toBeNull();
+    const [, logFile, logDir] = kept as unknown as [string, string, string];
+    try {
+      const lines = readFileSync(logFile, 'utf8').split('\n').filter(Boolean);
+      expect(lines.length).toBeGreaterThan(10);
+      for (const line of lines) expect(line.match(/"msg":/g), line).toHaveLength(1);
+    } finally {
+      rmSync(logDir, { recursive: true, force: true });
+    }
   }, 120_000);
 
   it('--config runs your own fleet.yaml against the simulator', async () => {

@@ -27,10 +27,16 @@ export interface CliProcess {
   signal(signal: NodeJS.Signals): void;
 }
 
+/** The caller's TMPDIR, when it has one. */
+export function tmpdirEnv(): NodeJS.ProcessEnv {
+  return process.env.TMPDIR ? { TMPDIR: process.env.TMPDIR } : {};
+}
+
 export function startCli(args: readonly string[], env: NodeJS.ProcessEnv = {}): CliProcess {
   assertBuilt();
   const child = spawn(process.execPath, [MAIN, ...args], {
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env },
+    // TMPDIR too: npm test gives each run a temporary directory of its own and checks it is left empty.
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...tmpdirEnv(), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';

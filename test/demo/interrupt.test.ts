@@ -34,6 +34,8 @@ describe('runner-fleet demo interrupted', () => {
       const run = await demo.exited;
       expect(run.code).toBe(130);
       expect(run.stdout).toContain('interrupted; everything it started was stopped');
+      // The log of an interrupted run is kept, and the output says where.
+      expect(run.stdout).toContain(`Controller log kept: ${dir}/controller.log`);
       expect(processesUnder(dir!)).toEqual([]);
     } finally {
       demo.signal('SIGKILL');

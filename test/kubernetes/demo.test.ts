@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CoreV1Api } from '@kubernetes/client-node';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireCluster, useTestCluster } from './helpers.js';
 
 const CLI = join(import.meta.dirname, '../../dist/cli/main.js');
@@ -34,7 +34,11 @@ function run(args: string[]): Promise<{ code: number | null; stdout: string; std
 
 describe.skipIf(!requireCluster('demo on kubernetes'))('demo --provider kubernetes', () => {
   const cluster = useTestCluster();
-  const dir = mkdtempSync(join(tmpdir(), 'runner-fleet-k8s-demo-'));
+  // Made when the suite runs: a skipped suite's body is still collected, and its afterAll would not remove it.
+  let dir = '';
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'runner-fleet-k8s-demo-'));
+  });
   const namespace = `rf-demo-${randomBytes(3).toString('hex')}`;
 
   afterAll(async () => {

@@ -29,7 +29,11 @@ async function doctor(args: string[]): Promise<{ code: number; out: string }> {
 
 describe.skipIf(!requireCluster('doctor on kubernetes'))('doctor on kubernetes', () => {
   const cluster = useTestCluster();
-  const dir = mkdtempSync(join(tmpdir(), 'runner-fleet-doctor-k8s-'));
+  // Made when the suite runs: a skipped suite's body is still collected, and its afterAll would not remove it.
+  let dir = '';
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'runner-fleet-doctor-k8s-'));
+  });
   let sim: Simulator;
   let ctl: string;
   let kubeNs: string;

@@ -43,6 +43,7 @@ import {
 import { EXIT_CODE_ANNOTATION, KWOK_NODE_LABEL } from '../../scripts/testenv/kwok-stages.js';
 import { defaultRunDir, missingPeers, readVersions } from '../../scripts/testenv/peers.js';
 import { isRunning, pidAlive } from '../../scripts/testenv/processes.js';
+import { reportSkip } from '../support/skips.js';
 
 export { EXIT_CODE_ANNOTATION, KWOK_NODE_LABEL };
 
@@ -76,7 +77,7 @@ export interface StartTestClusterOptions {
 
 export type Availability =
   | { readonly available: true; readonly via: 'shared' | 'binaries' }
-  | { readonly available: false; readonly reason: string };
+  | { readonly available: false; readonly reason: string; readonly fix: string };
 
 const PRIVATE_PREFIX = 'runner-fleet-testenv-';
 
@@ -106,13 +107,16 @@ export function clusterAvailability(): Availability {
   if (missing.length > 0) {
     return {
       available: false,
-      reason:
-        `the Kubernetes test peers are not built (${missing.join(', ')}); build them with ` +
-        'scripts/install-peers.sh (needs Go 1.26 or newer; see docs/testing.md)',
+      reason: `the Kubernetes test peers are not built (${missing.join(', ')})`,
+      fix: 'scripts/install-peers.sh (Go 1.26 or newer, or it fetches one; see docs/testing.md)',
     };
   }
   if (!opensslPresent()) {
-    return { available: false, reason: 'openssl is not installed (it issues the test certificates)' };
+    return {
+      available: false,
+      reason: 'openssl is not installed (it issues the test certificates)',
+      fix: 'sudo apt-get install -y openssl',
+    };
   }
   return { available: true, via: 'binaries' };
 }
@@ -125,13 +129,7 @@ export function clusterAvailability(): Availability {
 export function requireCluster(suite: string): boolean {
   const availability = clusterAvailability();
   if (availability.available) return true;
-  if (process.env.CI === 'true') {
-    throw new Error(`[${suite}] ${availability.reason}. Under CI=true a missing test peer is a failure.`);
-  }
-  const message = `[${suite}] SKIPPED: ${availability.reason}`;
-  const bar = '!'.repeat(Math.min(message.length, 100));
-  console.warn(`\n${bar}\n${message}\n${bar}\n`);
-  return false;
+  return reportSkip(suite, availability.reason, availability.fix);
 }
 
 function view(

@@ -80,7 +80,11 @@ describe.skipIf(!available)('pod identity webhook: IRSA and EKS Pod Identity end
   let controller: ControllerIdentity;
   const factories: KubernetesProviderFactory[] = [];
   const fleet = `piw-${randomBytes(3).toString('hex')}`;
-  const dir = mkdtempSync(path.join(tmpdir(), 'rf-piw-test-'));
+  // Made when the suite runs: a skipped suite's body is still collected, and its afterAll would not remove it.
+  let dir = '';
+  beforeAll(() => {
+    dir = mkdtempSync(path.join(tmpdir(), 'rf-piw-test-'));
+  });
 
   function provider(name: string, identity: IdentityConfig, containerMode: string) {
     const factory = createKubernetesProviderFactory({ kubeConfig: controller.kubeConfig });

@@ -19,7 +19,7 @@ import {
 import { createKubernetesProviderFactory } from '../../src/providers/kubernetes/index.js';
 import { kubernetesProviderSchema } from '../../src/providers/kubernetes/schema.js';
 import { mergePatch, scaleSetConfig } from './fixtures.js';
-import { helmBinary, helmTemplate } from './helm.js';
+import { helmTemplate, requireHelm } from './helm.js';
 import { createTestNamespace, requireCluster, useTestCluster } from './helpers.js';
 import type { ControllerIdentity } from './rbac-fixture.js';
 import { applyObjects, installController, serviceAccountKubeConfig } from './rbac-fixture.js';
@@ -255,7 +255,7 @@ describe.skipIf(!requireCluster('kubernetes rbac'))('least privilege', () => {
     expect(formatKubernetesReport(restored).filter((l) => l.startsWith('FAIL'))).toEqual([notMutated]);
   });
 
-  it.skipIf(!helmBinary())(
+  it.skipIf(!requireHelm('kubernetes rbac: the chart as applied'))(
     'the Helm chart’s rendered RBAC, applied as is, passes the self-check',
     async () => {
       const chartNamespace = await createTestNamespace(cluster, 'rf-chart');

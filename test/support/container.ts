@@ -23,6 +23,7 @@ import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { reportSkip } from './skips.js';
 
 export interface ContainerMount {
   readonly hostPath: string;
@@ -134,11 +135,11 @@ export function containerRuntimeAvailable(): boolean {
 /** For describe.skipIf(!requireContainerRuntime(...)): loud skip on a developer machine, failure under CI=true. */
 export function requireContainerRuntime(suite: string): boolean {
   if (containerRuntimeAvailable()) return true;
-  const message = `[${suite}] SKIPPED: running a container needs root and mount and network namespaces (unshare)`;
-  if (process.env.CI === 'true')
-    throw new Error(`${message}\nUnder CI=true a missing test peer is a failure.`);
-  console.warn(`\n${'!'.repeat(message.length)}\n${message}\n${'!'.repeat(message.length)}\n`);
-  return false;
+  return reportSkip(
+    suite,
+    'running a container needs root and mount and network namespaces (unshare), chroot and ip',
+    'the suite as root (sudo npm test), or in a container started with --privileged',
+  );
 }
 
 export interface RunningContainer {

@@ -8,6 +8,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { freePort } from './free-port.js';
+import { reportSkip } from './skips.js';
 
 const repo = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -21,13 +22,7 @@ export function awsPeersBin(): string | undefined {
 /** For describe.skipIf(!requireAwsPeers(...)): loud skip on a developer machine, failure under CI=true. */
 export function requireAwsPeers(suite: string): boolean {
   if (awsPeersBin() !== undefined) return true;
-  const message = `[${suite}] SKIPPED: the AWS test peers (moto) are not installed; run scripts/install-aws-peers.sh`;
-  if (process.env.CI === 'true')
-    throw new Error(`${message}\nUnder CI=true a missing test peer is a failure.`);
-  console.warn(
-    `\n${'!'.repeat(Math.min(message.length, 100))}\n${message}\n${'!'.repeat(Math.min(message.length, 100))}\n`,
-  );
-  return false;
+  return reportSkip(suite, 'the AWS test peers (moto) are not installed', 'scripts/install-aws-peers.sh');
 }
 
 /** Credentials moto accepts (it accepts any); tests pass them explicitly so no real profile is ever read. */

@@ -106,7 +106,11 @@ export class StartedCli {
       [CLI, 'start', '--config', configPath, '--log-level', options.logLevel ?? 'info'],
       {
         stdio: ['ignore', 'pipe', 'pipe'],
-        env: options.env ?? { PATH: process.env.PATH ?? '/usr/bin:/bin' },
+        env: options.env ?? {
+          PATH: process.env.PATH ?? '/usr/bin:/bin',
+          // npm test gives each run a temporary directory of its own and checks it is left empty.
+          ...(process.env.TMPDIR ? { TMPDIR: process.env.TMPDIR } : {}),
+        },
       },
     );
     this.#child.stdout!.pipe(this.stdout);

@@ -1,5 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
+import { reportSkip } from '../../../test/support/skips.js';
 import { compactStartScript } from '../user-data.js';
 import { readScript, scriptVersion } from './embed-script.js';
 import { START_SCRIPT, START_SCRIPT_VERSION } from './script.generated.js';
@@ -42,7 +43,14 @@ describe('embedded start script', () => {
     expect(START_SCRIPT).not.toMatch(/<<-?\s*['"]?\w/);
   });
 
-  it.skipIf(!hasShellcheck)('passes shellcheck', () => {
+  it.skipIf(
+    !hasShellcheck &&
+      !reportSkip(
+        'start script: shellcheck',
+        'shellcheck is not installed',
+        'sudo apt-get install -y shellcheck',
+      ),
+  )('passes shellcheck', () => {
     const result = spawnSync('shellcheck', ['--shell=bash', '-'], { input: START_SCRIPT, encoding: 'utf8' });
     expect(result.stdout).toBe('');
     expect(result.status).toBe(0);
