@@ -183,7 +183,9 @@ describe('process provider', () => {
   const runnerPid = (name: string) =>
     waitFor(`runner pid of ${name}`, () => {
       const file = join(workDir, name, 'fake-runner.pid');
-      return existsSync(file) ? Number(readFileSync(file, 'utf8')) : undefined;
+      // The fake runner may have created the file and not yet written its pid: wait for a whole number.
+      const pid = existsSync(file) ? Number(readFileSync(file, 'utf8').trim()) : 0;
+      return Number.isInteger(pid) && pid > 0 ? pid : undefined;
     });
 
   async function stateOf(p: ProcessProvider, name: string): Promise<Instance | undefined> {
