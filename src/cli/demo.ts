@@ -27,8 +27,9 @@ Runs the whole system on this machine, with no GitHub account and no network: a 
 runner-fleet controller (the same one \`start\` runs) with its dashboard, and a workload of jobs. Runners are
 emulated: local processes for one scale set, instances of the simulator's cloud for the others.
 
-The built-in fleet has three scale sets: linux-process (ephemeral JIT runners as child processes, max 8),
-linux-cloud (ephemeral JIT runners on the simulated cloud, max 60) and app-persistent (persistent token-mode
+The built-in fleet has four scale sets: linux-process (ephemeral JIT runners as child processes, max 8),
+linux-cloud (ephemeral JIT runners on the simulated cloud, max 60), linux-listener (the same, learning of its jobs
+from GitHub's runner scale set message queue instead of webhooks, max 16) and app-persistent (persistent token-mode
 runners, minIdle 1). The workload queues a steady trickle of jobs of different durations, a 50-job matrix burst,
 one job that gets cancelled, and one job whose labels no scale set serves (it shows up as unroutable).
 

@@ -31,7 +31,7 @@ function file(text: string): string {
 }
 
 describe('demo fleet', () => {
-  it('built in: two ephemeral JIT sets (process, sim) and a persistent token set, all against the simulator', () => {
+  it('built in: three ephemeral JIT sets (process, sim, sim over the message queue) and a persistent token set, all against the simulator', () => {
     const { config, secrets } = demoConfig({ fleet: null, simulator: sim, paths, port: 0 });
     expect(config.github.apiUrl).toBe(sim.apiUrl);
     expect(config.server).toMatchObject({ host: '127.0.0.1', port: 0 });
@@ -39,11 +39,12 @@ describe('demo fleet', () => {
     expect('app' in config.github.auth && config.github.auth.app.privateKey).toBe(sim.privateKeyPem);
     expect(config.webhook.secret).toBe(sim.webhookSecret);
     expect(secrets).toContain(sim.webhookSecret);
-    const sets = config.scaleSets.map((s) => [s.provider.kind, s.ephemeral, s.registration]);
+    const sets = config.scaleSets.map((s) => [s.provider.kind, s.ephemeral, s.registration, s.discovery]);
     expect(sets).toEqual([
-      ['process', true, 'jit'],
-      ['sim', true, 'jit'],
-      ['sim', false, 'token'],
+      ['process', true, 'jit', 'webhook'],
+      ['sim', true, 'jit', 'webhook'],
+      ['sim', true, 'jit', 'scale-set'],
+      ['sim', false, 'token', 'webhook'],
     ]);
     const proc = config.scaleSets[0]!.provider;
     expect(proc).toMatchObject({ command: process.execPath, args: [paths.cliPath, 'emulate-runner'] });

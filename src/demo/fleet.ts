@@ -1,5 +1,5 @@
 /**
- * The demo's fleet.yaml: the built-in three scale sets, or the user's own file (`--config`) pointed at the
+ * The demo's fleet.yaml: the built-in four scale sets, or the user's own file (`--config`) pointed at the
  * simulator. Either way the result goes through the normal config loader (`parseConfig`), so the demo runs exactly
  * what `runner-fleet start` would run; secrets enter through `${env:...}` references resolved from a private map,
  * never from the process environment and never written to disk.
@@ -36,8 +36,8 @@ export interface DemoPaths {
 
 type Raw = Record<string, unknown>;
 
-/** The built-in scale sets: ephemeral JIT runners as local processes and as simulated-cloud instances, and a
- * persistent token-mode set. The process set stays small: each of its runners is a real node process (~40 MB). */
+/** The built-in scale sets: ephemeral JIT runners as local processes and as simulated-cloud instances (one set of
+ * these over the scale set message queue instead of webhooks), and a persistent token-mode set. The process set stays small: each of its runners is a real node process (~40 MB). */
 export const DEFAULT_SCALE_SETS: readonly Raw[] = [
   {
     name: 'linux-process',
@@ -57,6 +57,20 @@ export const DEFAULT_SCALE_SETS: readonly Raw[] = [
     labels: ['linux', 'x64', 'cloud'],
     minIdle: 0,
     max: 60,
+    ephemeral: true,
+    registration: 'jit',
+    bootstrapTimeout: '60s',
+    idleTimeout: '5s',
+    provider: { kind: 'sim', bootDelay: '300ms' },
+  },
+  {
+    // Learns of its jobs from GitHub's runner scale set message queue instead of webhooks.
+    name: 'linux-listener',
+    scope: { org: 'octo-org' },
+    labels: ['linux', 'x64', 'listener'],
+    discovery: 'scale-set',
+    minIdle: 0,
+    max: 16,
     ephemeral: true,
     registration: 'jit',
     bootstrapTimeout: '60s',

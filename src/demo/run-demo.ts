@@ -403,7 +403,7 @@ async function drive(
       queued: { routable, unroutable: run.byTag.unroutable, cancelled: run.cancelled },
       records: sim.jobs().filter((j) => submitted.has(j.id)),
       reportedUnroutable: reported,
-      githubApiCalls: sim.stats().apiCalls.total,
+      ...splitCalls(sim.stats().apiCalls.byRoute),
       githubRateLimitedCalls: rateLimited(controller),
       maxConcurrentRunners: maxConcurrent,
       peakRunnersBySet: peakBySet,
@@ -467,4 +467,21 @@ async function unroutableFromApi(url: string): Promise<number[]> {
   if (!response.ok) throw new DemoError(`GET /api/v1/jobs answered ${response.status}`, 'api_failed');
   const body = (await response.json()) as { jobs: { id: number; unroutable: boolean }[] };
   return body.jobs.filter((j) => j.unroutable).map((j) => j.id);
+}
+
+/**
+ * REST calls apart from the Actions service's (the runner scale set protocol, whose routes the simulator keys
+ * `{actions}...`): only the former count against GitHub's REST rate limits.
+ */
+function splitCalls(byRoute: Readonly<Record<string, number>>): {
+  githubApiCalls: number;
+  actionsServiceCalls: number;
+} {
+  let rest = 0;
+  let actions = 0;
+  for (const [route, n] of Object.entries(byRoute)) {
+    if (route.includes('{actions}')) actions += n;
+    else rest += n;
+  }
+  return { githubApiCalls: rest, actionsServiceCalls: actions };
 }

@@ -53,6 +53,11 @@ export interface DemoSummary {
   readonly githubApiCalls: number;
   /** githubApiCalls / jobs */
   readonly apiCallsPerJob: number;
+  /**
+   * Calls to the Actions service's runner scale set API (sessions, long polls of the message queue, acknowledgements)
+   * by scale sets with `discovery: scale-set`: not REST calls, and not counted against GitHub's REST rate limits.
+   */
+  readonly actionsServiceCalls: number;
   /** Calls GitHub refused for a rate limit (the controller waited and retried). */
   readonly githubRateLimitedCalls: number;
   /** Most runners registered at once. */
@@ -108,6 +113,7 @@ export interface SummaryInput {
   /** Job ids the controller lists as unroutable. */
   readonly reportedUnroutable: readonly number[];
   readonly githubApiCalls: number;
+  readonly actionsServiceCalls?: number;
   readonly githubRateLimitedCalls?: number;
   readonly maxConcurrentRunners: number;
   readonly peakRunnersBySet: ReadonlyMap<string, number>;
@@ -182,6 +188,7 @@ export function summarize(input: SummaryInput): DemoSummary {
     queueTimeMs: percentiles(started.map((r) => r.startedAt! - r.queuedAt)),
     githubApiCalls: input.githubApiCalls,
     apiCallsPerJob: jobs > 0 ? Math.round((input.githubApiCalls / jobs) * 100) / 100 : 0,
+    actionsServiceCalls: input.actionsServiceCalls ?? 0,
     githubRateLimitedCalls: input.githubRateLimitedCalls ?? 0,
     maxConcurrentRunners: input.maxConcurrentRunners,
     leakedRunners: input.leakedRunners,
@@ -223,6 +230,11 @@ export function formatSummary(s: DemoSummary): string {
     `  unroutable         ${s.unroutable} (reported by the controller, not dropped)`,
     `  queue time         p50 ${d(s.queueTimeMs.p50)}, p95 ${d(s.queueTimeMs.p95)}, max ${d(s.queueTimeMs.max)}`,
     `  GitHub API calls   ${s.githubApiCalls} (${s.apiCallsPerJob.toFixed(2)} per job)`,
+    ...(s.actionsServiceCalls > 0
+      ? [
+          `  message queue      ${s.actionsServiceCalls} Actions service calls (sessions, long polls, acknowledgements)`,
+        ]
+      : []),
     ...(s.githubRateLimitedCalls > 0
       ? [
           `                     ${s.githubRateLimitedCalls} refused by GitHub's rate limits (secondary limit: about 180`,
