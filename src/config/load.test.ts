@@ -49,6 +49,7 @@ describe('a valid file', () => {
         url: 'https://github.com',
         apiUrl: 'https://api.github.com',
         ghes: false,
+        createsPerMinute: 180,
         auth: { token: 'tok-123456' },
       },
       webhook: { secret: 'hook-secret' },

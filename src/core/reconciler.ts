@@ -21,6 +21,7 @@ import type { ReconcilerHooks } from './hooks.js';
 import type { RandomSource } from './names.js';
 import { safeHook } from './hooks.js';
 import { planScaleSet } from './planner.js';
+import type { CreatePacer } from './pacing.js';
 import { Executor, type ActionOutcome } from './executor.js';
 import { Observations } from './observations.js';
 import { buildSnapshot } from './snapshot.js';
@@ -63,6 +64,8 @@ export interface ReconcilerOptions {
   readonly maxCreatesPerPass?: number;
   /** Provider create attempts with one registration. Default 3. */
   readonly createAttempts?: number;
+  /** Paces JIT config requests to each installation's budget (pacing.ts). Without it, creates are not paced. */
+  readonly pacer?: CreatePacer;
 }
 
 export interface ReconcilerHealth {
@@ -152,6 +155,7 @@ export class Reconciler {
       concurrency: options.concurrency ?? options.config.controller.concurrency,
       ...(options.hooks !== undefined ? { hooks: options.hooks } : {}),
       ...(options.createAttempts !== undefined ? { createAttempts: options.createAttempts } : {}),
+      ...(options.pacer !== undefined ? { pacer: options.pacer } : {}),
       wake: (scaleSet, at) => (at === undefined ? this.wake(scaleSet) : this.#wakeLater(scaleSet, at)),
       observe: {
         instanceCreated: (scaleSet, instance) =>

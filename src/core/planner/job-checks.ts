@@ -6,8 +6,30 @@ import type { PlanContext } from './context.js';
 export const IN_PROGRESS_CHECK_FACTOR = 10;
 const DEFAULT_MAX_JOB_CHECKS = 20;
 
+/**
+ * The queued jobs that wait for capacity still being created (runners `requested`: planned, or waiting for GitHub's
+ * rate budget): the newest queued jobs, one per such runner. A status check of them changes no decision (their
+ * runner comes either way, and a job that ended meanwhile is seen once its runner exists), so they get none.
+ */
+function waitingForCapacity(ctx: PlanContext): ReadonlySet<number> {
+  let pending = 0;
+  for (const r of ctx.s.runners) if (r.state === 'requested') pending++;
+  for (const a of ctx.actions) if (a.type === 'create-runner' && !a.resume) pending++;
+  if (pending === 0) return EMPTY;
+  const queued: JobSnapshot[] = [];
+  for (const j of ctx.s.jobs) if (j.status === 'queued' && j.unverified !== true) queued.push(j);
+  if (pending >= queued.length) return new Set(queued.map((j) => j.id));
+  queued.sort((a, b) => b.queuedAt - a.queuedAt || b.id - a.id);
+  const out = new Set<number>();
+  for (let i = 0; i < pending; i++) out.add(queued[i]!.id);
+  return out;
+}
+
+const EMPTY: ReadonlySet<number> = new Set();
+
 export function checkJobs(ctx: PlanContext): void {
   const interval = ctx.timings.resyncInterval;
+  const waiting = waitingForCapacity(ctx);
   const max = ctx.options.maxJobChecks ?? DEFAULT_MAX_JOB_CHECKS;
   let spent = 0;
   let budgetBackAt = Infinity;
@@ -28,6 +50,7 @@ export function checkJobs(ctx: PlanContext): void {
       unverified.offer(j, -Infinity);
       continue;
     }
+    if (waiting.has(j.id)) continue; // its runner is on the way: see waitingForCapacity
     const since = j.checkedAt ?? (j.status === 'queued' ? j.queuedAt : (j.startedAt ?? j.queuedAt));
     const every = j.status === 'queued' ? interval : interval * IN_PROGRESS_CHECK_FACTOR;
     if (ctx.now - since < every) ctx.wakeAt(since + every);
