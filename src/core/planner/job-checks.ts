@@ -7,13 +7,16 @@ export const IN_PROGRESS_CHECK_FACTOR = 10;
 const DEFAULT_MAX_JOB_CHECKS = 20;
 
 /**
- * The queued jobs that wait for capacity still being created (runners `requested`: planned, or waiting for GitHub's
- * rate budget): the newest queued jobs, one per such runner. A status check of them changes no decision (their
- * runner comes either way, and a job that ended meanwhile is seen once its runner exists), so they get none.
+ * The queued jobs that wait for capacity still on its way (runners `requested`: planned, or waiting for GitHub's
+ * rate budget; `creating`; `starting`: not online yet): the newest queued jobs, one per such runner. A status check
+ * of them changes no decision (their runner comes either way, and a job that ended meanwhile is noticed once its
+ * runner is online and idle), so they get none. A queued job beside an idle runner is still checked.
  */
 function waitingForCapacity(ctx: PlanContext): ReadonlySet<number> {
   let pending = 0;
-  for (const r of ctx.s.runners) if (r.state === 'requested') pending++;
+  for (const r of ctx.s.runners) {
+    if (r.state === 'requested' || r.state === 'creating' || r.state === 'starting') pending++;
+  }
   for (const a of ctx.actions) if (a.type === 'create-runner' && !a.resume) pending++;
   if (pending === 0) return EMPTY;
   const queued: JobSnapshot[] = [];
