@@ -284,6 +284,15 @@ describe('schema problems', () => {
     ]);
   });
 
+  it('takes github.createsPerMinute for pacing (GHES: lower) and rejects one below 2 where it is', () => {
+    const ghes = ['github:', '  auth: { token: tok-123456 }', '  createsPerMinute: 60', ...HEAD.slice(2)];
+    expect(config(yaml(...ghes, '  - name: a', ...SET)).github.createsPerMinute).toBe(60);
+    const bad = ['github:', '  auth: { token: tok-123456 }', '  createsPerMinute: 1', ...HEAD.slice(2)];
+    expect(problems(yaml(...bad, '  - name: a', ...SET))).toEqual([
+      'fleet.yaml:3:21 github.createsPerMinute: must be at least 2',
+    ]);
+  });
+
   it('rejects a zero resync interval', () => {
     expect(problems(yaml(...HEAD, '  - name: a', ...SET, 'controller: { resyncInterval: 0s }'))).toEqual([
       'fleet.yaml:10:31 controller.resyncInterval: must be at least 1ms',
