@@ -43,6 +43,7 @@ import { MOTO_CREDENTIALS, startMoto } from '../test/support/moto.js';
 import type { MotoServer } from '../test/support/moto.js';
 import { waitFor } from './fleet-peers.js';
 import type { BenchResult, Benchmark } from './harness.js';
+import { GITHUB_DEFAULT_LIMITS } from './harness.js';
 
 const JOBS_PER_SET = 20;
 const CALLS_TARGET = 4;
@@ -361,6 +362,7 @@ async function largeFleetLists(peers: Peers, log: (line: string) => void): Promi
 export const benchmark: Benchmark = {
   id: 'ec2',
   title: 'EC2 provider against moto: AWS calls per runner, DescribeInstances per resync with 1,000 instances',
+  limits: GITHUB_DEFAULT_LIMITS,
   async run(log) {
     const moto = await startMoto();
     const proxy = await startAwsFaultProxy(moto.url);

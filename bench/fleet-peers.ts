@@ -30,6 +30,7 @@ export interface SimStats {
   readonly runners: { readonly registered: number; readonly online: number; readonly busy: number };
   readonly webhooks: { readonly sent: number; readonly failed: number; readonly dropped: number };
   readonly instances: number;
+  readonly rateLimit: { readonly primaryRefusals: number; readonly secondaryRefusals: number };
 }
 
 export class SimProcess {

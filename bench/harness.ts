@@ -14,5 +14,12 @@ export interface BenchResult {
 export interface Benchmark {
   readonly id: string;
   readonly title: string;
+  /** The GitHub limits in force while it runs (the simulator's), as BENCHMARKS.md states them. */
+  readonly limits: string;
   run(log: (line: string) => void): Promise<BenchResult[]>;
 }
+
+/** The simulator's defaults, which are GitHub's: what every benchmark runs with unless it says otherwise. */
+export const GITHUB_DEFAULT_LIMITS =
+  "GitHub's defaults, as the simulator enforces them: 180 runner-creating POSTs a minute and 100 concurrent " +
+  'requests per installation (secondary), 5,000 requests an hour per installation (primary)';

@@ -26,6 +26,7 @@ import { createSimProviderFactory } from '../src/providers/sim/index.js';
 import { startSimulator } from '../src/sim/github/index.js';
 import { percentile, waitFor } from './fleet-peers.js';
 import type { BenchResult, Benchmark } from './harness.js';
+import { GITHUB_DEFAULT_LIMITS } from './harness.js';
 
 const SINGLE_JOBS = 20;
 const SINGLE_GAP_MS = 400;
@@ -72,7 +73,8 @@ function timedFactory(onCreate: (at: number) => void): ProviderFactory<unknown> 
 }
 
 async function runMode(mode: Mode, log: (line: string) => void): Promise<ModeResult> {
-  const sim = await startSimulator({ orgs: ['octo-org'], secondaryLimitPerMinute: 10_000 });
+  // GitHub's limits, as the simulator has them by default.
+  const sim = await startSimulator({ orgs: ['octo-org'] });
   const dir = mkdtempSync(path.join(tmpdir(), 'rf-bench-listener-'));
   const creates: number[] = [];
   try {
@@ -169,6 +171,7 @@ async function runMode(mode: Mode, log: (line: string) => void): Promise<ModeRes
 export const benchmark: Benchmark = {
   id: 'listener',
   title: 'Scale-set discovery beside webhooks: queued to create call, calls per job',
+  limits: GITHUB_DEFAULT_LIMITS,
   async run(log) {
     const webhook = await runMode('webhook', log);
     const scaleSet = await runMode('scale-set', log);

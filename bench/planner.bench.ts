@@ -215,6 +215,7 @@ export function plannerInput(w: World = world()) {
 export const benchmark: Benchmark = {
   id: 'planner',
   title: 'Planner: one pass over 10,000 runners and 10,000 pending jobs',
+  limits: 'none: the planner alone, no GitHub call',
   async run(log) {
     const w = world();
     const { snapshot } = plannerInput(w);

@@ -20,6 +20,10 @@ interface Stored {
   machine: string;
   node: string;
   date: string;
+  /** 1, 5 and 15 minute load averages when the run started and when it ended. */
+  load?: { start: number[]; end: number[] };
+  /** The GitHub limits in force. */
+  limits?: string;
   results: BenchResult[];
 }
 
@@ -54,7 +58,9 @@ function renderMarkdown(stored: Stored[]): string {
       '',
       `Command: \`${s.command}\`  `,
       `Machine: ${s.machine}, Node ${s.node}  `,
-      `Date: ${s.date}`,
+      `Date: ${s.date}  `,
+      `Load average (1/5/15 min): ${s.load === undefined ? 'not recorded' : `${loadText(s.load.start)} at the start, ${loadText(s.load.end)} at the end`}  `,
+      `GitHub limits in force: ${s.limits ?? 'not recorded'}`,
       '',
     );
     lines.push('| measure | value | target | met |', '|---|---|---|---|');
@@ -67,6 +73,10 @@ function renderMarkdown(stored: Stored[]): string {
     lines.push('');
   }
   return lines.join('\n');
+}
+
+function loadText(l: readonly number[]): string {
+  return l.map((x) => x.toFixed(2)).join(' / ');
 }
 
 function formatValue(v: number): string {
@@ -101,6 +111,7 @@ async function main(): Promise<void> {
   let failed = false;
   for (const bench of selected) {
     console.log(`== ${bench.title} (${bench.id})`);
+    const loadStart = os.loadavg();
     const results = await bench.run((line) => console.log(`   ${line}`));
     for (const r of results) {
       const mark = r.pass === undefined ? '' : r.pass ? '  ok' : '  MISSED';
@@ -116,6 +127,8 @@ async function main(): Promise<void> {
       machine: machine(),
       node: process.version,
       date: new Date().toISOString(),
+      load: { start: loadStart, end: os.loadavg() },
+      limits: bench.limits,
       results,
     };
     writeFileSync(path.join(resultsDir, `${bench.id}.json`), `${JSON.stringify(stored, null, 2)}\n`);

@@ -50,6 +50,9 @@ function percentile(sorted: number[], p: number): number {
 export const benchmark: Benchmark = {
   id: 'sim',
   title: 'GitHub simulator: REST throughput and runner listing',
+  limits:
+    "raised to 10,000,000 an hour and a minute: this measures the simulator's own throughput (what a " +
+    "test can ask of it), not a client of GitHub; at GitHub's limits the mix would be refused after 180 POSTs",
   async run(log) {
     const sim = await SimProcess.start(
       ['--rate-limit', '10000000', '--secondary-limit', '10000000', '--jit-expiry-ms', '3600000'],

@@ -259,6 +259,7 @@ async function measure(kind: SinkKind, log: (line: string) => void): Promise<Mea
 export const benchmark: Benchmark = {
   id: 'webhook',
   title: 'Webhook ingestion with signature verification',
+  limits: 'none: webhook ingestion alone, no GitHub call',
   async run(log) {
     const loadBefore = loadavg()[0]!;
     const store = await measure('store', log);

@@ -12,6 +12,7 @@ import { LabelRouter } from '../core/labels.js';
 import { FleetReadModel } from '../core/read-models.js';
 import { Reconciler } from '../core/reconciler.js';
 import type { ReconcilerHooks } from '../core/hooks.js';
+import { CreatePacer } from '../core/pacing.js';
 import { createFleetDashboard } from '../dashboard/index.js';
 import { createGitHubClient } from '../github/index.js';
 import type { GitHubClient } from '../github/index.js';
@@ -315,6 +316,9 @@ export async function composeController(options: ComposeOptions): Promise<Contro
     await within(store.closed(), 2_000);
   }
 
+  const pacer = new CreatePacer({
+    onWait: (e) => metrics.pacingWaitSeconds.observe({ scale_set: e.scaleSet }, e.waitMs / 1000),
+  });
   const reconciler = new Reconciler({
     config,
     store,
@@ -322,6 +326,7 @@ export async function composeController(options: ComposeOptions): Promise<Contro
     providers,
     logger,
     assignedJobs: (scaleSet) => scaleSetMode.assignedJobs(scaleSet),
+    pacer,
     hooks: telemetryHooks(metrics, events, (s) => kindOf.get(s) ?? 'unknown'),
     ...(options.now ? { now: options.now } : {}),
     ...(options.concurrency !== undefined ? { concurrency: options.concurrency } : {}),
@@ -331,6 +336,7 @@ export async function composeController(options: ComposeOptions): Promise<Contro
     config,
     store,
     reconciler,
+    pacing: pacer,
     ...(options.now ? { now: options.now } : {}),
   });
   let stopping: Promise<StopReport> | null = null;

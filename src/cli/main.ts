@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { checkoutRoot, staleBuild } from './build-stamp.js';
 import type { Command, CommandIo } from './command.js';
 import { UsageError } from './command.js';
+import { followParent, heapLimitFlags, runWithFlags } from './heap-limit.js';
 
 const commands: Record<string, () => Promise<{ command: Command }>> = {
   start: () => import('./start.js'),
@@ -88,7 +89,18 @@ export async function main(argv: string[], io: CommandIo): Promise<number> {
 }
 
 const io: CommandIo = { stdout: process.stdout, stderr: process.stderr, env: process.env };
-main(process.argv.slice(2), io).then(
+const args = process.argv.slice(2);
+followParent(process.env);
+let flags: string[] | null = null;
+try {
+  flags = heapLimitFlags(args, process.env, process.execArgv);
+} catch (error) {
+  process.stderr.write(`runner-fleet: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exit(2);
+}
+// `start` runs with the heap limit it needs (heap-limit.ts): a child process with V8's flags set at its start.
+const run = flags !== null ? runWithFlags(flags, process.argv[1]!, args) : main(args, io);
+run.then(
   (code) => {
     process.exitCode = code;
     // Log lines and stderr are written synchronously (a file, a pipe or a terminal on Linux): nothing is lost.

@@ -5,6 +5,8 @@
 export const DEFAULTS = {
   name: 'runner-fleet',
   githubUrl: 'https://github.com',
+  /** GitHub's secondary limit on runner-creating POSTs per installation and minute. */
+  createsPerMinute: 180,
   serverHost: '127.0.0.1',
   serverPort: 8080,
   storePath: './runner-fleet.db',

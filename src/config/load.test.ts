@@ -49,6 +49,7 @@ describe('a valid file', () => {
         url: 'https://github.com',
         apiUrl: 'https://api.github.com',
         ghes: false,
+        createsPerMinute: 180,
         auth: { token: 'tok-123456' },
       },
       webhook: { secret: 'hook-secret' },
@@ -281,6 +282,15 @@ describe('schema problems', () => {
     ]);
     expect(problems(yaml(...HEAD, '  - name: a', ...SET, 'controller: { concurrency: 5000 }'))).toEqual([
       'fleet.yaml:10:28 controller.concurrency: must be at most 1000',
+    ]);
+  });
+
+  it('takes github.createsPerMinute for pacing (GHES: lower) and rejects one below 2 where it is', () => {
+    const ghes = ['github:', '  auth: { token: tok-123456 }', '  createsPerMinute: 60', ...HEAD.slice(2)];
+    expect(config(yaml(...ghes, '  - name: a', ...SET)).github.createsPerMinute).toBe(60);
+    const bad = ['github:', '  auth: { token: tok-123456 }', '  createsPerMinute: 1', ...HEAD.slice(2)];
+    expect(problems(yaml(...bad, '  - name: a', ...SET))).toEqual([
+      'fleet.yaml:3:21 github.createsPerMinute: must be at least 2',
     ]);
   });
 

@@ -140,6 +140,17 @@ const githubSchema = z
           'CA), trusted in addition to the default roots (relative to the config file). Also used for an https:// ' +
           'proxy. Outbound proxies come from `HTTPS_PROXY`, `HTTP_PROXY` and `NO_PROXY`.',
       ),
+    createsPerMinute: z
+      .number()
+      .int()
+      .min(2)
+      .max(100_000)
+      .default(DEFAULTS.createsPerMinute)
+      .describe(
+        'Runner-creating calls (JIT config POSTs) a minute per App installation (or token) and GitHub host: the ' +
+          "budget runner creation is paced to. Default GitHub's secondary limit of 180; set it lower for a GitHub " +
+          'Enterprise Server with a stricter limit, or when other tools create runners with the same App.',
+      ),
   })
   .transform((github) => {
     const derived = deriveApiUrl(github.url);
@@ -148,6 +159,7 @@ const githubSchema = z
       apiUrl: github.apiUrl ?? derived.apiUrl,
       ghes: derived.ghes,
       auth: github.auth,
+      createsPerMinute: github.createsPerMinute,
       ...(github.caFile !== undefined ? { caFile: github.caFile } : {}),
     };
   });

@@ -35,6 +35,7 @@ import { safeHook } from './hooks.js';
 import { afterFailure, NO_BACKOFF } from './backoff.js';
 import { classifyError, isAbortError, scrub, type ClassifiedError } from './errors.js';
 import { Pool } from './pool.js';
+import { budgetKey, type CreatePacer } from './pacing.js';
 
 export type ActionOutcome =
   | { readonly action: Action; readonly ok: true; readonly detail?: string }
@@ -62,7 +63,15 @@ export interface ExecutorOptions {
   /** Provider create attempts with the same registration before the runner is marked failed. Default 3. */
   readonly createAttempts?: number;
   readonly sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
+  /**
+   * Paces JIT config requests to the installation's budget (pacing.ts). A create waits for it before it takes a
+   * place in the pool, so waiting creates never hold up removals.
+   */
+  readonly pacer?: CreatePacer;
 }
+
+/** GitHub's default limit of runner-creating calls a minute. */
+export const DEFAULT_CREATES_PER_MINUTE = 180;
 
 /** Cool-down after a retryable failure of a removal or status check: 1 s doubling to 2 min. */
 export function coolDownMs(attempts: number): number {
@@ -85,6 +94,14 @@ function defaultSleep(ms: number, signal: AbortSignal): Promise<void> {
     };
     signal.addEventListener('abort', onAbort, { once: true });
   });
+}
+
+/** How long a rate-limited GitHub call asks to wait (ms), or null when the error is no rate limit. */
+function rateLimitedMs(err: unknown): number | null {
+  if (typeof err !== 'object' || err === null) return null;
+  const e = err as { code?: unknown; retryAfterMs?: unknown };
+  if (e.code !== 'rate-limited') return null;
+  return typeof e.retryAfterMs === 'number' && e.retryAfterMs >= 0 ? e.retryAfterMs : 60_000;
 }
 
 export class Executor {
@@ -133,7 +150,9 @@ export class Executor {
 
   /** Aborts calls in flight and drops queued ones; their records stay as they are for the next start to repair. */
   abort(): void {
-    this.#abort.abort(new Error('runner-fleet is shutting down'));
+    const reason = new Error('runner-fleet is shutting down');
+    this.#abort.abort(reason);
+    this.#o.pacer?.close(reason);
   }
 
   /**
@@ -156,7 +175,7 @@ export class Executor {
     for (const a of actions) {
       switch (a.type) {
         case 'create-runner':
-          tasks.push(this.#runnerTask(a.name, a, () => this.#create(a)));
+          tasks.push(this.#runnerTask(a.name, a, () => this.#create(a), this.#paced(a)));
           break;
         case 'delete-instance':
           tasks.push(this.#runnerTask(a.name, a, () => this.#deleteInstance(a)));
@@ -256,13 +275,32 @@ export class Executor {
     if (prev.failures !== 0 || prev.until !== 0) this.#o.store.setBackoff(scaleSet, NO_BACKOFF);
   }
 
-  #runnerTask(name: string, action: Action, run: () => Promise<ActionOutcome>): Promise<ActionOutcome> {
+  /** The wait for the GitHub budget a JIT create needs, or undefined when it needs none. */
+  #paced(a: CreateRunnerAction): (() => Promise<void>) | undefined {
+    const pacer = this.#o.pacer;
+    const set = this.#sets.get(a.scaleSet);
+    if (pacer === undefined || set === undefined || set.registration !== 'jit') return undefined;
+    const key = budgetKey(this.#o.config, set.scope);
+    const perMinute = this.#o.config.github.createsPerMinute ?? DEFAULT_CREATES_PER_MINUTE;
+    // No abort listener per waiter (a burst queues hundreds): abort() closes the pacer instead.
+    return () => pacer.acquire(key, perMinute, a.scaleSet, a.order ?? this.#o.now());
+  }
+
+  #runnerTask(
+    name: string,
+    action: Action,
+    run: () => Promise<ActionOutcome>,
+    before?: () => Promise<void>,
+  ): Promise<ActionOutcome> {
     this.#busyRunners.set(name, (this.#busyRunners.get(name) ?? 0) + 1);
-    return this.#pool
-      .run(async () => {
-        if (this.#abort.signal.aborted) return this.#aborted(action);
-        return run();
-      })
+    const ready = before === undefined ? Promise.resolve() : before();
+    return ready
+      .then(() =>
+        this.#pool.run(async () => {
+          if (this.#abort.signal.aborted) return this.#aborted(action);
+          return run();
+        }),
+      )
       .catch((err: unknown) => this.#unexpected(action, err))
       .then((outcome) => {
         const left = (this.#busyRunners.get(name) ?? 1) - 1;
@@ -395,6 +433,29 @@ export class Executor {
         };
       }
     } catch (err) {
+      const wait = rateLimitedMs(err);
+      if (wait !== null && set.registration === 'jit' && this.#o.pacer !== undefined && !signal.aborted) {
+        // Refused anyway (another client spends the same budget, or a stricter limit): the whole installation
+        // waits once, and this runner waits in line again for the budget rather than retrying on its own.
+        const key = budgetKey(this.#o.config, set.scope);
+        const perMinute = this.#o.config.github.createsPerMinute ?? DEFAULT_CREATES_PER_MINUTE;
+        this.#o.pacer.pause(key, perMinute, wait);
+        log.warn(
+          { retryAfterMs: wait },
+          "GitHub refused a JIT config request (rate limit); the installation's creates wait",
+        );
+        this.#update(a.name, { state: 'requested', reason: "waiting for GitHub's rate budget" });
+        this.#o.wake(a.scaleSet, this.#o.now() + wait);
+        return {
+          action: a,
+          ok: false,
+          error: {
+            code: 'rate-limited',
+            message: 'GitHub rate limit: the installation waits',
+            retryable: true,
+          },
+        };
+      }
       return this.#createFailed(a, 'registration', err, secrets, log);
     }
 

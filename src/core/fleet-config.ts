@@ -65,6 +65,8 @@ export interface GitHubConfig {
   /** True when `url` is not github.com (GHES): API under /api/v3. */
   readonly ghes: boolean;
   readonly auth: GitHubAuthConfig;
+  /** Runner-creating calls a minute per installation and host that runner creation is paced to (default 180). */
+  readonly createsPerMinute?: number;
   /** `github.caFile` as configured (relative paths resolved against the config file). */
   readonly caFile?: string;
   /** The PEM certificates read from `caFile` at load, trusted in addition to the default roots. */

@@ -93,6 +93,8 @@ export interface CreateRunnerAction {
   readonly scaleSet: string;
   readonly name: string;
   readonly resume: boolean;
+  /** ms epoch: when the job this runner serves was queued (or the runner requested), for pacing order. */
+  readonly order?: number;
 }
 
 export interface DeleteInstanceAction {

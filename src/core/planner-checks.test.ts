@@ -7,7 +7,14 @@ import { describe, expect, it } from 'vitest';
 import { seededRandom } from './names.js';
 import type { JobSnapshot } from './plan-types.js';
 import { planScaleSet } from './planner.js';
-import { SECOND, byType, scaleSetConfig, snapshot, timings } from '../../test/support/core/planner.js';
+import {
+  SECOND,
+  byType,
+  runner,
+  scaleSetConfig,
+  snapshot,
+  timings,
+} from '../../test/support/core/planner.js';
 
 const T = 10_000_000;
 const INTERVAL = timings.resyncInterval;
@@ -57,5 +64,26 @@ describe('job status checks under a backlog', () => {
     const unverified = Array.from({ length: 3 }, (_, i) => queued(100 + i, { unverified: true }));
     const checks = byType(plan([...recent, ...unverified, queued(50)]), 'check-job');
     expect(checks.map((c) => c.jobId)).toEqual([100, 101, 102]);
+  });
+
+  it('does not check queued jobs whose runner is still on the way (waiting for GitHub rate budget)', () => {
+    // 10 queued jobs, 6 runners requested (waiting for the paced JIT budget), max 6: the 6 newest jobs wait for
+    // those runners and need no check; the 4 oldest are over capacity and are checked.
+    const jobs = Array.from({ length: 10 }, (_, i) => queued(i + 1, { queuedAt: T - 10 * INTERVAL + i }));
+    const runners = Array.from({ length: 6 }, (_, i) =>
+      runner({ name: `linux-waiting${i}`, state: 'requested', stateChangedAt: T - SECOND }),
+    );
+    const actions = planScaleSet(snapshot({ jobs, runners }), scaleSetConfig({ max: 6 }), timings, T, {
+      random: seededRandom(1),
+      maxJobChecks: 20,
+    });
+    expect(byType(actions, 'check-job').map((c) => c.jobId)).toEqual([1, 2, 3, 4]);
+    // new runners planned in the same pass count too: max 10, nothing requested yet
+    const fresh = planScaleSet(snapshot({ jobs }), scaleSetConfig({ max: 10 }), timings, T, {
+      random: seededRandom(1),
+      maxJobChecks: 20,
+    });
+    expect(byType(fresh, 'create-runner')).toHaveLength(10);
+    expect(byType(fresh, 'check-job')).toEqual([]);
   });
 });

@@ -123,7 +123,7 @@ describe('planner: scaling', () => {
     const rec = runner({ name: 'linux-aaaaaaa1', state: 'requested', stateChangedAt: T });
     const needed = run(snapshot({ jobs: [queued(1)], runners: [rec] }));
     expect(byType(needed, 'create-runner')).toEqual([
-      { type: 'create-runner', scaleSet: 'linux', name: rec.name, resume: true },
+      { type: 'create-runner', scaleSet: 'linux', name: rec.name, resume: true, order: T },
     ]);
     const notNeeded = run(snapshot({ runners: [rec] }));
     expect(byType(notNeeded, 'mark-runner')).toMatchObject([{ name: rec.name, state: 'deleted' }]);

@@ -39,6 +39,24 @@ export interface ScaleSetView {
   readonly githubListedAt: number | null;
   readonly instancesListedAt: number | null;
   readonly lastReconcileAt: number | null;
+  /** Runner creates waiting for GitHub's rate budget (the installation's JIT config pacing, pacing.ts). */
+  readonly pacing: PacingView;
+}
+
+export interface PacingView {
+  /** Creates waiting for the budget now. */
+  readonly waiting: number;
+  /** How long the longest-waiting of them has waited, ms; null when none waits. */
+  readonly oldestWaitMs: number | null;
+  /** ms epoch until which GitHub asked the installation to wait after a refusal, or null. */
+  readonly pausedUntil: number | null;
+  /** The budget: runner-creating calls a minute (github.createsPerMinute). */
+  readonly perMinute: number;
+}
+
+/** What the read model asks of the pacer. */
+export interface PacingSource {
+  scaleSet(name: string): { waiting: number; oldestSince: number | null; pausedUntil: number | null };
 }
 
 /** A runner record as the API shows it: the record's own fields, its ages, and what GitHub and its provider say. */
@@ -82,6 +100,7 @@ export interface ReadModelSource {
   readonly observations: Observations;
   readonly now: number;
   readonly lastReconcileAt: ReadonlyMap<string, number>;
+  readonly pacing?: PacingSource;
 }
 
 export function emptyCounts(): Record<RunnerState, number> {
@@ -107,6 +126,7 @@ export function scaleSetViews(src: ReadModelSource): ScaleSetView[] {
       } else inProgress++;
     });
     const b = src.store.backoff(set.name);
+    const p = src.pacing?.scaleSet(set.name);
     return {
       name: set.name,
       scope: set.scope,
@@ -132,6 +152,12 @@ export function scaleSetViews(src: ReadModelSource): ScaleSetView[] {
       githubListedAt: src.observations.github(set.name).at,
       instancesListedAt: src.observations.instances(set.name).at,
       lastReconcileAt: src.lastReconcileAt.get(set.name) ?? null,
+      pacing: {
+        waiting: p?.waiting ?? 0,
+        oldestWaitMs: p?.oldestSince == null ? null : Math.max(0, src.now - p.oldestSince),
+        pausedUntil: p?.pausedUntil != null && p.pausedUntil > src.now ? p.pausedUntil : null,
+        perMinute: src.config.github.createsPerMinute ?? 180,
+      },
     };
   });
 }
@@ -238,6 +264,8 @@ export interface FleetReadModelOptions {
   readonly store: FleetStore;
   readonly reconciler: ReconcilerView;
   readonly now?: () => number;
+  /** The pacer of runner creation, when there is one. */
+  readonly pacing?: PacingSource;
 }
 
 /** The API's and dashboard's view of the fleet: scale sets, runners, jobs and events, computed on each call. */
@@ -279,6 +307,7 @@ export class FleetReadModel {
       observations: this.#o.reconciler.observations,
       now: this.#now(),
       lastReconcileAt: this.#o.reconciler.lastReconcileAt,
+      ...(this.#o.pacing !== undefined ? { pacing: this.#o.pacing } : {}),
     };
   }
 }

@@ -21,6 +21,7 @@ import type { ReconcilerHooks } from './hooks.js';
 import type { RandomSource } from './names.js';
 import { safeHook } from './hooks.js';
 import { planScaleSet } from './planner.js';
+import type { CreatePacer } from './pacing.js';
 import { Executor, type ActionOutcome } from './executor.js';
 import { Observations } from './observations.js';
 import { buildSnapshot } from './snapshot.js';
@@ -40,6 +41,9 @@ const defaultTimers: Timers = {
   },
   clearTimeout: (h) => clearTimeout(h as ReturnType<typeof setTimeout>),
 };
+
+/** Follow-up events (instance changes, ended jobs) wake a scale set at most this often. */
+export const LAZY_PASS_MS = 1000;
 
 export interface ReconcilerOptions {
   readonly config: FleetConfig;
@@ -65,6 +69,8 @@ export interface ReconcilerOptions {
   readonly maxCreatesPerPass?: number;
   /** Provider create attempts with one registration. Default 3. */
   readonly createAttempts?: number;
+  /** Paces JIT config requests to each installation's budget (pacing.ts). Without it, creates are not paced. */
+  readonly pacer?: CreatePacer;
 }
 
 export interface ReconcilerHealth {
@@ -115,6 +121,8 @@ export class Reconciler {
   #drainHandle: ReturnType<typeof setImmediate> | null = null;
   readonly #planTimers = new Map<string, { at: number; handle: unknown }>();
   readonly #laterTimers = new Map<string, { at: number; handle: unknown }>();
+  /** Deferred passes asked for by follow-up events (wakeLazy), by scale set. */
+  readonly #lazy = new Map<string, unknown>();
   #resyncTimer: unknown = null;
   #resyncing: Promise<void> | null = null;
   #lastResyncAt: number | null = null;
@@ -154,6 +162,7 @@ export class Reconciler {
       concurrency: options.concurrency ?? options.config.controller.concurrency,
       ...(options.hooks !== undefined ? { hooks: options.hooks } : {}),
       ...(options.createAttempts !== undefined ? { createAttempts: options.createAttempts } : {}),
+      ...(options.pacer !== undefined ? { pacer: options.pacer } : {}),
       wake: (scaleSet, at) => (at === undefined ? this.wake(scaleSet) : this.#wakeLater(scaleSet, at)),
       observe: {
         instanceCreated: (scaleSet, instance) =>
@@ -206,6 +215,8 @@ export class Reconciler {
     if (this.#drainHandle !== null) clearImmediate(this.#drainHandle);
     this.#drainHandle = null;
     this.#scheduled.clear();
+    for (const t of this.#lazy.values()) this.#timers.clearTimeout(t);
+    this.#lazy.clear();
     for (const m of [this.#planTimers, this.#laterTimers]) {
       for (const t of m.values()) this.#timers.clearTimeout(t.handle);
       m.clear();
@@ -227,6 +238,28 @@ export class Reconciler {
     else return;
     if (!this.#ready) return; // the first passes run after the first resync
     if (this.#drainHandle === null) this.#drainHandle = setImmediate(() => this.#drain());
+  }
+
+  /**
+   * A pass for a follow-up event (an instance changed, a job ended): at most one per LAZY_PASS_MS per
+   * scale set. In a paced burst every runner created reports its instance, and each pass reads every runner and job
+   * of the set: passing once per event cost more controller CPU than everything else the burst did. A new queued
+   * job still wakes its scale set at once (wake).
+   */
+  #wakeLazy(scaleSet: string): void {
+    if (this.#stopped || !this.#sets.has(scaleSet)) return;
+    if (this.#scheduled.has(scaleSet) || this.#lazy.has(scaleSet)) return;
+    const last = this.#lastReconcileAt.get(scaleSet);
+    const delay = last === undefined ? 0 : last + LAZY_PASS_MS - this.#now();
+    if (delay <= 0 || !this.#ready) {
+      this.wake(scaleSet);
+      return;
+    }
+    const handle = this.#timers.setTimeout(() => {
+      this.#lazy.delete(scaleSet);
+      this.wake(scaleSet);
+    }, delay);
+    this.#lazy.set(scaleSet, handle);
   }
 
   /** Lists runners (GitHub) and instances (providers) now, then wakes every scale set. Concurrent calls share. */
@@ -276,6 +309,7 @@ export class Reconciler {
     return (
       this.#scheduled.size === 0 &&
       this.#drainHandle === null &&
+      this.#lazy.size === 0 &&
       this.#executor.pending === 0 &&
       this.#outcomes.size === 0 &&
       this.#resyncing === null
@@ -312,19 +346,23 @@ export class Reconciler {
         (err) => this.#log.warn({ err }, 'onJobEvent hook failed'),
       );
     }
-    if (job.scaleSet !== null) this.wake(job.scaleSet);
+    // A job that needs a runner, or one a runner took, wakes its scale set at once; an ended job is a follow-up.
+    if (job.scaleSet !== null) {
+      if (job.status !== 'completed') this.wake(job.scaleSet);
+      else this.#wakeLazy(job.scaleSet);
+    }
     if (previous !== null && previous.scaleSet !== null && previous.scaleSet !== job.scaleSet)
       this.wake(previous.scaleSet);
     if (job.runnerName) {
       const owner = scaleSetOf(job.runnerName, this.#sets.keys());
-      if (owner !== null && owner !== job.scaleSet) this.wake(owner);
+      if (owner !== null && owner !== job.scaleSet) this.#wakeLazy(owner);
     }
   }
 
   #onInstance(scaleSet: string, instance: Instance): void {
     if (instance.scaleSet !== scaleSet || instance.fleet !== this.#o.config.name) return;
     this.#observations.upsertInstance(scaleSet, instance, this.#now());
-    this.wake(scaleSet);
+    this.#wakeLazy(scaleSet);
   }
 
   #wakeLater(scaleSet: string, at: number): void {
@@ -382,6 +420,12 @@ export class Reconciler {
       this.#log.error({ err, scaleSet }, 'planning failed; retrying in 5 s');
       this.#wakeLater(scaleSet, now + 5000);
       return;
+    }
+    // This pass covers a deferred one.
+    const lazy = this.#lazy.get(scaleSet);
+    if (lazy !== undefined) {
+      this.#timers.clearTimeout(lazy);
+      this.#lazy.delete(scaleSet);
     }
     // Re-planned: the old plan timer is replaced by this pass's wake-at (if any).
     const planTimer = this.#planTimers.get(scaleSet);

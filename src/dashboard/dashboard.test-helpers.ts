@@ -48,6 +48,7 @@ export function memoryReadModel(now: number): MemoryModel {
         githubListedAt: now,
         instancesListedAt: now,
         lastReconcileAt: now,
+        pacing: { waiting: 3, oldestWaitMs: 2500, pausedUntil: null, perMinute: 180 },
         registrationToken: 'AABF3JGZDX3P5PMEXLND6TS6FCWO6',
       },
     ],

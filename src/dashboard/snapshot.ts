@@ -33,6 +33,13 @@ export interface ScaleSetPanel {
   readonly failures: number;
   readonly lastFailure: string | null;
   readonly backoffUntil: number | null;
+  /** Creates waiting for GitHub's rate budget, how long the oldest has waited, and a refusal's pause. */
+  readonly pacing: {
+    readonly waiting: number;
+    readonly oldestWaitMs: number | null;
+    readonly pausedUntil: number | null;
+    readonly perMinute: number;
+  };
 }
 
 export interface JobPanel {
@@ -137,6 +144,7 @@ function scaleSetPanel(s: ScaleSetView, scrub: Scrubber): ScaleSetPanel {
     failures: s.backoff.failures,
     lastFailure: text(scrub, s.backoff.lastFailure),
     backoffUntil: s.backoff.until,
+    pacing: { ...s.pacing },
   };
 }
 

@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { ProgressRenderer, renderLine } from './progress.js';
+import { ProgressRenderer, pacingText, renderBlock, renderLine } from './progress.js';
 import type { ProgressFrame } from './progress.js';
 
 function sink() {
@@ -94,5 +94,28 @@ describe('progress', () => {
     expect(text).toContain('\u001b[3A');
     expect(text).toContain('3/10 done');
     expect(text).toContain('linux-cloud');
+  });
+
+  it("says when runners wait for GitHub's rate budget, how long and why, in under 100 columns", () => {
+    const paced: ProgressFrame = {
+      ...frame(5000),
+      pacing: { waiting: 1234, oldestWaitMs: 4_800_000, pausedForMs: null, perMinute: 180 },
+    };
+    const line = pacingText(paced.pacing)!;
+    expect(line).toBe("  1234 runners wait for GitHub's rate budget (180 creates/min), oldest 1h20m");
+    const refused = pacingText({
+      waiting: 99_999,
+      oldestWaitMs: 59_999,
+      pausedForMs: 3_599_000,
+      perMinute: 100_000,
+    })!;
+    expect(refused).toContain('GitHub refused a create, retry in 59m59s');
+    for (const l of [line, refused]) expect(l.length).toBeLessThan(100);
+    expect(renderBlock(paced)).toContain(line);
+    expect(pacingText({ waiting: 0, oldestWaitMs: null, pausedForMs: null, perMinute: 180 })).toBeNull();
+    expect(renderBlock(frame(0)).some((l) => l.includes('rate budget'))).toBe(false);
+    const out = sink();
+    new ProgressRenderer({ stream: out.stream, tty: false }).update(paced);
+    expect(out.text().split('\n')[1]).toBe(line);
   });
 });

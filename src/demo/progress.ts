@@ -29,6 +29,29 @@ export interface ProgressFrame {
     readonly unroutable: number;
   };
   readonly sets: readonly SetProgress[];
+  /** Runner creates waiting for GitHub's rate budget, over every scale set; absent or 0 waiting: nothing shown. */
+  readonly pacing?: PacingProgress;
+}
+
+export interface PacingProgress {
+  readonly waiting: number;
+  /** How long the oldest waiting create has waited, ms. */
+  readonly oldestWaitMs: number | null;
+  /** ms still to wait after GitHub refused a create (the whole installation waits), or null. */
+  readonly pausedForMs: number | null;
+  /** The budget: creates a minute per installation. */
+  readonly perMinute: number;
+}
+
+/** Why runners wait, in one line under 100 columns; null when none waits for GitHub's budget. */
+export function pacingText(p: PacingProgress | undefined): string | null {
+  if (p === undefined || p.waiting === 0) return null;
+  const who = `${p.waiting} runner${p.waiting === 1 ? '' : 's'}`;
+  const oldest = p.oldestWaitMs === null ? '' : `, oldest ${humanDuration(p.oldestWaitMs)}`;
+  if (p.pausedForMs !== null) {
+    return `  ${who} wait: GitHub refused a create, retry in ${humanDuration(p.pausedForMs)}${oldest}`;
+  }
+  return `  ${who} wait for GitHub's rate budget (${p.perMinute} creates/min)${oldest}`;
 }
 
 export interface ProgressOptions {
@@ -69,6 +92,8 @@ export function renderBlock(frame: ProgressFrame, columns = 100): string[] {
     const active = s.starting + s.idle + s.busy;
     lines.push(`  ${s.name.padEnd(nameWidth)} [${bar(active, s.max, width)}] ${setLine(s)}`);
   }
+  const pacing = pacingText(frame.pacing);
+  if (pacing !== null) lines.push(pacing);
   return lines.map((l) => (l.length > columns ? l.slice(0, columns - 1) : l));
 }
 
@@ -127,6 +152,8 @@ export class ProgressRenderer {
     this.#lastLineAt = frame.elapsedMs;
     this.#lastPhase = frame.phase;
     this.#o.stream.write(`${renderLine(frame)}\n`);
+    const pacing = pacingText(frame.pacing);
+    if (pacing !== null) this.#o.stream.write(`${pacing}\n`);
   }
 
   /** A message above the block (or as its own line). */

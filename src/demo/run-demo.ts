@@ -361,7 +361,22 @@ async function drive(
         ending: r.finished + r.failed + r['bootstrap-timeout'],
       };
     });
-    return { phase, elapsedMs: Date.now() - started, jobs, sets: setProgress };
+    const now = Date.now();
+    let waiting = 0;
+    let oldestWaitMs: number | null = null;
+    let pausedUntil: number | null = null;
+    for (const s of sets) {
+      waiting += s.pacing.waiting;
+      if (s.pacing.oldestWaitMs !== null) oldestWaitMs = Math.max(oldestWaitMs ?? 0, s.pacing.oldestWaitMs);
+      if (s.pacing.pausedUntil !== null) pausedUntil = Math.max(pausedUntil ?? 0, s.pacing.pausedUntil);
+    }
+    const pacing = {
+      waiting,
+      oldestWaitMs,
+      pausedForMs: pausedUntil === null ? null : Math.max(0, pausedUntil - now),
+      perMinute: config.github.createsPerMinute ?? 180,
+    };
+    return { phase, elapsedMs: now - started, jobs, sets: setProgress, pacing };
   };
   let ticking = true;
   const ticker = (async () => {

@@ -68,6 +68,9 @@ export class InstallationTokenCache {
   }
 }
 
+/** Routes GitHub counts against its secondary limit on runner creation. */
+const RUNNER_CREATING = /\/actions\/runners\/(generate-jitconfig|registration-token)$/;
+
 let clientIds = 0;
 
 /** Builds Octokit instances that share one transport, one set of limiters and one token cache. */
@@ -120,7 +123,11 @@ export class OctokitFactory {
         _octokit: unknown,
         retryCount: number,
       ) => {
-        const retrying = retryCount < o.maxRateLimitRetries && retryAfter <= o.maxRetryAfterSeconds;
+        // A refused runner-creating POST is never retried here: the caller's pacing waits for the whole
+        // installation once (core/pacing.ts) and queues the runner again behind older jobs.
+        const creates = options.method === 'POST' && RUNNER_CREATING.test(options.url ?? '');
+        const retrying =
+          !creates && retryCount < o.maxRateLimitRetries && retryAfter <= o.maxRetryAfterSeconds;
         log.warn(
           { route: `${options.method ?? ''} ${options.url ?? ''}`, retryAfter, retryCount, retrying },
           `GitHub ${kind} rate limit hit`,

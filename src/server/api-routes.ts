@@ -51,6 +51,15 @@ const scaleSetSchema = {
     githubListedAt: nullableInteger,
     instancesListedAt: nullableInteger,
     lastReconcileAt: nullableInteger,
+    pacing: {
+      type: 'object',
+      properties: {
+        waiting: integer,
+        oldestWaitMs: nullableInteger,
+        pausedUntil: nullableInteger,
+        perMinute: integer,
+      },
+    },
   },
 } as const;
 

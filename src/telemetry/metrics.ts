@@ -56,6 +56,13 @@ export const METRIC_DEFINITIONS = {
     help: 'Last x-ratelimit-remaining header GitHub returned.',
     labels: [],
   },
+  pacingWaitSeconds: {
+    name: 'runner_fleet_pacing_wait_seconds',
+    type: 'histogram',
+    help: "Time a runner create waited for its GitHub App installation's rate budget (github.createsPerMinute) before its JIT config request was sent, by scale set (0 when the budget had room).",
+    labels: ['scale_set'],
+    buckets: [0.1, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600],
+  },
   providerOperations: {
     name: 'runner_fleet_provider_operations_total',
     type: 'counter',

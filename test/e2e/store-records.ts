@@ -58,8 +58,9 @@ export function runnerHistory(events: readonly StoreEvent[]): Map<string, string
 }
 
 /**
- * Replays the runner events: a record counts from `requested` to `deleted`. Returns the most records live at once
- * per scale set (what invariant 1 bounds by `max`) and how many are live at the end.
+ * Replays the runner events: a record counts from its first `requested` to `deleted` (a create GitHub refused for
+ * its rate limit puts the same record back to `requested`, to wait for the budget). Returns the most records live
+ * at once per scale set (what invariant 1 bounds by `max`) and how many are live at the end.
  */
 export function replayLiveRunners(events: readonly StoreEvent[]): {
   readonly max: Map<string, number>;
@@ -67,10 +68,18 @@ export function replayLiveRunners(events: readonly StoreEvent[]): {
 } {
   const live = new Map<string, number>();
   const max = new Map<string, number>();
+  const counted = new Set<string>();
   for (const e of events) {
     if (e.scale_set === null) continue;
-    if (e.event === 'requested') live.set(e.scale_set, (live.get(e.scale_set) ?? 0) + 1);
-    else if (e.event === 'deleted') live.set(e.scale_set, (live.get(e.scale_set) ?? 0) - 1);
+    const key = `${e.scale_set}/${e.runner ?? ''}`;
+    if (e.event === 'requested') {
+      if (e.runner !== null && counted.has(key)) continue;
+      counted.add(key);
+      live.set(e.scale_set, (live.get(e.scale_set) ?? 0) + 1);
+    } else if (e.event === 'deleted') {
+      counted.delete(key);
+      live.set(e.scale_set, (live.get(e.scale_set) ?? 0) - 1);
+    }
     max.set(e.scale_set, Math.max(max.get(e.scale_set) ?? 0, live.get(e.scale_set) ?? 0));
   }
   return { max, end: live };

@@ -324,6 +324,20 @@ describe('GitHub client against the simulator', () => {
       expect(t.logs()).toContain('GitHub secondary rate limit hit');
     });
 
+    it('never retries a refused runner-creating POST: the refusal and its retry-after reach the caller', async () => {
+      const t = clientFor(sim);
+      await t.client.listRunners(ORG, 'x-');
+      await sim.setFaults({ rateLimit: { secondaryPerMinute: 1 } });
+      await t.client.generateJitConfig(ORG, { name: 'paced-1', runnerGroup: 'Default', labels: ['linux'] });
+      const error = await caught(
+        t.client.generateJitConfig(ORG, { name: 'paced-2', runnerGroup: 'Default', labels: ['linux'] }),
+      );
+      expect(error).toMatchObject({ code: 'rate-limited', status: 403, retryable: true });
+      expect(error.retryAfterMs).toBeGreaterThan(0);
+      expect(t.count(JIT_ORG, 403)).toBe(1);
+      expect(sim.stats().rateLimit.secondaryRefusals).toBe(1);
+    });
+
     it('waits out a 429 with retry-after', async () => {
       const t = clientFor(sim);
       await t.client.listRunners(ORG, 'x-');

@@ -78,6 +78,7 @@ export function leakyReadModel(): ReadModel & {
         githubListedAt: 1_700_000_000_000,
         instancesListedAt: null,
         lastReconcileAt: 1_700_000_000_500,
+        pacing: { waiting: 2, oldestWaitMs: 1200, pausedUntil: null, perMinute: 180 },
         registrationToken: 'AABF3JGZDX3P5PMEXLND6TS6FCWO6',
       },
     ],

@@ -120,6 +120,29 @@ describe('control API', () => {
     expect((await call(`${sim.apiUrl}/orgs/octo-org/actions/runners`, { token: sim.token })).status).toBe(
       200,
     );
+    expect((await stats()).rateLimit).toEqual({ primaryRefusals: 0, secondaryRefusals: 1 });
+  });
+
+  it('reports refusals by limit in /_sim/stats, not injected faults, and starts over on reset', async () => {
+    await call(`${sim.baseUrl}/_sim/faults`, {
+      method: 'POST',
+      body: { apiErrorRate: 1, apiErrorStatus: 403 },
+    });
+    expect((await jit('inj-1')).status).toBe(403);
+    expect((await stats()).rateLimit).toEqual({ primaryRefusals: 0, secondaryRefusals: 0 });
+    await call(`${sim.baseUrl}/_sim/faults`, {
+      method: 'POST',
+      body: { apiErrorRate: 0, rateLimit: { remaining: 0 } },
+    });
+    expect((await call(`${sim.apiUrl}/orgs/octo-org/actions/runners`, { token: sim.token })).status).toBe(
+      403,
+    );
+    expect((await call(`${sim.apiUrl}/orgs/octo-org/actions/runners`, { token: sim.token })).status).toBe(
+      403,
+    );
+    expect((await stats()).rateLimit).toEqual({ primaryRefusals: 2, secondaryRefusals: 0 });
+    await call(`${sim.baseUrl}/_sim/reset`, { method: 'POST' });
+    expect((await stats()).rateLimit).toEqual({ primaryRefusals: 0, secondaryRefusals: 0 });
   });
 
   it('delivers signed webhooks to a URL set later, records deliveries, redelivers with the same GUID', async () => {

@@ -128,6 +128,11 @@ export class StartedCli {
     return this.#exit;
   }
 
+  /** The pid of the process started (runner-fleet start; it runs the controller in a child of its own). */
+  get pid(): number {
+    return this.#child.pid!;
+  }
+
   /** Everything the process wrote, stdout then stderr. */
   output(): string {
     return `${this.stdout.text()}\n${this.stderr.text()}`;

@@ -6,11 +6,36 @@ import type { PlanContext } from './context.js';
 export const IN_PROGRESS_CHECK_FACTOR = 10;
 const DEFAULT_MAX_JOB_CHECKS = 20;
 
+/**
+ * The queued jobs that wait for capacity still on its way (runners `requested`: planned, or waiting for GitHub's
+ * rate budget; `creating`; `starting`: not online yet): the newest queued jobs, one per such runner. A status check
+ * of them changes no decision (their runner comes either way, and a job that ended meanwhile is noticed once its
+ * runner is online and idle), so they get none. A queued job beside an idle runner is still checked.
+ */
+function waitingForCapacity(ctx: PlanContext): ReadonlySet<number> {
+  let pending = 0;
+  for (const r of ctx.s.runners) {
+    if (r.state === 'requested' || r.state === 'creating' || r.state === 'starting') pending++;
+  }
+  for (const a of ctx.actions) if (a.type === 'create-runner' && !a.resume) pending++;
+  if (pending === 0) return EMPTY;
+  const queued: JobSnapshot[] = [];
+  for (const j of ctx.s.jobs) if (j.status === 'queued' && j.unverified !== true) queued.push(j);
+  if (pending >= queued.length) return new Set(queued.map((j) => j.id));
+  queued.sort((a, b) => b.queuedAt - a.queuedAt || b.id - a.id);
+  const out = new Set<number>();
+  for (let i = 0; i < pending; i++) out.add(queued[i]!.id);
+  return out;
+}
+
+const EMPTY: ReadonlySet<number> = new Set();
+
 export function checkJobs(ctx: PlanContext): void {
   // Scale-set discovery: jobs are known by runner request id, which the REST job endpoint does not know; the message
   // queue (redelivered until acknowledged) and its statistics stand in for the checks.
   if (ctx.set.discovery === 'scale-set') return;
   const interval = ctx.timings.resyncInterval;
+  const waiting = waitingForCapacity(ctx);
   const max = ctx.options.maxJobChecks ?? DEFAULT_MAX_JOB_CHECKS;
   let spent = 0;
   let budgetBackAt = Infinity;
@@ -31,6 +56,7 @@ export function checkJobs(ctx: PlanContext): void {
       unverified.offer(j, -Infinity);
       continue;
     }
+    if (waiting.has(j.id)) continue; // its runner is on the way: see waitingForCapacity
     const since = j.checkedAt ?? (j.status === 'queued' ? j.queuedAt : (j.startedAt ?? j.queuedAt));
     const every = j.status === 'queued' ? interval : interval * IN_PROGRESS_CHECK_FACTOR;
     if (ctx.now - since < every) ctx.wakeAt(since + every);

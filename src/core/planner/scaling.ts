@@ -71,7 +71,13 @@ export function scale(
   if (active <= desired) {
     for (const r of parked) {
       if (backingOff) break;
-      ctx.actions.push({ type: 'create-runner', scaleSet: set.name, name: r.name, resume: true });
+      ctx.actions.push({
+        type: 'create-runner',
+        scaleSet: set.name,
+        name: r.name,
+        resume: true,
+        order: r.stateChangedAt,
+      });
     }
     const missing = desired - active;
     const room = set.max - nonDeleted;
@@ -105,7 +111,13 @@ export function scale(
       });
       excess--;
     } else if (!backingOff) {
-      ctx.actions.push({ type: 'create-runner', scaleSet: set.name, name: r.name, resume: true });
+      ctx.actions.push({
+        type: 'create-runner',
+        scaleSet: set.name,
+        name: r.name,
+        resume: true,
+        order: r.stateChangedAt,
+      });
     } else {
       ctx.wakeAt(ctx.s.backoff.until);
     }
@@ -134,6 +146,12 @@ export function scale(
 }
 
 function create(ctx: PlanContext, count: number): void {
+  // New runners serve the newest queued jobs (the older ones have capacity already): their queue times order the
+  // creates when they wait for GitHub's budget (pacing.ts), oldest job first.
+  const queuedAt: number[] = [];
+  for (const j of ctx.s.jobs) if (j.status === 'queued' && j.unverified !== true) queuedAt.push(j.queuedAt);
+  queuedAt.sort((a, b) => a - b);
+  const first = queuedAt.length - count;
   const taken = (name: string): boolean =>
     ctx.records.has(name) || ctx.s.github.runners.has(name) || ctx.s.instances.items.has(name);
   const fresh = new NameIndex<true>();
@@ -141,6 +159,7 @@ function create(ctx: PlanContext, count: number): void {
     let name = runnerName(ctx.set.name, ctx.options.random);
     while (taken(name) || fresh.has(name)) name = runnerName(ctx.set.name, ctx.options.random);
     fresh.set(name, true);
-    ctx.actions.push({ type: 'create-runner', scaleSet: ctx.set.name, name, resume: false });
+    const order = queuedAt[Math.max(0, Math.min(queuedAt.length - 1, first + i))] ?? ctx.now;
+    ctx.actions.push({ type: 'create-runner', scaleSet: ctx.set.name, name, resume: false, order });
   }
 }

@@ -137,6 +137,15 @@ function renderScaleSets(s) {
       const why = set.lastFailure ? `; last failure: ${set.lastFailure}` : '';
       return `${set.name}: ${set.failures} failed runner${set.failures === 1 ? '' : 's'}${why}${until}.`;
     });
+  for (const set of s.scaleSets) {
+    const p = set.pacing;
+    if (!p || p.waiting === 0) continue;
+    const paused = p.pausedUntil ? `; GitHub refused one, paused until ${formatTime(p.pausedUntil)}` : '';
+    notes.push(
+      `${set.name}: ${p.waiting} runner${p.waiting === 1 ? '' : 's'} waiting for GitHub's rate budget ` +
+        `(${p.perMinute} a minute), oldest ${formatDuration(p.oldestWaitMs)}${paused}.`,
+    );
+  }
   setText(byId('backoff-notes'), notes.join(' '));
 }
 

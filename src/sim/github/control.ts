@@ -218,6 +218,8 @@ export interface SimStats {
   jobs: { queued: number; in_progress: number; completed: number };
   webhooks: { sent: number; failed: number; dropped: number };
   instances: number;
+  /** Requests the rate limits refused (injected faults not counted). */
+  rateLimit: { primaryRefusals: number; secondaryRefusals: number };
 }
 
 export function stats(ctx: SimContext, instances: InstanceManager): SimStats {
@@ -227,6 +229,7 @@ export function stats(ctx: SimContext, instances: InstanceManager): SimStats {
     jobs: { ...ctx.engine.counts },
     webhooks: { ...ctx.webhooks.stats },
     instances: instances.size,
+    rateLimit: { ...ctx.limiter.refusals },
   };
 }
 

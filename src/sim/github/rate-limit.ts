@@ -48,8 +48,17 @@ export function bucketKey(identity: Identity): { key: string; who: string; anony
   }
 }
 
+/** Requests refused by the limits (not by injected faults), since start or the last reset. */
+export interface RefusalCounts {
+  /** Hourly budget spent. */
+  primaryRefusals: number;
+  /** Runner-creating POSTs over the per-minute limit, or requests over the concurrency limit. */
+  secondaryRefusals: number;
+}
+
 export class RateLimiter {
   readonly settings: RateLimitSettings;
+  readonly refusals: RefusalCounts = { primaryRefusals: 0, secondaryRefusals: 0 };
   #buckets = new Map<string, Bucket>();
   /** A `remaining` set through faults also applies to identities that have not called yet. */
   #pendingRemaining: number | null = null;
@@ -81,6 +90,7 @@ export class RateLimiter {
   /** Counts one request against the primary limit; throws when the budget is spent. */
   consume(bucket: Bucket): void {
     if (bucket.used >= bucket.limit) {
+      this.refusals.primaryRefusals++;
       throw new GitHubError(
         this.settings.status,
         `API rate limit exceeded for ${bucket.who}. If you reach out to GitHub Support for help, please include the request ID.`,
@@ -103,6 +113,7 @@ export class RateLimiter {
     if (drop > 0) creates.splice(0, drop);
     if (creates.length >= this.settings.secondaryPerMinute) {
       const retryAfter = Math.max(1, Math.ceil((creates[0]! + MINUTE_MS - now) / 1000));
+      this.refusals.secondaryRefusals++;
       throw secondaryLimit(retryAfter);
     }
     creates.push(now);
@@ -110,7 +121,10 @@ export class RateLimiter {
 
   /** Secondary limit on concurrency; returns the release function. */
   enter(bucket: Bucket): () => void {
-    if (bucket.inFlight >= this.settings.maxConcurrent) throw secondaryLimit(1);
+    if (bucket.inFlight >= this.settings.maxConcurrent) {
+      this.refusals.secondaryRefusals++;
+      throw secondaryLimit(1);
+    }
     bucket.inFlight++;
     let released = false;
     return () => {
@@ -157,6 +171,8 @@ export class RateLimiter {
     Object.assign(this.settings, settings);
     this.#buckets.clear();
     this.#pendingRemaining = null;
+    this.refusals.primaryRefusals = 0;
+    this.refusals.secondaryRefusals = 0;
   }
 }
 
