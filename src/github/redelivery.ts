@@ -153,6 +153,8 @@ export class WebhookRedelivery {
     const batch = lost.slice(0, o.maxPerScan ?? 100);
     let redelivered = 0;
     let failed = 0;
+    /** Oldest first attempt of an event GitHub would not redeliver this time: the next window must reach it. */
+    let oldestRefused = Infinity;
     let next = 0;
     // A few at a time, in order: the oldest are asked for first.
     const worker = async (): Promise<void> => {
@@ -165,6 +167,7 @@ export class WebhookRedelivery {
           redelivered++;
         } catch (error) {
           failed++;
+          oldestRefused = Math.min(oldestRefused, l.first);
           const e = toGitHubError(error, 'POST /app/hook/deliveries/{delivery_id}/attempts', now);
           if (e.code !== 'aborted') {
             this.#log.warn({ deliveryId: l.id, code: e.code, status: e.status }, 'redelivery refused');
@@ -173,8 +176,9 @@ export class WebhookRedelivery {
       }
     };
     await Promise.all(Array.from({ length: Math.max(1, o.concurrency ?? 4) }, worker));
-    // A truncated batch leaves the window where it was, so the rest are found again next time.
-    if (batch.length === lost.length) this.#windowStart = settled;
+    // A truncated batch leaves the window where it was, so the rest are found again next time; a refused
+    // redelivery keeps its event in the window, to be asked for again (up to maxAttempts).
+    if (batch.length === lost.length) this.#windowStart = Math.min(settled, oldestRefused);
     this.#forgetBefore(from);
     const result = { listed: deliveries.length, lost: lost.length, redelivered, failed };
     if (lost.length > 0) this.#log.info(result, 'asked GitHub to redeliver lost webhooks');

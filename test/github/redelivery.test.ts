@@ -147,6 +147,38 @@ describe('WebhookRedelivery', () => {
     expect(hook.got).toHaveLength(3);
   });
 
+  it('asks again, in a later scan, for an event whose redelivery GitHub refused, however far the window moved', async () => {
+    sim = await startSim();
+    sim.setWebhook(await closedPort());
+    sim.createJobs({ owner: 'octo-org', repo: 'app', labels: ['a'], count: 2 });
+    await sim.webhooksIdle();
+    hook = await receiver();
+    sim.setWebhook(hook.url);
+    const t = clientFor(sim);
+    // GitHub refuses the first scan's redelivery requests (a 5xx that outlived the client's retries).
+    let refuse = true;
+    const github = {
+      canRedeliver: true,
+      listWebhookDeliveries: t.client.listWebhookDeliveries.bind(t.client),
+      redeliverWebhook: async (id: number, signal?: AbortSignal) => {
+        if (refuse) throw Object.assign(new Error('Server Error'), { status: 500 });
+        return t.client.redeliverWebhook(id, signal);
+      },
+    } as unknown as typeof t.client;
+    // Scans well after the events: each window starts later than they happened.
+    let now = Date.now() + 60_000;
+    const redelivery = new WebhookRedelivery({ github, logger: silent, settleMs: 0, now: () => now });
+    expect(await redelivery.scan()).toMatchObject({ lost: 2, redelivered: 0, failed: 2 });
+    refuse = false;
+    now += 60_000;
+    expect(await redelivery.scan()).toMatchObject({ lost: 2, redelivered: 2, failed: 0 });
+    await sim.webhooksIdle();
+    expect(hook.got).toHaveLength(2);
+    // Delivered: the window moves on, and nothing is asked for again.
+    now += 60_000;
+    expect(await redelivery.scan()).toMatchObject({ lost: 0, redelivered: 0 });
+  });
+
   it('starts a restarted controller shortly before its last received webhook, not a whole lookback earlier', async () => {
     sim = await startSim();
     sim.setWebhook(await closedPort());
