@@ -151,9 +151,10 @@ export class ProgressRenderer {
     if (!phaseChanged && frame.elapsedMs - this.#lastLineAt < (this.#o.lineIntervalMs ?? 2_000)) return;
     this.#lastLineAt = frame.elapsedMs;
     this.#lastPhase = frame.phase;
-    this.#o.stream.write(`${renderLine(frame)}\n`);
+    // The jobs line, then what they wait for (GitHub's rate budget), then a line per scale set.
+    const [jobs, ...sets] = renderLine(frame).split('\n');
     const pacing = pacingText(frame.pacing);
-    if (pacing !== null) this.#o.stream.write(`${pacing}\n`);
+    this.#o.stream.write(`${[jobs, ...(pacing !== null ? [pacing] : []), ...sets].join('\n')}\n`);
   }
 
   /** A message above the block (or as its own line). */
