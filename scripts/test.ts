@@ -222,8 +222,9 @@ const gitStatus = () =>
     encoding: 'utf8',
   })
     .stdout.split('\n')
-    // Where the build and tests are meant to write (dist/, the browser test's screenshot in test-output/).
-    .filter((l) => !/^!! (test-output|dist|dist-check)\//.test(l))
+    // Where the build and tests are meant to write (dist/, the browser test's screenshot in test-output/), and
+    // node_modules/, where the tools keep their caches (vitest's results of the last run in node_modules/.vite).
+    .filter((l) => !/^!! (test-output|dist|dist-check|node_modules)\//.test(l))
     .join('\n');
 
 /** The checks after vitest: the tree as it was, and the run's temporary directory empty. */

@@ -107,7 +107,7 @@ describe.skipIf(!available)('dashboard in chromium', () => {
     const rows = page.locator('#scale-sets-body th[scope="row"]');
     await expect
       .poll(() => rows.allTextContents(), { timeout: 15_000 })
-      .toEqual(['linux-process', 'linux-cloud', 'app-persistent']);
+      .toEqual(['linux-process', 'linux-cloud', 'linux-listener', 'app-persistent']);
     await expect.poll(() => page.locator('#connection').textContent(), { timeout: 10_000 }).toBe('live');
     // Landmarks, headed tables and a live region for the counters.
     for (const selector of ['header.banner', 'nav[aria-label="Sections"]', 'main#main', 'footer']) {
@@ -161,7 +161,7 @@ describe.skipIf(!available)('dashboard in chromium', () => {
   it('fits 1,400 px: the scale-set table and the page need no sideways scrolling', async () => {
     await page.setViewportSize({ width: 1400, height: 900 });
     try {
-      await expect.poll(() => page.locator('#scale-sets-body tr th').count(), { timeout: 30_000 }).toBe(3);
+      await expect.poll(() => page.locator('#scale-sets-body tr th').count(), { timeout: 30_000 }).toBe(4);
       const widths = await page.evaluate(() => {
         interface Box {
           readonly scrollWidth: number;
@@ -241,7 +241,7 @@ describe.skipIf(!available)('dashboard in chromium', () => {
     if (!page.url().startsWith(url)) await page.goto(`${url}/`);
     await expect
       .poll(() => page.locator('#scale-sets-body th[scope="row"]').count(), { timeout: 15_000 })
-      .toBe(3);
+      .toBe(4);
     // Runs in the page: every element with its own text, its colour against the first opaque background behind it.
     const failures = await page.evaluate(() => {
       type Element = {

@@ -25,7 +25,7 @@ describe('runner-fleet status against a demo controller', () => {
     const rows = Object.fromEntries(
       run.stdout
         .split('\n')
-        .filter((l) => /^(linux-process|linux-cloud|app-persistent) /.test(l))
+        .filter((l) => /^(linux-process|linux-cloud|linux-listener|app-persistent) /.test(l))
         .map((l) => {
           const cells = l.split(/\s+/);
           return [cells[0], cells];
@@ -34,6 +34,7 @@ describe('runner-fleet status against a demo controller', () => {
     // name, provider, mode, min, max, active, starting, idle, busy, ending, queued, running, oldest wait
     expect(rows['linux-process']?.slice(1, 6)).toEqual(['process', 'ephemeral/jit', '0', '8', '0']);
     expect(rows['linux-cloud']?.slice(1, 6)).toEqual(['sim', 'ephemeral/jit', '0', '60', '0']);
+    expect(rows['linux-listener']?.slice(1, 6)).toEqual(['sim', 'ephemeral/jit', '0', '16', '0']);
     expect(rows['app-persistent']?.slice(1, 8)).toEqual(['sim', 'persistent/token', '1', '4', '1', '0', '1']);
     expect(run.stdout).toMatch(
       /Unroutable jobs \(no scale set serves their labels\): 1\n.*\n#\d+\s+octo-org\/app\s+self-hosted,linux,arm64,gpu\s+queued/,
@@ -50,6 +51,7 @@ describe('runner-fleet status against a demo controller', () => {
     expect(report.scaleSets.map((s) => [s.name, s.activeRunners, s.queuedJobs])).toEqual([
       ['linux-process', 0, 0],
       ['linux-cloud', 0, 0],
+      ['linux-listener', 0, 0],
       ['app-persistent', 1, 0],
     ]);
     expect(report.unroutableJobs.map((j) => j.labels)).toEqual([['self-hosted', 'linux', 'arm64', 'gpu']]);
