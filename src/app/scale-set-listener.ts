@@ -16,6 +16,7 @@ import { hostname } from 'node:os';
 import type { ScaleSetConfig } from '../core/fleet-config.js';
 import type { WorkflowJobEvent } from '../core/ports.js';
 import type { FleetStore } from '../core/store-port.js';
+import { sleepUnlessAborted } from '../lib/async.js';
 import {
   ActionsServiceError,
   QueueUnauthorizedError,
@@ -325,15 +326,7 @@ export class ScaleSetListener {
   }
 }
 
+/** Waits `ms` (nothing when not positive), or less if `signal` aborts first. */
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  if (ms <= 0 || signal.aborted) return Promise.resolve();
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
+  return ms <= 0 ? Promise.resolve() : sleepUnlessAborted(ms, signal);
 }
