@@ -80,27 +80,12 @@ export function transition(ctx: PlanContext, r: RunnerSnapshot): Transition | nu
   }
 }
 
-/**
- * A create the controller did not see through (a crash, a kill): the registration and the instance may each exist.
- * An instance found may lack its secret (an EC2 instance gets its parameter only after it is launched), and its
- * runner's JIT config is lost with the process: unless GitHub lists the runner online (it got its secret and came
- * up), the instance is replaced rather than left to wait out the bootstrap timeout.
- */
 function interruptedCreate(ctx: PlanContext, r: RunnerSnapshot): Transition | null {
-  const instance = ctx.instanceOf(r);
-  if (instance !== undefined && !ctx.ghFresh(r)) return null; // wait for a runner list taken after it
-  const listed = ctx.s.github.runners.get(r.name);
-  if (instance !== undefined) {
-    if (listed !== undefined && (listed.status === 'online' || listed.busy)) {
-      return { state: 'starting', reason: 'instance found after an interrupted create, its runner online' };
-    }
-    return {
-      state: 'finished',
-      reason: 'create interrupted after its instance launched; replacing it, its runner not online',
-      ...(listed !== undefined ? { githubId: listed.id } : { registrationGone: true }),
-    };
+  if (ctx.instanceOf(r) !== undefined) {
+    return { state: 'starting', reason: 'instance found after an interrupted create' };
   }
   if (!ctx.instFresh(r) || !ctx.ghFresh(r)) return null; // wait for lists taken after the interruption
+  const listed = ctx.s.github.runners.get(r.name);
   if (listed !== undefined) {
     return {
       state: 'finished',
