@@ -21,6 +21,7 @@ describe('README demo numbers', () => {
     expect(run.summary.scaleSets.map((s) => s.name)).toEqual([
       'linux-process',
       'linux-cloud',
+      'linux-listener',
       'app-persistent',
     ]);
     const outside = readme.slice(0, readme.indexOf(START)) + readme.slice(readme.indexOf(END));

@@ -77,19 +77,25 @@ describe.skipIf(!requireCluster('kubernetes test control plane'))('kubernetes te
   });
 
   it('has Ready kwok nodes', async () => {
-    const nodes = await cluster
-      .kubeConfig()
-      .makeApiClient(CoreV1Api)
-      .listNode({ labelSelector: `${KWOK_NODE_LABEL}=true` });
-    // Other suites sharing the control plane may add nodes of their own; the started ones must all be there.
-    const byName = new Map(nodes.items.map((n) => [n.metadata?.name, n]));
+    const api = cluster.kubeConfig().makeApiClient(CoreV1Api);
     expect(cluster.nodeNames.length).toBeGreaterThan(0);
-    for (const name of cluster.nodeNames) {
-      const node = byName.get(name);
-      expect(node, name).toBeDefined();
-      expect(node?.status?.conditions?.find((c) => c.type === 'Ready')?.status).toBe('True');
-      expect(node?.spec?.taints ?? []).toEqual([]);
-    }
+    // Other suites sharing the control plane may add nodes of their own; the started ones must all be there, Ready
+    // and untainted. On a loaded machine the node controller may mark a node not-ready for a moment (a late kwok
+    // heartbeat) and lift the taint again: the nodes must come back within 20 s.
+    const problems = async (): Promise<string[]> => {
+      const nodes = await api.listNode({ labelSelector: `${KWOK_NODE_LABEL}=true` });
+      const byName = new Map(nodes.items.map((n) => [n.metadata?.name, n]));
+      return cluster.nodeNames.flatMap((name) => {
+        const node = byName.get(name);
+        if (node === undefined) return [`${name}: missing`];
+        const ready = node.status?.conditions?.find((c) => c.type === 'Ready')?.status;
+        const taints = (node.spec?.taints ?? []).map((t) => t.key);
+        return ready === 'True' && taints.length === 0
+          ? []
+          : [`${name}: Ready ${ready}, taints ${taints.join(',')}`];
+      });
+    };
+    await expect.poll(problems, { timeout: 20_000, interval: 500 }).toEqual([]);
   });
 
   it('schedules a pod onto a kwok node, runs it, and ends it when told', async () => {
