@@ -224,7 +224,8 @@ const gitStatus = () =>
     .stdout.split('\n')
     // Where the build and tests are meant to write (dist/, the browser test's screenshot in test-output/), and
     // node_modules/, where the tools keep their caches (vitest's results of the last run in node_modules/.vite).
-    .filter((l) => !/^!! (test-output|dist|dist-check|node_modules)\//.test(l))
+    // Git quotes a path with spaces or other special characters: "node_modules/...".
+    .filter((l) => !/^!! "?(test-output|dist|dist-check|node_modules)\//.test(l))
     .join('\n');
 
 /** The checks after vitest: the tree as it was, and the run's temporary directory empty. */
