@@ -205,6 +205,15 @@ export const command: Command = {
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
+    /** A provider's demo set-up failed: exit 2 for a config problem (listed), 1 otherwise. */
+    const setupFailed = (error: unknown): number => {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      io.stderr.write(`runner-fleet demo: ${(error as Error).message}\n`);
+      if (!(error instanceof DemoConfigError)) return 1;
+      for (const problem of error.problems) io.stderr.write(`${formatProblem(problem)}\n`);
+      return 2;
+    };
     let kube: DemoKubernetes | undefined;
     if (args.kubernetes) {
       const { prepareDemoKubernetes } = await import('../demo/kubernetes.js');
@@ -215,12 +224,7 @@ export const command: Command = {
           env: io.env,
         });
       } catch (error) {
-        process.off('SIGINT', onSignal);
-        process.off('SIGTERM', onSignal);
-        io.stderr.write(`runner-fleet demo: ${(error as Error).message}\n`);
-        if (!(error instanceof DemoConfigError)) return 1;
-        for (const problem of error.problems) io.stderr.write(`${formatProblem(problem)}\n`);
-        return 2;
+        return setupFailed(error);
       }
     }
     let ec2: DemoEc2 | undefined;
@@ -234,12 +238,7 @@ export const command: Command = {
           env: io.env,
         });
       } catch (error) {
-        process.off('SIGINT', onSignal);
-        process.off('SIGTERM', onSignal);
-        io.stderr.write(`runner-fleet demo: ${(error as Error).message}\n`);
-        if (!(error instanceof DemoConfigError)) return 1;
-        for (const problem of error.problems) io.stderr.write(`${formatProblem(problem)}\n`);
-        return 2;
+        return setupFailed(error);
       }
     }
     let printed = false;
