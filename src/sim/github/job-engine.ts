@@ -47,6 +47,22 @@ interface WaitGroup {
 export const labelKeyOf = (labelsLower: Iterable<string>): string =>
   [...new Set(labelsLower)].sort().join('\n');
 
+/** A job as it is queued, first or again in a re-run: no runner, no times but its queueing. */
+function queuedState(now: number) {
+  return {
+    status: 'queued',
+    conclusion: null,
+    runnerId: null,
+    runnerName: null,
+    runnerGroupId: null,
+    runnerGroupName: null,
+    queuedAt: now,
+    startedAt: null,
+    completedAt: null,
+    lostAt: null,
+  } as const;
+}
+
 export class JobEngine {
   readonly #now: () => number;
   readonly #emit: (action: JobAction, job: Job) => void;
@@ -115,16 +131,7 @@ export class JobEngine {
         durationMs: input.durationMs,
         outcome: input.outcome ?? 'success',
         headSha: run.headSha,
-        status: 'queued',
-        conclusion: null,
-        runnerId: null,
-        runnerName: null,
-        runnerGroupId: null,
-        runnerGroupName: null,
-        queuedAt: now,
-        startedAt: null,
-        completedAt: null,
-        lostAt: null,
+        ...queuedState(now),
       };
       run.jobIds.push(job.id);
       this.#jobs.set(job.id, job);
@@ -178,16 +185,7 @@ export class JobEngine {
       ...job,
       id: this.#nextJobId++,
       runAttempt: run.attempt,
-      status: 'queued',
-      conclusion: null,
-      runnerId: null,
-      runnerName: null,
-      runnerGroupId: null,
-      runnerGroupName: null,
-      queuedAt: now,
-      startedAt: null,
-      completedAt: null,
-      lostAt: null,
+      ...queuedState(now),
     };
     // The run's current jobs: the re-run job takes the place of the one of the same name.
     const at = run.jobIds.findIndex((id) => this.#jobs.get(id)?.name === job.name);
