@@ -7,8 +7,7 @@
 import { parseArgs } from 'node:util';
 import type { Command } from './command.js';
 import { UsageError } from './command.js';
-import { loadConfigWithoutSecrets } from './config-without-secrets.js';
-import { formatProblem } from '../config/index.js';
+import { configOrProblems } from './config-without-secrets.js';
 import { PolicyTargetError, ec2PolicyTarget, ec2ScaleSets } from '../aws/ec2-scale-sets.js';
 import { policyDocuments } from '../aws/policies.js';
 
@@ -81,12 +80,9 @@ export const command: Command = {
   usage,
   async run(argv, io) {
     const args = parseAwsPolicyArgs(argv);
-    const result = loadConfigWithoutSecrets(args.config, io.env);
-    if (!result.ok) {
-      for (const problem of result.problems) io.stderr.write(`${formatProblem(problem)}\n`);
-      return 2;
-    }
-    const views = ec2ScaleSets(result.config);
+    const config = configOrProblems(args.config, io.env, io.stderr);
+    if (config === null) return 2;
+    const views = ec2ScaleSets(config);
     if (views.length === 0) {
       io.stderr.write(
         `runner-fleet aws-policy: ${args.config} has no scale set with provider kind ec2: there is no AWS access to grant\n`,
@@ -96,7 +92,7 @@ export const command: Command = {
     let documents;
     try {
       documents = policyDocuments(
-        ec2PolicyTarget(result.config.name, views, {
+        ec2PolicyTarget(config.name, views, {
           ...(args.account !== undefined ? { account: args.account } : {}),
           ...(args.instanceRole !== undefined ? { instanceRole: args.instanceRole } : {}),
         }),

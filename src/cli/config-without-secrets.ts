@@ -5,8 +5,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import type { LoadResult } from '../config/index.js';
-import { loadConfig } from '../config/index.js';
+import type { FleetConfig, LoadResult } from '../config/index.js';
+import { formatProblem, loadConfig } from '../config/index.js';
 
 /** A syntactically valid stand-in for `${file:...}` secrets. */
 const PLACEHOLDER_PEM = '-----BEGIN PRIVATE KEY-----\nUExBQ0VIT0xERVI=\n-----END PRIVATE KEY-----';
@@ -18,4 +18,16 @@ export function loadConfigWithoutSecrets(file: string, env: NodeJS.ProcessEnv): 
     env: withPlaceholders,
     readFile: (path) => (resolve(path) === configPath ? readFileSync(path, 'utf8') : PLACEHOLDER_PEM),
   });
+}
+
+/** The config, or null after every problem went to `stderr` (FILE:LINE:COL each): the command then exits 2. */
+export function configOrProblems(
+  file: string,
+  env: NodeJS.ProcessEnv,
+  stderr: { write(text: string): unknown },
+): FleetConfig | null {
+  const result = loadConfigWithoutSecrets(file, env);
+  if (result.ok) return result.config;
+  for (const problem of result.problems) stderr.write(`${formatProblem(problem)}\n`);
+  return null;
 }

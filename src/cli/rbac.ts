@@ -6,8 +6,7 @@
  */
 import type { Command } from './command.js';
 import { UsageError } from './command.js';
-import { loadConfigWithoutSecrets } from './config-without-secrets.js';
-import { formatProblem } from '../config/index.js';
+import { configOrProblems } from './config-without-secrets.js';
 import { controllerRbacObjects, toYamlDocuments } from '../kubernetes/rbac-manifests.js';
 import { leaseNameFor } from '../kubernetes/rbac-rules.js';
 import { controllerNeeds } from '../providers/kubernetes/rbac-needs.js';
@@ -75,12 +74,9 @@ export const command: Command = {
   usage,
   async run(argv, io) {
     const args = parseRbacArgs(argv);
-    const result = loadConfigWithoutSecrets(args.config, io.env);
-    if (!result.ok) {
-      for (const problem of result.problems) io.stderr.write(`${formatProblem(problem)}\n`);
-      return 2;
-    }
-    const needs = controllerNeeds(result.config, {
+    const config = configOrProblems(args.config, io.env, io.stderr);
+    if (config === null) return 2;
+    const needs = controllerNeeds(config, {
       controllerNamespace: args.namespace,
       leaderElection: args.leaderElection,
     });
@@ -95,7 +91,7 @@ export const command: Command = {
       {
         controllerServiceAccount: { namespace: args.namespace, name: args.serviceAccount },
         controllerRole: args.roleName,
-        leaseName: args.leaseName ?? leaseNameFor(result.config.name),
+        leaseName: args.leaseName ?? leaseNameFor(config.name),
       },
       { includeServiceAccount: args.includeServiceAccount },
     );
