@@ -171,8 +171,8 @@ interface LifeResult {
   readonly durationMs: number;
 }
 
-async function runnerLives(peers: Peers, log: (line: string) => void): Promise<LifeResult> {
-  const fleet = 'ec2bench';
+/** The AWS resources of one bench fleet in moto (launch templates, parameters under its prefix). */
+async function fleetWorld(peers: Peers, fleet: string) {
   const prefix = `/runner-fleet/${fleet}`;
   const world = await createEc2World({
     ec2: peers.ec2,
@@ -181,6 +181,12 @@ async function runnerLives(peers: Peers, log: (line: string) => void): Promise<L
     fleet,
     prefixes: [prefix],
   });
+  return { prefix, world };
+}
+
+async function runnerLives(peers: Peers, log: (line: string) => void): Promise<LifeResult> {
+  const fleet = 'ec2bench';
+  const { prefix, world } = await fleetWorld(peers, fleet);
   const sets = lifeSets(world, prefix);
   const { controller, factory, url } = await controllerFor(peers, fleet, sets, {
     resyncInterval: '10s',
@@ -301,14 +307,7 @@ interface ListResult {
 
 async function largeFleetLists(peers: Peers, log: (line: string) => void): Promise<ListResult> {
   const fleet = 'ec2list';
-  const prefix = `/runner-fleet/${fleet}`;
-  const world = await createEc2World({
-    ec2: peers.ec2,
-    endpoint: peers.moto.url,
-    region: EC2_REGION,
-    fleet,
-    prefixes: [prefix],
-  });
+  const { prefix, world } = await fleetWorld(peers, fleet);
   const created = Date.now();
   await createListedInstances(peers, world, fleet);
   log(`${LISTED_INSTANCES} instances created in moto in ${((Date.now() - created) / 1000).toFixed(1)} s`);
