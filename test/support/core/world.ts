@@ -119,6 +119,8 @@ interface TruthJob {
   status: 'queued' | 'in_progress' | 'completed';
   runner: string | null;
   routable: boolean;
+  /** The scale set the router sends it to (null: none serves it). */
+  routedTo: string | null;
   /** Its runner's instance was interrupted: GitHub fails it (conclusion failure) when it next finishes jobs. */
   lost?: boolean;
   conclusion?: 'success' | 'failure';
@@ -323,6 +325,7 @@ export class World {
             status: 'queued',
             runner: null,
             routable: j.routable,
+            routedTo: j.routedTo,
           });
           this.reruns.push({ from: id, to });
           this.#pushWebhook('queued', to);
@@ -541,6 +544,7 @@ export class World {
     const l = JOB_LABELS[labels % JOB_LABELS.length]!;
     const { owner, repo: name } = JOB_REPOS[repo % JOB_REPOS.length]!;
     const id = this.#nextJobId++;
+    const routedTo = this.#router.route({ labels: l, owner, repo: name });
     this.jobs.set(id, {
       id,
       owner,
@@ -548,7 +552,8 @@ export class World {
       labels: l,
       status: 'queued',
       runner: null,
-      routable: this.#router.route({ labels: l, owner, repo: name }) !== null,
+      routable: routedTo !== null,
+      routedTo,
     });
     this.#pushWebhook('queued', id, copies, newId);
   }
@@ -824,6 +829,21 @@ export class World {
 
   routableJobs(): number {
     return [...this.jobs.values()].filter((j) => j.routable).length;
+  }
+
+  /**
+   * Jobs GitHub gave to a runner of another scale set than the one they are routed to (an idle runner whose labels
+   * cover them too). Each may cost one create more than the jobs alone explain: the set the job was routed to has
+   * its runner on the way, and the set whose idle runner took it replaces that runner to keep its minIdle.
+   */
+  jobsTakenAcrossSets(): number {
+    let n = 0;
+    for (const j of this.jobs.values()) {
+      if (j.runner === null) continue;
+      const set = this.store.runner(j.runner)?.scaleSet ?? this.runners.get(j.runner)?.scaleSet;
+      if (set !== undefined && set !== j.routedTo) n++;
+    }
+    return n;
   }
 
   /** Jobs of repositories no scale set's scope serves (another owner's, or outside a repository scope). */
