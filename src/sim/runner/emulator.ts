@@ -45,18 +45,7 @@ export type EmulatorRegistration =
   | { readonly jitConfig: string }
   /** The settings config.sh wrote (`.runner`, `.credentials`, `.credentials_rsaparams`): run.sh after config.sh. */
   | { readonly configured: DecodedJitConfig }
-  | {
-      /** Web URL of the scope: <server>/ORG, <server>/OWNER/REPO or <server>/enterprises/ENT. */
-      readonly url: string;
-      /** Registration token. Secret. */
-      readonly token: string;
-      readonly name: string;
-      readonly labels?: readonly string[];
-      readonly runnerGroup?: string;
-      readonly ephemeral?: boolean;
-      readonly noDefaultLabels?: boolean;
-      readonly replace?: boolean;
-    };
+  | TokenRegistration;
 
 export type EmulatorEvent =
   | { readonly type: 'configured'; readonly runnerId: number; readonly runnerName: string }
