@@ -12,42 +12,14 @@ set -euo pipefail
 
 HELM_VERSION="${HELM_VERSION:-v3.22.0}"
 cache="${RUNNER_FLEET_CACHE:-$HOME/.cache/runner-fleet}"
+peer=install-helm
+what="helm $HELM_VERSION"
 dir="$cache/helm-$HELM_VERSION"
 bin="$dir/bin/helm"
+# shellcheck source=SCRIPTDIR/lib/go-peer.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/go-peer.sh"
+go_peer_begin "${1:-}"
 
-if [ -f "$dir/.complete" ] && [ -x "$bin" ]; then
-  echo "$bin"
-  exit 0
-fi
-if [ "${1:-}" = "--check" ]; then
-  echo "helm $HELM_VERSION is not built; run scripts/install-helm.sh" >&2
-  exit 1
-fi
-command -v go >/dev/null 2>&1 || {
-  echo "install-helm: Go is not installed; cannot build helm $HELM_VERSION" >&2
-  exit 1
-}
-
-mkdir -p "$cache"
-# Two test files may start the build at once: the second waits, then finds the binary cached.
-exec 9>"$cache/.helm-build.lock"
-flock 9
-if [ -f "$dir/.complete" ] && [ -x "$bin" ]; then
-  echo "$bin"
-  exit 0
-fi
-
-export GOTOOLCHAIN=local
-export GOMODCACHE="$cache/go/mod"
-export GOCACHE="$cache/go/build"
-export GOFLAGS="-modcacherw -buildvcs=false -trimpath"
-export CGO_ENABLED=0
-mkdir -p "$GOMODCACHE" "$GOCACHE"
-
-work="$(mktemp -d "$cache/.helm-build.XXXXXX")"
-trap 'rm -rf "$work"' EXIT
-echo "install-helm: building helm $HELM_VERSION with $(go version)" >&2
-start=$(date +%s)
 # The same -X flags as helm's Makefile: `helm version` reports the release, and `helm template`/`helm lint` default to
 # the Kubernetes version of the client-go helm is built with (not v1.20).
 gomod=$(go mod download -json "helm.sh/helm/v3@$HELM_VERSION" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",*$/\1/p')
@@ -63,9 +35,4 @@ for pkg in pkg/lint/rules pkg/chartutil; do
 done
 GOBIN="$work/bin" go install -ldflags "$ld" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" >&2
 "$work/bin/helm" version --short >&2
-rm -rf "$dir"
-mkdir -p "$dir"
-mv "$work/bin" "$dir/bin"
-touch "$dir/.complete"
-echo "install-helm: built in $(($(date +%s) - start)) s" >&2
-echo "$bin"
+go_peer_finish
