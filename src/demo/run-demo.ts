@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FleetConfig } from '../core/fleet-config.js';
 import { scaleSetOf } from '../core/names.js';
+import { sleepUnlessAborted } from '../lib/async.js';
 import { kubernetesRunners } from '../providers/kubernetes/rbac-needs.js';
 import type { Provider } from '../providers/provider.js';
 import type { ReadModel } from '../server/read-model.js';
@@ -136,17 +137,7 @@ export function defaultCliPath(): string {
   return fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
 }
 
-const sleep = (ms: number, signal?: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    if (signal?.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    }
-    signal?.addEventListener('abort', done, { once: true });
-  });
+const sleep = sleepUnlessAborted;
 
 interface Leaks {
   readonly runners: number;

@@ -8,6 +8,7 @@
  * scale set serves.
  */
 import { seededRandom } from '../core/names.js';
+import { sleepUnlessAborted } from '../lib/async.js';
 
 export interface WorkloadTarget {
   /** Organization and repository the jobs are queued in. */
@@ -221,17 +222,7 @@ export interface RunWorkloadOptions {
   readonly onStep?: (step: WorkloadStep, ids: readonly number[]) => void;
 }
 
-const defaultSleep = (ms: number, signal?: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    if (signal?.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    }
-    signal?.addEventListener('abort', done, { once: true });
-  });
+const defaultSleep = sleepUnlessAborted;
 
 /** Plays a plan in real time. Stops early (counting the steps left) when the signal aborts. */
 export async function runWorkload(
