@@ -145,6 +145,22 @@ export function benchFleet(
   return { dir, configPath, yaml };
 }
 
+/**
+ * The controller process of `runner-fleet start` started as `pid`: the child it runs itself again in with its heap
+ * limit (src/cli/heap-limit.ts), or `pid` itself when it runs as it is.
+ */
+export function controllerPid(pid: number): number {
+  try {
+    const kids = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')
+      .trim()
+      .split(/\s+/)
+      .filter(Boolean);
+    return kids.length > 0 ? Number(kids[0]) : pid;
+  } catch {
+    return pid;
+  }
+}
+
 /** Resident set size of a process, in bytes (Linux /proc). */
 export function rssBytes(pid: number): number {
   const m = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));

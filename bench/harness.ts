@@ -19,6 +19,9 @@ export interface Benchmark {
   run(log: (line: string) => void): Promise<BenchResult[]>;
 }
 
+/** GitHub's secondary limit on runner-creating POSTs per installation and minute (the simulator's default). */
+export const GITHUB_CREATES_PER_MINUTE = 180;
+
 /** The simulator's defaults, which are GitHub's: what every benchmark runs with unless it says otherwise. */
 export const GITHUB_DEFAULT_LIMITS =
   "GitHub's defaults, as the simulator enforces them: 180 runner-creating POSTs a minute and 100 concurrent " +

@@ -13,6 +13,8 @@ export interface KubeApiProxy {
   kubeConfig(token: string): KubeConfig;
   /** `POST pods`, `DELETE pods`, `POST secrets`, ... (dry runs under `dry-run POST pods`). */
   readonly writes: ReadonlyMap<string, number>;
+  /** When the proxy received the last write of a kind (`POST pods`, ...), performance.now() ms; since the reset. */
+  lastWriteAt(key: string): number | undefined;
   /** Pod names LISTs and WATCHes delivered, by namespace. */
   podsSeen(namespace: string): ReadonlySet<string>;
   resetWrites(): void;
@@ -35,6 +37,7 @@ export async function startKubeApiProxy(
   trackPodsIn: readonly string[] = [],
 ): Promise<KubeApiProxy> {
   const writes = new Map<string, number>();
+  const lastWrites = new Map<string, number>();
   const pods = new Map<string, Set<string>>();
   const seen = (namespace: string, name: unknown) => {
     if (typeof name !== 'string') return;
@@ -87,6 +90,7 @@ export async function startKubeApiProxy(
       if (method !== 'GET') {
         const key = `${/[?&]dryRun=/.test(path) ? 'dry-run ' : ''}${method} ${resource}`;
         writes.set(key, (writes.get(key) ?? 0) + 1);
+        lastWrites.set(key, performance.now());
       }
       const watchesPods =
         method === 'GET' && resource === 'pods' && namespace !== undefined && trackPodsIn.includes(namespace);
@@ -99,7 +103,11 @@ export async function startKubeApiProxy(
     url: proxy.url,
     writes,
     podsSeen: (namespace) => pods.get(namespace) ?? new Set(),
-    resetWrites: () => writes.clear(),
+    lastWriteAt: (key) => lastWrites.get(key),
+    resetWrites: () => {
+      writes.clear();
+      lastWrites.clear();
+    },
     kubeConfig: (token) => proxy.kubeConfig(token),
     close: () => proxy.close(),
   };

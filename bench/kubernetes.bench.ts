@@ -2,15 +2,25 @@
  * The kubernetes provider on its own real control plane (test/kubernetes/helpers.ts: kube-apiserver with RBAC,
  * etcd, controller-manager, scheduler, kwok), with the controller as `node dist/cli/main.js start` using its
  * least-privilege ServiceAccount token, `runner-fleet simulate` and the kwok bridge each in their own process.
- * 1. Webhook to pod created, for 200 jobs queued at once and for 200 jobs queued 10 a second: from the moment the
- *    queued webhook reaches the controller (a proxy in front of it timestamps it) to the moment this process sees
- *    the pod ADDED on its own watch. Runners are not bound to jobs, so the i-th webhook is paired with the i-th pod.
- *    The controller's debug log splits each runner's time into waiting for an executor slot and creating (JIT
- *    config, pod, Secret).
- * 2. Kubernetes API writes per runner over its whole life, counted by an HTTP proxy between the controller and the
+ * GitHub's limits are in force as the simulator has them by default (180 runner-creating POSTs a minute per
+ * installation), and the controller runs with fleet.yaml's defaults for its budget and resync (30 s).
+ * 1. 200 jobs queued at once, paced by the budget: time from the first queued webhook reaching the controller to the
+ *    last pod create the API server received, its ratio to the physical floor (200 / 180 a minute = 66.7 s),
+ *    secondary-limit refusals (/_sim/stats rateLimit, target 0); beside it what terraform-aws-github-runner's
+ *    documented behaviour gives on the same burst, computed from its documentation (bench/terraform-aws.ts).
+ * 2. Webhook to pod created, for those 200 jobs and for 200 jobs queued 10 a second: from the moment the queued
+ *    webhook reaches the controller (a proxy in front of it timestamps it) to the moment this process sees the pod
+ *    ADDED on its own watch. Runners are not bound to jobs, so the i-th webhook is paired with the i-th pod. At
+ *    GitHub's limits most of that time is the budget's: what the budget imposes on the i-th job (the earliest
+ *    grant of the controller's token bucket, src/core/pacing.ts, for the arrivals seen) is taken off to judge the
+ *    rest, and the controller's own pacing metric says how much of the wait was pacing. The controller's debug log
+ *    splits each runner's time into waiting (budget, executor slot) and creating (JIT config, pod, Secret).
+ *    GitHub calls per job: every REST call the simulator counted from the controller's start until both bursts'
+ *    pods were gone, over their 400 jobs.
+ * 3. Kubernetes API writes per runner over its whole life, counted by an HTTP proxy between the controller and the
  *    API server (what the server received, not what the controller believes it sent), after every runner of both
  *    bursts has finished and its pod is gone.
- * 3. Controller memory (RSS of the node process) with 2,000 runner pods in its namespace, the proxy confirming its
+ * 4. Controller memory (RSS of the node process) with 2,000 runner pods in its namespace, the proxy confirming its
  *    LIST + WATCH delivered every one of them.
  * RF_BENCH_LOG=<file> keeps the controller's debug log of the bursts.
  */
@@ -21,6 +31,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { CoreV1Api } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
+import { bucketShape } from '../src/core/pacing.js';
 import { PodInformer } from '../src/kubernetes/pod-informer.js';
 import { buildRunnerPod, planScaleSet } from '../src/providers/kubernetes/manifests.js';
 import { controllerNeeds } from '../src/providers/kubernetes/rbac-needs.js';
@@ -32,10 +43,12 @@ import type { TestCluster } from '../test/kubernetes/helpers.js';
 import { clusterAvailability, createTestNamespace, startTestCluster } from '../test/kubernetes/helpers.js';
 import { installController } from '../test/kubernetes/rbac-fixture.js';
 import { freePort } from '../test/support/free-port.js';
-import { SimProcess } from './fleet-peers.js';
-import type { SimInfo } from './fleet-peers.js';
+import { SimProcess, controllerPid } from './fleet-peers.js';
+import type { SimInfo, SimStats } from './fleet-peers.js';
 import type { BenchResult, Benchmark } from './harness.js';
+import { GITHUB_CREATES_PER_MINUTE, GITHUB_DEFAULT_LIMITS } from './harness.js';
 import { startKubeApiProxy } from './kube-api-proxy.js';
+import { burstFloorMs, terraformAwsBurst } from './terraform-aws.js';
 
 const BURST = 200;
 const LATENCY_TARGET_MS = 100;
@@ -43,6 +56,9 @@ const WRITES_TARGET = 4;
 const WATCHED_PODS = 2_000;
 const RSS_TARGET_MB = 300;
 const FLEET = 'kbench';
+const CALLS_PER_JOB = 1.05;
+const RATIO_TARGET = 1.1;
+const FLOOR_MS = burstFloorMs(BURST, GITHUB_CREATES_PER_MINUTE);
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -99,6 +115,69 @@ function runnerSteps(lines: readonly string[]): { wait: number; create: number }
 function rssMb(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) / 1024 : NaN;
+}
+
+/**
+ * The earliest moment the controller's budget lets each job's create go, for jobs arriving at `arrivals` (sorted,
+ * ms) in a budget that is full at the first: the token bucket of src/core/pacing.ts for GitHub's limit, serving
+ * the oldest job first. What pacing imposes, whatever the controller does.
+ */
+function budgetSchedule(arrivals: readonly number[]): number[] {
+  const { burst, ratePerMs } = bucketShape(GITHUB_CREATES_PER_MINUTE);
+  let tokens = burst;
+  let at = arrivals[0] ?? 0;
+  return arrivals.map((arrival) => {
+    const t = Math.max(arrival, at);
+    tokens = Math.min(burst, tokens + (t - at) * ratePerMs);
+    at = t;
+    if (tokens < 1) {
+      at += (1 - tokens) / ratePerMs;
+      tokens = 1;
+    }
+    tokens -= 1;
+    return at;
+  });
+}
+
+interface PacingSample {
+  /** runner_fleet_pacing_wait_seconds of the scale set: sum (s), count, and cumulative bucket counts by bound (s). */
+  readonly sum: number;
+  readonly count: number;
+  readonly buckets: ReadonlyMap<number, number>;
+}
+
+/** The controller's pacing wait histogram for `scaleSet`, read from its /metrics. */
+async function pacingSample(port: number, scaleSet: string): Promise<PacingSample> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  let sum = 0;
+  let count = 0;
+  const buckets = new Map<number, number>();
+  for (const line of text.split('\n')) {
+    const m = /^runner_fleet_pacing_wait_seconds_(sum|count|bucket)\{([^}]*)\} (\S+)$/.exec(line);
+    if (!m || !m[2]!.includes(`scale_set="${scaleSet}"`)) continue;
+    const value = Number(m[3]);
+    if (m[1] === 'sum') sum = value;
+    else if (m[1] === 'count') count = value;
+    else {
+      const le = /le="([^"]+)"/.exec(m[2]!)?.[1];
+      buckets.set(le === '+Inf' ? Infinity : Number(le), value);
+    }
+  }
+  return { sum, count, buckets };
+}
+
+/** Between two samples: how many creates waited, their mean wait (s), and the bucket bound (s) holding the p99. */
+function pacingBetween(a: PacingSample, b: PacingSample): { count: number; mean: number; p99: number } {
+  const count = b.count - a.count;
+  const mean = count > 0 ? (b.sum - a.sum) / count : 0;
+  let p99 = Infinity;
+  for (const [le, n] of [...b.buckets].sort((x, y) => x[0] - y[0])) {
+    if (n - (a.buckets.get(le) ?? 0) >= 0.99 * count) {
+      p99 = le;
+      break;
+    }
+  }
+  return { count, mean, p99 };
 }
 
 /** Forwards the simulator's webhooks to the controller, noting when each `queued` one arrived. */
@@ -225,7 +304,8 @@ function writeFleetConfig(dir: string, sim: SimInfo, port: number, sets: readonl
       webhook: { secret: '${file:./webhook-secret}' },
       server: { host: '127.0.0.1', port },
       store: { path: path.join(dir, `store-${port}.db`) },
-      controller: { resyncInterval: '10s', orphanGracePeriod: '30s', failureBackoff: '1s' },
+      // resync and the budget (github.createsPerMinute) as fleet.yaml's defaults: they decide GitHub's calls.
+      controller: { orphanGracePeriod: '30s', failureBackoff: '1s' },
       scaleSets: sets.map((s) => ({
         name: s.name,
         scope: { org: 'octo-org' },
@@ -254,10 +334,10 @@ async function acquireCluster(log: (line: string) => void): Promise<TestCluster>
 
 export const benchmark: Benchmark = {
   id: 'kubernetes',
-  title: 'Kubernetes provider on a real control plane: webhook to pod, API writes per runner, memory',
-  limits:
-    'raised to 10,000,000 an hour and a minute in this run (its figures predate the pacing of runner ' +
-    "creation and have not been measured again at GitHub's limits)",
+  title:
+    "Kubernetes provider on a real control plane at GitHub's limits: 200-job burst, webhook to pod, API writes " +
+    'per runner, memory',
+  limits: GITHUB_DEFAULT_LIMITS,
   async run(log) {
     const cluster = await acquireCluster(log);
     const admin = cluster.kubeConfig();
@@ -297,24 +377,14 @@ export const benchmark: Benchmark = {
       const port = await freePort();
       const timer = await startWebhookTimer(() => `http://127.0.0.1:${port}`);
       cleanups.push(() => timer.close());
-      const sim = await SimProcess.start(
-        [
-          '--rate-limit',
-          '10000000',
-          '--secondary-limit',
-          '10000000',
-          '--jit-expiry-ms',
-          '3600000',
-          '--webhook-url',
-          `${timer.url}/webhook`,
-        ],
-        { logLevel: 'warn' },
-      );
+      // GitHub's limits, as the simulator has them by default: nothing raised.
+      const sim = await SimProcess.start(['--webhook-url', `${timer.url}/webhook`], { logLevel: 'warn' });
       simulator = sim;
 
       const bridge = await startBridgeProcess(dir, admin.exportConfig(), [burstNs]);
       cleanups.push(() => bridge.stop());
       let podAddedAt: number[] = [];
+      const simStats = (): Promise<SimStats> => sim.stats();
       const watcher = new PodInformer({
         kubeConfig: admin,
         namespace: burstNs,
@@ -340,6 +410,7 @@ export const benchmark: Benchmark = {
         port,
       );
       children.push(controller);
+      const callsFrom = (await simStats()).apiCalls.total;
       await controller.waitReady(120_000);
       const setupWrites = new Map(proxy.writes);
       proxy.resetWrites();
@@ -347,7 +418,12 @@ export const benchmark: Benchmark = {
         `controller ready (pid ${controller.child.pid}); setup writes: ${JSON.stringify(Object.fromEntries(setupWrites))}`,
       );
 
+      const bucket = bucketShape(GITHUB_CREATES_PER_MINUTE);
+      const refillMs = bucket.burst / bucket.ratePerMs;
       const burst = async (batches: number, everyMs: number) => {
+        // The budget full again (as budgetSchedule assumes): a bucket's burst after the last create.
+        const last = proxy.lastWriteAt('POST pods');
+        if (last !== undefined) await sleep(Math.max(0, last + refillMs + 1_000 - performance.now()));
         const load = os
           .loadavg()
           .map((l) => l.toFixed(1))
@@ -355,6 +431,8 @@ export const benchmark: Benchmark = {
         podAddedAt = [];
         timer.queuedAt.length = 0;
         const logFrom = controller.stdout.lines.length;
+        const statsBefore = await simStats();
+        const pacingBefore = await pacingSample(port, 'burst');
         const ids: number[] = [];
         for (let i = 0; i < batches; i++) {
           ids.push(...(await simJobs(sim.info, ['linux', 'burst'], BURST / batches)));
@@ -376,21 +454,63 @@ export const benchmark: Benchmark = {
           180_000,
         );
         const added = podAddedAt.slice().sort((x, y) => x - y);
-        const latencies = timer.queuedAt
-          .slice()
-          .sort((x, y) => x - y)
-          .map((t, i) => (added[i] ?? NaN) - t)
-          .sort((x, y) => x - y);
+        const arrivals = timer.queuedAt.slice().sort((x, y) => x - y);
+        const byOrder = arrivals.map((t, i) => (added[i] ?? NaN) - t);
+        const latencies = byOrder.slice().sort((x, y) => x - y);
+        // What the budget imposed on the i-th job, and the rest of its time to the pod.
+        const schedule = budgetSchedule(arrivals);
+        const imposed = schedule.map((g, i) => g - arrivals[i]!);
+        const beyondByOrder = schedule.map((g, i) => (added[i] ?? NaN) - g);
+        const beyond = beyondByOrder.slice().sort((x, y) => x - y);
+        // The bucket's burst goes at once, while the rest of the webhooks are still arriving; the others one by one.
+        const beyondFirst = Math.max(...beyondByOrder.slice(0, bucket.burst));
+        const beyondRest = beyondByOrder.slice(bucket.burst).sort((x, y) => x - y);
+        const lastCreate = (proxy.lastWriteAt('POST pods') ?? NaN) - arrivals[0]!;
+        const statsAfter = await simStats();
+        const pacing = pacingBetween(pacingBefore, await pacingSample(port, 'burst'));
         const steps = runnerSteps(controller.stdout.lines.slice(logFrom));
+        const mean = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
+        const result = {
+          latencies,
+          beyond,
+          beyondFirst,
+          beyondRest,
+          meanLatency: mean(byOrder),
+          meanImposed: mean(imposed),
+          pacing,
+          lastCreate,
+          arrivalMs: arrivals[arrivals.length - 1]! - arrivals[0]!,
+          refusals: {
+            primary: statsAfter.rateLimit.primaryRefusals - statsBefore.rateLimit.primaryRefusals,
+            secondary: statsAfter.rateLimit.secondaryRefusals - statsBefore.rateLimit.secondaryRefusals,
+          },
+          calls: statsAfter.apiCalls.total - statsBefore.apiCalls.total,
+          pods: added.length,
+          load,
+          steps,
+          webhooks: timer.queuedAt.length,
+        };
         log(
           `burst of ${BURST} in ${batches} batch(es) ${everyMs} ms apart: ${timer.queuedAt.length} queued webhooks, ` +
             `${added.length} pods, p50 ${percentile(latencies, 50).toFixed(0)} ms, p99 ${percentile(latencies, 99).toFixed(0)} ms; ` +
-            `waiting for an executor slot p50 ${steps.wait.toFixed(0)} ms, JIT config + pod + Secret p50 ${steps.create.toFixed(0)} ms`,
+            `beyond the budget's schedule p50 ${percentile(beyond, 50).toFixed(0)} ms, p99 ${percentile(beyond, 99).toFixed(0)} ms; ` +
+            `last pod create ${(lastCreate / 1000).toFixed(1)} s after the first webhook; pacing waits ${pacing.count}, ` +
+            `mean ${pacing.mean.toFixed(1)} s; refusals ${JSON.stringify(result.refusals)}; ${result.calls} GitHub calls; ` +
+            `waiting (budget, slot) p50 ${steps.wait.toFixed(0)} ms, JIT config + pod + Secret p50 ${steps.create.toFixed(0)} ms`,
         );
-        return { latencies, pods: added.length, load, steps, webhooks: timer.queuedAt.length };
+        return result;
       };
       const atOnce = await burst(1, 0);
       const spread = await burst(BURST / 10, 1_000);
+      const runStats = await simStats();
+      const calls = runStats.apiCalls.total - callsFrom;
+      const routes = Object.entries(runStats.apiCalls.byRoute)
+        .sort((x, y) => y[1] - x[1])
+        .map(([r, n]) => `${r} ${n}`)
+        .join(', ');
+      log(
+        `GitHub calls over both bursts: ${calls} (${routes}); refusals ${JSON.stringify(runStats.rateLimit)}`,
+      );
       const pods = atOnce.pods + spread.pods;
       const writes = Object.fromEntries(proxy.writes);
       const runtimeWrites = [...proxy.writes]
@@ -408,7 +528,9 @@ export const benchmark: Benchmark = {
       );
       children.push(mem);
       await mem.waitReady(120_000);
-      const baseline = rssMb(mem.child.pid!);
+      // The controller runs in the child `start` runs itself again in (its heap limit); the parent only waits.
+      const memPid = controllerPid(mem.child.pid!);
+      const baseline = rssMb(memPid);
       const plan = planScaleSet({
         fleet: FLEET,
         scaleSet: 'mem',
@@ -447,56 +569,147 @@ export const benchmark: Benchmark = {
         120_000,
       );
       let peak = 0;
+      let parentPeak = 0;
       const samples: number[] = [];
       for (let i = 0; i < 40; i++) {
-        const rss = rssMb(mem.child.pid!);
+        const rss = rssMb(memPid);
         samples.push(rss);
         peak = Math.max(peak, rss);
+        if (memPid !== mem.child.pid) parentPeak = Math.max(parentPeak, rssMb(mem.child.pid!));
         await sleep(500);
       }
       const steady = samples.slice(-10).reduce((a, b) => a + b, 0) / 10;
       const delivered = proxy.podsSeen(memNs).size;
       log(
-        `memory: ${baseline.toFixed(0)} MB ready, ${steady.toFixed(0)} MB steady and ${peak.toFixed(0)} MB peak with ${delivered} pods delivered`,
+        `memory: ${baseline.toFixed(0)} MB ready, ${steady.toFixed(0)} MB steady and ${peak.toFixed(0)} MB peak with ${delivered} pods delivered ` +
+          `(controller pid ${memPid}; the waiting parent ${parentPeak.toFixed(0)} MB)`,
       );
       await mem.stop();
 
-      const p99 = percentile(atOnce.latencies, 99);
+      const sec = (x: number) => Math.round(x / 100) / 10;
+      const r2 = (x: number) => Math.round(x * 100) / 100;
+      const ms = (x: number) => Number(x.toFixed(1));
+      const jobs = 2 * BURST;
+      const perJob = Math.round((calls / jobs) * 1000) / 1000;
+      const ratio = r2(atOnce.lastCreate / FLOOR_MS);
       const breakdown = (r: typeof atOnce) =>
-        `${r.pods} runner pods for ${BURST} jobs; per runner (controller log, p50): ${r.steps.wait.toFixed(0)} ms waiting for one of the executor's 32 ` +
-        `slots, ${r.steps.create.toFixed(0)} ms for the JIT config (GitHub writes: 5 at a time) and the pod and ` +
-        `Secret creates; load average at the start ${r.load}`;
+        `${r.pods} runner pods for ${BURST} jobs; per runner (controller log, p50): ${r.steps.wait.toFixed(0)} ms ` +
+        `from the webhook to the create starting (waiting for GitHub's budget, then for an executor slot), ` +
+        `${r.steps.create.toFixed(0)} ms for the JIT config and the pod and Secret creates; load average at the ` +
+        `start ${r.load}`;
+      const pacingShare = (r: typeof atOnce) =>
+        `mean webhook to pod ${sec(r.meanLatency)} s, of which the budget imposed ${sec(r.meanImposed)} s ` +
+        `(${Math.round((100 * r.meanImposed) / Math.max(1, r.meanLatency))}%: the token bucket's earliest grant for ` +
+        `the arrivals seen); the controller's own runner_fleet_pacing_wait_seconds: ${r.pacing.count} creates ` +
+        `waited ${r2(r.pacing.mean)} s on average (${Math.round((100 * r.pacing.mean * 1000) / Math.max(1, r.meanLatency))}% ` +
+        `of the mean), p99 <= ${r.pacing.p99} s`;
+      const beyondNotes = (r: typeof atOnce) =>
+        `per job, webhook to pod seen less the wait GitHub's budget imposes on it (the i-th job's earliest grant by ` +
+        `the controller's token bucket for ${GITHUB_CREATES_PER_MINUTE} a minute, full at the first webhook, oldest ` +
+        `first, src/core/pacing.ts; the burst starts once the budget has refilled): the controller's own delay, JIT ` +
+        `config, pod and Secret creates and the watch; p50 ${ms(percentile(r.beyond, 50))} ms; the bucket's first ` +
+        `${bucket.burst} (granted at once, while the other webhooks were still arriving) at most ` +
+        `${ms(r.beyondFirst)} ms, the other ${BURST - bucket.burst} (granted one by one) p50 ` +
+        `${ms(percentile(r.beyondRest, 50))} / p99 ${ms(percentile(r.beyondRest, 99))} ms`;
       const perRunner = runtimeWrites / Math.max(1, pods);
       return [
         {
+          name: 'kubernetes.burst-200.last-create',
+          value: sec(atOnce.lastCreate),
+          unit: 's',
+          target: `<= ${RATIO_TARGET} x the floor (${sec(FLOOR_MS)} s)`,
+          pass: ratio <= RATIO_TARGET && atOnce.pods === BURST,
+          notes:
+            `${BURST} jobs queued at once (one POST /_sim/jobs; queued webhooks reaching the controller over ` +
+            `${Math.round(atOnce.arrivalMs)} ms), ${GITHUB_CREATES_PER_MINUTE} runner-creating POSTs a minute ` +
+            `allowed: from the first queued webhook reaching the controller to the last pod create the API server ` +
+            `proxy received. The 200 jobs queued 10 a second (arrivals over ${sec(spread.arrivalMs)} s, faster ` +
+            `than the budget) had their last pod create ${sec(spread.lastCreate)} s after their first webhook`,
+        },
+        {
+          name: 'kubernetes.burst-200.ratio-to-floor',
+          value: ratio,
+          unit: 'x',
+          target: `<= ${RATIO_TARGET}`,
+          pass: ratio <= RATIO_TARGET,
+          notes:
+            `floor: ${BURST} / ${GITHUB_CREATES_PER_MINUTE} a minute = ${sec(FLOOR_MS)} s; the controller's bucket ` +
+            `(5% burst, refill 2 under the limit) cannot go below ${sec(budgetSchedule(new Array<number>(BURST).fill(0)).at(-1)!)} s`,
+        },
+        {
+          name: 'kubernetes.burst-200.secondary-refusals',
+          value: atOnce.refusals.secondary,
+          unit: 'refusals',
+          target: '0',
+          pass: atOnce.refusals.secondary === 0,
+          notes:
+            `/_sim/stats rateLimit over the burst: primary ${atOnce.refusals.primary}, secondary ` +
+            `${atOnce.refusals.secondary}; over the 200 queued 10 a second: primary ${spread.refusals.primary}, ` +
+            `secondary ${spread.refusals.secondary}`,
+        },
+        {
+          name: 'kubernetes.api-calls-per-job',
+          value: perJob,
+          unit: 'calls',
+          target: `<= ${CALLS_PER_JOB}`,
+          pass: perJob <= CALLS_PER_JOB,
+          notes:
+            `${calls} GitHub REST calls counted by the simulator for ${jobs} ephemeral jobs (${BURST} at once, then ` +
+            `${BURST} queued 10 a second), from the controller's start until both bursts' pods were gone; ` +
+            `${atOnce.calls} during the first burst, ${spread.calls} during the second; by route since the ` +
+            `simulator started: ${routes}`,
+        },
+        terraformAwsBurst({
+          name: 'terraform-aws-github-runner.burst-200.last-create (computed from its documentation)',
+          jobs: BURST,
+          perMinute: GITHUB_CREATES_PER_MINUTE,
+          measuredCallsPerJob: perJob,
+        }),
+        {
           name: 'kubernetes.webhook-to-pod.burst-200.p99',
-          value: Number(p99.toFixed(1)),
+          value: ms(percentile(atOnce.latencies, 99)),
           unit: 'ms',
-          target: `<= ${LATENCY_TARGET_MS} ms`,
-          pass: p99 <= LATENCY_TARGET_MS && atOnce.latencies.length === BURST,
           notes:
             `${BURST} jobs queued at once (one POST /_sim/jobs); from the queued webhook reaching the controller to ` +
             'this process seeing the pod ADDED on its own watch, the i-th webhook paired with the i-th pod; ' +
             'controller as a node child process with its least-privilege token, its API calls through a counting ' +
-            `proxy, the simulator in its own process, the bridge running the runners; ${breakdown(atOnce)}`,
+            `proxy, the simulator in its own process, the bridge running the runners. Paced: ${pacingShare(atOnce)}; ` +
+            `judged against the pacing by kubernetes.webhook-to-pod.burst-200.beyond-pacing.p99; ${breakdown(atOnce)}`,
         },
         {
           name: 'kubernetes.webhook-to-pod.burst-200.p50',
-          value: Number(percentile(atOnce.latencies, 50).toFixed(1)),
+          value: ms(percentile(atOnce.latencies, 50)),
           unit: 'ms',
+        },
+        {
+          name: 'kubernetes.webhook-to-pod.burst-200.beyond-pacing.p99',
+          value: ms(percentile(atOnce.beyond, 99)),
+          unit: 'ms',
+          target: `<= ${LATENCY_TARGET_MS} ms`,
+          pass: percentile(atOnce.beyond, 99) <= LATENCY_TARGET_MS && atOnce.latencies.length === BURST,
+          notes: beyondNotes(atOnce),
         },
         {
           name: 'kubernetes.webhook-to-pod.200-over-20s.p99',
-          value: Number(percentile(spread.latencies, 99).toFixed(1)),
+          value: ms(percentile(spread.latencies, 99)),
           unit: 'ms',
-          target: `<= ${LATENCY_TARGET_MS} ms`,
-          pass: percentile(spread.latencies, 99) <= LATENCY_TARGET_MS && spread.latencies.length === BURST,
-          notes: `the same ${BURST} jobs queued 10 a second; ${breakdown(spread)}`,
+          notes:
+            `the same ${BURST} jobs queued 10 a second (faster than the budget's 3 a second). Paced: ` +
+            `${pacingShare(spread)}; judged against the pacing by ` +
+            `kubernetes.webhook-to-pod.200-over-20s.beyond-pacing.p99; ${breakdown(spread)}`,
         },
         {
           name: 'kubernetes.webhook-to-pod.200-over-20s.p50',
-          value: Number(percentile(spread.latencies, 50).toFixed(1)),
+          value: ms(percentile(spread.latencies, 50)),
           unit: 'ms',
+        },
+        {
+          name: 'kubernetes.webhook-to-pod.200-over-20s.beyond-pacing.p99',
+          value: ms(percentile(spread.beyond, 99)),
+          unit: 'ms',
+          target: `<= ${LATENCY_TARGET_MS} ms`,
+          pass: percentile(spread.beyond, 99) <= LATENCY_TARGET_MS && spread.latencies.length === BURST,
+          notes: beyondNotes(spread),
         },
         {
           name: 'kubernetes.api-writes-per-runner',
@@ -520,9 +733,11 @@ export const benchmark: Benchmark = {
           target: `<= ${RSS_TARGET_MB} MB`,
           pass: peak <= RSS_TARGET_MB && delivered >= WATCHED_PODS,
           notes:
-            `peak RSS of \`node dist/cli/main.js start\` over 20 s after its LIST + WATCH had delivered all ` +
+            `peak RSS of the controller process of \`node dist/cli/main.js start\` (the child it runs itself in ` +
+            `with its own heap limit, no NODE_OPTIONS) over 20 s after its LIST + WATCH had delivered all ` +
             `${delivered} runner pods (counted by the proxy); ${baseline.toFixed(0)} MB when ready with no pods, ` +
-            `${steady.toFixed(0)} MB at the end of the window`,
+            `${steady.toFixed(0)} MB at the end of the window; the parent that only waits for it: ` +
+            `${parentPeak.toFixed(0)} MB more`,
         },
       ] satisfies BenchResult[];
     } finally {

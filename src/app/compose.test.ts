@@ -2,7 +2,7 @@
  * The controller's stop is bounded whatever a provider does: against the simulator, with its `sim` provider wrapped
  * so that, on demand, listing instances hangs without heeding its abort signal and closing never ends. The stop
  * then abandons that work at its deadline and says so; it never waits for it. And what /readyz and /healthz are
- * told while the controller starts, runs and stops.
+ * told while the controller starts, runs and stops. And that its log lines name each field once.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -131,5 +131,51 @@ describe('controller stop', () => {
     } finally {
       await sim.setFaults({ latencyMs: 0 });
     }
+  });
+});
+
+/** The top-level keys of a JSON object's text, in order and with repeats (JSON.parse would keep only the last). */
+function topLevelKeys(text: string): string[] {
+  const keys: string[] = [];
+  let depth = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === '"') {
+      let j = i + 1;
+      while (text[j] !== '"') j += text[j] === '\\' ? 2 : 1;
+      let k = j + 1;
+      while (text[k] === ' ') k++;
+      if (depth === 1 && text[k] === ':') keys.push(JSON.parse(text.slice(i, j + 1)) as string);
+      i = j;
+    } else if (c === '{' || c === '[') depth++;
+    else if (c === '}' || c === ']') depth--;
+  }
+  return keys;
+}
+
+describe('controller log', () => {
+  it('names each field of a line once, GitHub calls included', async () => {
+    let text = '';
+    const sink = new Writable({
+      write: (chunk: Buffer, _e, done) => {
+        text += chunk.toString();
+        done();
+      },
+    });
+    const controller = await composeController({
+      config: fleet('log'),
+      logLevel: 'debug',
+      logDestination: sink,
+    });
+    await controller.start();
+    await controller.stop();
+    const lines = text.split('\n').filter(Boolean);
+    const calls = lines.map((l) => JSON.parse(l) as { msg?: string; component?: string });
+    expect(calls.filter((l) => l.msg === 'GitHub API call').length).toBeGreaterThan(0);
+    expect(calls.filter((l) => l.msg === 'GitHub API call').every((l) => l.component === 'github')).toBe(
+      true,
+    );
+    const repeated = lines.filter((l) => new Set(topLevelKeys(l)).size !== topLevelKeys(l).length);
+    expect(repeated).toEqual([]);
   });
 });

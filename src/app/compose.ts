@@ -195,7 +195,8 @@ export async function composeController(options: ComposeOptions): Promise<Contro
   const transport = options.fetch ? undefined : githubFetch(config.github, options.env ?? {});
   const github = createGitHubClient({
     config: config.github,
-    logger: logger.child({ component: 'github' }),
+    // (the client binds component: github itself)
+    logger,
     metrics,
     fetch: options.fetch ?? transport!.fetch,
     ...(options.now ? { now: options.now } : {}),

@@ -298,13 +298,12 @@ class KubernetesPodProvider implements KubernetesProvider {
 
   async create(spec: InstanceSpec, signal: AbortSignal): Promise<Instance> {
     this.#checkSpec(spec);
-    const { namespace } = this.#plan;
     const pod = await this.#createPod(spec, signal);
     const uid = pod.metadata?.uid;
     if (!uid)
       throw new ProviderError(`pod ${spec.name} has no uid`, { code: 'kubernetes-api', retryable: true });
     await this.#ensureSecret(spec, uid, signal);
-    this.#logger.debug({ runner: spec.name, namespace }, 'runner pod created');
+    this.#logger.debug({ runner: spec.name }, 'runner pod created');
     return instanceFromRecord(projectRunnerPod(pod));
   }
 

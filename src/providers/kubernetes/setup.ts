@@ -250,9 +250,7 @@ export async function ensureScaleSetObjects(
   } catch (error) {
     throw setupError(step, plan, error);
   }
-  logger?.debug(
-    { scaleSet: plan.scaleSet, namespace: plan.namespace, writes },
-    'kubernetes scale set prepared',
-  );
+  // The provider's logger names the scale set and namespace already.
+  logger?.debug({ writes }, 'kubernetes scale set prepared');
   return { writes };
 }
