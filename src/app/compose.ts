@@ -327,6 +327,7 @@ export async function composeController(options: ComposeOptions): Promise<Contro
     providers,
     logger,
     assignedJobs: (scaleSet) => scaleSetMode.assignedJobs(scaleSet),
+    waitingJobs: (scaleSet) => scaleSetMode.waitingJobs(scaleSet),
     pacer,
     hooks: telemetryHooks(metrics, events, (s) => kindOf.get(s) ?? 'unknown'),
     ...(options.now ? { now: options.now } : {}),

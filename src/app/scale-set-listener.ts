@@ -5,8 +5,8 @@
  * in_progress, JobCompleted: completed), offered jobs are acquired, and only then, with all of it durable in the
  * store, is the message acknowledged: a crash before the acknowledgement means the message comes again, and the
  * store's deduplication makes the repeat harmless. A message is a hint: the reconciler is woken and plans from the
- * store and its own observations, as for webhooks; the statistics (`totalAssignedJobs`) are kept for the planner,
- * which never scales below them.
+ * store and its own observations, as for webhooks; the statistics are kept for the planner: assigned jobs vouch for
+ * jobs recorded before a restart, and jobs assigned and not started are a floor for the waiting ones.
  *
  * Sessions: a 409 "already has an active session" (a previous listener's session that has not expired, e.g. after
  * a kill) is retried with a growing delay and reported (log and event), never a crash; a 401 from the queue refreshes
@@ -139,6 +139,12 @@ export class ScaleSetListener {
   /** Jobs assigned to the scale set (running ones included) per the last statistics of a live session. */
   assignedJobs(): number | undefined {
     return this.#session === null ? undefined : this.#statistics?.totalAssignedJobs;
+  }
+
+  /** Jobs assigned to the scale set and not yet started, per the last statistics of a live session. */
+  waitingJobs(): number | undefined {
+    const s = this.#session === null ? null : this.#statistics;
+    return s === null ? undefined : Math.max(0, s.totalAssignedJobs - s.totalRunningJobs);
   }
 
   status(): ScaleSetListenerStatus {
@@ -320,9 +326,13 @@ export class ScaleSetListener {
 
   #setStatistics(statistics: ScaleSetStatistics | null): void {
     if (statistics === null) return;
-    const before = this.#statistics?.totalAssignedJobs;
+    const before = this.#statistics;
     this.#statistics = statistics;
-    if (before !== statistics.totalAssignedJobs) this.#o.wake(this.#o.set.name);
+    if (
+      before?.totalAssignedJobs !== statistics.totalAssignedJobs ||
+      before.totalRunningJobs !== statistics.totalRunningJobs
+    )
+      this.#o.wake(this.#o.set.name);
   }
 }
 

@@ -179,6 +179,11 @@ export class ScaleSetMode {
     return this.#listeners.get(scaleSet)?.assignedJobs();
   }
 
+  /** Jobs assigned and not started per the statistics of a scale set's live session (undefined for webhook ones). */
+  waitingJobs(scaleSet: string): number | undefined {
+    return this.#listeners.get(scaleSet)?.waitingJobs();
+  }
+
   status(): ScaleSetListenerStatus[] {
     return [...this.#listeners.values()].map((l) => l.status());
   }

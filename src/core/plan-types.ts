@@ -81,6 +81,11 @@ export interface ScaleSetSnapshot {
    * included), when a message session is live. The planner counts unverified queued jobs as far as it vouches for them.
    */
   readonly assignedJobs?: number;
+  /**
+   * `discovery: scale-set`: the jobs GitHub's statistics say are assigned to the runner scale set and not started
+   * (assigned minus running), when a message session is live: a floor for the queued jobs, known or not.
+   */
+  readonly waitingJobs?: number;
 }
 
 export interface Snapshot {

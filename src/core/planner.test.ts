@@ -87,6 +87,26 @@ describe('planner: scaling', () => {
     ).toHaveLength(0);
   });
 
+  it('scale-set discovery: jobs waiting per the statistics are a floor, for jobs this store never recorded too', () => {
+    // A new leader (its own store) or a lost store: GitHub says 3 jobs wait, the store knows none of them.
+    expect(byType(run(snapshot({ jobs: [], waitingJobs: 3 })), 'create-runner')).toHaveLength(3);
+    // Known queued jobs are not counted twice: the larger of the two counts.
+    expect(
+      byType(run(snapshot({ jobs: [queued(1), queued(2)], waitingJobs: 3 })), 'create-runner'),
+    ).toHaveLength(3);
+    expect(
+      byType(run(snapshot({ jobs: [queued(1), queued(2)], waitingJobs: 1 })), 'create-runner'),
+    ).toHaveLength(2);
+    // Runners on their way count against it, and a busy runner whose job is not yet known may run one of them.
+    const starting = runner({ name: 'linux-aaaaaaa1', state: 'creating', stateChangedAt: T });
+    const busy = runner({ name: 'linux-aaaaaaa2', state: 'busy', stateChangedAt: T });
+    expect(
+      byType(run(snapshot({ jobs: [], runners: [starting, busy], waitingJobs: 3 })), 'create-runner'),
+    ).toHaveLength(1);
+    // Never above max.
+    expect(byType(run(snapshot({ jobs: [], waitingJobs: 50 }), { max: 5 }), 'create-runner')).toHaveLength(5);
+  });
+
   it('never plans more than max non-deleted runners, counting ones being cleaned up', () => {
     const jobs = Array.from({ length: 20 }, (_, i) => queued(i + 1));
     expect(byType(run(snapshot({ jobs }), { max: 5 }), 'create-runner')).toHaveLength(5);

@@ -63,6 +63,8 @@ export interface ReconcilerOptions {
   readonly signal?: AbortSignal;
   /** `discovery: scale-set`: jobs assigned to the scale set per its runner scale set's statistics, if known. */
   readonly assignedJobs?: (scaleSet: string) => number | undefined;
+  /** `discovery: scale-set`: jobs assigned to the scale set and not started, per its statistics, if known. */
+  readonly waitingJobs?: (scaleSet: string) => number | undefined;
   /** Job status checks per scale set per pass. Default 20. */
   readonly maxJobChecks?: number;
   /** New runners per scale set per pass (the rest follow in the next pass, at once). Default 1,000. */
@@ -410,6 +412,7 @@ export class Reconciler {
         this.#observations,
         this.#executor,
         this.#o.assignedJobs?.(set.name),
+        this.#o.waitingJobs?.(set.name),
       );
       actions = planScaleSet(snapshot, set, this.#o.config.controller, now, {
         random: this.#random,

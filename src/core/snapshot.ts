@@ -15,6 +15,7 @@ export function buildSnapshot(
   observations: Observations,
   inFlight: InFlight,
   assignedJobs?: number,
+  waitingJobs?: number,
 ): ScaleSetSnapshot {
   const runners: RunnerSnapshot[] = [];
   // Fields copied one by one: an object spread here costs some 70 times more (measured, 10,000 runners).
@@ -56,5 +57,6 @@ export function buildSnapshot(
     instances: observations.instances(set.name),
     backoff: store.backoff(set.name),
     ...(assignedJobs !== undefined ? { assignedJobs } : {}),
+    ...(waitingJobs !== undefined ? { waitingJobs } : {}),
   };
 }

@@ -16,7 +16,7 @@ import { stringify } from 'yaml';
 import { controllerNeeds } from '../../src/providers/kubernetes/rbac-needs.js';
 import type { BridgeEvent, KubeBridge } from '../../src/sim/kube-bridge/index.js';
 import { startKubeBridge } from '../../src/sim/kube-bridge/index.js';
-import type { Simulator } from '../../src/sim/github/index.js';
+import type { Simulator, SimulatorOptions } from '../../src/sim/github/index.js';
 import { freePort } from '../support/free-port.js';
 import { LogSink } from '../support/log-sink.js';
 import {
@@ -76,6 +76,8 @@ export interface KubeSetShape {
   readonly max: number;
   readonly containerMode: 'none' | 'kubernetes';
   readonly roleArn?: string;
+  /** How the scale set learns of its jobs; fleet.yaml's default (webhooks) when not given. */
+  readonly discovery?: 'webhook' | 'scale-set';
 }
 
 export interface KubeFleetOptions {
@@ -85,6 +87,8 @@ export interface KubeFleetOptions {
   readonly leaseName?: string;
   readonly resyncInterval?: string;
   readonly onBridgeEvent?: (event: BridgeEvent) => void;
+  /** Simulator settings beyond startFleetSimulator's (e.g. a short message session timeout). */
+  readonly simulator?: SimulatorOptions;
 }
 
 export interface KubeFleet {
@@ -114,7 +118,7 @@ export function writeKubeconfig(dir: string, kubeConfig: KubeConfig, name = 'con
 
 export async function setupKubeFleet(cluster: TestCluster, options: KubeFleetOptions): Promise<KubeFleet> {
   const admin = cluster.kubeConfig();
-  const sim = await startFleetSimulator();
+  const sim = await startFleetSimulator(options.simulator);
   const dir = mkdtempSync(join(tmpdir(), 'runner-fleet-k8s-'));
   const credentials = simulatorCredentials(sim, dir);
   const controllerNamespace = await createTestNamespace(cluster, 'rf-ctl');
@@ -134,6 +138,7 @@ export async function setupKubeFleet(cluster: TestCluster, options: KubeFleetOpt
     bootstrapTimeout: '90s',
     idleTimeout: '3s',
     ...(set.roleArn ? { identity: { aws: { roleArn: set.roleArn } } } : {}),
+    ...(set.discovery ? { discovery: set.discovery } : {}),
     provider: {
       kind: 'kubernetes',
       namespace: namespaces.get(set.name),

@@ -266,7 +266,35 @@ describe('runner scale set protocol', () => {
       body: { ownerName: 'third' },
     });
     expect(injected.status).toBe(409);
-    await openSession(admin, setId, 'third');
+    const third = await openSession(admin, setId, 'third');
+    expect(
+      (
+        await svc(admin, `_apis/runtime/runnerscalesets/${setId}/sessions/${third.sessionId}`, {
+          method: 'DELETE',
+        })
+      ).status,
+    ).toBe(204);
+    // The log: who held a session, from when to when and how it ended; who was refused, and for whom.
+    const view = sim.scaleSets()[0]!;
+    expect(view.session).toBeNull();
+    expect(view.sessions.map((s) => [s.ownerName, s.end])).toEqual([
+      ['old-owner', 'expired'],
+      ['new-owner', 'expired'],
+      ['third', 'deleted'],
+    ]);
+    const [oldOwner, newOwner] = view.sessions;
+    // An expired session ended its timeout after its last call, before the next one opened.
+    expect(oldOwner!.endedAt! - oldOwner!.openedAt).toBeGreaterThanOrEqual(600);
+    expect(newOwner!.openedAt).toBeGreaterThanOrEqual(oldOwner!.endedAt!);
+    expect(view.conflicts.map((c) => [c.ownerName, c.activeOwner])).toEqual([
+      ['new-owner', 'old-owner'],
+      ['third', 'stale-listener'],
+    ]);
+    const control = await call(`${sim.baseUrl}/_sim/scalesets`);
+    expect((control.body as { scaleSets: unknown[] }).scaleSets[0]).toMatchObject({
+      sessions: view.sessions,
+      conflicts: view.conflicts,
+    });
   });
 
   it('answers 401 on an expired queue token until the session is refreshed (PATCH)', async () => {

@@ -1,6 +1,7 @@
 /**
  * Scaling one scale set: desired = min(max, busy + queued + minIdle) (with scale-set discovery, queued jobs from
- * before a restart count as far as the statistics' assigned jobs vouch for them), never more than `max` records that are not
+ * before a restart count as far as the statistics' assigned jobs vouch for them, and the statistics' waiting jobs are a
+ * floor for the queued ones), never more than `max` records that are not
  * deleted; parked intents are resumed or cancelled, idle runners retired after their idle timeout.
  */
 import type { RunnerState } from '../types.js';
@@ -64,7 +65,14 @@ export function scale(
     ctx.s.assignedJobs !== undefined && unverifiedQueued > 0
       ? Math.min(unverifiedQueued, Math.max(0, ctx.s.assignedJobs - busy - queued))
       : 0;
-  const demand = busy + Math.max(0, queued + vouched - busyUnknown - ranUnseen);
+  // Scale-set discovery: the jobs GitHub says are assigned to the runner scale set and not yet started are a floor
+  // for the waiting ones. They count jobs this store never recorded: those a previous leader (with a store of its
+  // own) or a lost store had acknowledged and not yet served, which no message will name again. Unlike assigned
+  // jobs, waiting ones do not lag the runners seen ending (a job that ended had started), and the statistics come in
+  // the message whose items the store holds, so a job they count as waiting is at most one that started since.
+  const known = queued + vouched;
+  const waiting = ctx.s.waitingJobs !== undefined ? Math.max(known, ctx.s.waitingJobs) : known;
+  const demand = busy + Math.max(0, waiting - busyUnknown - ranUnseen);
   const desired = Math.min(set.max, demand + set.minIdle);
   const backingOff = ctx.now < ctx.s.backoff.until;
 

@@ -286,12 +286,14 @@ export function registerActionsService(
         ctx.faults = { ...ctx.faults, sessionConflicts: ctx.faults.sessionConflicts - 1 };
         conflictOwner = 'stale-listener';
       }
-      if (conflictOwner !== undefined)
+      if (conflictOwner !== undefined) {
+        service.recordConflict(set, owner, conflictOwner);
         throw new ServiceError(
           409,
           'RunnerScaleSetSessionConflictException',
           `The runner scale set ${set.name} already has an active session for owner ${conflictOwner}.`,
         );
+      }
       service.openSession(set, owner);
       return sessionJson(set);
     }),

@@ -67,6 +67,29 @@ export interface SimScaleSet {
   maxCapacity: number | null;
   /** Long polls waiting for a message. */
   readonly waiters: Set<() => void>;
+  /** Sessions opened, oldest first (newest SESSION_LOG kept). */
+  readonly sessionLog: SessionRecord[];
+  /** Session creations refused with 409, oldest first (newest SESSION_LOG kept). */
+  readonly conflicts: SessionConflict[];
+}
+
+/** A session as the log keeps it: who opened it, when, and how it ended. */
+export interface SessionRecord {
+  readonly id: string;
+  readonly ownerName: string;
+  readonly openedAt: number;
+  /** When it ended: deleted, expired (its last call plus the session timeout) or gone with its scale set. */
+  endedAt: number | null;
+  end: 'deleted' | 'expired' | 'scale-set-deleted' | null;
+}
+
+/** A session creation answered 409. */
+export interface SessionConflict {
+  readonly at: number;
+  /** The owner that asked. */
+  readonly ownerName: string;
+  /** The owner of the live session (`stale-listener` for an injected conflict). */
+  readonly activeOwner: string;
 }
 
 /** What tests and the control API see of a scale set. */
@@ -80,9 +103,20 @@ export interface SimScaleSetView {
   readonly unacknowledged: number;
   readonly maxCapacity: number | null;
   readonly statistics: ScaleSetStatistics;
+  /** Sessions opened (the live one last), with how each ended. */
+  readonly sessions: readonly Readonly<SessionRecord>[];
+  /** Session creations refused with 409. */
+  readonly conflicts: readonly SessionConflict[];
 }
 
 const MAX_ITEMS = 50;
+/** Entries kept in a scale set's session log and conflict log. */
+const SESSION_LOG = 100;
+
+const keepNewest = <T>(log: T[], entry: T) => {
+  log.push(entry);
+  if (log.length > SESSION_LOG) log.splice(0, log.length - SESSION_LOG);
+};
 
 const RESULTS: Record<string, string> = { success: 'succeeded', failure: 'failed', cancelled: 'canceled' };
 
@@ -198,6 +232,8 @@ export class ScaleSetService {
       runnerIds: new Set(),
       maxCapacity: null,
       waiters: new Set(),
+      sessionLog: [],
+      conflicts: [],
     };
     this.setLabels(set, input.labels);
     this.#sets.set(set.id, set);
@@ -211,7 +247,7 @@ export class ScaleSetService {
   }
 
   delete(set: SimScaleSet): void {
-    this.#endSession(set);
+    this.#endSession(set, 'scale-set-deleted', this.#now());
     for (const tracked of set.jobs.values()) this.#byJobId.delete(tracked.job.id);
     this.#sets.delete(set.id);
   }
@@ -266,12 +302,12 @@ export class ScaleSetService {
     const s = set.session;
     if (!s) return null;
     if (s.polls > 0 || this.#now() - s.lastSeenAt < this.#sessionTimeoutMs()) return s;
-    this.#endSession(set);
+    this.#endSession(set, 'expired', s.lastSeenAt + this.#sessionTimeoutMs());
     return null;
   }
 
+  /** Opens a session; the caller has made sure no live one exists (liveSession ends an expired one). */
   openSession(set: SimScaleSet, ownerName: string): Session {
-    this.#endSession(set);
     const session: Session = {
       id: randomUUID(),
       ownerName,
@@ -281,8 +317,20 @@ export class ScaleSetService {
       polls: 0,
     };
     set.session = session;
+    keepNewest(set.sessionLog, {
+      id: session.id,
+      ownerName,
+      openedAt: session.lastSeenAt,
+      endedAt: null,
+      end: null,
+    });
     this.#issueQueueToken(set, session);
     return session;
+  }
+
+  /** Records a session creation answered 409. */
+  recordConflict(set: SimScaleSet, ownerName: string, activeOwner: string): void {
+    keepNewest(set.conflicts, { at: this.#now(), ownerName, activeOwner });
   }
 
   refreshSession(set: SimScaleSet, session: Session): void {
@@ -292,7 +340,7 @@ export class ScaleSetService {
   }
 
   deleteSession(set: SimScaleSet): void {
-    this.#endSession(set);
+    this.#endSession(set, 'deleted', this.#now());
   }
 
   /** The scale set and session of a live, unexpired queue token. */
@@ -313,8 +361,13 @@ export class ScaleSetService {
     this.#queueTokens.set(session.queueToken, { setId: set.id, sessionId: session.id });
   }
 
-  #endSession(set: SimScaleSet): void {
+  #endSession(set: SimScaleSet, end: NonNullable<SessionRecord['end']>, at: number): void {
     if (!set.session) return;
+    const record = set.sessionLog.find((r) => r.id === set.session!.id);
+    if (record) {
+      record.endedAt = at;
+      record.end = end;
+    }
     this.#queueTokens.delete(set.session.queueToken);
     set.session = null;
     // Polls of the old session end (they answer 202 and the next call learns the token is gone).
@@ -410,6 +463,8 @@ export class ScaleSetService {
       unacknowledged: set.messages.size,
       maxCapacity: set.maxCapacity,
       statistics: this.statistics(set),
+      sessions: set.sessionLog.map((r) => ({ ...r })),
+      conflicts: [...set.conflicts],
     };
   }
 
