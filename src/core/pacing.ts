@@ -10,7 +10,9 @@
  * completes, so every call GitHub counts in any minute of arrivals still holds its place at that minute's end: the
  * window holding at most `perMinute - margin` places, no minute of arrivals at GitHub holds more. A burst up to half
  * the window goes at once; the rest of the window refills over a minute, so a scale set that starts asking while
- * another one's backlog waits finds places within seconds rather than after the minute.
+ * another one's backlog waits finds places within seconds rather than after the minute. The burst refills only while
+ * the window has room: once it was full, creates go at that rate as places free, not in clumps (a clump of runners
+ * online at once outruns their jobs' webhooks, which GitHub sends one after another).
  *
  * Waiting creates are served oldest queued job first, fair between scale sets: each round serves every scale set
  * that waits once, in the order of their oldest job. A refusal from GitHub pauses the whole budget once, until its
@@ -133,7 +135,14 @@ class Budget {
 
   refill(now: number): void {
     if (now > this.refilledAt) {
-      this.tokens = Math.min(this.shape.burst, this.tokens + (now - this.refilledAt) * this.shape.ratePerMs);
+      // The burst refills only while the window has room (`held` still counts places freed since the last refill),
+      // and to one grant while it is full: when a clump of earlier calls frees its places at once, creates resume
+      // at the rate, not in a clump.
+      const accrued = this.tokens + (now - this.refilledAt) * this.shape.ratePerMs;
+      this.tokens =
+        this.held < this.shape.capacity
+          ? Math.min(this.shape.burst, accrued)
+          : Math.max(this.tokens, Math.min(1, accrued));
       this.refilledAt = now;
     }
     while (this.head < this.frees.length && this.frees[this.head]! <= now) this.head++;
