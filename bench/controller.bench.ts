@@ -409,7 +409,7 @@ export const benchmark: Benchmark = {
         notes:
           `floor: ${BURST_JOBS} / ${LIMIT_PER_MINUTE} a minute = ${sec(FLOOR_MS)} s. Each create holds a place in ` +
           `a window of ${LIMIT_PER_MINUTE - 2} from its grant until a minute after its call completes (half of ` +
-          `it at once, the rest refilled over the minute), so no minute of arrivals at GitHub holds more than ` +
+          `it at once, the rest refilled over half a minute), so no minute of arrivals at GitHub holds more than ` +
           `${LIMIT_PER_MINUTE}`,
       },
       {

@@ -9,10 +9,10 @@
  * whose call was never made frees its place at once). A call reaches GitHub after its grant and before it
  * completes, so every call GitHub counts in any minute of arrivals still holds its place at that minute's end: the
  * window holding at most `perMinute - margin` places, no minute of arrivals at GitHub holds more. A burst up to half
- * the window goes at once; the rest of the window refills over a minute, so a scale set that starts asking while
- * another one's backlog waits finds places within seconds rather than after the minute. The burst refills only while
- * the window has room: once it was full, creates go at that rate as places free, not in clumps (a clump of runners
- * online at once outruns their jobs' webhooks, which GitHub sends one after another).
+ * the window goes at once; the rest of the window refills over half a minute, so a scale set that starts asking while
+ * another one's backlog waits finds places within seconds rather than after the minute. The burst refills only
+ * while the window has room: once it was full, creates go at most at that rate as places free, not in clumps (a
+ * clump of runners online at once outruns their jobs' webhooks, which GitHub sends one after another).
  *
  * Waiting creates are served oldest queued job first, fair between scale sets: each round serves every scale set
  * that waits once, in the order of their oldest job. A refusal from GitHub pauses the whole budget once, until its
@@ -33,20 +33,22 @@ export interface WindowShape {
   readonly capacity: number;
   /** Grants that may go at once from a rested budget. */
   readonly burst: number;
-  /** Refill of that burst, grants per ms (the whole window a minute). */
+  /** Refill of that burst, grants per ms (the whole window in half a minute). */
   readonly ratePerMs: number;
 }
 
 /**
  * The window holds the limit less 2 (slack for a call GitHub counts twice, such as a retried 5xx), at least 2: the
- * limit is at least 2 (github.createsPerMinute's minimum). Half of it may go at once.
+ * limit is at least 2 (github.createsPerMinute's minimum). Half of it may go at once, and it refills in half a
+ * minute: twice the rate the window sustains, so places that free together (a burst's, a minute after it) are all
+ * used again within the minute, at a few a second rather than at once.
  */
 export function windowShape(perMinute: number): WindowShape {
   const limit = Math.max(2, perMinute);
   const margin = limit > 20 ? 2 : 0;
   const capacity = limit - margin;
   const burst = Math.max(1, Math.floor(capacity / 2));
-  return { capacity, burst, ratePerMs: capacity / WINDOW_MS };
+  return { capacity, burst, ratePerMs: capacity / (WINDOW_MS / 2) };
 }
 
 /** Budget key of a scale set's scope: the GitHub host and the installation (configured, or the scope's owner). */
