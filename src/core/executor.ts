@@ -35,7 +35,7 @@ import { safeHook } from './hooks.js';
 import { afterFailure, NO_BACKOFF } from './backoff.js';
 import { classifyError, isAbortError, scrub, type ClassifiedError } from './errors.js';
 import { Pool } from './pool.js';
-import { budgetKey, type CreatePacer } from './pacing.js';
+import { budgetKey, type CreatePacer, type PacingGrant } from './pacing.js';
 
 export type ActionOutcome =
   | { readonly action: Action; readonly ok: true; readonly detail?: string }
@@ -174,9 +174,21 @@ export class Executor {
     }
     for (const a of actions) {
       switch (a.type) {
-        case 'create-runner':
-          tasks.push(this.#runnerTask(a.name, a, () => this.#create(a), this.#paced(a)));
+        case 'create-runner': {
+          const paced = this.#paced(a);
+          if (paced === undefined) {
+            tasks.push(this.#runnerTask(a.name, a, () => this.#create(a)));
+            break;
+          }
+          let grant: PacingGrant | undefined;
+          const before = async (): Promise<void> => {
+            grant = await paced();
+          };
+          // A grant whose call was never made (aborted, nothing left to create) frees its place at once.
+          const task = this.#runnerTask(a.name, a, () => this.#create(a, grant), before);
+          tasks.push(task.finally(() => grant?.unused()));
           break;
+        }
         case 'delete-instance':
           tasks.push(this.#runnerTask(a.name, a, () => this.#deleteInstance(a)));
           break;
@@ -276,7 +288,7 @@ export class Executor {
   }
 
   /** The wait for the GitHub budget a JIT create needs, or undefined when it needs none. */
-  #paced(a: CreateRunnerAction): (() => Promise<void>) | undefined {
+  #paced(a: CreateRunnerAction): (() => Promise<PacingGrant>) | undefined {
     const pacer = this.#o.pacer;
     const set = this.#sets.get(a.scaleSet);
     if (pacer === undefined || set === undefined || set.registration !== 'jit') return undefined;
@@ -381,7 +393,7 @@ export class Executor {
   }
 
   /** requested -> creating -> registration -> instance -> starting. */
-  async #create(a: CreateRunnerAction): Promise<ActionOutcome> {
+  async #create(a: CreateRunnerAction, grant?: PacingGrant): Promise<ActionOutcome> {
     const signal = this.#abort.signal;
     const set = this.#set(a.scaleSet);
     const log = this.#o.logger.child({ scaleSet: a.scaleSet, runner: a.name });
@@ -396,11 +408,14 @@ export class Executor {
     const secrets: string[] = [];
     try {
       if (set.registration === 'jit') {
-        const jit = await this.#o.github.generateJitConfig(
-          set.scope,
-          { name: a.name, runnerGroup: set.runnerGroup, labels: set.labels, scaleSet: set.name },
-          signal,
-        );
+        // The call holds its place in the budget until a minute after it completes, however it ends.
+        const jit = await this.#o.github
+          .generateJitConfig(
+            set.scope,
+            { name: a.name, runnerGroup: set.runnerGroup, labels: set.labels, scaleSet: set.name },
+            signal,
+          )
+          .finally(() => grant?.done());
         if (jit.encodedJitConfig === '') {
           // 409 after a retry: the name is registered but we hold no config for it. Remove that registration
           // (the planner does, from `finished`) and let the next pass create a runner under a new name.

@@ -34,6 +34,7 @@ interface Run {
   /** ms after the burst when each scale set's last JIT POST was answered. */
   lastCreate: Record<string, number>;
   firstCreateSmall: number;
+  /** The most creates the API showed waiting in `big`, and how long the oldest had waited then. */
   waitingSeen: { waiting: number; oldestWaitMs: number | null } | null;
   durationMs: number;
 }
@@ -104,7 +105,7 @@ beforeAll(async () => {
   await until(
     () => {
       const big = controller.readModel.scaleSets().find((s: ScaleSetView) => s.name === 'big');
-      if (big !== undefined && big.pacing.waiting > 0 && waitingSeen === null) {
+      if (big !== undefined && big.pacing.waiting > (waitingSeen?.waiting ?? 0)) {
         waitingSeen = { waiting: big.pacing.waiting, oldestWaitMs: big.pacing.oldestWaitMs };
       }
       return sim.jobs('completed').length === BIG + SMALL;
@@ -148,8 +149,8 @@ describe(`paced burst of ${BIG + SMALL} jobs at the default limits`, () => {
 
   it("takes as long as the budget needs: no faster than GitHub's limit allows", () => {
     const { lastCreate } = need();
-    // 270 creates: 9 at once, then 169 a minute, is about 92 s; 180 a minute would be 90 s
-    expect(Math.max(lastCreate.big!, lastCreate.small!)).toBeGreaterThan(80_000);
+    // 270 creates with at most 180 in any minute: the 181st reaches GitHub a minute after the first at the earliest
+    expect(Math.max(lastCreate.big!, lastCreate.small!)).toBeGreaterThan(60_000);
   });
 
   it("is fair: the second scale set's jobs get runners long before the first one's backlog is through", () => {
