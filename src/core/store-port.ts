@@ -56,6 +56,11 @@ export interface RunnerStore {
   runnerJob(name: string): RunnerJob | null;
   /** Applies a change; a new state writes an event. Throws for an unknown name. */
   updateRunner(name: string, change: RunnerChange): RunnerUpdate;
+  /**
+   * Applies several changes in one transaction, in order (a pass's marks). A change that changes nothing writes
+   * nothing (its update's `after` is its `before`). Throws for an unknown name, before anything is written.
+   */
+  updateRunners(changes: readonly { name: string; change: RunnerChange }[]): RunnerUpdate[];
   backoff(scaleSet: string): ScaleSetBackoff;
   setBackoff(
     scaleSet: string,
