@@ -40,8 +40,8 @@ export interface JobStore extends WebhookSink {
   openJobs(scaleSet?: string | null): JobRecord[];
   /** Iterates open jobs of one scale set without copying (hot path). */
   forEachOpenJob(scaleSet: string | null, fn: (job: JobRecord) => void): void;
-  /** Completed jobs, most recent first. */
-  recentCompletedJobs(limit?: number): JobRecord[];
+  /** Completed jobs, most recent first; with `recordedSince` (ms epoch), only those recorded after it. */
+  recentCompletedJobs(limit?: number, recordedSince?: number): JobRecord[];
 }
 
 /** Runner records: intent recorded before any call out, every transition written with its reason. */
