@@ -370,9 +370,16 @@ export const benchmark: Benchmark = {
         .slice(0, n)
         .map((e) => `${e.where} ${e.selfPct}%`)
         .join('; ');
+    const profiledPerJob = (pct: number) => r2((b.profile.busyMs * pct) / 100 / PROFILED_JOBS);
+    const activities = b.profile.activities
+      .map((a) => `${a.where} ${profiledPerJob(a.selfPct)} ms/job (${a.selfPct}%)`)
+      .join('; ');
     const top =
       `main thread busy ${b.profile.busyMs} ms for ${PROFILED_JOBS} jobs (${r2(b.profile.busyMs / PROFILED_JOBS)} ` +
-      `ms/job, idle ${b.profile.idlePct}% of samples); shares of the busy samples - by module: ` +
+      `ms/job, idle ${b.profile.idlePct}% of samples) over ${sec(b.profile.wallMs)} s, the background work at ` +
+      `rest included (about ${Math.round((b.cpu.idlePerS * b.profile.wallMs) / 1000)} ms at the idle rate); by ` +
+      `activity (bench/profile.ts ACTIVITIES, first rule matching the call stack): ${activities}; shares of the ` +
+      `busy samples - by module: ` +
       `${list(b.profile.modules, 8)}; including callees: ${list(b.profile.inclusive, 10)}; self time: ` +
       `${list(b.profile.entries, 8)}`;
     log(`cpu: ${perPhase}; idle rate taken off ${r2(b.cpu.idlePerS)} ms/s`);

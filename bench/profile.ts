@@ -39,7 +39,43 @@ export interface ProfileSummary {
   readonly gcPct: number;
   /** Busy samples times the sampling interval, ms: main-thread time the profile saw (CPU and blocking calls). */
   readonly busyMs: number;
+  /** Busy samples by what the controller was doing (ACTIVITIES: the first rule matching the call stack). */
+  readonly activities: ProfileEntry[];
+  /** How long the profile ran, ms. */
+  readonly wallMs: number;
 }
+
+/**
+ * What a busy sample was doing, by its call stack (frames "function url", root first, joined by newlines): the
+ * first rule that matches names it. Calls out continue in callbacks with no frame of ours (undici's, the socket's),
+ * which the I/O rules name by Node's own modules.
+ */
+export const ACTIVITIES: readonly { readonly name: string; readonly stack: RegExp }[] = [
+  { name: 'garbage collection', stack: /^\(garbage collector\) $/m },
+  { name: 'reconciler passes: snapshot', stack: /^#pass .*\n(.*\n)*buildSnapshot /m },
+  { name: 'reconciler passes: planning', stack: /^#pass .*\n(.*\n)*planScaleSet /m },
+  {
+    name: 'reconciler passes: recording marks and new runners',
+    stack: /^#pass .*\n(.*\n)*execute .*executor/m,
+  },
+  { name: 'reconciler passes: other', stack: /^#(pass|drain) .*reconciler/m },
+  {
+    name: 'webhook intake (HTTP server, signature, parsing, store commit)',
+    stack: /src\/server\/|node_modules\/fastify\/|node:_http_server|parserOnHeadersComplete|onParserExecute/,
+  },
+  { name: 'dashboard chart samples', stack: /src\/dashboard\// },
+  { name: 'provider calls (the sim provider: HTTP to the simulator)', stack: /src\/providers\// },
+  {
+    name: 'GitHub calls (octokit, JIT configs, lists, delivery scans)',
+    stack: /src\/github\/|@octokit\/|bottleneck|universal-github-app-jwt/,
+  },
+  { name: 'executor: store writes and bookkeeping', stack: /src\/core\/executor/ },
+  { name: 'the benchmark itself (timing hooks, polling)', stack: /(^|\/)bench\// },
+  { name: 'outgoing HTTP continued (undici, no frame of ours)', stack: /undici/ },
+  { name: 'sockets and streams (no frame of ours)', stack: /node:net|node:internal\/stream|node:_http/ },
+  { name: 'SQLite and other store work', stack: /src\/store\// },
+  { name: 'other controller code', stack: /src\// },
+];
 
 export class CpuProfiler {
   readonly #session = new Session();
@@ -95,6 +131,7 @@ export function summarize(profile: Profile, top = 12): ProfileSummary {
     const self = new Map<string, number>();
     const modules = new Map<string, number>();
     const inclusive = new Map<string, number>();
+    const activities = new Map<string, number>();
     for (const node of profile.nodes) {
       const hits = node.hitCount ?? 0;
       if (hits === 0) continue;
@@ -108,6 +145,17 @@ export function summarize(profile: Profile, top = 12): ProfileSummary {
       const w = where(node);
       self.set(w.fn, (self.get(w.fn) ?? 0) + hits);
       modules.set(w.mod, (modules.get(w.mod) ?? 0) + hits);
+      const frames: string[] = [];
+      for (let id: number | undefined = node.id; id !== undefined; id = parent.get(id)) {
+        const f = byId.get(id)!.callFrame;
+        frames.push(
+          `${f.functionName || '(anonymous)'} ${f.url.replace(/^file:\/\//, '').replace(`${root}/`, '')}`,
+        );
+      }
+      const stack = frames.reverse().join('\n');
+      const activity =
+        ACTIVITIES.find((a) => a.stack.test(stack))?.name ?? 'other (timers, promises, program)';
+      activities.set(activity, (activities.get(activity) ?? 0) + hits);
       const seen = new Set<string>();
       for (let id: number | undefined = node.id; id !== undefined; id = parent.get(id)) {
         const a = where(byId.get(id)!);
@@ -130,6 +178,10 @@ export function summarize(profile: Profile, top = 12): ProfileSummary {
       inclusive: topOf(inclusive),
       idlePct: Math.round((idle / Math.max(1, total)) * 1000) / 10,
       gcPct: pct(gc),
+      activities: [...activities]
+        .sort((a, b) => b[1] - a[1])
+        .map(([w, n]) => ({ where: w, selfPct: pct(n) })),
+      wallMs: Math.round((profile.endTime - profile.startTime) / 1000),
       busyMs: Math.round((busy * (profile.endTime - profile.startTime)) / Math.max(1, total) / 1000),
     };
   }

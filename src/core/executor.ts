@@ -2,8 +2,9 @@
  * The executor carries out the planner's actions. It records intent in the store before every call out, so a crash
  * at any point leaves a record the next pass can repair (docs/core.md, "crash safety"):
  *
- *   create:  runner row `requested` -> `creating` -> [JIT config or registration token] -> github id recorded ->
- *            [provider create] -> `starting`
+ *   create:  runner row `requested` -> `creating` -> [JIT config or registration token] -> [provider create] ->
+ *            `starting` with the github id (the id is written with the next state: a crash before it is repaired
+ *            by name from the runner list, as one during the JIT call is)
  *   delete:  [provider delete] -> instance_deleted_at;  deregister: [GitHub delete] -> registration_deleted_at
  *   re-run:  [GitHub re-run of the job an interrupted runner ran] -> the runner's reason says it was re-run (a crash
  *            between the two asks again; GitHub refuses a second re-run while the first one's attempt runs)
@@ -18,7 +19,7 @@ import type { Logger } from 'pino';
 import type { FleetConfig, ScaleSetConfig } from './fleet-config.js';
 import type { Instance, Provider, Registration } from './provider-port.js';
 import type { FleetStore } from './store-port.js';
-import type { RunnerChange } from './records.js';
+import type { RunnerChange, RunnerUpdate } from './records.js';
 import type { GitHubPort } from './ports.js';
 import type {
   Action,
@@ -54,6 +55,11 @@ export interface ExecutorOptions {
   readonly hooks?: ReconcilerHooks;
   /** Ask for a pass of a scale set (now, or at a time). */
   readonly wake: (scaleSet: string, at?: number) => void;
+  /**
+   * Ask for a pass of a scale set soon, coalesced with others (a removal done, a runner found busy): nothing waits
+   * for it. Default: `wake`.
+   */
+  readonly followUp?: (scaleSet: string) => void;
   /** Observations learned from our own calls, so the reconciler's view stays current between resyncs. */
   readonly observe?: {
     instanceCreated?(scaleSet: string, instance: Instance): void;
@@ -163,10 +169,12 @@ export class Executor {
     const immediate: ActionOutcome[] = [];
     const tasks: Promise<ActionOutcome>[] = [];
     const fresh: CreateRunnerAction[] = [];
+    const marks: MarkRunnerAction[] = [];
     for (const a of actions) {
-      if (a.type === 'mark-runner') immediate.push(this.#markRunner(a));
+      if (a.type === 'mark-runner') marks.push(a);
       else if (a.type === 'create-runner' && !a.resume) fresh.push(a);
     }
+    if (marks.length > 0) immediate.push(...this.#markRunners(marks));
     if (fresh.length > 0) {
       // Intent first: every new runner has its row before any call is made for any of them.
       this.#o.store.insertRunners(fresh.map((a) => ({ name: a.name, scaleSet: a.scaleSet })));
@@ -208,6 +216,11 @@ export class Executor {
     return Promise.all(tasks).then((done) => [...immediate, ...done]);
   }
 
+  #followUp(scaleSet: string): void {
+    if (this.#o.followUp !== undefined) this.#o.followUp(scaleSet);
+    else this.#o.wake(scaleSet);
+  }
+
   #set(name: string): ScaleSetConfig {
     const set = this.#sets.get(name);
     if (set === undefined) throw new Error(`unknown scale set ${name}`);
@@ -242,7 +255,10 @@ export class Executor {
   /** Updates a runner row (if it still exists) and reports a state change. */
   #update(name: string, change: RunnerChange): void {
     if (this.#o.store.runner(name) === null) return;
-    const { before, after } = this.#o.store.updateRunner(name, change);
+    this.#reportUpdate(name, this.#o.store.updateRunner(name, change));
+  }
+
+  #reportUpdate(name: string, { before, after }: RunnerUpdate): void {
     if (before.state !== after.state) {
       this.#hookState(after.scaleSet, name, before.state, after.state, after.reason);
       this.#o.logger.debug(
@@ -252,20 +268,42 @@ export class Executor {
     }
   }
 
-  #markRunner(a: MarkRunnerAction): ActionOutcome {
+  /** A pass's marks: every row written in one transaction, then the hooks and the backoff each mark implies. */
+  #markRunners(marks: readonly MarkRunnerAction[]): ActionOutcome[] {
     const now = this.#o.now();
-    const current = this.#o.store.runner(a.name);
-    if (current === null) return { action: a, ok: true, detail: 'no such runner' };
-    this.#update(a.name, {
-      state: a.state,
-      reason: a.reason,
-      ...(a.instanceGone && current.instanceDeletedAt === null ? { instanceDeletedAt: now } : {}),
-      ...(a.registrationGone && current.registrationDeletedAt === null ? { registrationDeletedAt: now } : {}),
-      ...(a.githubId !== undefined ? { githubId: a.githubId } : {}),
-    });
-    if (a.failure) this.#recordFailure(a.scaleSet, a.reason);
-    else if (a.state === 'idle' || a.state === 'busy') this.#resetFailures(a.scaleSet);
-    return { action: a, ok: true };
+    const outcomes: ActionOutcome[] = [];
+    const applied: MarkRunnerAction[] = [];
+    const changes: { name: string; change: RunnerChange }[] = [];
+    for (const a of marks) {
+      const current = this.#o.store.runner(a.name);
+      if (current === null) {
+        outcomes.push({ action: a, ok: true, detail: 'no such runner' });
+        continue;
+      }
+      applied.push(a);
+      changes.push({
+        name: a.name,
+        change: {
+          state: a.state,
+          reason: a.reason,
+          ...(a.instanceGone && current.instanceDeletedAt === null ? { instanceDeletedAt: now } : {}),
+          ...(a.registrationGone && current.registrationDeletedAt === null
+            ? { registrationDeletedAt: now }
+            : {}),
+          ...(a.githubId !== undefined ? { githubId: a.githubId } : {}),
+        },
+      });
+    }
+    if (changes.length === 0) return outcomes;
+    const updates = this.#o.store.updateRunners(changes);
+    for (let i = 0; i < applied.length; i++) {
+      const a = applied[i]!;
+      this.#reportUpdate(a.name, updates[i]!);
+      if (a.failure) this.#recordFailure(a.scaleSet, a.reason);
+      else if (a.state === 'idle' || a.state === 'busy') this.#resetFailures(a.scaleSet);
+      outcomes.push({ action: a, ok: true });
+    }
+    return outcomes;
   }
 
   #recordFailure(scaleSet: string, reason: string): void {
@@ -405,6 +443,7 @@ export class Executor {
     this.#update(a.name, { state: 'creating', reason: 'obtaining registration' });
 
     let registration: Registration;
+    let githubId: number | undefined;
     const secrets: string[] = [];
     try {
       if (set.registration === 'jit') {
@@ -433,7 +472,9 @@ export class Executor {
           };
         }
         secrets.push(jit.encodedJitConfig);
-        this.#update(a.name, { githubId: jit.runner.id });
+        // Recorded with the next state (starting or failed), not on its own: a crash before that leaves `creating`,
+        // whose repair finds the registration by name in the runner list.
+        githubId = jit.runner.id;
         registration = { mode: 'jit', jitConfig: jit.encodedJitConfig };
       } else {
         const token = await this.#o.github.registrationToken(set.scope, signal);
@@ -481,20 +522,24 @@ export class Executor {
         const instance = await this.#providerOp(a.scaleSet, 'create', () =>
           this.#provider(a.scaleSet).create(spec, signal),
         );
-        this.#update(a.name, { state: 'starting', reason: 'instance created' });
+        this.#update(a.name, {
+          state: 'starting',
+          reason: 'instance created',
+          ...(githubId !== undefined ? { githubId } : {}),
+        });
         this.#o.observe?.instanceCreated?.(a.scaleSet, instance);
         return { action: a, ok: true };
       } catch (err) {
         const error = classifyError(err);
         if (signal.aborted || !error.retryable || attempt >= attempts) {
-          return this.#createFailed(a, 'instance', err, secrets, log);
+          return this.#createFailed(a, 'instance', err, secrets, log, githubId);
         }
         // The registration is held in memory only; retry with it rather than spend a new one.
         log.warn({ code: error.code, attempt }, 'provider create failed; retrying');
         try {
           await this.#sleep(200 * 2 ** (attempt - 1), signal);
         } catch (abortErr) {
-          return this.#createFailed(a, 'instance', abortErr, secrets, log);
+          return this.#createFailed(a, 'instance', abortErr, secrets, log, githubId);
         }
       }
     }
@@ -506,11 +551,13 @@ export class Executor {
     err: unknown,
     secrets: readonly string[],
     log: Logger,
+    githubId?: number,
   ): ActionOutcome {
     const c = classifyError(err);
     const error: ClassifiedError = { ...c, message: scrub(c.message, secrets) };
     if (this.#abort.signal.aborted) {
       // Shutting down: leave the row in `creating` for the next start to repair; no failure is recorded.
+      if (githubId !== undefined) this.#update(a.name, { githubId });
       return { action: a, ok: false, error: { ...error, code: 'aborted' } };
     }
     const reason = `${step} failed: ${error.code}${error.status !== undefined ? ` (${error.status})` : ''}`;
@@ -518,7 +565,7 @@ export class Executor {
       { code: error.code, status: error.status, retryable: error.retryable, step, reason: error.message },
       'create failed',
     );
-    this.#update(a.name, { state: 'failed', reason });
+    this.#update(a.name, { state: 'failed', reason, ...(githubId !== undefined ? { githubId } : {}) });
     this.#recordFailure(a.scaleSet, reason);
     this.#o.wake(a.scaleSet);
     return { action: a, ok: false, error };
@@ -550,7 +597,7 @@ export class Executor {
     }
     this.#o.observe?.instanceDeleted?.(a.scaleSet, a.name);
     this.#o.logger.info({ scaleSet: a.scaleSet, runner: a.name, reason: a.reason }, 'instance deleted');
-    this.#o.wake(a.scaleSet);
+    this.#followUp(a.scaleSet);
     return { action: a, ok: true };
   }
 
@@ -593,7 +640,7 @@ export class Executor {
     }
     this.#o.observe?.registrationDeleted?.(a.scaleSet, a.name);
     log.info({ reason: a.reason }, 'runner deregistered');
-    this.#o.wake(a.scaleSet);
+    this.#followUp(a.scaleSet);
     return { action: a, ok: true };
   }
 
@@ -615,7 +662,7 @@ export class Executor {
     if (record !== null && (record.state === 'idle' || record.state === 'starting')) {
       this.#update(a.name, { state: 'busy', reason: 'GitHub reports the runner busy' });
     }
-    this.#o.wake(a.scaleSet);
+    this.#followUp(a.scaleSet);
     return { action: a, ok: true, detail: 'runner busy; left alone' };
   }
 
@@ -639,7 +686,7 @@ export class Executor {
         reason,
       });
       log.warn({ reason: why }, 'interrupted job not re-run');
-      this.#o.wake(a.scaleSet);
+      this.#followUp(a.scaleSet);
     };
     if (job === null) {
       refused('the job is no longer known here');
@@ -668,7 +715,7 @@ export class Executor {
       reason: `runner ${a.name}'s instance was interrupted while it ran the job`,
     });
     log.info('interrupted job re-run');
-    this.#o.wake(a.scaleSet);
+    this.#followUp(a.scaleSet);
     return { action: a, ok: true };
   }
 

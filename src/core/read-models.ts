@@ -231,6 +231,8 @@ export interface JobQuery {
   readonly scaleSet?: string | null;
   /** Completed jobs to include (most recent first). Default 0 unless status is 'completed' (then 100). */
   readonly completedLimit?: number;
+  /** Only completed jobs recorded after this time (ms epoch): what changed since a previous look. */
+  readonly completedSince?: number;
 }
 
 /** Open jobs (queued first, longest wait first), plus recent completed ones when asked. */
@@ -242,7 +244,7 @@ export function jobViews(src: ReadModelSource, q: JobQuery = {}): JobView[] {
     .sort((a, b) => (a.status === b.status ? a.queuedAt - b.queuedAt : a.status === 'queued' ? -1 : 1));
   const completedLimit = q.completedLimit ?? (q.status === 'completed' ? 100 : 0);
   if (completedLimit > 0) {
-    for (const j of src.store.recentCompletedJobs(completedLimit)) {
+    for (const j of src.store.recentCompletedJobs(completedLimit, q.completedSince)) {
       if (q.scaleSet === undefined || j.scaleSet === q.scaleSet) views.push(jobView(src.now, j));
     }
   }

@@ -16,7 +16,7 @@ import { emptyCounts } from './read-models.js';
 import type { JobChange } from './records.js';
 import type { GitHubPort, RunnerList } from './ports.js';
 import type { GitHubRunner } from './types.js';
-import type { Action } from './plan-types.js';
+import type { Action, ScaleSetSnapshot } from './plan-types.js';
 import type { ReconcilerHooks } from './hooks.js';
 import type { RandomSource } from './names.js';
 import { safeHook } from './hooks.js';
@@ -166,6 +166,7 @@ export class Reconciler {
       ...(options.createAttempts !== undefined ? { createAttempts: options.createAttempts } : {}),
       ...(options.pacer !== undefined ? { pacer: options.pacer } : {}),
       wake: (scaleSet, at) => (at === undefined ? this.wake(scaleSet) : this.#wakeLater(scaleSet, at)),
+      followUp: (scaleSet) => this.#wakeLazy(scaleSet),
       observe: {
         instanceCreated: (scaleSet, instance) =>
           this.#observations.upsertInstance(scaleSet, instance, this.#now()),
@@ -348,9 +349,12 @@ export class Reconciler {
         (err) => this.#log.warn({ err }, 'onJobEvent hook failed'),
       );
     }
-    // A job that needs a runner, or one a runner took, wakes its scale set at once; an ended job is a follow-up.
+    // A job that needs a runner wakes its scale set at once. One a runner took or one that ended is a follow-up:
+    // it changes no count the planner creates by (a queued job became a busy runner's), and in a paced burst every
+    // created runner's job starts while the rest still wait, so a pass per start re-read every waiting job and
+    // runner once per runner created.
     if (job.scaleSet !== null) {
-      if (job.status !== 'completed') this.wake(job.scaleSet);
+      if (job.status === 'queued') this.wake(job.scaleSet);
       else this.#wakeLazy(job.scaleSet);
     }
     if (previous !== null && previous.scaleSet !== null && previous.scaleSet !== job.scaleSet)
@@ -405,8 +409,9 @@ export class Reconciler {
     const started = performance.now();
     const now = this.#now();
     let actions: Action[];
+    let snapshot: ScaleSetSnapshot;
     try {
-      const snapshot = buildSnapshot(
+      snapshot = buildSnapshot(
         set,
         this.#o.store,
         this.#observations,
@@ -442,7 +447,8 @@ export class Reconciler {
       else work++;
     }
     if (work > 0) {
-      this.#log.debug({ scaleSet, actions: summarize(actions) }, 'plan');
+      if (this.#log.isLevelEnabled('debug'))
+        this.#log.debug({ scaleSet, actions: summarize(actions) }, 'plan');
       let outcome: Promise<ActionOutcome[]>;
       try {
         outcome = this.#executor.execute(actions);
@@ -470,10 +476,7 @@ export class Reconciler {
       );
     }
     if (hooks?.onRunnerCounts !== undefined) {
-      const counts = emptyCounts();
-      this.#o.store.forEachRunner(scaleSet, (r) => {
-        if (r.state !== 'deleted') counts[r.state]++;
-      });
+      const counts = countAfter(snapshot, actions);
       safeHook(
         () => hooks.onRunnerCounts?.(scaleSet, counts),
         (err) => this.#log.warn({ err }, 'onRunnerCounts hook failed'),
@@ -669,4 +672,19 @@ function summarize(actions: readonly Action[]): Record<string, number> {
     out[key] = (out[key] ?? 0) + 1;
   }
   return out;
+}
+
+/** Runners per state once a pass's actions are recorded: the snapshot's, with the marks and new runners applied. */
+function countAfter(snapshot: ScaleSetSnapshot, actions: readonly Action[]): ReturnType<typeof emptyCounts> {
+  const counts = emptyCounts();
+  const marked = new Map<string, Action & { type: 'mark-runner' }>();
+  for (const a of actions) {
+    if (a.type === 'mark-runner') marked.set(a.name, a);
+    else if (a.type === 'create-runner' && !a.resume) counts.requested++;
+  }
+  for (const r of snapshot.runners) {
+    const state = marked.get(r.name)?.state ?? r.state;
+    if (state !== 'deleted') counts[state]++;
+  }
+  return counts;
 }

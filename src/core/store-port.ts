@@ -40,8 +40,8 @@ export interface JobStore extends WebhookSink {
   openJobs(scaleSet?: string | null): JobRecord[];
   /** Iterates open jobs of one scale set without copying (hot path). */
   forEachOpenJob(scaleSet: string | null, fn: (job: JobRecord) => void): void;
-  /** Completed jobs, most recent first. */
-  recentCompletedJobs(limit?: number): JobRecord[];
+  /** Completed jobs, most recent first; with `recordedSince` (ms epoch), only those recorded after it. */
+  recentCompletedJobs(limit?: number, recordedSince?: number): JobRecord[];
 }
 
 /** Runner records: intent recorded before any call out, every transition written with its reason. */
@@ -56,6 +56,11 @@ export interface RunnerStore {
   runnerJob(name: string): RunnerJob | null;
   /** Applies a change; a new state writes an event. Throws for an unknown name. */
   updateRunner(name: string, change: RunnerChange): RunnerUpdate;
+  /**
+   * Applies several changes in one transaction, in order (a pass's marks). A change that changes nothing writes
+   * nothing (its update's `after` is its `before`). Throws for an unknown name, before anything is written.
+   */
+  updateRunners(changes: readonly { name: string; change: RunnerChange }[]): RunnerUpdate[];
   backoff(scaleSet: string): ScaleSetBackoff;
   setBackoff(
     scaleSet: string,

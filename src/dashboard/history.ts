@@ -49,11 +49,14 @@ export class History {
 
   /** Takes one sample from the read model and appends it; returns the new point. */
   async sample(readModel: ReadModel, now: number): Promise<HistoryPoint> {
+    const since = this.#lastAt ?? now - this.#intervalMs;
+    // Completed jobs recorded since the last sample (one interval earlier, for margin): a job that started in
+    // this sample's window was recorded completed after it started. Reading every completed job each sample cost
+    // time that grew with the jobs kept.
     const [sets, jobs] = await Promise.all([
       readModel.scaleSets(),
-      readModel.jobs({ completedLimit: RECENT_COMPLETED }),
+      readModel.jobs({ completedLimit: RECENT_COMPLETED, completedSince: since - this.#intervalMs }),
     ]);
-    const since = this.#lastAt ?? now - this.#intervalMs;
     const waits = new Map<string, number>();
     const note = (j: JobView) => {
       if (j.scaleSet === null) return;

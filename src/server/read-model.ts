@@ -33,6 +33,8 @@ export interface JobQuery {
   readonly scaleSet?: string | null;
   /** Recent completed jobs to include besides the open ones (the server caps it at 5000). */
   readonly completedLimit?: number;
+  /** Only completed jobs recorded after this time (ms epoch). */
+  readonly completedSince?: number;
 }
 
 export interface EventQuery {

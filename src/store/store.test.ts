@@ -270,6 +270,19 @@ describe('webhook sink', () => {
     again.close();
   });
 
+  it('lists completed jobs most recent first, or only those recorded since a time', () => {
+    const store = Store.open({ path: file, route, now });
+    store.acceptWorkflowJob(jobEvent('d1', 'completed', 1, { completedAt: 5_000 }));
+    clock += 1000;
+    store.acceptWorkflowJob(jobEvent('d2', 'completed', 2, { completedAt: 6_000 }));
+    store.acceptWorkflowJob(jobEvent('d3', 'queued', 3));
+    expect(store.recentCompletedJobs(10).map((j) => j.id)).toEqual([2, 1]);
+    expect(store.recentCompletedJobs(1).map((j) => j.id)).toEqual([2]);
+    expect(store.recentCompletedJobs(10, 10_500).map((j) => j.id)).toEqual([2]);
+    expect(store.recentCompletedJobs(10, clock)).toEqual([]);
+    store.close();
+  });
+
   it('applies status checks and notifies subscribers', () => {
     const store = Store.open({ path: file, route, now });
     const seen: string[] = [];
@@ -338,6 +351,51 @@ describe('runners', () => {
       .reverse();
     expect(history).toEqual(['requested', 'creating', 'starting']);
     expect(() => again.updateRunner('nope', { state: 'idle' })).toThrow(/unknown runner/);
+    again.close();
+  });
+
+  it('applies several changes in one call, in order; a change that changes nothing writes nothing', () => {
+    const store = Store.open({ path: file, route, now });
+    store.insertRunners([
+      { name: 'linux-aaaaaaaa', scaleSet: 'linux' },
+      { name: 'linux-bbbbbbbb', scaleSet: 'linux' },
+    ]);
+    clock += 10;
+    const updates = store.updateRunners([
+      { name: 'linux-aaaaaaaa', change: { state: 'creating', reason: 'obtaining registration' } },
+      { name: 'linux-bbbbbbbb', change: { state: 'requested', reason: 'planned' } },
+      { name: 'linux-aaaaaaaa', change: { state: 'starting', reason: 'instance created', githubId: 7 } },
+    ]);
+    expect(updates.map((u) => `${u.before.state}>${u.after.state}`)).toEqual([
+      'requested>creating',
+      'requested>requested',
+      'creating>starting',
+    ]);
+    // Unchanged: the very record, no event.
+    expect(updates[1]!.after).toBe(updates[1]!.before);
+    expect(() =>
+      store.updateRunners([
+        { name: 'linux-bbbbbbbb', change: { state: 'creating', reason: 'x' } },
+        { name: 'nope', change: { state: 'idle' } },
+      ]),
+    ).toThrow(/unknown runner nope/);
+    store.close();
+
+    // What the file holds: the changes of the first call, nothing of the refused one.
+    const again = Store.open({ path: file, route, now });
+    expect(again.runner('linux-aaaaaaaa')).toMatchObject({
+      state: 'starting',
+      githubId: 7,
+      stateChangedAt: 10_010,
+    });
+    expect(again.runner('linux-bbbbbbbb')).toMatchObject({ state: 'requested', stateChangedAt: 10_000 });
+    const history = (name: string) =>
+      again
+        .recentEvents({ runner: name })
+        .map((e) => e.event)
+        .reverse();
+    expect(history('linux-aaaaaaaa')).toEqual(['requested', 'creating', 'starting']);
+    expect(history('linux-bbbbbbbb')).toEqual(['requested']);
     again.close();
   });
 

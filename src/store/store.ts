@@ -172,6 +172,7 @@ export class Store implements FleetStore {
   /** During a webhook batch's transaction: jobs written by earlier events of the batch, not yet in the indexes. */
   #pendingJobs: Map<number, JobRecord> | null = null;
   readonly #acceptTx: Transaction<(events: readonly WorkflowJobEvent[], now: number) => Accepted[]>;
+  readonly #updateRunnersTx: Transaction<(updates: readonly RunnerUpdate[], now: number) => void>;
 
   readonly #stmt: {
     insertDelivery: Statement<[string, number, string, number]>;
@@ -214,6 +215,8 @@ export class Store implements FleetStore {
       [number, string, string | null, string | null, number | null, string, string | null]
     >;
     upsertBackoff: Statement<[string, number, number, string | null, number | null]>;
+    recentCompleted: Statement<[number], JobSqlRow>;
+    recentCompletedSince: Statement<[number, number], JobSqlRow>;
     latestJobOfRunner: Statement<
       [string],
       { id: number; status: JobStatus; conclusion: string | null; ord: number; at: number }
@@ -258,6 +261,13 @@ export class Store implements FleetStore {
            ON CONFLICT (name) DO UPDATE SET failures = excluded.failures, backoff_until = excluded.backoff_until,
            last_failure = excluded.last_failure, last_failure_at = excluded.last_failure_at`,
       ),
+      recentCompleted: db.prepare(
+        "SELECT * FROM jobs WHERE status = 'completed' ORDER BY completed_at DESC, id DESC LIMIT ?",
+      ),
+      recentCompletedSince: db.prepare(
+        `SELECT * FROM jobs WHERE updated_at > ? AND status = 'completed'
+           ORDER BY completed_at DESC, id DESC LIMIT ?`,
+      ),
       latestJobOfRunner: db.prepare(
         `SELECT id, status, conclusion, COALESCE(started_at, queued_at) AS ord, updated_at AS at FROM jobs
            WHERE runner_name = ?
@@ -272,6 +282,9 @@ export class Store implements FleetStore {
       } finally {
         this.#pendingJobs = null;
       }
+    });
+    this.#updateRunnersTx = db.transaction((updates: readonly RunnerUpdate[], now: number): void => {
+      for (const u of updates) this.#writeRunnerUpdate(u, now);
     });
     this.#load();
     const background = options.backgroundCheckpoints;
@@ -585,15 +598,16 @@ export class Store implements FleetStore {
     if (m !== undefined) for (const j of m.values()) fn(j);
   }
 
-  /** Completed jobs, most recent first (dashboard). */
-  recentCompletedJobs(limit = 100): JobRecord[] {
+  /**
+   * Completed jobs, most recent first (dashboard); with `recordedSince`, only those recorded (written) after that
+   * time (ms epoch), found by the updated_at index instead of reading every completed job.
+   */
+  recentCompletedJobs(limit = 100, recordedSince?: number): JobRecord[] {
     return this.#sql('cannot read completed jobs', () =>
-      this.#db
-        .prepare<[number], JobSqlRow>(
-          "SELECT * FROM jobs WHERE status = 'completed' ORDER BY completed_at DESC, id DESC LIMIT ?",
-        )
-        .all(limit)
-        .map(jobFromRow),
+      (recordedSince === undefined
+        ? this.#stmt.recentCompleted.all(limit)
+        : this.#stmt.recentCompletedSince.all(recordedSince, limit)
+      ).map(jobFromRow),
     );
   }
 
@@ -750,63 +764,74 @@ export class Store implements FleetStore {
 
   /** Applies a change to a runner row; a new state writes an event. Throws store-no-runner for an unknown name. */
   updateRunner(name: string, change: RunnerChange): RunnerUpdate {
+    return this.updateRunners([{ name, change }])[0]!;
+  }
+
+  /**
+   * Applies changes to several runner rows in ONE transaction (a pass's marks: a commit costs more than the rest of a
+   * change). A change that changes nothing writes nothing. Throws store-no-runner for an unknown name, before
+   * anything is written.
+   */
+  updateRunners(changes: readonly { name: string; change: RunnerChange }[]): RunnerUpdate[] {
     const now = this.#now();
-    const before = this.runner(name);
-    if (before === null) throw new StoreError(`unknown runner ${name}`, { code: 'store-no-runner' });
-    const stateChanged = change.state !== undefined && change.state !== before.state;
-    const after: RunnerRecord = {
-      ...before,
-      state: change.state ?? before.state,
-      reason: change.reason !== undefined ? change.reason : before.reason,
-      githubId: change.githubId !== undefined ? change.githubId : before.githubId,
-      stateChangedAt: stateChanged ? now : before.stateChangedAt,
-      instanceDeletedAt:
-        change.instanceDeletedAt !== undefined ? change.instanceDeletedAt : before.instanceDeletedAt,
-      registrationDeletedAt:
-        change.registrationDeletedAt !== undefined
-          ? change.registrationDeletedAt
-          : before.registrationDeletedAt,
-    };
+    const updates: RunnerUpdate[] = [];
+    // Applied in order, so two changes of one runner see each other.
+    const pending = new Map<string, RunnerRecord>();
+    for (const { name, change } of changes) {
+      const before = pending.get(name) ?? this.runner(name);
+      if (before === null) throw new StoreError(`unknown runner ${name}`, { code: 'store-no-runner' });
+      const after = applyRunnerChange(before, change, now);
+      pending.set(name, after);
+      updates.push({ before, after });
+    }
+    const writes = updates.filter((u) => u.before !== u.after);
+    if (writes.length === 0) return updates;
     this.#write(
-      `cannot record a change of runner ${name}`,
-      this.#db.transaction(() => {
-        this.#stmt.updateRunner.run(
-          after.state,
-          after.reason,
-          after.githubId,
-          after.stateChangedAt,
-          after.instanceDeletedAt,
-          after.registrationDeletedAt,
-          name,
-        );
-        if (stateChanged) {
-          this.#event(
-            {
-              kind: 'runner',
-              scaleSet: after.scaleSet,
-              runner: name,
-              event: after.state,
-              reason: after.reason,
-            },
-            now,
-          );
-        }
-        if (before.instanceDeletedAt === null && after.instanceDeletedAt !== null) {
-          this.#event(
-            { kind: 'instance', scaleSet: after.scaleSet, runner: name, event: 'deleted', reason: null },
-            now,
-          );
-        }
-        if (before.registrationDeletedAt === null && after.registrationDeletedAt !== null) {
-          this.#event(
-            { kind: 'registration', scaleSet: after.scaleSet, runner: name, event: 'deleted', reason: null },
-            now,
-          );
-        }
-      }),
+      writes.length === 1
+        ? `cannot record a change of runner ${writes[0]!.after.name}`
+        : `cannot record changes of ${writes.length} runners`,
+      () => this.#updateRunnersTx.immediate(writes, now),
     );
-    this.#cacheRunner(after);
-    return { before, after };
+    for (const u of writes) this.#cacheRunner(u.after);
+    return updates;
+  }
+
+  /** Inside the transaction. */
+  #writeRunnerUpdate({ before, after }: RunnerUpdate, now: number): void {
+    const name = after.name;
+    this.#stmt.updateRunner.run(
+      after.state,
+      after.reason,
+      after.githubId,
+      after.stateChangedAt,
+      after.instanceDeletedAt,
+      after.registrationDeletedAt,
+      name,
+    );
+    if (before.state !== after.state) {
+      this.#event(
+        {
+          kind: 'runner',
+          scaleSet: after.scaleSet,
+          runner: name,
+          event: after.state,
+          reason: after.reason,
+        },
+        now,
+      );
+    }
+    if (before.instanceDeletedAt === null && after.instanceDeletedAt !== null) {
+      this.#event(
+        { kind: 'instance', scaleSet: after.scaleSet, runner: name, event: 'deleted', reason: null },
+        now,
+      );
+    }
+    if (before.registrationDeletedAt === null && after.registrationDeletedAt !== null) {
+      this.#event(
+        { kind: 'registration', scaleSet: after.scaleSet, runner: name, event: 'deleted', reason: null },
+        now,
+      );
+    }
   }
 
   #cacheRunner(r: RunnerRecord): void {
@@ -969,4 +994,33 @@ export class Store implements FleetStore {
 
 export function openStore(options: StoreOptions): Store {
   return Store.open(options);
+}
+
+/** A runner record after a change (the same object when the change changes nothing). */
+function applyRunnerChange(before: RunnerRecord, change: RunnerChange, now: number): RunnerRecord {
+  const state = change.state ?? before.state;
+  const reason = change.reason !== undefined ? change.reason : before.reason;
+  const githubId = change.githubId !== undefined ? change.githubId : before.githubId;
+  const instanceDeletedAt =
+    change.instanceDeletedAt !== undefined ? change.instanceDeletedAt : before.instanceDeletedAt;
+  const registrationDeletedAt =
+    change.registrationDeletedAt !== undefined ? change.registrationDeletedAt : before.registrationDeletedAt;
+  if (
+    state === before.state &&
+    reason === before.reason &&
+    githubId === before.githubId &&
+    instanceDeletedAt === before.instanceDeletedAt &&
+    registrationDeletedAt === before.registrationDeletedAt
+  ) {
+    return before;
+  }
+  return {
+    ...before,
+    state,
+    reason,
+    githubId,
+    stateChangedAt: state !== before.state ? now : before.stateChangedAt,
+    instanceDeletedAt,
+    registrationDeletedAt,
+  };
 }

@@ -18,6 +18,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
+import type { ScaleSetView } from '../../src/core/read-models.js';
 import { isRunnerOf } from '../../src/core/names.js';
 import { simulatorCredentials } from '../support/sim-fleet.js';
 import { ControllerProcess } from './controller-process.js';
@@ -31,6 +32,7 @@ import {
   finished,
   freePort,
   jitRegistrations,
+  liveRunners,
   runCleanup,
   runnersThatRan,
   sampleWorld,
@@ -153,6 +155,15 @@ beforeAll(async () => {
   sim.setFaults({ queueDropRate: 0, queueUnauthorizedRate: 0 });
   const left = await untilClean(sim, files, 60_000);
   await until(() => sim.scaleSets()[0]?.unacknowledged === 0, 30_000, 'every message acknowledged');
+  // The store follows the world: a removal's last mark comes with the next pass (follow-ups are coalesced).
+  await until(
+    async () => {
+      const body = await controller.get<{ scaleSets: ScaleSetView[] }>('/api/v1/scale-sets');
+      return body !== null && body.scaleSets.every((s) => liveRunners(s) === 0);
+    },
+    30_000,
+    'the store to agree: every ephemeral set empty',
+  );
   clearInterval(sampler);
   await controller.stop();
   const calls = sim.stats().apiCalls.byRoute;
