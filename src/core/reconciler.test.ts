@@ -22,7 +22,8 @@ describe('reconciler against the simulator', () => {
   it('gives each queued job one JIT runner, never exceeds max, and drains back to minIdle with nothing left', async () => {
     h = await Harness.start({ scaleSets: [{ name: 'lin', max: 4 }] });
     const c = await h.startController();
-    h.sim.createJobs({ owner: 'octo-org', repo: 'app', labels: LABELS, count: 10, durationMs: 150 });
+    // Long enough for a follow-up pass (at most LAZY_PASS_MS after the job starts) to mark its runner busy.
+    h.sim.createJobs({ owner: 'octo-org', repo: 'app', labels: LABELS, count: 10, durationMs: 2_500 });
     let peak = 0;
     const sample = () => {
       const live = h!.leftovers();
