@@ -12,7 +12,11 @@
  *    every runner exists until two resyncs have listed them all; the waiting parent's is reported beside it.
  * 2. Soak: steady jobs (2 a second, 5 s each, under the budget) for SOAK_MINUTES (default 5; `SOAK_MINUTES=30 npm
  *    run bench -- memory` for the 30-minute soak), VmRSS sampled every 5 s; the slope of a least-squares line
- *    through the samples after the first minute, in MB per hour.
+ *    through the samples after the warm-up (the first minute, or the first 5 of a soak of 15 minutes or more: V8
+ *    sizes its heap to the steady load over the first minutes), in MB per hour. The slope from the first minute on
+ *    and the one over the second half are reported beside it.
+ *
+ * The controller's CPU time (user + system, /proc) is reported with each, so a memory setting's cost in CPU shows.
  */
 import { spawn } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -31,7 +35,26 @@ const SOAK_RATE_PER_S = 2;
 const SLOPE_LIMIT_MB_PER_HOUR = 5;
 const LABELS = ['self-hosted', 'linux', 'bench'];
 
+const WARMUP_MINUTES = SOAK_MINUTES >= 15 ? 5 : 1;
+
 const mb = (bytes: number): number => Math.round((bytes / 2 ** 20) * 10) / 10;
+
+/** CPU seconds (user + system) the process has used, from /proc. */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/** Least-squares slope (MB per hour) of the samples from `fromMinute` on. */
+function slopeFrom(samples: readonly { t: number; rss: number }[], fromMinute: number): number {
+  const fit = samples.filter((s) => s.t * 60 >= fromMinute);
+  const n = fit.length;
+  const mt = fit.reduce((a, s) => a + s.t, 0) / n;
+  const mr = fit.reduce((a, s) => a + s.rss, 0) / n;
+  const slope =
+    fit.reduce((a, s) => a + (s.t - mt) * (s.rss - mr), 0) / fit.reduce((a, s) => a + (s.t - mt) ** 2, 0);
+  return Math.round(slope * 10) / 10;
+}
 
 /** The controller process: the child `runner-fleet start` runs it in, or the process itself. */
 function controllerPid(pid: number): number {
@@ -140,6 +163,7 @@ async function tenThousand(log: (line: string) => void) {
       2000,
     );
     const createdMs = Date.now() - started;
+    const createdCpu = cpuSeconds(cli.controller());
     log(`memory: ${tracked} runners after ${createdMs} ms, controller RSS so far ${mb(peak)} MB`);
     const reached = Date.now();
     const creationPeak = peak;
@@ -164,8 +188,13 @@ async function tenThousand(log: (line: string) => void) {
       240_000,
       1000,
     );
+    const trackingCpu = cpuSeconds(cli.controller()) - createdCpu;
+    const trackingS = (Date.now() - reached) / 1000;
     const stats = await sim.stats();
     return {
+      createdCpu,
+      trackingCpu,
+      trackingS,
       trackingMb: mb(peak),
       creationMb: mb(creationPeak),
       parentMb: mb(parentPeak),
@@ -198,6 +227,7 @@ async function soak(log: (line: string) => void) {
     );
     await sim.setWebhook(`${cli.url}/webhook`);
     const started = Date.now();
+    const cpuAtStart = cpuSeconds(cli.controller());
     const feeder = (async () => {
       while (!stopJobs) {
         await sim.createJobs({ owner: 'octo-org', repo: 'app', labels: LABELS, count: 1, durationMs: 5000 });
@@ -220,17 +250,16 @@ async function soak(log: (line: string) => void) {
         );
       }
     }
+    const cpu = cpuSeconds(cli.controller()) - cpuAtStart;
     stopJobs = true;
     await feeder;
     const stats = await sim.stats();
-    const fit = samples.filter((s) => s.t * 60 >= 1);
-    const n = fit.length;
-    const mt = fit.reduce((a, s) => a + s.t, 0) / n;
-    const mr = fit.reduce((a, s) => a + s.rss, 0) / n;
-    const slope =
-      fit.reduce((a, s) => a + (s.t - mt) * (s.rss - mr), 0) / fit.reduce((a, s) => a + (s.t - mt) ** 2, 0);
+    const fit = samples.filter((s) => s.t * 60 >= WARMUP_MINUTES);
     return {
-      slope: Math.round(slope * 10) / 10,
+      slope: slopeFrom(samples, WARMUP_MINUTES),
+      slopeAfterFirstMinute: slopeFrom(samples, 1),
+      slopeSecondHalf: slopeFrom(samples, SOAK_MINUTES / 2),
+      cpu,
       first: fit[0]?.rss ?? NaN,
       last: fit[fit.length - 1]?.rss ?? NaN,
       max: Math.max(...samples.map((s) => s.rss)),
@@ -265,7 +294,8 @@ export const benchmark: Benchmark = {
           `runner-fleet start with no NODE_OPTIONS (the 160 MiB heap limit it sets itself${m.separate ? ', in the child it runs the controller in' : ''}): ` +
           `${m.tracked} runners registered and their instances created over ${ORGS} organizations (installations), ` +
           `created in ${Math.round(m.createdMs / 1000)} s at 180 a minute each; largest controller VmRSS over ` +
-          `${m.resyncs} full resyncs after that. Largest while creating them: ${m.creationMb} MB. The waiting ` +
+          `${m.resyncs} full resyncs after that (${Math.round(m.trackingS)} s, ${m.trackingCpu.toFixed(1)} s of controller ` +
+          `CPU). Largest while creating them: ${m.creationMb} MB (${m.createdCpu.toFixed(1)} s of CPU). The waiting ` +
           `parent process: ${m.parentMb} MB more. Refusals: primary ${m.refusals.primaryRefusals}, secondary ` +
           `${m.refusals.secondaryRefusals}`,
       },
@@ -278,8 +308,11 @@ export const benchmark: Benchmark = {
         notes:
           `${SOAK_MINUTES}-minute soak (SOAK_MINUTES=30 npm run bench -- memory for 30), ${SOAK_RATE_PER_S} jobs ` +
           `a second of 5 s each, ${s.jobs} completed with ${s.calls} GitHub calls; controller VmRSS every 5 s, ` +
-          `least-squares slope after the first minute; ${s.first} MB then, ${s.last} MB at the end, ${s.max} MB ` +
-          `largest. Refusals: primary ${s.refusals.primaryRefusals}, secondary ${s.refusals.secondaryRefusals}`,
+          `least-squares slope after a warm-up of ${WARMUP_MINUTES} min; ${s.first} MB then, ${s.last} MB at the ` +
+          `end, ${s.max} MB largest. Slope from the first minute on: ${s.slopeAfterFirstMinute} MB/h; over the ` +
+          `second half: ${s.slopeSecondHalf} MB/h. Controller CPU: ${s.cpu.toFixed(1)} s ` +
+          `(${s.jobs > 0 ? ((s.cpu * 1000) / s.jobs).toFixed(1) : '–'} ms a job). Refusals: primary ` +
+          `${s.refusals.primaryRefusals}, secondary ${s.refusals.secondaryRefusals}`,
       },
     ];
     return results;

@@ -1,13 +1,14 @@
 /**
  * How the CLI finds its Kubernetes cluster and its own namespace. Shared by `start`, `doctor` and `demo`; only the
- * CLI builds a KubeConfig (the provider, the rights check and the leader elector are handed one).
+ * CLI builds a KubeConfig (the provider, the rights check and the leader elector are handed one), with
+ * kubernetes/kubeconfig.ts. Only types come from @kubernetes/client-node here: `start` without leader election or a
+ * Kubernetes scale set never loads it.
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { FleetConfig } from '../core/fleet-config.js';
-export { KubeOptionsError, loadKubeConfig } from '../kubernetes/kubeconfig.js';
 import { leaseNameFor } from '../kubernetes/rbac-rules.js';
 
 const IN_CLUSTER_NAMESPACE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';

@@ -8,12 +8,8 @@ import { githubChecks } from '../app/doctor-github.js';
 import { githubFetch } from '../app/github-fetch.js';
 import type { FleetFlags } from './fleet-options.js';
 import { loadFleetConfig, parseFleetArgs } from './fleet-options.js';
-import {
-  leaderElectionSettings,
-  loadKubeConfig,
-  usesKubernetes,
-  wantsLeaderElection,
-} from '../app/kube-options.js';
+import { leaderElectionSettings, usesKubernetes, wantsLeaderElection } from '../app/kube-options.js';
+import { loadKubeConfig } from '../kubernetes/kubeconfig.js';
 
 const usage = `Usage: runner-fleet doctor --config fleet.yaml [--kubeconfig F] [--aws-endpoint URL]
                             [--controller-service-account NS/NAME]

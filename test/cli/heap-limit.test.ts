@@ -7,7 +7,7 @@
 import { readFileSync, rmSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { heapLimitFlags } from '../../src/cli/heap-limit.js';
+import { childEnv, heapLimitFlags } from '../../src/cli/heap-limit.js';
 import type { Simulator } from '../../src/sim/github/index.js';
 import { startFleetSimulator } from '../support/sim-fleet.js';
 import { CLI, StartedCli, requireBuiltCli, writeStartConfig } from '../support/start-cli.js';
@@ -34,6 +34,7 @@ const children = (pid: number): number[] =>
     .filter((x) => x !== '')
     .map(Number);
 const cmdline = (pid: number): string[] => readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+const environ = (pid: number): string[] => readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
 
 describe('heap limit of runner-fleet start', () => {
   it('chooses the flags: 160 MiB by default, the variable, or none when a limit is set or it is off', () => {
@@ -50,6 +51,8 @@ describe('heap limit of runner-fleet start', () => {
     expect(heapLimitFlags(['start'], {}, ['--max_old_space_size=90'])).toBeNull();
     expect(heapLimitFlags(['validate', '--config', 'f'], env, [])).toBeNull();
     expect(heapLimitFlags(['start', '--help'], env, [])).toBeNull();
+    expect(childEnv({ PATH: '/bin' })).toMatchObject({ PATH: '/bin', MALLOC_MMAP_THRESHOLD_: '32768' });
+    expect(childEnv({ MALLOC_MMAP_THRESHOLD_: '131072' }).MALLOC_MMAP_THRESHOLD_).toBe('131072');
     expect(() => heapLimitFlags(['start'], { RUNNER_FLEET_HEAP_LIMIT_MB: 'lots' }, [])).toThrow(
       /RUNNER_FLEET_HEAP_LIMIT_MB must be a whole number of MiB/,
     );
@@ -63,6 +66,7 @@ describe('heap limit of runner-fleet start', () => {
       const [child] = children(pid);
       expect(child).toBeDefined();
       expect(cmdline(child!)).toContain('--max-old-space-size=160');
+      expect(environ(child!)).toContain('MALLOC_MMAP_THRESHOLD_=32768');
       expect(cmdline(pid)).not.toContain('--max-old-space-size=160');
       cli.signal('SIGTERM');
       const exit = await cli.exited;
