@@ -15,9 +15,9 @@
  * time window (settle and overlap before the previous scan's end) remains the outer bound: for the first scan, and
  * for whatever an earlier scan left open (attempts still in flight, refused or capped redeliveries).
  *
- * While webhooks are arriving and the previous scan left nothing open (nothing lost, no attempt unsettled), a
- * scheduled scan may rest once (`restScans`): the next one still pages down to the same point, so nothing is
- * skipped, only found at most one interval later.
+ * While webhooks are arriving and the previous scan found nothing lost and no recent attempt answered with an error,
+ * a scheduled scan may rest once (`restScans`): the next one still pages down to the same point (below any attempt
+ * still unsettled), so nothing is skipped, only found at most one interval later.
  */
 import type { Logger } from 'pino';
 import type { GitHubClient, WebhookDelivery } from './client.js';
@@ -49,7 +49,7 @@ export interface WebhookRedeliveryOptions {
   readonly concurrency?: number;
   /**
    * Scheduled scans skipped in a row at most while webhooks are arriving (the store received one since the previous
-   * scan began, `resumeFrom`) and the previous scan left nothing open (nothing lost, no attempt unsettled).
+   * scan began, `resumeFrom`) and the previous scan found nothing lost and no recent attempt answered with an error.
    * Default 1: while healthy, every other one.
    */
   readonly restScans?: number;
@@ -84,7 +84,7 @@ export class WebhookRedelivery {
    * settled by a scan: later scans page down to it, not further. Null before the first scan.
    */
   #caughtUpTo: number | null = null;
-  /** When the previous scan began, and whether it left nothing open (no lost event, no attempt unsettled). */
+  /** When the previous scan began, and whether it found nothing wrong (nothing lost, no error answered). */
   #previous: { at: number; clean: boolean } | null = null;
   /** Scheduled scans skipped in a row. */
   #rested = 0;
@@ -125,7 +125,7 @@ export class WebhookRedelivery {
     tick();
   }
 
-  /** A scheduled scan may rest: webhooks arrive, the previous scan left nothing open, it has not rested enough. */
+  /** A scheduled scan may rest: webhooks arrive, the previous scan found nothing wrong, it has not rested enough. */
   #mayRest(): boolean {
     const previous = this.#previous;
     if (previous === null || !previous.clean || this.#rested >= (this.#o.restScans ?? 1)) return false;
@@ -184,12 +184,15 @@ export class WebhookRedelivery {
     const lost: { guid: string; first: number; id: number; lowest: number }[] = [];
     /** Lowest id of an attempt this scan leaves open: the next scan must page down to it. */
     let open = Infinity;
+    /** A recent attempt was answered with an error: the next scheduled scan does not rest. */
+    let refusedRecently = false;
     for (const [guid, list] of attempts) {
       if (list.some(delivered)) continue;
       const newest = list.reduce((a, b) => (b.deliveredAt > a.deliveredAt ? b : a));
       const lowest = Math.min(...list.map((d) => d.id));
       if (newest.deliveredAt > settled) {
         open = Math.min(open, lowest); // may still be on its way; a later scan looks again
+        if (list.some((d) => d.statusCode !== 0)) refusedRecently = true;
         continue;
       }
       const asked = this.#asked.get(guid);
@@ -236,7 +239,9 @@ export class WebhookRedelivery {
     for (const d of deliveries) {
       if (d.id < open && d.id > (this.#caughtUpTo ?? -Infinity)) this.#caughtUpTo = d.id;
     }
-    this.#previous = { at: now, clean: open === Infinity && lost.length === 0 };
+    // An attempt with no answer yet is usually in flight while webhooks arrive: the next scan pages down to it
+    // whether this one rests or not. A loss, or an error answered, is a reason not to rest.
+    this.#previous = { at: now, clean: lost.length === 0 && !refusedRecently };
     this.#forgetBefore(from);
     const result = { listed: deliveries.length, lost: lost.length, redelivered, failed };
     if (lost.length > 0) this.#log.info(result, 'asked GitHub to redeliver lost webhooks');

@@ -3,7 +3,7 @@
  * got no answer (receiver down) or an error are redelivered, oldest first, with their GUIDs, once delivered they are
  * left alone, a receiver that keeps failing is asked for a bounded number of times, a scan that hits its cap
  * leaves the rest to the next one, each delivery is read about once, and scheduled scans rest only while webhooks
- * arrive and nothing is open.
+ * arrive and the previous scan found nothing lost and no error answered.
  */
 import { createServer } from 'node:http';
 import type { Server } from 'node:http';
@@ -287,7 +287,7 @@ describe('WebhookRedelivery', () => {
     expect(await redelivery.scan()).toMatchObject({ listed: 1, lost: 0 });
   });
 
-  it('while webhooks arrive and nothing is open, rests every other scheduled scan, and never after a loss', async () => {
+  it('while webhooks arrive and the previous scan found nothing wrong, rests every other scheduled scan, never after a loss', async () => {
     sim = await startSim();
     hook = await receiver();
     sim.setWebhook(hook.url);
@@ -335,6 +335,52 @@ describe('WebhookRedelivery', () => {
     lastReceived = Date.now();
     await tick();
     expect(lists()).toBe(4);
+    await redelivery.stop();
+  });
+
+  it('does not rest after an attempt answered with an error, still settling; one with no answer yet is no reason', async () => {
+    sim = await startSim();
+    hook = await receiver(500);
+    const t = clientFor(sim);
+    const timers: (() => void)[] = [];
+    let lastReceived: number | null = null;
+    const redelivery = new WebhookRedelivery({
+      github: t.client,
+      logger: silent,
+      settleMs: 60_000, // every attempt of this test is still settling: none counts as lost yet
+      resumeFrom: () => lastReceived,
+      setTimeout: (fn) => timers.push(fn),
+      clearTimeout: () => undefined,
+    });
+    const lists = () => t.count('GET /app/hook/deliveries');
+    const tick = async (): Promise<void> => {
+      const n = timers.length;
+      timers[n - 1]!();
+      while (timers.length === n) await new Promise((r) => setTimeout(r, 5));
+    };
+    redelivery.start(30_000);
+    while (timers.length === 0) await new Promise((r) => setTimeout(r, 5));
+    expect(lists()).toBe(1);
+    // an attempt without an answer (nobody listening), as an attempt still in flight looks
+    sim.setWebhook(await closedPort());
+    sim.createJobs({ owner: 'octo-org', repo: 'app', labels: ['a'] });
+    await sim.webhooksIdle();
+    lastReceived = Date.now();
+    await tick(); // rests
+    await tick();
+    expect(lists()).toBe(2); // sees it, unsettled
+    lastReceived = Date.now();
+    await tick();
+    expect(lists()).toBe(2); // rests all the same: the next scan still pages down to it
+    // an attempt answered 500
+    sim.setWebhook(hook.url);
+    sim.createJobs({ owner: 'octo-org', repo: 'app', labels: ['b'] });
+    await sim.webhooksIdle();
+    await tick();
+    expect(lists()).toBe(3); // sees it
+    lastReceived = Date.now();
+    await tick();
+    expect(lists()).toBe(4); // no rest, though webhooks arrive
     await redelivery.stop();
   });
 
