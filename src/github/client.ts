@@ -102,10 +102,10 @@ export interface GitHubClient extends GitHubPort {
   /** True with App auth: the App's webhook deliveries can be listed and redelivered. */
   readonly canRedeliver: boolean;
   /**
-   * The App webhook's deliveries delivered at or after `since` (ms epoch), newest first (GitHub's order); pages
-   * stop once they reach older ones. App auth only.
+   * The App webhook's deliveries delivered at or after `since` (ms epoch) and, when `newerThan` is given, with an
+   * id above it; newest first (GitHub's order, by id); pages stop once they reach older ones. App auth only.
    */
-  listWebhookDeliveries(since: number, signal?: AbortSignal): Promise<WebhookDelivery[]>;
+  listWebhookDeliveries(since: number, signal?: AbortSignal, newerThan?: number): Promise<WebhookDelivery[]>;
   /** One delivery with its payload. App auth only. */
   getWebhookDelivery(deliveryId: number, signal?: AbortSignal): Promise<WebhookDeliveryDetail>;
   /** Asks GitHub to attempt a delivery again (same GUID). App auth only. */
@@ -294,17 +294,22 @@ class Client implements GitHubClient {
     return this.#app !== null;
   }
 
-  async listWebhookDeliveries(since: number, signal?: AbortSignal): Promise<WebhookDelivery[]> {
+  async listWebhookDeliveries(
+    since: number,
+    signal?: AbortSignal,
+    newerThan?: number,
+  ): Promise<WebhookDelivery[]> {
     const route = 'GET /app/hook/deliveries';
     const app = this.#appOnly(route);
     const out: WebhookDelivery[] = [];
+    const floor = newerThan ?? -Infinity;
     try {
-      // Newest first: stop paging at the first page that reaches back past `since`.
+      // Newest first: stop paging at the first page that reaches back past `since` or down to `newerThan`.
       for await (const page of this.#pages(app, route, { per_page: 100 }, signal)) {
         let older = false;
         asArray(page.data as unknown, route, 'body').forEach((item, i) => {
           const d = toDelivery(item, route, `deliveries[${i}]`);
-          if (d.deliveredAt >= since) out.push(d);
+          if (d.deliveredAt >= since && d.id > floor) out.push(d);
           else older = true;
         });
         if (older) break;

@@ -1,8 +1,9 @@
 /**
  * Recovery of lost webhooks (src/github/redelivery.ts) against the simulator's deliveries API: events whose delivery
  * got no answer (receiver down) or an error are redelivered, oldest first, with their GUIDs, once delivered they are
- * left alone, a receiver that keeps failing is asked for a bounded number of times, and a scan that hits its cap
- * leaves the rest to the next one.
+ * left alone, a receiver that keeps failing is asked for a bounded number of times, a scan that hits its cap
+ * leaves the rest to the next one, each delivery is read about once, and scheduled scans rest only while webhooks
+ * arrive and the previous scan found nothing lost and no error answered.
  */
 import { createServer } from 'node:http';
 import type { Server } from 'node:http';
@@ -251,11 +252,136 @@ describe('WebhookRedelivery', () => {
     const deadline = Date.now() + 10_000;
     while (hook.got.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     await redelivery.stop();
-    const listed = t.count('GET /app/hook/deliveries');
+    // (requests sent: one aborted by stop() is still answered, and counted, a little later)
+    const lists = () =>
+      t.sent.filter((r) => r.method === 'GET' && r.url.includes('/app/hook/deliveries')).length;
+    const listed = lists();
     await new Promise((r) => setTimeout(r, 100));
     expect(hook.got).toHaveLength(1);
     expect(listed).toBeGreaterThanOrEqual(1);
-    expect(t.count('GET /app/hook/deliveries')).toBe(listed);
+    expect(lists()).toBe(listed);
+  });
+
+  it('reads each delivery about once: a later scan pages only down to what an earlier one found settled', async () => {
+    sim = await startSim();
+    hook = await receiver();
+    sim.setWebhook(hook.url);
+    sim.createJobs({ owner: 'octo-org', repo: 'app', labels: ['a'], count: 250 });
+    await sim.webhooksIdle();
+    const t = clientFor(sim);
+    const redelivery = new WebhookRedelivery({ github: t.client, logger: silent, settleMs: 0 });
+    expect(await redelivery.scan()).toMatchObject({ listed: 250, lost: 0 });
+    expect(t.count('GET /app/hook/deliveries')).toBe(3); // 100 a page
+    // 30 more delivered and one lost, all within the time window of the previous scan
+    sim.createJobs({ owner: 'octo-org', repo: 'app', labels: ['b'], count: 30 });
+    await sim.webhooksIdle();
+    sim.setWebhook(await closedPort());
+    const [lost] = sim.createJobs({ owner: 'octo-org', repo: 'app', labels: ['c'] });
+    await sim.webhooksIdle();
+    sim.setWebhook(hook.url);
+    expect(await redelivery.scan()).toMatchObject({ listed: 31, lost: 1, redelivered: 1 });
+    expect(t.count('GET /app/hook/deliveries')).toBe(4); // one page, not the 281 deliveries again
+    await sim.webhooksIdle();
+    expect(hook.got.at(-1)?.[2]).toBe(lost!.id);
+    // the redelivery is all that is new
+    expect(await redelivery.scan()).toMatchObject({ listed: 1, lost: 0 });
+  });
+
+  it('while webhooks arrive and the previous scan found nothing wrong, rests every other scheduled scan, never after a loss', async () => {
+    sim = await startSim();
+    hook = await receiver();
+    sim.setWebhook(hook.url);
+    const t = clientFor(sim);
+    const timers: (() => void)[] = [];
+    let lastReceived: number | null = null;
+    const redelivery = new WebhookRedelivery({
+      github: t.client,
+      logger: silent,
+      settleMs: 0,
+      resumeFrom: () => lastReceived,
+      setTimeout: (fn) => timers.push(fn),
+      clearTimeout: () => undefined,
+    });
+    const lists = () => t.count('GET /app/hook/deliveries');
+    /** Runs the next scheduled tick and waits until it has scheduled the one after. */
+    const tick = async (): Promise<void> => {
+      const n = timers.length;
+      timers[n - 1]!();
+      while (timers.length === n) await new Promise((r) => setTimeout(r, 5));
+    };
+    redelivery.start(30_000);
+    while (timers.length === 0) await new Promise((r) => setTimeout(r, 5));
+    expect(lists()).toBe(1);
+    // nothing received since: no sign the webhooks get through, so every tick scans
+    await tick();
+    expect(lists()).toBe(2);
+    lastReceived = Date.now();
+    await tick(); // webhooks arrive and the previous scan left nothing open: this one rests
+    expect(lists()).toBe(2);
+    // a webhook is lost meanwhile: the next scan (not a second rest) finds it
+    sim.setWebhook(await closedPort());
+    const [lost] = sim.createJobs({ owner: 'octo-org', repo: 'app', labels: ['a'] });
+    await sim.webhooksIdle();
+    sim.setWebhook(hook.url);
+    lastReceived = Date.now();
+    await tick();
+    expect(lists()).toBe(3);
+    await sim.webhooksIdle();
+    expect(hook.got.map((g) => g[2])).toEqual([lost!.id]);
+    // that scan found a loss: the next one does not rest, though webhooks arrive
+    lastReceived = Date.now();
+    await tick();
+    expect(lists()).toBe(4);
+    lastReceived = Date.now();
+    await tick();
+    expect(lists()).toBe(4);
+    await redelivery.stop();
+  });
+
+  it('does not rest after an attempt answered with an error, still settling; one with no answer yet is no reason', async () => {
+    sim = await startSim();
+    hook = await receiver(500);
+    const t = clientFor(sim);
+    const timers: (() => void)[] = [];
+    let lastReceived: number | null = null;
+    const redelivery = new WebhookRedelivery({
+      github: t.client,
+      logger: silent,
+      settleMs: 60_000, // every attempt of this test is still settling: none counts as lost yet
+      resumeFrom: () => lastReceived,
+      setTimeout: (fn) => timers.push(fn),
+      clearTimeout: () => undefined,
+    });
+    const lists = () => t.count('GET /app/hook/deliveries');
+    const tick = async (): Promise<void> => {
+      const n = timers.length;
+      timers[n - 1]!();
+      while (timers.length === n) await new Promise((r) => setTimeout(r, 5));
+    };
+    redelivery.start(30_000);
+    while (timers.length === 0) await new Promise((r) => setTimeout(r, 5));
+    expect(lists()).toBe(1);
+    // an attempt without an answer (nobody listening), as an attempt still in flight looks
+    sim.setWebhook(await closedPort());
+    sim.createJobs({ owner: 'octo-org', repo: 'app', labels: ['a'] });
+    await sim.webhooksIdle();
+    lastReceived = Date.now();
+    await tick(); // rests
+    await tick();
+    expect(lists()).toBe(2); // sees it, unsettled
+    lastReceived = Date.now();
+    await tick();
+    expect(lists()).toBe(2); // rests all the same: the next scan still pages down to it
+    // an attempt answered 500
+    sim.setWebhook(hook.url);
+    sim.createJobs({ owner: 'octo-org', repo: 'app', labels: ['b'] });
+    await sim.webhooksIdle();
+    await tick();
+    expect(lists()).toBe(3); // sees it
+    lastReceived = Date.now();
+    await tick();
+    expect(lists()).toBe(4); // no rest, though webhooks arrive
+    await redelivery.stop();
   });
 
   it('needs App authentication', async () => {
