@@ -176,7 +176,12 @@ describe.skipIf(!requireHelm('helm chart'))('helm chart', () => {
     // the controller's heap is capped (bench/controller.bench.ts measures with the chart's value)
     expect(podSpecOf(singleObjects).containers[0]!.env).toContainEqual({
       name: 'NODE_OPTIONS',
-      value: '--max-old-space-size=160',
+      value: '--max-old-space-size=160 --max-semi-space-size=8',
+    });
+    // as `start` sets for itself (src/cli/heap-limit.ts)
+    expect(podSpecOf(singleObjects).containers[0]!.env).toContainEqual({
+      name: 'MALLOC_MMAP_THRESHOLD_',
+      value: '32768',
     });
     const unlimited = podSpecOf(render(values({ heapLimitMb: 0 }))).containers[0]!.env!;
     expect(unlimited.map((e) => e.name)).not.toContain('NODE_OPTIONS');
