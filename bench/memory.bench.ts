@@ -24,7 +24,7 @@ import { stringify } from 'yaml';
 import { freePort } from '../test/support/free-port.js';
 import type { BenchResult, Benchmark } from './harness.js';
 import { GITHUB_DEFAULT_LIMITS } from './harness.js';
-import { CLI, SimProcess, benchFleet, rssBytes, waitFor } from './fleet-peers.js';
+import { CLI, SimProcess, benchFleet, controllerPid, rssBytes, waitFor } from './fleet-peers.js';
 
 const ORGS = 56;
 const PER_ORG = 179;
@@ -54,19 +54,6 @@ function slopeFrom(samples: readonly { t: number; rss: number }[], fromMinute: n
   const slope =
     fit.reduce((a, s) => a + (s.t - mt) * (s.rss - mr), 0) / fit.reduce((a, s) => a + (s.t - mt) ** 2, 0);
   return Math.round(slope * 10) / 10;
-}
-
-/** The controller process: the child `runner-fleet start` runs it in, or the process itself. */
-function controllerPid(pid: number): number {
-  try {
-    const kids = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')
-      .trim()
-      .split(/\s+/)
-      .filter(Boolean);
-    return kids.length > 0 ? Number(kids[0]) : pid;
-  } catch {
-    return pid;
-  }
 }
 
 interface Started {

@@ -3,21 +3,10 @@ import { CreatePacer, WINDOW_MS, budgetKey, windowShape } from './pacing.js';
 import type { PacingGrant, PacingWaitEvent } from './pacing.js';
 import { manualClock } from '../../test/support/core/manual-clock.js';
 import { RateLimiter } from '../sim/github/rate-limit.js';
+import { seededRandom as random } from './names.js';
 import type { FleetConfig } from './fleet-config.js';
 
 const KEY = 'api.github.com/org/octo';
-
-/** A deterministic pseudo-random source (mulberry32). */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** The most grants any sliding minute holds. */
 function busiestMinute(times: readonly number[]): number {
