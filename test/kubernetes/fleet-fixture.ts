@@ -106,6 +106,8 @@ export interface KubeFleet {
   readonly leaseName: string;
   /** Writes fleet.yaml for a controller listening on `port` with its own store; returns its path. */
   writeConfig(port: number, store: string): string;
+  /** `start` arguments of one replica under leader election: its fleet.yaml (port, store), kubeconfig and Lease. */
+  replicaArgs(port: number, store: string): string[];
   cleanup(): Promise<void>;
 }
 
@@ -165,7 +167,7 @@ export async function setupKubeFleet(cluster: TestCluster, options: KubeFleetOpt
     .filter((s) => s.containerMode === 'kubernetes')
     .map((s) => startVolumeProvisioner(admin, namespaces.get(s.name)!));
 
-  return {
+  const fleet: KubeFleet = {
     fleet: options.fleet,
     sim,
     dir,
@@ -176,6 +178,19 @@ export async function setupKubeFleet(cluster: TestCluster, options: KubeFleetOpt
     bridge,
     provisioners,
     leaseName,
+    replicaArgs(port, store) {
+      return [
+        '--config',
+        this.writeConfig(port, store),
+        '--kubeconfig',
+        kubeconfigPath,
+        '--leader-election',
+        '--lease-namespace',
+        controllerNamespace,
+        '--lease-name',
+        leaseName,
+      ];
+    },
     writeConfig(port, store) {
       const doc = {
         name: options.fleet,
@@ -206,6 +221,7 @@ export async function setupKubeFleet(cluster: TestCluster, options: KubeFleetOpt
       rmSync(dir, { recursive: true, force: true });
     },
   };
+  return fleet;
 }
 
 /** `runner-fleet start ...` as a child process of `node dist/cli/main.js`, with only PATH (and `env`) set. */

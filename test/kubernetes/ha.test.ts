@@ -45,21 +45,7 @@ describe.skipIf(!requireCluster('kubernetes HA'))(
 
     const spawn = async (name: string) => {
       const port = await freePort();
-      const child = new ControllerChild(
-        [
-          '--config',
-          kf.writeConfig(port, `${name}.db`),
-          '--kubeconfig',
-          kf.kubeconfigPath,
-          '--leader-election',
-          '--lease-namespace',
-          kf.controllerNamespace,
-          '--lease-name',
-          kf.leaseName,
-        ],
-        port,
-        { POD_NAME: name },
-      );
+      const child = new ControllerChild(kf.replicaArgs(port, `${name}.db`), port, { POD_NAME: name });
       replicas.push(child);
       return child;
     };

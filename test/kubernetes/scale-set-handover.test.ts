@@ -61,17 +61,7 @@ describe.skipIf(!requireCluster('kubernetes scale-set handover'))(
     const spawn = async (name: string) => {
       const port = await freePort();
       const child = new ControllerChild(
-        [
-          '--config',
-          kf.writeConfig(port, `${name}.db`),
-          '--kubeconfig',
-          kf.kubeconfigPath,
-          '--leader-election',
-          '--lease-namespace',
-          kf.controllerNamespace,
-          '--lease-name',
-          kf.leaseName,
-        ],
+        kf.replicaArgs(port, `${name}.db`),
         port,
         // The heap limit as the Helm chart sets it: the controller runs in this one process (no re-run of itself
         // with the limit), so its pid is the one in its session's owner name.
