@@ -4,28 +4,14 @@
  * (NODE_OPTIONS, as the Helm chart sets it) or RUNNER_FLEET_HEAP_LIMIT_MB=0 keeps one process; a bad value is a
  * usage error. Needs `npm run build`.
  */
-import { readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { childEnv, heapLimitFlags } from '../../src/cli/heap-limit.js';
-import type { Simulator } from '../../src/sim/github/index.js';
-import { startFleetSimulator } from '../support/sim-fleet.js';
-import { CLI, StartedCli, requireBuiltCli, writeStartConfig } from '../support/start-cli.js';
+import { CLI, StartedCli } from '../support/start-cli.js';
+import { startFleetPerFile } from '../support/start-fleet.js';
 
-let sim: Simulator;
-let configPath: string;
-let dir: string;
-
-beforeAll(async () => {
-  requireBuiltCli();
-  sim = await startFleetSimulator();
-  ({ configPath, dir } = writeStartConfig(sim));
-});
-
-afterAll(async () => {
-  await sim?.close();
-  if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
-});
+const fleet = startFleetPerFile();
 
 const children = (pid: number): number[] =>
   readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')
@@ -59,7 +45,7 @@ describe('heap limit of runner-fleet start', () => {
   });
 
   it('runs the controller in a child with the limit, passes SIGTERM on and exits as it does', async () => {
-    const cli = new StartedCli(configPath);
+    const cli = new StartedCli(fleet.configPath);
     try {
       await cli.ready();
       const pid = childPid(cli);
@@ -78,7 +64,7 @@ describe('heap limit of runner-fleet start', () => {
   });
 
   it('takes a child down with it when killed with SIGKILL', async () => {
-    const cli = new StartedCli(configPath);
+    const cli = new StartedCli(fleet.configPath);
     await cli.ready();
     const pid = childPid(cli);
     const [child] = children(pid);
@@ -98,7 +84,7 @@ describe('heap limit of runner-fleet start', () => {
   });
 
   it('keeps one process when NODE_OPTIONS sets a limit, and refuses a bad RUNNER_FLEET_HEAP_LIMIT_MB', async () => {
-    const cli = new StartedCli(configPath, {
+    const cli = new StartedCli(fleet.configPath, {
       env: { PATH: process.env.PATH ?? '/bin', NODE_OPTIONS: '--max-old-space-size=200' },
     });
     try {
@@ -107,7 +93,7 @@ describe('heap limit of runner-fleet start', () => {
     } finally {
       await cli.kill();
     }
-    const bad = spawnSync(process.execPath, [CLI, 'start', '--config', configPath], {
+    const bad = spawnSync(process.execPath, [CLI, 'start', '--config', fleet.configPath], {
       env: { PATH: process.env.PATH ?? '/bin', RUNNER_FLEET_HEAP_LIMIT_MB: '12' },
       encoding: 'utf8',
     });

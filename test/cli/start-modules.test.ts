@@ -8,25 +8,11 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Simulator } from '../../src/sim/github/index.js';
-import { startFleetSimulator } from '../support/sim-fleet.js';
-import { StartedCli, requireBuiltCli, writeStartConfig } from '../support/start-cli.js';
+import { describe, expect, it } from 'vitest';
+import { StartedCli } from '../support/start-cli.js';
+import { startFleetPerFile } from '../support/start-fleet.js';
 
-let sim: Simulator;
-let configPath: string;
-let dir: string;
-
-beforeAll(async () => {
-  requireBuiltCli();
-  sim = await startFleetSimulator();
-  ({ configPath, dir } = writeStartConfig(sim));
-});
-
-afterAll(async () => {
-  await sim?.close();
-  if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
-});
+const fleet = startFleetPerFile();
 
 describe('modules runner-fleet start loads', () => {
   it('does not load the Kubernetes client for a fleet without Kubernetes', async () => {
@@ -45,7 +31,7 @@ describe('modules runner-fleet start loads', () => {
         join(hooks, 'register.mjs'),
         `import { register } from 'node:module';\nregister(${JSON.stringify(pathToFileURL(join(hooks, 'hook.mjs')).href)});\n`,
       );
-      const cli = new StartedCli(configPath, {
+      const cli = new StartedCli(fleet.configPath, {
         env: {
           PATH: process.env.PATH ?? '/usr/bin:/bin',
           ...(process.env.TMPDIR ? { TMPDIR: process.env.TMPDIR } : {}),
