@@ -6,6 +6,7 @@
  * cached: installation ids per scope, installation tokens until shortly before expiry, runner group ids, and
  * registration tokens per scope (one token serves many runners). Concurrent callers share one in-flight request.
  */
+import { setMaxListeners } from 'node:events';
 import type { GitHubConfig, Scope } from '../core/fleet-config.js';
 import type { GitHubRunner } from '../core/types.js';
 import type {
@@ -193,6 +194,8 @@ class Client implements GitHubClient {
   readonly #closed = new AbortController();
 
   constructor(options: GitHubClientOptions) {
+    // Every call in flight listens to it (up to the client's concurrency, 50): not a leak, so no warning past 10.
+    setMaxListeners(0, this.#closed.signal);
     this.#config = options.config;
     this.#log = options.logger.child({ component: 'github' });
     this.#now = options.now ?? Date.now;
