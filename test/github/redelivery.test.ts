@@ -291,31 +291,12 @@ describe('WebhookRedelivery', () => {
     sim = await startSim();
     hook = await receiver();
     sim.setWebhook(hook.url);
-    const t = clientFor(sim);
-    const timers: (() => void)[] = [];
-    let lastReceived: number | null = null;
-    const redelivery = new WebhookRedelivery({
-      github: t.client,
-      logger: silent,
-      settleMs: 0,
-      resumeFrom: () => lastReceived,
-      setTimeout: (fn) => timers.push(fn),
-      clearTimeout: () => undefined,
-    });
-    const lists = () => t.count('GET /app/hook/deliveries');
-    /** Runs the next scheduled tick and waits until it has scheduled the one after. */
-    const tick = async (): Promise<void> => {
-      const n = timers.length;
-      timers[n - 1]!();
-      while (timers.length === n) await new Promise((r) => setTimeout(r, 5));
-    };
-    redelivery.start(30_000);
-    while (timers.length === 0) await new Promise((r) => setTimeout(r, 5));
+    const { redelivery, tick, lists, received } = await manualScans(clientFor(sim), 0);
     expect(lists()).toBe(1);
     // nothing received since: no sign the webhooks get through, so every tick scans
     await tick();
     expect(lists()).toBe(2);
-    lastReceived = Date.now();
+    received(Date.now());
     await tick(); // webhooks arrive and the previous scan left nothing open: this one rests
     expect(lists()).toBe(2);
     // a webhook is lost meanwhile: the next scan (not a second rest) finds it
@@ -323,16 +304,16 @@ describe('WebhookRedelivery', () => {
     const [lost] = sim.createJobs({ owner: 'octo-org', repo: 'app', labels: ['a'] });
     await sim.webhooksIdle();
     sim.setWebhook(hook.url);
-    lastReceived = Date.now();
+    received(Date.now());
     await tick();
     expect(lists()).toBe(3);
     await sim.webhooksIdle();
     expect(hook.got.map((g) => g[2])).toEqual([lost!.id]);
     // that scan found a loss: the next one does not rest, though webhooks arrive
-    lastReceived = Date.now();
+    received(Date.now());
     await tick();
     expect(lists()).toBe(4);
-    lastReceived = Date.now();
+    received(Date.now());
     await tick();
     expect(lists()).toBe(4);
     await redelivery.stop();
@@ -341,35 +322,18 @@ describe('WebhookRedelivery', () => {
   it('does not rest after an attempt answered with an error, still settling; one with no answer yet is no reason', async () => {
     sim = await startSim();
     hook = await receiver(500);
-    const t = clientFor(sim);
-    const timers: (() => void)[] = [];
-    let lastReceived: number | null = null;
-    const redelivery = new WebhookRedelivery({
-      github: t.client,
-      logger: silent,
-      settleMs: 60_000, // every attempt of this test is still settling: none counts as lost yet
-      resumeFrom: () => lastReceived,
-      setTimeout: (fn) => timers.push(fn),
-      clearTimeout: () => undefined,
-    });
-    const lists = () => t.count('GET /app/hook/deliveries');
-    const tick = async (): Promise<void> => {
-      const n = timers.length;
-      timers[n - 1]!();
-      while (timers.length === n) await new Promise((r) => setTimeout(r, 5));
-    };
-    redelivery.start(30_000);
-    while (timers.length === 0) await new Promise((r) => setTimeout(r, 5));
+    // every attempt of this test is still settling: none counts as lost yet
+    const { redelivery, tick, lists, received } = await manualScans(clientFor(sim), 60_000);
     expect(lists()).toBe(1);
     // an attempt without an answer (nobody listening), as an attempt still in flight looks
     sim.setWebhook(await closedPort());
     sim.createJobs({ owner: 'octo-org', repo: 'app', labels: ['a'] });
     await sim.webhooksIdle();
-    lastReceived = Date.now();
+    received(Date.now());
     await tick(); // rests
     await tick();
     expect(lists()).toBe(2); // sees it, unsettled
-    lastReceived = Date.now();
+    received(Date.now());
     await tick();
     expect(lists()).toBe(2); // rests all the same: the next scan still pages down to it
     // an attempt answered 500
@@ -378,7 +342,7 @@ describe('WebhookRedelivery', () => {
     await sim.webhooksIdle();
     await tick();
     expect(lists()).toBe(3); // sees it
-    lastReceived = Date.now();
+    received(Date.now());
     await tick();
     expect(lists()).toBe(4); // no rest, though webhooks arrive
     await redelivery.stop();
@@ -392,3 +356,34 @@ describe('WebhookRedelivery', () => {
     expect(clientFor(sim).client.canRedeliver).toBe(true);
   });
 });
+
+/**
+ * A redelivery scanner on manual timers, started: `tick()` runs the next scheduled scan and waits until it has
+ * scheduled the one after; `lists()` counts the deliveries pages GitHub was asked for; `received(at)` is what the
+ * store reports as its last webhook.
+ */
+async function manualScans(t: ReturnType<typeof clientFor>, settleMs: number) {
+  const timers: (() => void)[] = [];
+  let lastReceived: number | null = null;
+  const redelivery = new WebhookRedelivery({
+    github: t.client,
+    logger: silent,
+    settleMs,
+    resumeFrom: () => lastReceived,
+    setTimeout: (fn) => timers.push(fn),
+    clearTimeout: () => undefined,
+  });
+  const tick = async (): Promise<void> => {
+    const n = timers.length;
+    timers[n - 1]!();
+    while (timers.length === n) await new Promise((r) => setTimeout(r, 5));
+  };
+  redelivery.start(30_000);
+  while (timers.length === 0) await new Promise((r) => setTimeout(r, 5));
+  return {
+    redelivery,
+    tick,
+    lists: () => t.count('GET /app/hook/deliveries'),
+    received: (at: number) => void (lastReceived = at),
+  };
+}
