@@ -11,7 +11,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { KubeConfig } from '@kubernetes/client-node';
-import { CoreV1Api } from '@kubernetes/client-node';
+import { CoordinationV1Api, CoreV1Api } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
 import { controllerNeeds } from '../../src/providers/kubernetes/rbac-needs.js';
 import type { BridgeEvent, KubeBridge } from '../../src/sim/kube-bridge/index.js';
@@ -108,6 +108,10 @@ export interface KubeFleet {
   writeConfig(port: number, store: string): string;
   /** `start` arguments of one replica under leader election: its fleet.yaml (port, store), kubeconfig and Lease. */
   replicaArgs(port: number, store: string): string[];
+  /** The Lease's holder identity ('' when it has none). */
+  leaseHolder(): Promise<string>;
+  /** Waits until an identity starting with `prefix` holds the Lease; the ms from `since` until that was seen. */
+  leaderSince(prefix: string, since: number, timeoutMs: number): Promise<number>;
   cleanup(): Promise<void>;
 }
 
@@ -178,6 +182,24 @@ export async function setupKubeFleet(cluster: TestCluster, options: KubeFleetOpt
     bridge,
     provisioners,
     leaseName,
+    async leaseHolder() {
+      const lease = await admin
+        .makeApiClient(CoordinationV1Api)
+        .readNamespacedLease({ name: leaseName, namespace: controllerNamespace });
+      return lease.spec?.holderIdentity ?? '';
+    },
+    async leaderSince(prefix, since, timeoutMs) {
+      let ms = 0;
+      await until(
+        async () => {
+          if ((await this.leaseHolder().catch(() => '')).startsWith(prefix)) ms = Date.now() - since;
+          return ms > 0;
+        },
+        timeoutMs,
+        `${prefix} to take the Lease`,
+      );
+      return ms;
+    },
     replicaArgs(port, store) {
       return [
         '--config',

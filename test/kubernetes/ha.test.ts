@@ -49,13 +49,6 @@ describe.skipIf(!requireCluster('kubernetes HA'))(
       replicas.push(child);
       return child;
     };
-    const holder = async () =>
-      (
-        await cluster
-          .kubeConfig()
-          .makeApiClient(CoordinationV1Api)
-          .readNamespacedLease({ name: kf.leaseName, namespace: kf.controllerNamespace })
-      ).spec?.holderIdentity ?? '';
 
     beforeAll(async () => {
       kf = await setupKubeFleet(cluster, {
@@ -99,7 +92,7 @@ describe.skipIf(!requireCluster('kubernetes HA'))(
       b = await spawn('replica-b');
       await until(async () => (await b.status('/healthz')) === 200, 60_000, 'replica-b to serve /healthz');
       expect(await b.status('/readyz')).toBe(503);
-      expect(await holder()).toMatch(/^replica-a_/);
+      expect(await kf.leaseHolder()).toMatch(/^replica-a_/);
       proxy = await startServiceProxy([a.url, b.url]);
       expect(proxy.ready()).toEqual([a.url]);
       kf.sim.setWebhook(`${proxy.url}/webhook`);
@@ -133,15 +126,7 @@ describe.skipIf(!requireCluster('kubernetes HA'))(
       // delivery log, so nothing but the new leader's catch-up can get them runners (a new `haa` job would: runners
       // are not bound to jobs, and its runner would take the oldest waiting one).
       burst(5, [SETS[1]]); // webhooks nobody is ready to receive
-      let takeoverMs = 0;
-      await until(
-        async () => {
-          if ((await holder().catch(() => '')).startsWith('replica-b_')) takeoverMs = Date.now() - killedAt;
-          return takeoverMs > 0;
-        },
-        30_000,
-        'replica-b to take the Lease',
-      );
+      const takeoverMs = await kf.leaderSince('replica-b_', killedAt, 30_000);
       await b.waitReady(60_000);
       const readyMs = Date.now() - killedAt;
       burst(5, [SETS[1]]);

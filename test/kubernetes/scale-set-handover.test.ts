@@ -15,7 +15,6 @@
  * Nothing is left behind: no runner registration, no runner pod, no session but the last leader's until it stops.
  */
 import { hostname } from 'node:os';
-import { CoordinationV1Api } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isRunnerOf } from '../../src/core/names.js';
 import { PodInformer } from '../../src/kubernetes/pod-informer.js';
@@ -72,13 +71,6 @@ describe.skipIf(!requireCluster('kubernetes scale-set handover'))(
     };
     /** The session owner name a replica's listener gives: `<hostname>-<pid>`. */
     const owner = (c: ControllerChild) => `${hostname()}-${c.child.pid}`;
-    const holder = async () =>
-      (
-        await cluster
-          .kubeConfig()
-          .makeApiClient(CoordinationV1Api)
-          .readNamespacedLease({ name: kf.leaseName, namespace: kf.controllerNamespace })
-      ).spec?.holderIdentity ?? '';
     const scaleSet = (): SimScaleSetView | undefined => kf.sim.scaleSets().find((s) => s.name === SET.name);
     /** The replica's Actions service calls, from its /metrics. */
     const actionsCalls = async (c: ControllerChild): Promise<ApiCall[]> => {
@@ -180,7 +172,7 @@ describe.skipIf(!requireCluster('kubernetes scale-set handover'))(
       b = await spawn('replica-b');
       await until(async () => (await b.status('/healthz')) === 200, 60_000, 'replica-b to serve /healthz');
       expect(await b.status('/readyz')).toBe(503);
-      expect(await holder()).toMatch(/^replica-a_/);
+      expect(await kf.leaseHolder()).toMatch(/^replica-a_/);
       await until(() => scaleSet()?.session != null, 60_000, 'the leader’s message session');
 
       queue(6);
@@ -214,15 +206,7 @@ describe.skipIf(!requireCluster('kubernetes scale-set handover'))(
       const killedAt = Date.now();
       await a.kill();
       const waitingAtKill = jobs.filter((id) => kf.sim.job(id)?.status === 'queued').length;
-      let takeoverMs = 0;
-      await until(
-        async () => {
-          if ((await holder().catch(() => '')).startsWith('replica-b_')) takeoverMs = Date.now() - killedAt;
-          return takeoverMs > 0;
-        },
-        30_000,
-        'replica-b to take the Lease',
-      );
+      const takeoverMs = await kf.leaderSince('replica-b_', killedAt, 30_000);
       expect(takeoverMs).toBeLessThan(15_000);
       await b.waitReady(60_000);
 
