@@ -215,13 +215,20 @@ function run(title: string, command: string, args: string[], env: NodeJS.Process
   return passed;
 }
 
+/**
+ * `git <args>` line by line. Its whole output or an error: a listing cut at spawnSync's default 1 MB buffer would
+ * compare as a change.
+ */
+function gitLines(args: string[]): string[] {
+  const r = spawnSync('git', args, { cwd: repo, encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 });
+  if (r.error || r.status !== 0)
+    throw new Error(`git ${args.join(' ')} failed: ${r.error?.message ?? r.stderr.trim()}`);
+  return r.stdout.split('\n');
+}
+
 /** Tracked, untracked and ignored files (a stray store file is ignored by .gitignore but still a trace). */
-const gitStatus = () =>
-  spawnSync('git', ['status', '--porcelain', '--untracked-files=all', '--ignored'], {
-    cwd: repo,
-    encoding: 'utf8',
-  })
-    .stdout.split('\n')
+export const gitStatus = () =>
+  gitLines(['status', '--porcelain', '--untracked-files=all', '--ignored=matching'])
     // Where the build and tests are meant to write (dist/, the browser test's screenshot in test-output/), and
     // node_modules/, where the tools keep their caches (vitest's results of the last run in node_modules/.vite).
     // Git quotes a path with spaces or other special characters: "node_modules/...".
