@@ -122,6 +122,13 @@ describe.skipIf(!requireCluster('kubernetes HA'))(
       ).toBeGreaterThan(0);
       const killedAt = Date.now();
       await a.kill();
+      // The Service routes to the killed replica until its next probe fails (<= 0.5 s): webhooks sent before that get
+      // 502, not the 503 of "no replica ready" this part of the test is about.
+      await until(
+        () => !proxy.ready().includes(a.url),
+        5_000,
+        'the Service to stop routing to the killed replica',
+      );
       // Only `hab` gets jobs from here on: `haa`'s waiting jobs are known to no one but the dead leader and GitHub's
       // delivery log, so nothing but the new leader's catch-up can get them runners (a new `haa` job would: runners
       // are not bound to jobs, and its runner would take the oldest waiting one).
