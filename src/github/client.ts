@@ -44,6 +44,11 @@ export interface GitHubClientOptions {
   readonly retries?: number;
   /** ms that one second of retry-after or backoff stands for; default 1000. Tests shrink it. */
   readonly retryBaseMs?: number;
+  /**
+   * Installation ids already known, by scope (`scopeKey`): start's preflight has just read each scope's installation,
+   * and the client need not ask GitHub again. Others are looked up on first use.
+   */
+  readonly installationIds?: ReadonlyMap<string, number>;
   /** Rate-limit retries per request; default 2. */
   readonly maxRateLimitRetries?: number;
   /** A rate limit asking to wait longer than this (s) fails at once with `rate_limited`; default 60. */
@@ -200,6 +205,7 @@ class Client implements GitHubClient {
     this.#log = options.logger.child({ component: 'github' });
     this.#now = options.now ?? Date.now;
     this.#registrationTokenMarginMs = options.registrationTokenMarginMs ?? 10 * 60_000;
+    for (const [key, id] of options.installationIds ?? []) this.#installationIds.set(key, id);
     const metrics = options.metrics;
     const transport = createTransport({
       fetch: options.fetch ?? ((input, init) => globalThis.fetch(input, init)),
@@ -486,10 +492,14 @@ class Client implements GitHubClient {
     );
   }
 
-  /** Repo scope always uses the default group (id 1); org and enterprise groups are looked up by name, cached. */
+  /**
+   * Repo scope always uses the default group (id 1), and so does an org's `Default` group (GitHub gives it id 1 in
+   * every organization, and the name cannot be taken by another group): no lookup, one call fewer per start. Other
+   * org groups and enterprise groups are looked up by name, cached.
+   */
   async #runnerGroupId(scope: Scope, name: string, signal?: AbortSignal): Promise<number> {
     const { base, params, kind } = scopeRoute(scope);
-    if (kind === 'repo') return 1;
+    if (kind === 'repo' || (kind === 'org' && name.toLowerCase() === 'default')) return 1;
     const key = `${scopeKey(scope)}#${name.toLowerCase()}`;
     const cached = this.#runnerGroups.get(key, this.#now());
     if (cached !== undefined) return cached;

@@ -143,6 +143,20 @@ describe('GitHub client against the simulator', () => {
       expect(t.sent.find((s) => s.url.includes('generate-jitconfig'))?.body).toContain('"runner_group_id":1');
     });
 
+    it("creates JIT runners in an org's Default group (id 1) without a group lookup", async () => {
+      const t = clientFor(sim);
+      const r = await t.client.generateJitConfig(ORG, {
+        name: 'fleet-org-default',
+        runnerGroup: 'Default',
+        labels: ['linux'],
+      });
+      expect(r.runner.name).toBe('fleet-org-default');
+      expect(t.count('GET /orgs/{org}/actions/runner-groups')).toBe(0);
+      expect(t.count(JIT_ORG, 201)).toBe(1);
+      expect(t.sent.find((s) => s.url.includes('generate-jitconfig'))?.body).toContain('"runner_group_id":1');
+      expect(sim.runners().find((x) => x.name === 'fleet-org-default')?.scope).toBe('org:octo-org');
+    });
+
     it('creates JIT runners at enterprise scope with a PAT', async () => {
       const t = clientFor(sim, { auth: 'pat' });
       const r = await t.client.generateJitConfig(
