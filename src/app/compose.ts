@@ -63,8 +63,16 @@ export interface ComposeOptions {
   readonly stopTimeoutMs?: number;
   readonly fetch?: FetchLike;
   readonly now?: () => number;
-  /** Options passed through to the GitHub client (timeouts, retry pacing); tests shrink them. */
-  readonly github?: { readonly retryBaseMs?: number; readonly timeoutMs?: number; readonly retries?: number };
+  /**
+   * Options passed through to the GitHub client: timeouts and retry pacing (tests shrink them), and the
+   * installation ids start's preflight already read.
+   */
+  readonly github?: {
+    readonly retryBaseMs?: number;
+    readonly timeoutMs?: number;
+    readonly retries?: number;
+    readonly installationIds?: ReadonlyMap<string, number>;
+  };
   /** Calls out at once; default fleet.yaml's controller.concurrency. */
   readonly concurrency?: number;
   /** Retry pacing of `discovery: scale-set` listeners (first delay, longest); tests shrink it. */

@@ -124,6 +124,8 @@ export interface GitHubCheckOptions {
   readonly fetch?: FetchLike;
   readonly logger: Logger;
   readonly signal?: AbortSignal;
+  /** Told each scope's App installation id as the checks read it (start hands them to the controller's client). */
+  readonly onInstallation?: (scope: Scope, id: number) => void;
 }
 
 async function appChecks(
@@ -173,6 +175,7 @@ async function appChecks(
               owner: scope.repo.split('/')[0] ?? '',
               repo: scope.repo.split('/')[1] ?? '',
             });
+      if (typeof data.id === 'number') options.onInstallation?.(scope, data.id);
       const needed = neededPermissions(config, scope);
       const granted = data.permissions as Record<string, string>;
       const missing = missingPermissions(granted, needed);
@@ -277,8 +280,61 @@ export async function githubAccessChecks(
   options: GitHubCheckOptions,
 ): Promise<CheckLine[]> {
   const auth = config.github.auth;
+  if ('app' in auth) {
+    // Each installation says all start needs (it authenticates the App, and carries the permissions and events the
+    // installation accepted); the App's own page is read only to explain a failure, with the full checks.
+    const fast = await installationsGrantAll(config, options);
+    if (fast !== null) return fast;
+  }
   const { lines } =
     'app' in auth ? await appChecks(config, auth.app, options) : await tokenChecks(config, options);
+  return lines;
+}
+
+/**
+ * One call per scope: every installation grants the permissions and receives the events its scope needs. Null when
+ * anything is missing or could not be read (or there is no scope to read): the full checks then say what and why.
+ */
+async function installationsGrantAll(
+  config: FleetConfig,
+  options: GitHubCheckOptions,
+): Promise<CheckLine[] | null> {
+  const scopes = uniqueScopes(config);
+  // (the configuration refuses enterprise scopes with App authentication)
+  if (scopes.length === 0 || scopes.some((s) => 'enterprise' in s)) return null;
+  const octokit = appOctokit(config.github, options.fetch, options.signal)!;
+  const lines: CheckLine[] = [];
+  const found: [Scope, number][] = [];
+  for (const scope of scopes) {
+    if ('enterprise' in scope) return null;
+    let data: { id?: unknown; permissions?: unknown; events?: unknown };
+    try {
+      ({ data } =
+        'org' in scope
+          ? await octokit.request('GET /orgs/{org}/installation', { org: scope.org })
+          : await octokit.request('GET /repos/{owner}/{repo}/installation', {
+              owner: scope.repo.split('/')[0] ?? '',
+              repo: scope.repo.split('/')[1] ?? '',
+            }));
+    } catch {
+      return null;
+    }
+    const needed = neededPermissions(config, scope);
+    const events = Array.isArray(data.events) ? (data.events as unknown[]) : [];
+    if (
+      typeof data.id !== 'number' ||
+      missingPermissions(data.permissions as Record<string, string> | undefined, needed).length > 0 ||
+      APP_EVENTS.some((e) => !events.includes(e))
+    ) {
+      return null;
+    }
+    const wanted = Object.entries(needed)
+      .map(([n, l]) => `${n}: ${l}`)
+      .join(', ');
+    lines.push({ ok: true, text: `${describe(scope)}: App installation ${data.id} grants ${wanted}` });
+    found.push([scope, data.id]);
+  }
+  for (const [scope, id] of found) options.onInstallation?.(scope, id);
   return lines;
 }
 

@@ -8,6 +8,7 @@
 import { pino } from 'pino';
 import type { FleetConfig } from '../core/fleet-config.js';
 import type { FetchLike } from '../github/index.js';
+import { scopeKey } from '../github/index.js';
 import { githubAccessChecks, githubRefusal } from './doctor-github.js';
 import { githubFetch } from './github-fetch.js';
 
@@ -16,6 +17,11 @@ export interface GitHubPreflight {
   readonly refusal: string | null;
   /** Checks that could not be made. */
   readonly warnings: readonly string[];
+  /**
+   * The App installation id of each scope the checks read (by `scopeKey`): the controller's client starts with them
+   * instead of asking GitHub the same question again.
+   */
+  readonly installationIds: ReadonlyMap<string, number>;
 }
 
 export interface GitHubPreflightOptions {
@@ -51,13 +57,16 @@ export async function githubPreflight(
   options: GitHubPreflightOptions,
 ): Promise<GitHubPreflight> {
   const transport = options.fetch ? undefined : githubFetch(config.github, options.env);
+  const installationIds = new Map<string, number>();
   try {
     const lines = await githubAccessChecks(config, {
       logger: pino({ level: 'silent' }),
       signal: AbortSignal.timeout(options.timeoutMs ?? 20_000),
       fetch: retryingFetch(options.fetch ?? transport!.fetch),
+      onInstallation: (scope, id) => installationIds.set(scopeKey(scope), id),
     });
     return {
+      installationIds,
       refusal: githubRefusal(lines),
       warnings: lines
         .filter((l) => l.unchecked)

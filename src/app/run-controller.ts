@@ -65,10 +65,12 @@ export async function runController(options: RunControllerOptions): Promise<numb
     }
   }
   // GitHub first: missing App permissions or events refuse the start before anything else is set up.
+  let installationIds: ReadonlyMap<string, number>;
   try {
     const github = await githubPreflight(config, { env: options.env });
     if (github.refusal !== null) return fail(`refusing to start: ${github.refusal}`);
     for (const warning of github.warnings) stderr.write(`runner-fleet start: warning: ${warning}\n`);
+    installationIds = github.installationIds;
   } catch (error) {
     return fail((error as Error).message);
   }
@@ -80,6 +82,8 @@ export async function runController(options: RunControllerOptions): Promise<numb
       logLevel: options.logLevel,
       checkAccess: true,
       signal: options.stop,
+      // The preflight read each scope's installation: the client does not ask again.
+      github: { installationIds },
       connection: {
         ...(options.kubeconfig !== undefined ? { kubeconfig: options.kubeconfig } : {}),
         ...(options.awsEndpoint !== undefined ? { awsEndpoint: options.awsEndpoint } : {}),

@@ -1,8 +1,9 @@
 /**
  * `runner-fleet start` checks the GitHub App before anything else: the installation's permissions for each scope
  * and the `workflow_job` subscription of the App and its installations. A missing one refuses the start (exit 1,
- * within seconds) naming it and the fix; `doctor` prints the same fix. The controller runs as a real process
- * against the simulator, whose App is given too few permissions or events.
+ * within seconds) naming it and the fix; `doctor` prints the same fix. When nothing is missing, the installations
+ * alone are read, once each. The controller runs as a real process against the simulator, whose App is given too
+ * few permissions or events.
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -85,9 +86,15 @@ describe('start: the GitHub App self-check', () => {
     return { sim, configPath, port };
   }
 
-  it('starts when the App has what the fleet needs', async () => {
-    const { configPath, port } = await fleet({}, [{ org: 'octo-org' }, { repo: 'octo-org/app' }]);
+  it('starts when the App has what the fleet needs, reading each installation once and the App not at all', async () => {
+    const { sim, configPath, port } = await fleet({}, [{ org: 'octo-org' }, { repo: 'octo-org/app' }]);
     expect(await start(configPath, port)).toBe('ready');
+    // The installations say all the check needs; the controller's client reuses the ids the check read.
+    const calls = sim.stats().apiCalls.byRoute;
+    expect(calls['GET /app'] ?? 0).toBe(0);
+    expect(calls['GET /orgs/{org}/installation']).toBe(1);
+    expect(calls['GET /repos/{owner}/{repo}/installation']).toBe(1);
+    expect(calls['GET /orgs/{org}/actions/runner-groups'] ?? 0).toBe(0);
   }, 90_000);
 
   it('refuses (exit 1, in seconds) naming each missing permission and where to grant it', async () => {
