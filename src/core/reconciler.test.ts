@@ -103,7 +103,13 @@ describe('reconciler against the simulator', () => {
     });
     let c = await h.startController();
     h.sim.createJobs({ owner: 'octo-org', repo: 'app', labels: LABELS, count: 12, durationMs: 300 });
-    await until(() => c.store.runners('lin').some((r) => r.state === 'starting'), 20_000);
+    // Every job known before the crash (this harness has no redelivery for a `queued` sent while it is down).
+    await until(
+      () =>
+        h!.received.filter((e) => e.action === 'queued').length === 12 &&
+        c.store.runners('lin').some((r) => r.state === 'starting'),
+      20_000,
+    );
     await h.crash();
     // While the controller is down its runners take jobs and finish them; those webhooks are lost (GitHub does
     // not redeliver by itself), so after the restart the store still says queued for jobs that are done.
