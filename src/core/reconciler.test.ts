@@ -228,6 +228,61 @@ describe('reconciler against the simulator', () => {
     );
   }, 60_000);
 
+  it('rests scheduled runner lists while webhooks arrive and the last list agreed, at most two in a row, and still finds a leaked registration', async () => {
+    h = await Harness.start({
+      scaleSets: [{ name: 'lin', max: 10 }],
+      controller: { resyncInterval: 400, orphanGracePeriod: 300 },
+    });
+    const lists = () => h!.sim.stats().apiCalls.byRoute['GET /orgs/{org}/actions/runners'] ?? 0;
+    // Per scheduled resync: whether it listed (the simulator counted a list since the previous one).
+    const listed: boolean[] = [];
+    let seen = 0;
+    const c = await h.startController({
+      hooks: {
+        onResync: () => {
+          const n = lists();
+          listed.push(n > seen);
+          seen = n;
+        },
+      },
+    });
+    // Quiet: no webhook arrives, so every scheduled resync lists.
+    await until(() => listed.length >= 4, 10_000);
+    expect(listed.slice(1, 4)).toEqual([true, true, true]);
+
+    // Webhooks flowing: a job every 150 ms; meanwhile a registration with our name and no instance appears.
+    const flowFrom = listed.length;
+    const gh = (await import('../github/index.js')).createGitHubClient({
+      config: h.config.github,
+      logger: (await import('../../test/support/core/reconciler.js')).silent,
+    });
+    let flowing = true;
+    const flow = (async () => {
+      while (flowing) {
+        h!.sim.createJobs({ owner: 'octo-org', repo: 'app', labels: LABELS, count: 1, durationMs: 100 });
+        await new Promise((r) => setTimeout(r, 150));
+      }
+    })();
+    await until(() => listed.length >= flowFrom + 2, 10_000);
+    await gh.generateJitConfig(
+      { org: 'octo-org' },
+      { name: 'lin-leaked01', runnerGroup: 'Default', labels: ['linux'] },
+    );
+    // Found by a list within three intervals, and deregistered after the grace period, webhooks or not.
+    await until(() => !h!.sim.runners().some((r) => r.name === 'lin-leaked01'), 15_000);
+    await until(() => listed.length >= flowFrom + 12, 20_000);
+    flowing = false;
+    await flow;
+    const during = listed.slice(flowFrom);
+    // Some scheduled lists rested, never three in a row.
+    expect(during.filter((l) => !l).length).toBeGreaterThan(0);
+    expect(during.map((l) => (l ? '1' : '0')).join('')).not.toContain('000');
+    await c.reconciler.settled();
+    expect(c.readModel.events({ limit: 500 })).toContainEqual(
+      expect.objectContaining({ kind: 'registration', runner: 'lin-leaked01', event: 'deleted' }),
+    );
+  }, 60_000);
+
   it('times out a runner that never comes online, removes it, backs off, and shows why', async () => {
     h = await Harness.start({
       scaleSets: [{ name: 'slow', bootstrapTimeout: 800, max: 1, bootDelay: 60_000 }],

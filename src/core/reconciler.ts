@@ -89,6 +89,29 @@ export interface ReconcilerHealth {
 /** Runners missing from a list that are asked for one by one; with more, the list is taken again (#missingFromList). */
 const MISSING_LOOKUPS_MAX = 8;
 
+/**
+ * Scheduled GitHub runner lists of a scope skipped in a row at most while webhooks arrive and the previous list agreed
+ * with the runner records (#mayRestList): while webhooks flow, a list is still taken at least every third resync
+ * interval (90 s at the default 30 s, within the default orphan grace period of 2 min).
+ */
+export const RUNNER_LIST_RESTS = 2;
+
+/** What the last runner list of a scope said, for #mayRestList. */
+interface ListState {
+  /** When the list began (ms epoch). */
+  readonly at: number;
+  /**
+   * It succeeded and matched the records: every runner of ours it showed had a live record, and every live record
+   * with a registration older than the list was in it. Nothing in it was news the records did not have.
+   */
+  readonly agreed: boolean;
+  /** Scheduled lists skipped in a row since. */
+  rested: number;
+}
+
+const LIVE_STATES: ReadonlySet<string> = new Set(['requested', 'creating', 'starting', 'idle', 'busy']);
+const REGISTERED_STATES: ReadonlySet<string> = new Set(['starting', 'idle', 'busy']);
+
 function cryptoRandom(): number {
   return crypto.getRandomValues(new Uint32Array(1))[0]! / 4294967296;
 }
@@ -139,6 +162,12 @@ export class Reconciler {
   readonly #stopping = new AbortController();
   /** The store's failure, once logged (the store says why; passes stop until a restart). */
   #storeFailureSeen = false;
+  /** The last runner list per scope (scopeKey). */
+  readonly #lists = new Map<string, ListState>();
+  /** When a webhook last changed a job (ms epoch), or null. */
+  #lastWebhookAt: number | null = null;
+  /** When the previous scheduled resync began (ms epoch), or null. */
+  #lastScheduledAt: number | null = null;
 
   constructor(options: ReconcilerOptions) {
     this.#o = options;
@@ -267,8 +296,17 @@ export class Reconciler {
 
   /** Lists runners (GitHub) and instances (providers) now, then wakes every scale set. Concurrent calls share. */
   resync(): Promise<void> {
+    return this.#resync(false);
+  }
+
+  /** The periodic resync: a scope's GitHub runner list may rest (#mayRestList). */
+  #scheduledResync(): Promise<void> {
+    return this.#resync(true);
+  }
+
+  #resync(scheduled: boolean): Promise<void> {
     if (this.#resyncing !== null) return this.#resyncing;
-    this.#resyncing = this.#doResync().finally(() => {
+    this.#resyncing = this.#doResync(scheduled).finally(() => {
       this.#resyncing = null;
     });
     return this.#resyncing;
@@ -328,6 +366,7 @@ export class Reconciler {
 
   #onJobChange(change: JobChange): void {
     const { job, previous } = change;
+    if (change.source === 'webhook') this.#lastWebhookAt = this.#now();
     const hook = this.#o.hooks?.onJobEvent;
     if (hook !== undefined && (previous === null || previous.status !== job.status)) {
       const event = previous === null && job.scaleSet === null ? 'unroutable' : job.status;
@@ -503,7 +542,7 @@ export class Reconciler {
     if (this.#stopped) return;
     this.#resyncTimer = this.#timers.setTimeout(() => {
       this.#resyncTimer = null;
-      void this.resync().finally(() => this.#scheduleResync());
+      void this.#scheduledResync().finally(() => this.#scheduleResync());
     }, this.#o.config.controller.resyncInterval);
   }
 
@@ -518,9 +557,45 @@ export class Reconciler {
     return true;
   }
 
-  async #doResync(): Promise<void> {
+  /**
+   * A scheduled runner list of a scope may rest (the previous observation stands) when it would repeat what fresher
+   * sources already say: webhooks arrived since the previous scheduled resync (each runner's job start and end reach
+   * its record through them, and each registration through the JIT answer), the previous list agreed with the
+   * records, and fewer than RUNNER_LIST_RESTS lists rested in a row. What only a list tells (a registration removed
+   * by hand, a runner online without a job, a leaked registration) is still found, at most RUNNER_LIST_RESTS
+   * intervals later; without webhooks, or after a list that disagreed, every scheduled resync lists.
+   */
+  #mayRestList(key: string, previousTick: number | null): boolean {
+    const last = this.#lists.get(key);
+    if (last === undefined || !last.agreed || last.rested >= RUNNER_LIST_RESTS) return false;
+    const news = this.#lastWebhookAt;
+    return news !== null && previousTick !== null && news >= previousTick && news >= last.at;
+  }
+
+  /** Whether a list of `sets` taken at `at` agreed with their runner records (ListState.agreed). */
+  #listAgrees(sets: readonly string[], at: number, listed: readonly GitHubRunner[]): boolean {
+    const names = new Set<string>();
+    for (const r of listed) if (scaleSetOf(r.name, sets) !== null) names.add(r.name);
+    let agreed = true;
+    let liveListed = 0;
+    for (const s of sets) {
+      this.#o.store.forEachRunner(s, (r) => {
+        if (!agreed) return;
+        if (!LIVE_STATES.has(r.state)) return;
+        if (names.has(r.name)) liveListed++;
+        else if (REGISTERED_STATES.has(r.state) && r.githubId !== null && r.stateChangedAt < at)
+          agreed = false;
+      });
+    }
+    // Every runner of ours listed has a live record (counted once each above).
+    return agreed && liveListed === names.size;
+  }
+
+  async #doResync(scheduled = false): Promise<void> {
     const started = performance.now();
     const errors: string[] = [];
+    const previousTick = this.#lastScheduledAt;
+    if (scheduled) this.#lastScheduledAt = this.#now();
     const signal =
       this.#o.signal === undefined
         ? this.#stopping.signal
@@ -535,6 +610,13 @@ export class Reconciler {
     }
     const githubLists = [...byScope.values()].map(async ({ scope, sets }) => {
       const at = this.#now();
+      const key = scopeKey(scope);
+      if (scheduled && this.#mayRestList(key, previousTick)) {
+        this.#lists.get(key)!.rested++;
+        this.#log.debug({ scope: key }, 'runner list rested: webhooks arrive and the last list agreed');
+        return;
+      }
+      this.#lists.delete(key);
       try {
         const prefix = commonPrefix(sets.map((s) => `${s}-`));
         const listed = await this.#o.github.listRunners(scope, prefix, signal);
@@ -545,6 +627,7 @@ export class Reconciler {
           if (owner !== null) bySet.get(owner)!.push(r);
         }
         for (const [s, runners] of bySet) this.#observations.setGitHub(s, at, runners);
+        this.#lists.set(key, { at, agreed: this.#listAgrees(sets, at, listed), rested: 0 });
       } catch (err) {
         const e = classifyError(err);
         errors.push(`github ${scopeKey(scope)}: ${e.code}`);
