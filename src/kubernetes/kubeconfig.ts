@@ -3,6 +3,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { reuseConnections } from './connections.js';
 
 /** Where a pod finds its ServiceAccount token (client-node's in-cluster configuration reads it). */
 const SERVICE_ACCOUNT_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
@@ -41,5 +42,6 @@ export function loadKubeConfig(file: string | undefined, env: NodeJS.ProcessEnv 
   if (kubeConfig.getCurrentCluster() === null) {
     throw new KubeOptionsError(`the kubeconfig ${file ?? '(default)'} names no current cluster`);
   }
-  return kubeConfig;
+  // One keep-alive connection per setting, not a new connection (and TLS handshake) per call.
+  return reuseConnections(kubeConfig);
 }

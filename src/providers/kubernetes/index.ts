@@ -22,6 +22,7 @@ import {
   statusCodeOf,
   withSignal,
 } from '../../kubernetes/api.js';
+import { reuseConnections } from '../../kubernetes/connections.js';
 import { isDnsLabel, isLabelValue, LABEL_FLEET, LABEL_RUNNER } from '../../kubernetes/labels.js';
 import type { InformerEvent, PodInformerOptions } from '../../kubernetes/pod-informer.js';
 import { PodInformer } from '../../kubernetes/pod-informer.js';
@@ -125,7 +126,8 @@ async function detectNativeSidecars(
 export function createKubernetesProviderFactory(
   options: KubernetesProviderOptions,
 ): KubernetesProviderFactory {
-  const { kubeConfig } = options;
+  // Pods, Secrets and the informers' watches over kept-alive connections (loadKubeConfig's do already).
+  const kubeConfig = reuseConnections(options.kubeConfig);
   const core = kubeConfig.makeApiClient(CoreV1Api);
   const rbac = kubeConfig.makeApiClient(RbacAuthorizationV1Api);
   const informers = new Map<string, SharedInformer>();
