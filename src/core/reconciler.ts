@@ -166,8 +166,6 @@ export class Reconciler {
   readonly #lists = new Map<string, ListState>();
   /** When a webhook last changed a job (ms epoch), or null. */
   #lastWebhookAt: number | null = null;
-  /** When the previous scheduled resync began (ms epoch), or null. */
-  #lastScheduledAt: number | null = null;
 
   constructor(options: ReconcilerOptions) {
     this.#o = options;
@@ -559,17 +557,16 @@ export class Reconciler {
 
   /**
    * A scheduled runner list of a scope may rest (the previous observation stands) when it would repeat what fresher
-   * sources already say: webhooks arrived since the previous scheduled resync (each runner's job start and end reach
-   * its record through them, and each registration through the JIT answer), the previous list agreed with the
-   * records, and fewer than RUNNER_LIST_RESTS lists rested in a row. What only a list tells (a registration removed
-   * by hand, a runner online without a job, a leaked registration) is still found, at most RUNNER_LIST_RESTS
-   * intervals later; without webhooks, or after a list that disagreed, every scheduled resync lists.
+   * sources already say: webhooks arrived since the last list began (each runner's job start and end reach its record
+   * through them, and each registration through the JIT answer), that list agreed with the records, and fewer than
+   * RUNNER_LIST_RESTS lists rested in a row. What only a list tells (a registration removed by hand, a runner online
+   * without a job, a leaked registration) is still found, at most RUNNER_LIST_RESTS intervals later; without
+   * webhooks, or after a list that disagreed, every scheduled resync lists.
    */
-  #mayRestList(key: string, previousTick: number | null): boolean {
+  #mayRestList(key: string): boolean {
     const last = this.#lists.get(key);
     if (last === undefined || !last.agreed || last.rested >= RUNNER_LIST_RESTS) return false;
-    const news = this.#lastWebhookAt;
-    return news !== null && previousTick !== null && news >= previousTick && news >= last.at;
+    return this.#lastWebhookAt !== null && this.#lastWebhookAt >= last.at;
   }
 
   /** Whether a list of `sets` taken at `at` agreed with their runner records (ListState.agreed). */
@@ -594,8 +591,6 @@ export class Reconciler {
   async #doResync(scheduled = false): Promise<void> {
     const started = performance.now();
     const errors: string[] = [];
-    const previousTick = this.#lastScheduledAt;
-    if (scheduled) this.#lastScheduledAt = this.#now();
     const signal =
       this.#o.signal === undefined
         ? this.#stopping.signal
@@ -611,7 +606,7 @@ export class Reconciler {
     const githubLists = [...byScope.values()].map(async ({ scope, sets }) => {
       const at = this.#now();
       const key = scopeKey(scope);
-      if (scheduled && this.#mayRestList(key, previousTick)) {
+      if (scheduled && this.#mayRestList(key)) {
         this.#lists.get(key)!.rested++;
         this.#log.debug({ scope: key }, 'runner list rested: webhooks arrive and the last list agreed');
         return;
