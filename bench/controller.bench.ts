@@ -22,6 +22,7 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { composeController } from '../src/app/compose.js';
+import { githubFetch } from '../src/app/github-fetch.js';
 import { loadConfig } from '../src/config/index.js';
 import type { Provider, ProviderFactory } from '../src/providers/provider.js';
 import { createSimProviderFactory } from '../src/providers/sim/index.js';
@@ -147,13 +148,16 @@ async function burst(log: (line: string) => void): Promise<BurstResult> {
       create: (config, context) =>
         timedProvider(sims.create(config, context), (name, at) => creates.set(name, at)),
     };
-    // Times the generate-jitconfig calls, by runner name, where they leave and re-enter the controller.
+    // Times the generate-jitconfig calls, by runner name, where they leave and re-enter the controller, around the
+    // fetch the controller uses for GitHub when given none (src/app/github-fetch.ts).
+    const transport = githubFetch(loaded.config.github, {});
+    const inner = transport.fetch;
     const timedFetch: typeof fetch = async (input, init) => {
       const url = input instanceof Request ? input.url : String(input);
-      if (!url.endsWith('/generate-jitconfig') || typeof init?.body !== 'string') return fetch(input, init);
+      if (!url.endsWith('/generate-jitconfig') || typeof init?.body !== 'string') return inner(input, init);
       const name = (JSON.parse(init.body) as { name: string }).name;
       if (!jitSent.has(name)) jitSent.set(name, performance.now());
-      const res = await fetch(input, init);
+      const res = await inner(input, init);
       if (res.status === 201) jitDone.set(name, performance.now());
       return res;
     };
@@ -328,6 +332,7 @@ async function burst(log: (line: string) => void): Promise<BurstResult> {
       };
     } finally {
       await controller.stop();
+      transport.close();
     }
   } finally {
     await sim.stop();
