@@ -57,6 +57,9 @@ if (mode === 'server') {
 }
 `;
 
+/** Exchanges per block when waits alone are interleaved (sent, spaced). */
+const EXCHANGE_BLOCK = 50;
+
 function cpuMs(): number {
   const u = process.cpuUsage();
   return (u.user + u.system) / 1000;
@@ -141,23 +144,30 @@ async function sent(count: number, gapMs: number): Promise<number> {
         req.end(body);
       });
     for (let i = 0; i < 20; i++) await one();
-    const before = cpuMs();
-    let idle = 0;
-    for (let i = 0; i < count; i++) {
-      await one();
-      if (gapMs > 0) {
-        // The wait itself (a timer waking the loop) is part of what a spaced exchange costs here, as in the
-        // controller; it is measured alone below and reported with the exchange.
-        await new Promise((r) => setTimeout(r, gapMs));
+    const sleep = () => new Promise((r) => setTimeout(r, gapMs));
+    if (gapMs <= 0) {
+      const before = cpuMs();
+      for (let i = 0; i < count; i++) await one();
+      return (cpuMs() - before) / count;
+    }
+    // Spaced, the wait itself (a timer waking the loop) costs CPU too; in the controller something else wakes the
+    // loop for a call. Blocks of exchanges each followed by a wait alternate with blocks of waits alone, and the
+    // second are taken off the first, so drifts in the machine's load cancel out.
+    let withCalls = 0;
+    let waitsOnly = 0;
+    for (let done = 0; done < count; done += EXCHANGE_BLOCK) {
+      const n = Math.min(EXCHANGE_BLOCK, count - done);
+      let t = cpuMs();
+      for (let i = 0; i < n; i++) {
+        await one();
+        await sleep();
       }
+      withCalls += cpuMs() - t;
+      t = cpuMs();
+      for (let i = 0; i < n; i++) await sleep();
+      waitsOnly += cpuMs() - t;
     }
-    const total = cpuMs() - before;
-    if (gapMs > 0) {
-      const t = cpuMs();
-      for (let i = 0; i < Math.min(count, 200); i++) await new Promise((r) => setTimeout(r, gapMs));
-      idle = (cpuMs() - t) / Math.min(count, 200);
-    }
-    return total / count - idle;
+    return (withCalls - waitsOnly) / count;
   } finally {
     agent.destroy();
     c.proc.kill();
