@@ -14,6 +14,9 @@
  *      less this process's idle rate measured before the burst (resync timers, the bench's own polling), over the
  *      1,000 jobs; split by phase (intake: until every webhook is accepted; paced creation: until the last create;
  *      drain: until every runner is removed), with the top self-time entries of a CPU profile of the burst;
+ *    - the floor under that CPU on this machine: what one HTTP exchange costs here (bench/exchange-floor.ts, measured
+ *      first, with nothing else running in this process) times the exchanges per job counted in the burst (webhooks
+ *      received; JIT config, provider create and delete calls sent);
  *    - beside them, what terraform-aws-github-runner's documented behaviour gives on the same burst, computed from
  *      its documentation (not measured).
  */
@@ -22,12 +25,14 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { composeController } from '../src/app/compose.js';
+import { githubFetch } from '../src/app/github-fetch.js';
 import { loadConfig } from '../src/config/index.js';
 import type { Provider, ProviderFactory } from '../src/providers/provider.js';
 import { createSimProviderFactory } from '../src/providers/sim/index.js';
 import type { BenchResult, Benchmark } from './harness.js';
 import { GITHUB_DEFAULT_LIMITS } from './harness.js';
 import { SimProcess, benchFleet, percentile, waitFor } from './fleet-peers.js';
+import { measureExchanges } from './exchange-floor.js';
 import { CpuProfiler } from './profile.js';
 import { burstFloorMs, terraformAwsBurst } from './terraform-aws.js';
 import type { ProfileSummary } from './profile.js';
@@ -51,19 +56,27 @@ const PROFILE_FILE = path.join(
 );
 const LABELS = ['self-hosted', 'linux', 'bench'];
 
-/** Wraps a provider to time the reconciler's first create call per runner name. */
-function timedProvider(inner: Provider, onCreate: (name: string, at: number) => void): Provider {
+/** Wraps a provider to time the reconciler's first create call per runner name and count create and delete calls. */
+function timedProvider(
+  inner: Provider,
+  onCreate: (name: string, at: number) => void,
+  calls: { creates: number; deletes: number },
+): Provider {
   const seen = new Set<string>();
   const wrapped: Provider = {
     kind: inner.kind,
     create(spec, signal) {
+      calls.creates++;
       if (!seen.has(spec.name)) {
         seen.add(spec.name);
         onCreate(spec.name, performance.now());
       }
       return inner.create(spec, signal);
     },
-    delete: (name, signal) => inner.delete(name, signal),
+    delete: (name, signal) => {
+      calls.deletes++;
+      return inner.delete(name, signal);
+    },
     list: (selector, signal) => inner.list(selector, signal),
     close: () => inner.close?.() ?? Promise.resolve(),
   };
@@ -100,6 +113,15 @@ interface BurstResult {
   readonly phaseMs: { readonly intake: number; readonly create: number; readonly drain: number };
   readonly profile: ProfileSummary;
   readonly pacingWaitP99: number;
+  /** HTTP exchanges of the controller per job of the burst: webhooks received; requests sent (GitHub, provider). */
+  readonly exchanges: {
+    readonly received: number;
+    readonly sent: number;
+    readonly webhooks: number;
+    readonly jit: number;
+    readonly creates: number;
+    readonly deletes: number;
+  };
 }
 
 /** CPU of this process so far, ms (user + system). */
@@ -140,20 +162,24 @@ async function burst(log: (line: string) => void): Promise<BurstResult> {
     const planned = new Map<string, number>();
     const jitSent = new Map<string, number>();
     const jitDone = new Map<string, number>();
+    const calls = { creates: 0, deletes: 0 };
     const sims = createSimProviderFactory() as ProviderFactory<unknown>;
     const timed: ProviderFactory<unknown> = {
       kind: 'sim',
       schema: sims.schema,
       create: (config, context) =>
-        timedProvider(sims.create(config, context), (name, at) => creates.set(name, at)),
+        timedProvider(sims.create(config, context), (name, at) => creates.set(name, at), calls),
     };
-    // Times the generate-jitconfig calls, by runner name, where they leave and re-enter the controller.
+    // Times the generate-jitconfig calls, by runner name, where they leave and re-enter the controller, around the
+    // fetch the controller uses for GitHub when given none (src/app/github-fetch.ts).
+    const transport = githubFetch(loaded.config.github, {});
+    const inner = transport.fetch;
     const timedFetch: typeof fetch = async (input, init) => {
       const url = input instanceof Request ? input.url : String(input);
-      if (!url.endsWith('/generate-jitconfig') || typeof init?.body !== 'string') return fetch(input, init);
+      if (!url.endsWith('/generate-jitconfig') || typeof init?.body !== 'string') return inner(input, init);
       const name = (JSON.parse(init.body) as { name: string }).name;
       if (!jitSent.has(name)) jitSent.set(name, performance.now());
-      const res = await fetch(input, init);
+      const res = await inner(input, init);
       if (res.status === 201) jitDone.set(name, performance.now());
       return res;
     };
@@ -209,6 +235,8 @@ async function burst(log: (line: string) => void): Promise<BurstResult> {
       const idlePerS = ((cpuMs() - idleFrom) / (performance.now() - idleAt)) * 1000;
       log(`idle: ${idlePerS.toFixed(2)} ms CPU per s in this process before the burst`);
       log(`burst: ${BURST_JOBS} jobs at once into a scale set with max ${BURST_JOBS}`);
+      const statsBefore = await sim.stats();
+      const callsBefore = { ...calls };
       const cpu0 = cpuMs();
       const t0 = performance.now();
       await sim.createJobs({
@@ -265,6 +293,15 @@ async function burst(log: (line: string) => void): Promise<BurstResult> {
       const cpu3 = cpuMs();
       const t3 = performance.now();
       const stats = await sim.stats();
+      const jitRoute = 'POST /orgs/{org}/actions/runners/generate-jitconfig';
+      const exchanges = {
+        webhooks: (stats.webhooks.sent - statsBefore.webhooks.sent) / BURST_JOBS,
+        jit:
+          ((stats.apiCalls.byRoute[jitRoute] ?? 0) - (statsBefore.apiCalls.byRoute[jitRoute] ?? 0)) /
+          BURST_JOBS,
+        creates: (calls.creates - callsBefore.creates) / BURST_JOBS,
+        deletes: (calls.deletes - callsBefore.deletes) / BURST_JOBS,
+      };
       const waits = await controller.metrics.pacingWaitSeconds.get();
       const pacingWaitP99 = histogramP99(waits.values);
       const durationMs = Date.now() - started;
@@ -325,9 +362,15 @@ async function burst(log: (line: string) => void): Promise<BurstResult> {
         phaseMs: { intake: t1 - t0, create: t2 - t1, drain: t3 - t2 },
         profile,
         pacingWaitP99,
+        exchanges: {
+          ...exchanges,
+          received: exchanges.webhooks,
+          sent: exchanges.jit + exchanges.creates + exchanges.deletes,
+        },
       };
     } finally {
       await controller.stop();
+      transport.close();
     }
   } finally {
     await sim.stop();
@@ -337,12 +380,22 @@ async function burst(log: (line: string) => void): Promise<BurstResult> {
 
 const sec = (ms: number): number => Math.round(ms / 100) / 10;
 const r2 = (x: number): number => Math.round(x * 100) / 100;
+const r3 = (x: number): number => Math.round(x * 1000) / 1000;
+/** Exchanges timed per kind in the floor's micro-measurement, and the gap between them (ms). */
+const EXCHANGES_MEASURED = 1000;
+const EXCHANGE_GAP_MS = 10;
 
 export const benchmark: Benchmark = {
   id: 'controller',
   title: "Controller at GitHub's limits: 1,000-job burst, calls and CPU per job (simulator, sim provider)",
   limits: GITHUB_DEFAULT_LIMITS,
   async run(log) {
+    // First, with nothing else running in this process: what one HTTP exchange costs here.
+    const floor = await measureExchanges({ count: EXCHANGES_MEASURED, gapMs: EXCHANGE_GAP_MS });
+    log(
+      `exchange floor: received ${r3(floor.receivedSpaced)} ms (back to back ${r3(floor.receivedBackToBack)}), ` +
+        `sent ${r3(floor.sentSpaced)} ms (back to back ${r3(floor.sentBackToBack)}) of CPU per exchange`,
+    );
     const b = await burst(log);
     const q = (xs: readonly number[], n: number) => Math.round(percentile(xs, n) * 10) / 10;
     const jobs = SINGLE_JOBS + BURST_JOBS;
@@ -361,6 +414,24 @@ export const benchmark: Benchmark = {
     const ratio = r2(b.lastCreateMs / FLOOR_MS);
     const cpuTotal = b.cpu.intake + b.cpu.create + b.cpu.drain;
     const cpuPerJob = r2(cpuTotal / BURST_JOBS);
+    const x = b.exchanges;
+    const floorPerJob = r2(x.received * floor.receivedSpaced + x.sent * floor.sentSpaced);
+    const floorNotes =
+      `HTTP exchanges the design needs per job, counted in the burst: ${r2(x.received)} webhooks received ` +
+      `(queued, in_progress, completed) and ${r2(x.sent)} requests sent (generate-jitconfig ${r2(x.jit)}, ` +
+      `provider create ${r2(x.creates)}, provider delete ${r2(x.deletes)}); one exchange measured in this ` +
+      `process before the burst (bench/exchange-floor.ts: bare node:http on loopback, one kept-alive ` +
+      `connection, the peer in a child process, ${floor.count} exchanges ${floor.gapMs} ms apart): received ` +
+      `(POST of ${floor.bodyBytes} bytes answered 202) ${r3(floor.receivedSpaced)} ms of CPU, sent (JSON POST, ` +
+      `answer read and parsed) ${r3(floor.sentSpaced)} ms; back to back ${r3(floor.receivedBackToBack)} and ` +
+      `${r3(floor.sentBackToBack)} ms. Floor = ${r2(x.received)} x ${r3(floor.receivedSpaced)} + ${r2(x.sent)} ` +
+      `x ${r3(floor.sentSpaced)} = ${floorPerJob} ms per job before any work of the controller's own ` +
+      `(framework, signature, parsing, store commits, planning, GC): ` +
+      (floorPerJob >= CPU_PER_JOB_MS
+        ? `above the ${CPU_PER_JOB_MS} ms target, which this machine cannot show; the measured ${cpuPerJob} ms is ` +
+          `${r2(cpuPerJob / floorPerJob)} x this floor`
+        : `below the ${CPU_PER_JOB_MS} ms target; the measured ${cpuPerJob} ms is ${r2(cpuPerJob / floorPerJob)} x ` +
+          `this floor`);
     const perPhase =
       `intake (every webhook accepted, ${sec(b.phaseMs.intake)} s) ${r2(b.cpu.intake / BURST_JOBS)} ms/job; ` +
       `paced creation (to the last create call, ${sec(b.phaseMs.create)} s) ${r2(b.cpu.create / BURST_JOBS)} ms/job; ` +
@@ -442,7 +513,14 @@ export const benchmark: Benchmark = {
           `process) from the burst to the last runner removed, less the idle rate before it ` +
           `(${r2(b.cpu.idlePerS)} ms/s), over ${BURST_JOBS} jobs: ${perPhase}. CPU profile of a second burst of ` +
           `${PROFILED_JOBS} (bench/results/controller-burst.cpuprofile; the sampler sees blocking calls such as ` +
-          `SQLite's writes and socket writes as busy too): ${top}; GC ${b.profile.gcPct}%`,
+          `SQLite's writes and socket writes as busy too): ${top}; GC ${b.profile.gcPct}%. The floor on this ` +
+          `machine: ${floorNotes}`,
+      },
+      {
+        name: 'controller.cpu-per-job.http-floor',
+        value: floorPerJob,
+        unit: 'ms',
+        notes: floorNotes,
       },
       {
         name: 'controller.webhook-to-create.single.p99',

@@ -1,7 +1,8 @@
 /**
- * The fetch GitHub requests go through: Node's own fetch when nothing special is needed, otherwise one over
- * node:https that goes through the proxy of HTTPS_PROXY / HTTP_PROXY (unless NO_PROXY exempts the host) and trusts
- * `github.caFile`'s certificates in addition to the default roots (GitHub Enterprise Server behind a private CA).
+ * The fetch GitHub requests go through: one over node:http(s) with kept-alive connections (lib/node-fetch.ts: a
+ * third of the CPU of Node's built-in fetch per request), which also goes through the proxy of HTTPS_PROXY /
+ * HTTP_PROXY (unless NO_PROXY exempts the host) and trusts `github.caFile`'s certificates in addition to the
+ * default roots (GitHub Enterprise Server behind a private CA).
  * The environment is handed in by the composition root; nothing is read from process.env here.
  */
 import type { GitHubConfig } from '../core/fleet-config.js';
@@ -25,9 +26,6 @@ export function githubFetch(
   const proxy = proxySettingsFromEnv(env);
   const via = proxyFor(new URL(github.apiUrl), proxy);
   const route = via ? `proxy ${via.protocol}//${via.host}` : 'direct';
-  if (via === undefined && github.ca === undefined) {
-    return { fetch: (input, init) => globalThis.fetch(input, init), route, close() {} };
-  }
   const fetch = createNodeFetch({ proxy, ...(github.ca !== undefined ? { ca: github.ca } : {}) });
   return { fetch, route, close: () => fetch.close() };
 }

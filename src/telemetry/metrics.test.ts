@@ -1,5 +1,6 @@
-import { describe, expect, it } from 'vitest';
-import { METRIC_DEFINITIONS, createMetrics } from './metrics.js';
+import perfHooks from 'node:perf_hooks';
+import { describe, expect, it, vi } from 'vitest';
+import { EVENT_LOOP_RESOLUTION_MS, METRIC_DEFINITIONS, createMetrics } from './metrics.js';
 
 describe('createMetrics', () => {
   it('registers every declared metric, with its type and labels, in a private registry', async () => {
@@ -41,5 +42,18 @@ describe('createMetrics', () => {
   it('can add process metrics to the same registry', async () => {
     const m = createMetrics({ processMetrics: true });
     expect(await m.registry.metrics()).toContain('runner_fleet_process_cpu_seconds_total');
+  });
+
+  it('samples the event loop lag every 100 ms, not every 10 ms as prom-client would (100 wake-ups a second at rest)', async () => {
+    const monitor = vi.spyOn(perfHooks, 'monitorEventLoopDelay');
+    try {
+      const m = createMetrics({ processMetrics: true });
+      expect(monitor).toHaveBeenCalledWith({ resolution: EVENT_LOOP_RESOLUTION_MS });
+      expect(EVENT_LOOP_RESOLUTION_MS).toBeGreaterThanOrEqual(100);
+      await new Promise((r) => setTimeout(r, 250));
+      expect(await m.registry.metrics()).toContain('runner_fleet_nodejs_eventloop_lag_p99_seconds');
+    } finally {
+      monitor.mockRestore();
+    }
   });
 });

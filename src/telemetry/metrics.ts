@@ -111,6 +111,9 @@ export type FleetMetrics = {
   readonly registry: Registry;
 };
 
+/** How often the event loop lag metrics sample the loop's delay, ms. */
+export const EVENT_LOOP_RESOLUTION_MS = 100;
+
 export interface CreateMetricsOptions {
   /** Registry to register into; a new one by default. */
   readonly registry?: Registry;
@@ -136,7 +139,15 @@ export function createMetrics(options: CreateMetricsOptions = {}): FleetMetrics 
         break;
     }
   }
-  // prom-client 15 collects these on scrape; no timer is started.
-  if (options.processMetrics) collectDefaultMetrics({ register: registry, prefix: 'runner_fleet_' });
+  // prom-client collects these on scrape, except the event loop lag: a timer of its own samples the loop's delay
+  // every eventLoopMonitoringPrecision ms (10 by default: a hundred wake-ups a second of an idle process, most of
+  // its CPU at rest). A block longer than the resolution is always seen; shorter ones by chance.
+  if (options.processMetrics) {
+    collectDefaultMetrics({
+      register: registry,
+      prefix: 'runner_fleet_',
+      eventLoopMonitoringPrecision: EVENT_LOOP_RESOLUTION_MS,
+    });
+  }
   return built as FleetMetrics;
 }

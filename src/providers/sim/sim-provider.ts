@@ -5,11 +5,13 @@
  */
 import { z } from 'zod';
 import type { Logger } from 'pino';
+import { createNodeFetch } from '../../lib/node-fetch.js';
 import type { Instance, InstanceSelector, InstanceSpec, Provider, ProviderContext } from '../provider.js';
 import { ProviderError } from '../provider.js';
 import type { SimProviderConfig } from './schema.js';
 
 export interface SimProviderOptions {
+  /** Default: a node:http fetch with kept-alive connections (lib/node-fetch.ts), closed with the provider. */
   readonly fetch?: typeof fetch;
   /** ms before a request counts as timed out (retryable). Default 10 s. */
   readonly requestTimeout?: number;
@@ -43,6 +45,7 @@ export class SimProvider implements Provider {
   readonly #scaleSet: string;
   readonly #logger: Logger;
   readonly #fetch: typeof fetch;
+  readonly #ownFetch: { close(): void } | undefined;
   readonly #options: SimProviderOptions;
   readonly #watchers = new Set<(instance: Instance) => void>();
   readonly #lastState = new Map<string, Instance['state']>();
@@ -65,7 +68,12 @@ export class SimProvider implements Provider {
     this.#scaleSet = context.scaleSet.name;
     this.#logger = context.logger.child({ provider: 'sim' });
     this.#options = options;
-    this.#fetch = options.fetch ?? globalThis.fetch;
+    if (options.fetch) this.#fetch = options.fetch;
+    else {
+      const own = createNodeFetch();
+      this.#fetch = own;
+      this.#ownFetch = own;
+    }
     if ((options.pollInterval ?? 1000) > 0) {
       this.watch = (onChange) => {
         this.#watchers.add(onChange);
@@ -140,6 +148,7 @@ export class SimProvider implements Provider {
   async close(): Promise<void> {
     this.#watchers.clear();
     this.#updatePolling();
+    this.#ownFetch?.close();
   }
 
   #updatePolling(): void {
