@@ -221,6 +221,7 @@ export class Store implements FleetStore {
       [string],
       { id: number; status: JobStatus; conclusion: string | null; ord: number; at: number }
     >;
+    runnerByName: Statement<[string], RunnerSqlRow>;
     deletedSince: Statement<[number], RunnerSqlRow>;
     deletedOfSetSince: Statement<[number, string], RunnerSqlRow>;
   };
@@ -275,6 +276,8 @@ export class Store implements FleetStore {
            WHERE runner_name = ?
            ORDER BY ord DESC, id DESC LIMIT 1`,
       ),
+      // Prepared once: the planner's new-name check asks for every new runner's name.
+      runnerByName: db.prepare('SELECT * FROM runners WHERE name = ?'),
       deletedSince: db.prepare(
         `SELECT * FROM runners WHERE state = 'deleted' AND state_changed_at >= ?
            ORDER BY state_changed_at DESC, name`,
@@ -747,9 +750,7 @@ export class Store implements FleetStore {
   runner(name: string): RunnerRecord | null {
     const cached = this.#runners.get(name);
     if (cached !== undefined) return cached;
-    const row = this.#sql(`cannot read runner ${name}`, () =>
-      this.#db.prepare<[string], RunnerSqlRow>('SELECT * FROM runners WHERE name = ?').get(name),
-    );
+    const row = this.#sql(`cannot read runner ${name}`, () => this.#stmt.runnerByName.get(name));
     return row === undefined ? null : runnerFromRow(row);
   }
 
