@@ -198,13 +198,13 @@ export function runnerView(src: ReadModelSource, r: RunnerRecord): RunnerView {
 
 export function runnerViews(src: ReadModelSource, q: RunnerQuery = {}): RunnerView[] {
   // Deleted runners leave memory soon after their deletion; the file lists those of the last hour.
-  const withDeleted = q.includeDeleted === true || q.state === 'deleted';
-  const rows = withDeleted
-    ? [
-        ...src.store.runners(q.scaleSet).filter((r) => r.state !== 'deleted'),
-        ...src.store.deletedRunners(q.scaleSet),
-      ]
-    : src.store.runners(q.scaleSet);
+  const rows =
+    q.includeDeleted === true
+      ? [
+          ...src.store.runners(q.scaleSet).filter((r) => r.state !== 'deleted'),
+          ...src.store.deletedRunners(q.scaleSet),
+        ]
+      : src.store.runners(q.scaleSet);
   return rows
     .filter(
       (r) => (q.includeDeleted || r.state !== 'deleted') && (q.state === undefined || r.state === q.state),

@@ -50,6 +50,13 @@ describe('reconciler against the simulator', () => {
     expect(rows).toHaveLength(10);
     const ran = new Set(h.sim.jobs('completed').map((j) => j.runnerName));
     for (const r of rows) expect(ran.has(r.name)).toBe(true);
+    // Deleted runners leave memory once planning no longer needs them (2 resync intervals here) ...
+    await until(() => c.store.runners('lin').length === 0, 10_000);
+    // ... and the API still lists them, with the job each ran, from the file.
+    const listed = c.readModel.runners({ scaleSet: 'lin', includeDeleted: true });
+    expect(listed.map((r) => r.name).sort()).toEqual(rows.map((r) => r.name).sort());
+    for (const r of listed) expect(r.job).toMatchObject({ status: 'completed' });
+    expect(c.readModel.runners({ scaleSet: 'lin' })).toEqual([]);
     const jit = Object.entries(h.sim.stats().apiCalls.byRoute)
       .filter(([route]) => route.includes('generate-jitconfig'))
       .reduce((n, [, v]) => n + v, 0);
