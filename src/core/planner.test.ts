@@ -46,6 +46,24 @@ describe('planner: scaling', () => {
     expect(run(s, { minIdle: 1 })).toEqual(a); // same inputs, same plan
   });
 
+  it('never gives a new runner the name of one on record but not in the snapshot (deleted, left memory)', () => {
+    const s = snapshot({ jobs: [queued(1)] });
+    const first = byType(run(s), 'create-runner')[0]!.name;
+    const asked: string[] = [];
+    const a = planScaleSet(s, scaleSetConfig(), timings, T, {
+      ...opts(),
+      nameTaken: (name) => {
+        asked.push(name);
+        return name === first;
+      },
+    });
+    const creates = byType(a, 'create-runner');
+    expect(creates).toHaveLength(1);
+    expect(creates[0]!.name).not.toBe(first);
+    expect(isRunnerOf('linux', creates[0]!.name)).toBe(true);
+    expect(asked).toEqual([first, creates[0]!.name]);
+  });
+
   it('counts runners, never pairs them with jobs', () => {
     const s = snapshot({
       jobs: [queued(1), queued(2), queued(3)],

@@ -165,7 +165,7 @@ export function scaleSetViews(src: ReadModelSource): ScaleSetView[] {
 export interface RunnerQuery {
   readonly scaleSet?: string;
   readonly state?: RunnerState;
-  /** Include deleted runners still in memory (the last hour). Default false. */
+  /** Include runners deleted in the last hour (read from the store's file). Default false. */
   readonly includeDeleted?: boolean;
 }
 
@@ -197,7 +197,14 @@ export function runnerView(src: ReadModelSource, r: RunnerRecord): RunnerView {
 }
 
 export function runnerViews(src: ReadModelSource, q: RunnerQuery = {}): RunnerView[] {
-  const rows = src.store.runners(q.scaleSet);
+  // Deleted runners leave memory soon after their deletion; the file lists those of the last hour.
+  const rows =
+    q.includeDeleted === true
+      ? [
+          ...src.store.runners(q.scaleSet).filter((r) => r.state !== 'deleted'),
+          ...src.store.deletedRunners(q.scaleSet),
+        ]
+      : src.store.runners(q.scaleSet);
   return rows
     .filter(
       (r) => (q.includeDeleted || r.state !== 'deleted') && (q.state === undefined || r.state === q.state),

@@ -5,6 +5,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { Harness, until } from '../../test/support/core/reconciler.js';
+import type { Controller } from '../../test/support/core/reconciler.js';
 
 let h: Harness | null = null;
 afterEach(async () => {
@@ -13,6 +14,11 @@ afterEach(async () => {
 });
 
 const LABELS = ['self-hosted', 'linux', 'x64'];
+
+/** Every runner of a scale set on record: the live ones (memory) and those deleted in the last hour (the file). */
+function allRunners(c: Controller, set: string) {
+  return [...c.store.runners(set).filter((r) => r.state !== 'deleted'), ...c.store.deletedRunners(set)];
+}
 
 function completed(harness: Harness): number {
   return harness.sim.jobs('completed').length;
@@ -37,13 +43,20 @@ describe('reconciler against the simulator', () => {
       20_000,
       sample,
     );
-    await until(() => c.store.runners('lin').every((r) => r.state === 'deleted'), 10_000);
+    await until(() => allRunners(c, 'lin').every((r) => r.state === 'deleted'), 10_000);
     expect(peak).toBeLessThanOrEqual(4);
     // one runner per job: ten registrations, each ran exactly one job
-    const rows = c.store.runners('lin');
+    const rows = allRunners(c, 'lin');
     expect(rows).toHaveLength(10);
     const ran = new Set(h.sim.jobs('completed').map((j) => j.runnerName));
     for (const r of rows) expect(ran.has(r.name)).toBe(true);
+    // Deleted runners leave memory once planning no longer needs them (2 resync intervals here) ...
+    await until(() => c.store.runners('lin').length === 0, 10_000);
+    // ... and the API still lists them, with the job each ran, from the file.
+    const listed = c.readModel.runners({ scaleSet: 'lin', includeDeleted: true });
+    expect(listed.map((r) => r.name).sort()).toEqual(rows.map((r) => r.name).sort());
+    for (const r of listed) expect(r.job).toMatchObject({ status: 'completed' });
+    expect(c.readModel.runners({ scaleSet: 'lin' })).toEqual([]);
     const jit = Object.entries(h.sim.stats().apiCalls.byRoute)
       .filter(([route]) => route.includes('generate-jitconfig'))
       .reduce((n, [, v]) => n + v, 0);
@@ -117,8 +130,8 @@ describe('reconciler against the simulator', () => {
     c = await h.startController();
     await until(() => completed(h!) === 12, 40_000);
     await until(() => h!.leftovers().instances.length === 0 && h!.leftovers().runners.length === 0, 30_000);
-    await until(() => c.store.runners('lin').every((r) => r.state === 'deleted'), 10_000);
-    const rows = c.store.runners('lin');
+    await until(() => allRunners(c, 'lin').every((r) => r.state === 'deleted'), 10_000);
+    const rows = allRunners(c, 'lin');
     const ran = new Set(h.sim.jobs('completed').map((j) => j.runnerName));
     expect(ran.size).toBe(12);
     // Every runner either ran a job or never got an instance (its create was cut short by the crash). None was
@@ -153,12 +166,12 @@ describe('reconciler against the simulator', () => {
     );
     h.sim.setFaults({ apiErrorRate: 0, apiLostResponseRate: 0 });
     await until(() => h!.leftovers().instances.length === 0 && h!.leftovers().runners.length === 0, 30_000);
-    await until(() => c.store.runners('lin').every((r) => r.state === 'deleted'), 20_000);
+    await until(() => allRunners(c, 'lin').every((r) => r.state === 'deleted'), 20_000);
     expect(peak).toBeLessThanOrEqual(8);
     expect(h.received.length).toBeGreaterThan(h.sim.jobs().length * 2); // the duplicates did arrive
     // Each runner either ran a job or ended without an instance because a call failed; none idled for nothing.
     const ran = new Set(h.sim.jobs('completed').map((j) => j.runnerName));
-    for (const r of c.store.runners('lin').filter((x) => !ran.has(x.name))) {
+    for (const r of allRunners(c, 'lin').filter((x) => !ran.has(x.name))) {
       const history = c.store
         .recentEvents({ runner: r.name })
         .map((e) => e.reason ?? e.event)
@@ -291,8 +304,8 @@ describe('reconciler against the simulator', () => {
     const c = await h.startController();
     h.sim.createJobs({ owner: 'octo-org', repo: 'app', labels: LABELS, count: 1, durationMs: 100 });
     await until(() => c.store.runners('slow').some((r) => r.state === 'bootstrap-timeout'), 20_000);
-    await until(() => c.store.runners('slow').filter((r) => r.state === 'deleted').length >= 1, 20_000);
-    const timedOut = c.store.runners('slow').find((r) => r.state === 'deleted')!;
+    await until(() => c.store.deletedRunners('slow').length >= 1, 20_000);
+    const timedOut = c.store.deletedRunners('slow')[0]!;
     expect(c.store.recentEvents({ runner: timedOut.name }).map((e) => e.event)).toEqual(
       expect.arrayContaining(['bootstrap-timeout', 'deleted']),
     );

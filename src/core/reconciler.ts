@@ -24,7 +24,7 @@ import { planScaleSet } from './planner.js';
 import type { CreatePacer } from './pacing.js';
 import { Executor, type ActionOutcome } from './executor.js';
 import { Observations } from './observations.js';
-import { buildSnapshot } from './snapshot.js';
+import { buildSnapshot, releaseDeletedRunners } from './snapshot.js';
 import { scaleSetOf } from './names.js';
 import { classifyError } from './errors.js';
 
@@ -134,6 +134,8 @@ export class Reconciler {
   readonly #now: () => number;
   readonly #timers: Timers;
   readonly #random: RandomSource;
+  /** The planner's new-name check against the file: a name of a runner deleted and released is still taken. */
+  readonly #nameTaken = (name: string): boolean => this.#o.store.runner(name) !== null;
   readonly #log: Logger;
   readonly #sets: ReadonlyMap<string, ScaleSetConfig>;
   readonly #observations = new Observations();
@@ -458,6 +460,7 @@ export class Reconciler {
       );
       actions = planScaleSet(snapshot, set, this.#o.config.controller, now, {
         random: this.#random,
+        nameTaken: this.#nameTaken,
         ...(this.#o.maxJobChecks !== undefined ? { maxJobChecks: this.#o.maxJobChecks } : {}),
         ...(this.#o.maxCreatesPerPass !== undefined ? { maxCreatesPerPass: this.#o.maxCreatesPerPass } : {}),
       });
@@ -665,6 +668,14 @@ export class Reconciler {
     const now = this.#now();
     this.#observations.forget(now);
     if (!this.#storeFailed()) {
+      releaseDeletedRunners(
+        this.#sets.values(),
+        this.#o.store,
+        this.#observations,
+        this.#executor,
+        this.#o.config.controller,
+        now,
+      );
       try {
         this.#o.store.prune();
       } catch (err) {

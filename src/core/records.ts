@@ -107,7 +107,12 @@ export interface EventQuery {
 }
 
 export interface Retention {
-  /** How long deleted runner rows stay in memory (so stale observations of them are recognised). Default 1 h. */
+  /**
+   * How long deleted runners are listed (runners deleted within it, read from the file: deletedRunners) and, at the
+   * latest, how long one stays in memory. The reconciler releases one from memory much sooner, once planning no
+   * longer needs it (Reconciler, releaseDeletedRunners). The file keeps deleted runners as long as completed jobs.
+   * Default 1 h.
+   */
   readonly deletedRunnersMs: number;
   /** Completed jobs and their deliveries. Default 3 days. */
   readonly completedJobsMs: number;

@@ -49,11 +49,18 @@ export interface RunnerStore {
   /** Records intent: one `requested` record per runner, in one transaction, before anything is called. */
   insertRunners(runners: readonly { name: string; scaleSet: string }[], reason?: string): RunnerRecord[];
   runner(name: string): RunnerRecord | null;
-  /** Live runners (and recently deleted ones), of one scale set or all. */
+  /** Runners in memory: the live ones and deleted ones not yet released, of one scale set or all. */
   runners(scaleSet?: string): RunnerRecord[];
   forEachRunner(scaleSet: string, fn: (runner: RunnerRecord) => void): void;
-  /** The latest job GitHub reported on this runner, or null. */
+  /** The latest job GitHub reported on this runner (a released one's read from the file), or null. */
   runnerJob(name: string): RunnerJob | null;
+  /** Runners deleted within the retention's deletedRunnersMs (an hour), read from the file: for display. */
+  deletedRunners(scaleSet?: string): RunnerRecord[];
+  /**
+   * Drops from memory the deleted runners of a scale set deleted before `deletedBefore` (ms epoch), except those
+   * `keep` names: planning no longer needs them. They stay in the file. Returns how many were dropped.
+   */
+  releaseDeletedRunners(scaleSet: string, deletedBefore: number, keep?: (name: string) => boolean): number;
   /** Applies a change; a new state writes an event. Throws for an unknown name. */
   updateRunner(name: string, change: RunnerChange): RunnerUpdate;
   /**

@@ -8,6 +8,9 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { MIGRATIONS, migrate } from './migrations.js';
 import { Store } from './store.js';
 import { jobEvent } from './store.test-helpers.js';
+import type { ScaleSetConfig } from '../core/fleet-config.js';
+import { Observations } from '../core/observations.js';
+import { releaseDeletedRunners } from '../core/snapshot.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
@@ -426,6 +429,110 @@ describe('runners', () => {
     clock += 2 * 24 * 60 * 60_000;
     store.prune();
     expect(store.runner('linux-aaaaaaaa')).toBeNull();
+    store.close();
+  });
+});
+
+describe('deleted runners in memory', () => {
+  const timings = { resyncInterval: 30_000, orphanGracePeriod: 120_000 };
+  const sets = [{ name: 'linux' }] as unknown as ScaleSetConfig[];
+  const nothingInFlight = { runnerInFlight: () => false, jobInFlight: () => false };
+  const lists = (observations: Observations, at: number): void => {
+    observations.setGitHub('linux', at, []);
+    observations.setInstances('linux', at, []);
+  };
+  const inMemory = (store: Store): string[] => {
+    const names: string[] = [];
+    store.forEachRunner('linux', (r) => names.push(r.name));
+    return names;
+  };
+
+  it('leave memory once planning no longer needs them (lists after the deletion, the grace period), and are still found in the file', () => {
+    const store = Store.open({ path: file, route, now });
+    const observations = new Observations();
+    const release = () => releaseDeletedRunners(sets, store, observations, nothingInFlight, timings, clock);
+    store.insertRunners([
+      { name: 'linux-aaaaaaaa', scaleSet: 'linux' },
+      { name: 'linux-bbbbbbbb', scaleSet: 'linux' },
+    ]);
+    store.acceptWorkflowJob(jobEvent('q', 'queued', 1, { createdAt: clock }));
+    store.acceptWorkflowJob(
+      jobEvent('i', 'in_progress', 1, { runnerName: 'linux-aaaaaaaa', startedAt: clock + 1 }),
+    );
+    lists(observations, clock);
+    clock += 1_000;
+    const deletedAt = clock;
+    store.updateRunner('linux-aaaaaaaa', { state: 'deleted', reason: 'job completed' });
+
+    // Held while the lists predate the deletion: they would still show its registration and instance.
+    clock = deletedAt + 10 * 60_000;
+    expect(release()).toBe(0);
+    expect(inMemory(store)).toEqual(['linux-aaaaaaaa', 'linux-bbbbbbbb']);
+    // Lists taken after it, but within the orphan grace period: still held.
+    lists(observations, deletedAt + 1);
+    clock = deletedAt + 1 + timings.orphanGracePeriod - 1;
+    lists(observations, clock);
+    expect(release()).toBe(0);
+    expect(inMemory(store)).toContain('linux-aaaaaaaa');
+    // After it: gone from memory, the live runner stays.
+    clock = deletedAt + timings.orphanGracePeriod + 1;
+    lists(observations, clock);
+    expect(release()).toBe(1);
+    expect(inMemory(store)).toEqual(['linux-bbbbbbbb']);
+    expect(store.runners().map((r) => r.name)).toEqual(['linux-bbbbbbbb']);
+
+    // Still found by name (the planner's new-name check), with its job, and listed for display for an hour.
+    expect(store.runner('linux-aaaaaaaa')).toMatchObject({ state: 'deleted', stateChangedAt: deletedAt });
+    expect(store.runnerJob('linux-aaaaaaaa')).toMatchObject({ id: 1, status: 'in_progress' });
+    expect(store.deletedRunners('linux').map((r) => r.name)).toEqual(['linux-aaaaaaaa']);
+    expect(store.deletedRunners().map((r) => r.name)).toEqual(['linux-aaaaaaaa']);
+    expect(store.deletedRunners('other')).toEqual([]);
+    // A late webhook naming it is recorded, and its latest job is read from the file.
+    store.acceptWorkflowJob(
+      jobEvent('c', 'completed', 1, { runnerName: 'linux-aaaaaaaa', completedAt: clock }),
+    );
+    expect(store.runnerJob('linux-aaaaaaaa')).toMatchObject({
+      id: 1,
+      status: 'completed',
+      conclusion: 'success',
+    });
+    expect(inMemory(store)).toEqual(['linux-bbbbbbbb']);
+    // A live runner never leaves memory; one without a job has none.
+    expect(store.runnerJob('linux-bbbbbbbb')).toBeNull();
+
+    // After the hour it is no longer listed, but the file keeps it (completed jobs' retention).
+    clock = deletedAt + 60 * 60_000 + 1;
+    store.prune();
+    expect(store.deletedRunners('linux')).toEqual([]);
+    expect(store.runner('linux-aaaaaaaa')?.state).toBe('deleted');
+    // Reopened: a deleted runner is loaded only within the hour, and released as before.
+    store.close();
+    const again = Store.open({ path: file, route, now });
+    expect(again.runners()).toHaveLength(1);
+    again.close();
+  });
+
+  it('keeps one the executor still works on, and keeps all while a list is missing', () => {
+    const store = Store.open({ path: file, route, now });
+    const observations = new Observations();
+    store.insertRunners([
+      { name: 'linux-aaaaaaaa', scaleSet: 'linux' },
+      { name: 'linux-bbbbbbbb', scaleSet: 'linux' },
+    ]);
+    store.updateRunners([
+      { name: 'linux-aaaaaaaa', change: { state: 'deleted' } },
+      { name: 'linux-bbbbbbbb', change: { state: 'deleted' } },
+    ]);
+    clock += 10 * 60_000;
+    observations.setGitHub('linux', clock, []);
+    // No instance list yet (a provider that failed to list since the start).
+    expect(releaseDeletedRunners(sets, store, observations, nothingInFlight, timings, clock)).toBe(0);
+    observations.setInstances('linux', clock, []);
+    const busy = { runnerInFlight: (name: string) => name === 'linux-aaaaaaaa', jobInFlight: () => false };
+    expect(releaseDeletedRunners(sets, store, observations, busy, timings, clock)).toBe(1);
+    expect(inMemory(store)).toEqual(['linux-aaaaaaaa']);
+    expect(releaseDeletedRunners(sets, store, observations, nothingInFlight, timings, clock)).toBe(1);
+    expect(inMemory(store)).toEqual([]);
     store.close();
   });
 });

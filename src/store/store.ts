@@ -221,6 +221,9 @@ export class Store implements FleetStore {
       [string],
       { id: number; status: JobStatus; conclusion: string | null; ord: number; at: number }
     >;
+    runnerByName: Statement<[string], RunnerSqlRow>;
+    deletedSince: Statement<[number], RunnerSqlRow>;
+    deletedOfSetSince: Statement<[number, string], RunnerSqlRow>;
   };
 
   private constructor(db: Db, options: StoreOptions) {
@@ -272,6 +275,16 @@ export class Store implements FleetStore {
         `SELECT id, status, conclusion, COALESCE(started_at, queued_at) AS ord, updated_at AS at FROM jobs
            WHERE runner_name = ?
            ORDER BY ord DESC, id DESC LIMIT 1`,
+      ),
+      // Prepared once: the planner's new-name check asks for every new runner's name.
+      runnerByName: db.prepare('SELECT * FROM runners WHERE name = ?'),
+      deletedSince: db.prepare(
+        `SELECT * FROM runners WHERE state = 'deleted' AND state_changed_at >= ?
+           ORDER BY state_changed_at DESC, name`,
+      ),
+      deletedOfSetSince: db.prepare(
+        `SELECT * FROM runners WHERE state = 'deleted' AND state_changed_at >= ? AND scale_set = ?
+           ORDER BY state_changed_at DESC, name`,
       ),
     };
     // Built once: a transaction function per call would be rebuilt for every webhook.
@@ -737,13 +750,14 @@ export class Store implements FleetStore {
   runner(name: string): RunnerRecord | null {
     const cached = this.#runners.get(name);
     if (cached !== undefined) return cached;
-    const row = this.#sql(`cannot read runner ${name}`, () =>
-      this.#db.prepare<[string], RunnerSqlRow>('SELECT * FROM runners WHERE name = ?').get(name),
-    );
+    const row = this.#sql(`cannot read runner ${name}`, () => this.#stmt.runnerByName.get(name));
     return row === undefined ? null : runnerFromRow(row);
   }
 
-  /** Live runners (and those deleted within the retention), of one scale set or all. */
+  /**
+   * Runners in memory, of one scale set or all: the live ones, and deleted ones until the reconciler releases them
+   * (releaseDeletedRunners) or, at the latest, for the retention's deletedRunnersMs.
+   */
   runners(scaleSet?: string): RunnerRecord[] {
     if (scaleSet === undefined) return [...this.#runners.values()];
     return [...(this.#runnersBySet.get(scaleSet)?.values() ?? [])];
@@ -754,12 +768,54 @@ export class Store implements FleetStore {
     if (m !== undefined) for (const r of m.values()) fn(r);
   }
 
-  /** The latest job GitHub reported on this runner, or null. */
+  /**
+   * The latest job GitHub reported on this runner, or null. For a runner no longer in memory (deleted and released)
+   * it is read from the file, where a late webhook naming it is recorded too.
+   */
   runnerJob(name: string): RunnerJob | null {
     const j = this.#runnerJobs.get(name);
-    return j === undefined
+    if (j !== undefined) return { id: j.id, status: j.status, conclusion: j.conclusion ?? null, at: j.at };
+    if (this.#runners.has(name)) return null;
+    const row = this.#sql(`cannot read the latest job of runner ${name}`, () =>
+      this.#stmt.latestJobOfRunner.get(name),
+    );
+    return row === undefined
       ? null
-      : { id: j.id, status: j.status, conclusion: j.conclusion ?? null, at: j.at };
+      : { id: row.id, status: row.status, conclusion: row.conclusion, at: row.at };
+  }
+
+  /**
+   * Runners deleted within the retention's deletedRunnersMs, of one scale set or all, most recently deleted first,
+   * read from the file (deleted runners leave memory once nothing in planning needs them).
+   */
+  deletedRunners(scaleSet?: string): RunnerRecord[] {
+    const since = this.#now() - this.#retention.deletedRunnersMs;
+    const rows = this.#sql('cannot read deleted runners', () =>
+      scaleSet === undefined
+        ? this.#stmt.deletedSince.all(since)
+        : this.#stmt.deletedOfSetSince.all(since, scaleSet),
+    );
+    return rows.map(runnerFromRow);
+  }
+
+  /**
+   * Drops from memory the deleted runners of a scale set whose deletion (state change) is older than
+   * `deletedBefore`, except those `keep` names. The file keeps them: runner(), runnerJob() and deletedRunners()
+   * still find them there. Returns how many left memory.
+   */
+  releaseDeletedRunners(
+    scaleSet: string,
+    deletedBefore: number,
+    keep: (name: string) => boolean = () => false,
+  ): number {
+    const m = this.#runnersBySet.get(scaleSet);
+    if (m === undefined) return 0;
+    const gone: RunnerRecord[] = [];
+    for (const r of m.values()) {
+      if (r.state === 'deleted' && r.stateChangedAt < deletedBefore && !keep(r.name)) gone.push(r);
+    }
+    for (const r of gone) this.#uncacheRunner(r);
+    return gone.length;
   }
 
   /** Applies a change to a runner row; a new state writes an event. Throws store-no-runner for an unknown name. */

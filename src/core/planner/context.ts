@@ -13,6 +13,11 @@ import { NameIndex } from '../name-index.js';
 export interface PlanOptions {
   /** Source of new runner names. Pass a seeded generator for reproducible plans. */
   readonly random: RandomSource;
+  /**
+   * True when a runner of that name is on record although not in the snapshot (deleted runners leave the store's
+   * memory soon after their deletion and stay in its file). A new name must be new there too.
+   */
+  readonly nameTaken?: (name: string) => boolean;
   /** Most job status checks per scale set per pass (bounds API use after an outage). Default 20. */
   readonly maxJobChecks?: number;
   /**

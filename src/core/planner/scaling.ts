@@ -160,8 +160,12 @@ function create(ctx: PlanContext, count: number): void {
   for (const j of ctx.s.jobs) if (j.status === 'queued' && j.unverified !== true) queuedAt.push(j.queuedAt);
   queuedAt.sort((a, b) => a - b);
   const first = queuedAt.length - count;
+  const onRecord = ctx.options.nameTaken;
   const taken = (name: string): boolean =>
-    ctx.records.has(name) || ctx.s.github.runners.has(name) || ctx.s.instances.items.has(name);
+    ctx.records.has(name) ||
+    ctx.s.github.runners.has(name) ||
+    ctx.s.instances.items.has(name) ||
+    (onRecord !== undefined && onRecord(name));
   const fresh = new NameIndex<true>();
   for (let i = 0; i < count; i++) {
     let name = runnerName(ctx.set.name, ctx.options.random);

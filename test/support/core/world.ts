@@ -25,8 +25,8 @@ import { Store } from '../../../src/store/store.js';
 import { LabelRouter, IMPLICIT_LABEL, normalizeLabels } from '../../../src/core/labels.js';
 import { Observations } from '../../../src/core/observations.js';
 import { Executor } from '../../../src/core/executor.js';
-import { buildSnapshot } from '../../../src/core/snapshot.js';
 import { planScaleSet, isTerminal } from '../../../src/core/planner.js';
+import { buildSnapshot, releaseDeletedRunners } from '../../../src/core/snapshot.js';
 import { scaleSetOf, seededRandom } from '../../../src/core/names.js';
 import type { Action } from '../../../src/core/plan-types.js';
 import { fleetConfig } from './planner.js';
@@ -457,7 +457,10 @@ export class World {
   plan(): void {
     for (const set of this.sets) {
       const snapshot = buildSnapshot(set, this.store, this.observations, this.executor);
-      const actions = planScaleSet(snapshot, set, this.config.controller, this.now, { random: this.#names });
+      const actions = planScaleSet(snapshot, set, this.config.controller, this.now, {
+        random: this.#names,
+        nameTaken: (name) => this.store.runner(name) !== null,
+      });
       const backoffUntil = this.store.backoff(set.name).until;
       this.plans.push({ at: this.now, scaleSet: set.name, actions, backoffUntil });
       for (const a of actions) if (a.type === 'create-runner' && !a.resume) this.created.add(a.name);
@@ -479,6 +482,15 @@ export class World {
         .map((i) => this.#instanceOf(i));
       this.observations.setInstances(set.name, this.now, instances);
     }
+    // As the reconciler does after each resync: deleted records planning no longer needs leave the store's memory.
+    releaseDeletedRunners(
+      this.sets,
+      this.store,
+      this.observations,
+      this.executor,
+      this.config.controller,
+      this.now,
+    );
   }
 
   release(i: number, outcome: CallOutcome): void {
