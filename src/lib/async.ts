@@ -1,6 +1,7 @@
 /**
  * Small async helpers with no dependencies, for any folder (docs/adrs/0001-layout-additions.md).
  */
+import { setMaxListeners } from 'node:events';
 
 /** Waits `ms`, or less if `signal` aborts first; never rejects, so a loop can sleep and then check its signal. */
 export function sleepUnlessAborted(ms: number, signal?: AbortSignal): Promise<void> {
@@ -51,6 +52,9 @@ export interface CallSignal {
  */
 export function callSignal(sources: readonly (AbortSignal | undefined)[], timeoutMs?: number): CallSignal {
   const controller = new AbortController();
+  // One call's signal, which its sub-requests (a resync's list per scope, every page) may all wait on at once: no
+  // listener count on it means a leak, and it goes when the call does.
+  setMaxListeners(0, controller.signal);
   const linked = sources.filter((s): s is AbortSignal => s !== undefined);
   const timeout = timeoutMs === undefined ? undefined : AbortSignal.timeout(timeoutMs);
   const onAbort = (event: Event): void => {
