@@ -126,30 +126,20 @@ export interface GitHubClient extends GitHubPort {
 type Params = Record<string, unknown>;
 
 /** Awaits a shared promise on behalf of one caller, who may give up (abort) without cancelling it for others. */
-function withSignal<T>(
-  promise: Promise<T>,
-  signals: readonly (AbortSignal | undefined)[],
-  route: string,
-): Promise<T> {
-  const present = signals.filter((s): s is AbortSignal => s !== undefined);
-  if (present.length === 0) return promise;
-  if (present.some((s) => s.aborted))
+function withSignal<T>(promise: Promise<T>, signal: AbortSignal | undefined, route: string): Promise<T> {
+  if (!signal) return promise;
+  if (signal.aborted)
     return Promise.reject(new GitHubError(`GitHub ${route}: aborted`, { code: 'aborted', route }));
-  // Listeners, removed when the promise settles, rather than AbortSignal.any: the client's close signal lives as long
-  // as the client, and every signal derived from it with AbortSignal.any would stay referenced (Node 20).
   return new Promise<T>((resolve, reject) => {
     const onAbort = () => reject(new GitHubError(`GitHub ${route}: aborted`, { code: 'aborted', route }));
-    for (const s of present) s.addEventListener('abort', onAbort, { once: true });
-    const detach = () => {
-      for (const s of present) s.removeEventListener('abort', onAbort);
-    };
+    signal.addEventListener('abort', onAbort, { once: true });
     promise.then(
       (v) => {
-        detach();
+        signal.removeEventListener('abort', onAbort);
         resolve(v);
       },
       (e: unknown) => {
-        detach();
+        signal.removeEventListener('abort', onAbort);
         reject(e);
       },
     );
@@ -266,8 +256,8 @@ class Client implements GitHubClient {
   }
 
   /** What a caller waits on: its own signal, and close(). */
-  #signals(signal: AbortSignal | undefined): readonly (AbortSignal | undefined)[] {
-    return [signal, this.#closed.signal];
+  #signal(signal: AbortSignal | undefined): AbortSignal {
+    return signal === undefined ? this.#closed.signal : AbortSignal.any([signal, this.#closed.signal]);
   }
 
   /**
@@ -280,10 +270,9 @@ class Client implements GitHubClient {
     params: Params,
     signal: AbortSignal | undefined,
   ): AsyncGenerator<{ data: unknown }> {
-    const waitOn = this.#signals(signal);
+    const waitOn = this.#signal(signal);
     const request = Object.assign(
-      // The transport adds close() to each request's own signal.
-      (options: Params) => octokit.request({ ...options, request: signal ? { signal } : {} } as never),
+      (options: Params) => octokit.request({ ...options, request: { signal: waitOn } } as never),
       { endpoint: (parameters: Params) => octokit.request.endpoint(route, parameters as never) },
     );
     const paginate = octokit.paginate.iterator as unknown as (
@@ -361,7 +350,7 @@ class Client implements GitHubClient {
     try {
       const { data } = await withSignal(
         app.request(route, { ...params, request: signal ? { signal } : {} }),
-        this.#signals(signal),
+        this.#signal(signal),
         route,
       );
       return data as unknown;
@@ -430,7 +419,7 @@ class Client implements GitHubClient {
       const value = { token: asString(body.token, route, 'token'), expiresAt };
       return { value, until: expiresAt - this.#registrationTokenMarginMs };
     });
-    return withSignal(shared, this.#signals(signal), route);
+    return withSignal(shared, this.#signal(signal), route);
   }
 
   async listRunners(scope: Scope, namePrefix: string, signal?: AbortSignal): Promise<RunnerList> {
@@ -535,7 +524,7 @@ class Client implements GitHubClient {
       }
       return { value: group.id };
     });
-    return withSignal(shared, this.#signals(signal), route);
+    return withSignal(shared, this.#signal(signal), route);
   }
 
   async #installationId(scope: Scope): Promise<number> {
@@ -594,7 +583,7 @@ class Client implements GitHubClient {
     signal?: AbortSignal,
   ): Promise<{ data: unknown }> {
     try {
-      const waitOn = this.#signals(signal);
+      const waitOn = this.#signal(signal);
       const octokit = await withSignal(this.#octokitFor(scope), waitOn, route);
       const response = await withSignal(
         octokit.request(route, { ...params, request: signal ? { signal } : {} }),
@@ -615,7 +604,7 @@ class Client implements GitHubClient {
     pages?: { count: number },
   ): Promise<unknown[]> {
     try {
-      const octokit = await withSignal(this.#octokitFor(scope), this.#signals(signal), route);
+      const octokit = await withSignal(this.#octokitFor(scope), this.#signal(signal), route);
       const items: unknown[] = [];
       for await (const page of this.#pages(octokit, route, params, signal)) {
         if (pages !== undefined) pages.count++;

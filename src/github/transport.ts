@@ -3,7 +3,6 @@
  * every HTTP attempt, retries and installation-token requests included, so it is where calls are counted by route
  * template and status, where the last `x-ratelimit-remaining` is read, and where each attempt gets its own timeout.
  */
-import { callSignal } from '../lib/async.js';
 import { RequestTimeoutError } from './errors.js';
 
 export type FetchLike = (input: string | URL | Request, init?: RequestInit) => Promise<Response>;
@@ -48,12 +47,16 @@ export function createTransport(options: TransportOptions): FetchLike {
     const method = init.method ?? (input instanceof Request ? input.method : 'GET');
     const url = input instanceof Request ? input.url : String(input);
     const route = routeTemplate(method, url, options.basePath);
-    // The caller's signal and the client's close are long-lived: released once the answer is in (the timeout still
-    // bounds reading its body).
-    const call = callSignal([init.signal ?? undefined, options.signal], options.timeoutMs);
+    const timeout = AbortSignal.timeout(options.timeoutMs);
+    const signals = [
+      timeout,
+      ...(init.signal ? [init.signal] : []),
+      ...(options.signal ? [options.signal] : []),
+    ];
+    const signal = signals.length === 1 ? timeout : AbortSignal.any(signals);
     let response: Response;
     try {
-      response = await options.fetch(input, { ...init, signal: call.signal });
+      response = await options.fetch(input, { ...init, signal });
     } catch (error) {
       options.onCall(route, 'error');
       // The caller's abort (or close()) is an AbortError, whatever reason it was given: fetch rejects with that
@@ -62,12 +65,10 @@ export function createTransport(options: TransportOptions): FetchLike {
         if (error instanceof Error && error.name === 'AbortError') throw error;
         throw Object.assign(new Error('the request was aborted', { cause: error }), { name: 'AbortError' });
       }
-      if (call.timeout?.aborted) {
+      if (timeout.aborted) {
         throw new RequestTimeoutError(`no response within ${options.timeoutMs} ms`, { cause: error });
       }
       throw error;
-    } finally {
-      call.release();
     }
     options.onCall(route, response.status);
     const remaining = response.headers.get('x-ratelimit-remaining');

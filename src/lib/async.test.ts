@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { keptBy } from '../../test/support/signals.js';
-import { callSignal, mapLimit, sleepUnlessAborted } from './async.js';
+import { mapLimit, sleepUnlessAborted } from './async.js';
 
 describe('sleepUnlessAborted', () => {
   it('waits the time, or ends early (resolving) when the signal aborts', async () => {
@@ -31,61 +30,5 @@ describe('mapLimit', () => {
     expect(out).toEqual([50, 10, 40, 20, 30, 0]);
     expect(peak).toBe(2);
     expect(await mapLimit([], 4, async () => 1)).toEqual([]);
-  });
-});
-
-describe('callSignal', () => {
-  it('aborts with the reason of the source that aborted first, or of its own timeout', async () => {
-    const a = new AbortController();
-    const b = new AbortController();
-    const call = callSignal([a.signal, undefined, b.signal], 10_000);
-    expect(call.signal.aborted).toBe(false);
-    b.abort(new Error('closing'));
-    expect(call.signal.aborted).toBe(true);
-    expect((call.signal.reason as Error).message).toBe('closing');
-    expect(call.timeout?.aborted).toBe(false);
-
-    // Many sub-requests of one call may wait on its signal: no "possible leak" warning for that.
-    const warnings: Error[] = [];
-    const onWarning = (w: Error) => warnings.push(w);
-    process.on('warning', onWarning);
-    for (let i = 0; i < 50; i++) call.signal.addEventListener('abort', () => {});
-    await new Promise((resolve) => setImmediate(resolve));
-    process.off('warning', onWarning);
-    expect(warnings.filter((w) => w.name === 'MaxListenersExceededWarning')).toEqual([]);
-
-    const timed = callSignal([a.signal], 20);
-    await new Promise((resolve) => timed.signal.addEventListener('abort', resolve, { once: true }));
-    expect(timed.timeout?.aborted).toBe(true);
-    expect((timed.signal.reason as Error).name).toBe('TimeoutError');
-    expect(keptBy(a.signal).listeners).toBe(0); // the timeout released it
-  });
-
-  it('is aborted at once when a source already is', () => {
-    const a = new AbortController();
-    a.abort(new Error('gone'));
-    const call = callSignal([new AbortController().signal, a.signal]);
-    expect(call.signal.aborted).toBe(true);
-    expect((call.signal.reason as Error).message).toBe('gone');
-    expect(call.timeout).toBeUndefined();
-  });
-
-  it('leaves nothing on a long-lived source once each call is released', () => {
-    const process = new AbortController();
-    for (let i = 0; i < 1_000; i++) {
-      const call = callSignal([process.signal], 60_000);
-      expect(keptBy(process.signal).listeners).toBe(1);
-      call.release();
-    }
-    expect(keptBy(process.signal)).toEqual({ listeners: 0, derived: 0 });
-    // What AbortSignal.any leaves, by contrast: every signal it derived.
-    const any = new AbortController();
-    for (let i = 0; i < 10; i++) AbortSignal.any([any.signal, new AbortController().signal]);
-    expect(keptBy(any.signal).derived).toBe(10);
-    // A released call no longer follows its source.
-    const call = callSignal([process.signal]);
-    call.release();
-    process.abort();
-    expect(call.signal.aborted).toBe(false);
   });
 });

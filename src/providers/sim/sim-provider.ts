@@ -5,7 +5,6 @@
  */
 import { z } from 'zod';
 import type { Logger } from 'pino';
-import { callSignal } from '../../lib/async.js';
 import { createNodeFetch } from '../../lib/node-fetch.js';
 import type { Instance, InstanceSelector, InstanceSpec, Provider, ProviderContext } from '../provider.js';
 import { ProviderError } from '../provider.js';
@@ -192,19 +191,18 @@ export class SimProvider implements Provider {
     signal: AbortSignal,
     init: { method: string; body?: string; secret?: string },
   ): Promise<Response> {
-    // The executor's signal lives as long as the controller: released once the answer is in.
-    const call = callSignal([signal], this.#options.requestTimeout ?? 10_000);
+    const timeout = AbortSignal.timeout(this.#options.requestTimeout ?? 10_000);
     try {
       return await this.#fetch(`${this.#base}${path}`, {
         method: init.method,
         headers: init.body === undefined ? {} : { 'content-type': 'application/json' },
         body: init.body,
-        signal: call.signal,
+        signal: AbortSignal.any([signal, timeout]),
       });
     } catch (error) {
       const [code, what] = signal.aborted
         ? ['aborted', 'aborted']
-        : call.timeout?.aborted
+        : timeout.aborted
           ? ['timeout', 'timed out']
           : ['unreachable', `failed: ${scrub(error, init.secret)}`];
       // fetch's own errors (connection refused, DNS) never quote the request body, so the cause can stay.
@@ -213,8 +211,6 @@ export class SimProvider implements Provider {
         retryable: true,
         cause: code === 'unreachable' ? error : undefined,
       });
-    } finally {
-      call.release();
     }
   }
 }
