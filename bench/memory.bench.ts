@@ -15,7 +15,8 @@
  *    through the samples after the warm-up (the first minute, or the first 5 of a soak of 15 minutes or more: V8
  *    sizes its heap to the steady load over the first minutes), in MB per hour. The slope from the first minute on,
  *    the one over the second half and the lowest sample of each 10 minutes (the sawtooth's lows) are reported
- *    beside it.
+ *    beside it. Once a minute the controller's live heap (what is left after a full collection, bench/live-heap.ts)
+ *    is asked for too: its slope is the leak measure, free of V8's sizing of its generations.
  *
  * The controller's CPU time (user + system, /proc) is reported with each, so a memory setting's cost in CPU shows.
  */
@@ -26,6 +27,7 @@ import { freePort } from '../test/support/free-port.js';
 import type { BenchResult, Benchmark } from './harness.js';
 import { GITHUB_DEFAULT_LIMITS } from './harness.js';
 import { CLI, SimProcess, benchFleet, controllerPid, rssBytes, waitFor } from './fleet-peers.js';
+import { LiveHeap } from './live-heap.js';
 
 const ORGS = 56;
 const PER_ORG = 179;
@@ -228,6 +230,8 @@ async function soak(log: (line: string) => void) {
   const fleet = benchFleet(sim.info, { name: 'soak', max: 50, port, bootDelay: '1s' });
   const cli = startCli(fleet.configPath, port);
   const samples: { t: number; rss: number }[] = [];
+  const heap: { t: number; rss: number }[] = [];
+  let inspector: LiveHeap | undefined;
   let stopJobs = false;
   try {
     await waitFor(
@@ -236,6 +240,7 @@ async function soak(log: (line: string) => void) {
       60_000,
     );
     await sim.setWebhook(`${cli.url}/webhook`);
+    inspector = await LiveHeap.attach(cli.controller());
     const started = Date.now();
     const cpuAtStart = cpuSeconds(cli.controller());
     const feeder = (async () => {
@@ -255,8 +260,11 @@ async function soak(log: (line: string) => void) {
       }
       if (Date.now() - last > 60_000) {
         last = Date.now();
+        const live = await inspector.measure();
+        heap.push({ t: (Date.now() - started) / 3_600_000, rss: mb(live.usedBytes) });
         log(
-          `soak: ${Math.round((Date.now() - started) / 1000)} s, RSS ${samples[samples.length - 1]?.rss} MB`,
+          `soak: ${Math.round((Date.now() - started) / 1000)} s, RSS ${samples[samples.length - 1]?.rss} MB, ` +
+            `live heap ${heap[heap.length - 1]!.rss} MB`,
         );
       }
     }
@@ -265,7 +273,12 @@ async function soak(log: (line: string) => void) {
     await feeder;
     const stats = await sim.stats();
     const fit = samples.filter((s) => s.t * 60 >= WARMUP_MINUTES);
+    const heapFit = heap.filter((s) => s.t * 60 >= WARMUP_MINUTES);
     return {
+      heapSlope: slopeFrom(heap, WARMUP_MINUTES),
+      heapFirst: heapFit[0]?.rss ?? NaN,
+      heapLast: heapFit[heapFit.length - 1]?.rss ?? NaN,
+      heapSamples: heap.length,
       slope: slopeFrom(samples, WARMUP_MINUTES),
       slopeAfterFirstMinute: slopeFrom(samples, 1),
       slopeSecondHalf: slopeFrom(samples, SOAK_MINUTES / 2),
@@ -280,6 +293,7 @@ async function soak(log: (line: string) => void) {
     };
   } finally {
     stopJobs = true;
+    inspector?.close();
     await cli.stop();
     await sim.stop();
     rmSync(fleet.dir, { recursive: true, force: true });
@@ -325,6 +339,19 @@ export const benchmark: Benchmark = {
           `warm-up: ${s.lows.join(', ')} MB. Controller CPU: ${s.cpu.toFixed(1)} s ` +
           `(${s.jobs > 0 ? ((s.cpu * 1000) / s.jobs).toFixed(1) : '–'} ms a job). Refusals: primary ` +
           `${s.refusals.primaryRefusals}, secondary ${s.refusals.secondaryRefusals}`,
+      },
+      {
+        name: 'memory.soak-live-heap-slope',
+        value: s.heapSlope,
+        unit: 'MB/h',
+        target: `<= ${SLOPE_LIMIT_MB_PER_HOUR} MB/h`,
+        pass: Math.abs(s.heapSlope) <= SLOPE_LIMIT_MB_PER_HOUR,
+        notes:
+          `the same soak: the controller's JavaScript heap left after a full collection, asked for once a minute ` +
+          `through its inspector (SIGUSR1, HeapProfiler.collectGarbage, Runtime.getHeapUsage; bench/live-heap.ts), ` +
+          `${s.heapSamples} samples; least-squares slope after the warm-up: ${s.heapFirst} MB then, ${s.heapLast} MB ` +
+          `at the end. What a leak grows; the resident slope above also follows V8 sizing its generations. These ` +
+          `collections are the measurement's (one a minute), not the product's, and the resident samples include them`,
       },
     ];
     return results;
