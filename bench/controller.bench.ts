@@ -111,6 +111,8 @@ interface BurstResult {
     readonly idlePerS: number;
   };
   readonly phaseMs: { readonly intake: number; readonly create: number; readonly drain: number };
+  /** Store writes (transactions) from the burst to the last runner removed. */
+  readonly storeWrites: number;
   readonly profile: ProfileSummary;
   readonly pacingWaitP99: number;
   /** HTTP exchanges of the controller per job of the burst: webhooks received; requests sent (GitHub, provider). */
@@ -238,6 +240,7 @@ async function burst(log: (line: string) => void): Promise<BurstResult> {
       const statsBefore = await sim.stats();
       const callsBefore = { ...calls };
       const cpu0 = cpuMs();
+      const writes0 = controller.store.writes;
       const t0 = performance.now();
       await sim.createJobs({
         owner: 'octo-org',
@@ -292,6 +295,7 @@ async function burst(log: (line: string) => void): Promise<BurstResult> {
       await controller.reconciler.settled();
       const cpu3 = cpuMs();
       const t3 = performance.now();
+      const storeWrites = controller.store.writes - writes0;
       const stats = await sim.stats();
       const jitRoute = 'POST /orgs/{org}/actions/runners/generate-jitconfig';
       const exchanges = {
@@ -360,6 +364,7 @@ async function burst(log: (line: string) => void): Promise<BurstResult> {
           idlePerS,
         },
         phaseMs: { intake: t1 - t0, create: t2 - t1, drain: t3 - t2 },
+        storeWrites,
         profile,
         pacingWaitP99,
         exchanges: {
@@ -435,7 +440,8 @@ export const benchmark: Benchmark = {
     const perPhase =
       `intake (every webhook accepted, ${sec(b.phaseMs.intake)} s) ${r2(b.cpu.intake / BURST_JOBS)} ms/job; ` +
       `paced creation (to the last create call, ${sec(b.phaseMs.create)} s) ${r2(b.cpu.create / BURST_JOBS)} ms/job; ` +
-      `drain (jobs run, runners removed, ${sec(b.phaseMs.drain)} s) ${r2(b.cpu.drain / BURST_JOBS)} ms/job`;
+      `drain (jobs run, runners removed, ${sec(b.phaseMs.drain)} s) ${r2(b.cpu.drain / BURST_JOBS)} ms/job; ` +
+      `store writes (transactions, each a WAL commit): ${r2(b.storeWrites / BURST_JOBS)} a job`;
     const list = (xs: readonly { where: string; selfPct: number }[], n: number) =>
       xs
         .slice(0, n)

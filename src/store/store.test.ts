@@ -90,6 +90,7 @@ describe('webhook sink', () => {
     store.acceptWorkflowJob(jobEvent('old', 'queued', 1));
     const changes: string[] = [];
     store.subscribe((c) => changes.push(`${c.job.id}:${c.job.status}`));
+    const writes = store.writes;
     const results = store.acceptWorkflowJobs([
       jobEvent('old', 'in_progress', 1), // delivery id already on file
       jobEvent('a', 'queued', 1), // (job, action) already on file
@@ -108,6 +109,7 @@ describe('webhook sink', () => {
       { duplicate: false, scaleSet: null },
       { duplicate: false, scaleSet: 'linux' },
     ]);
+    expect(store.writes).toBe(writes + 1);
     expect(changes).toEqual(['2:queued', '4:queued', '1:in_progress']);
     expect(store.job(3)).toBeNull();
     expect(store.stats().deliveries).toBe(4);

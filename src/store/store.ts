@@ -158,6 +158,7 @@ export class Store implements FleetStore {
   readonly #retention: Retention;
   readonly #listeners = new Set<(change: JobChange) => void>();
   #failure: StoreFailure | null = null;
+  #writes = 0;
   readonly #failureListeners = new Set<(failure: StoreFailure) => void>();
 
   // In-memory indexes, rebuilt from the file at open.
@@ -401,8 +402,14 @@ export class Store implements FleetStore {
     }
   }
 
+  /** Writes (transactions) since the store opened: each is a commit to the WAL, the store's cost per change. */
+  get writes(): number {
+    return this.#writes;
+  }
+
   /** A write: refused at once once the store has failed (nothing more goes into a damaged file). */
   #write<T>(what: string, fn: () => T, code?: string): T {
+    this.#writes++;
     const failure = this.#failure;
     if (failure !== null) {
       throw new StoreError(
