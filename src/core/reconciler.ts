@@ -27,6 +27,7 @@ import { Observations } from './observations.js';
 import { buildSnapshot, releaseDeletedRunners } from './snapshot.js';
 import { scaleSetOf } from './names.js';
 import { classifyError } from './errors.js';
+import { callSignal } from '../lib/async.js';
 
 export interface Timers {
   setTimeout(fn: () => void, ms: number): unknown;
@@ -594,10 +595,9 @@ export class Reconciler {
   async #doResync(scheduled = false): Promise<void> {
     const started = performance.now();
     const errors: string[] = [];
-    const signal =
-      this.#o.signal === undefined
-        ? this.#stopping.signal
-        : AbortSignal.any([this.#o.signal, this.#stopping.signal]);
+    // Both signals live as long as the controller: the resync's own is released once its lists are in.
+    const call = callSignal([this.#o.signal, this.#stopping.signal]);
+    const signal = call.signal;
     // One runner list per scope, shared by the scale sets registering there.
     const byScope = new Map<string, { scope: Scope; sets: string[] }>();
     for (const s of this.#sets.values()) {
@@ -664,7 +664,7 @@ export class Reconciler {
         signal?.removeEventListener('abort', onAbort);
       }
     });
-    await Promise.all([...githubLists, ...providerLists]);
+    await Promise.all([...githubLists, ...providerLists]).finally(() => call.release());
     const now = this.#now();
     this.#observations.forget(now);
     if (!this.#storeFailed()) {

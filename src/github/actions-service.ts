@@ -13,6 +13,8 @@
  */
 import type { Scope } from '../core/fleet-config.js';
 import type { JitConfigResult, RegistrationToken } from '../core/ports.js';
+import { callSignal } from '../lib/async.js';
+import { releaseAnswered } from '../lib/node-fetch.js';
 import { registrationUrl } from './scope.js';
 import type { FetchLike } from './transport.js';
 
@@ -174,8 +176,8 @@ export class ActionsServiceClient {
           url: registrationUrl(this.#o.webUrl, this.#o.scope),
           runner_event: 'register',
         }),
-        signal: this.#signal(signal),
       },
+      signal,
     );
     const body = await this.#json(call, response, [200, 201]);
     const url = typeof body.url === 'string' ? body.url : '';
@@ -188,20 +190,31 @@ export class ActionsServiceClient {
     return this.#admin;
   }
 
-  #signal(signal: AbortSignal | undefined, ms = this.#o.timeoutMs ?? 30_000): AbortSignal {
-    const timeout = AbortSignal.timeout(ms);
-    return signal ? AbortSignal.any([signal, timeout]) : timeout;
-  }
-
-  async #fetch(route: string, url: string, init: RequestInit): Promise<Response> {
+  /**
+   * One request, aborted by the caller's `signal` or after `timeoutMs`. The caller's signal (a listener's, alive as
+   * long as it runs) is released once the answer is in; the timeout still bounds reading the body.
+   */
+  async #fetch(
+    route: string,
+    url: string,
+    init: Omit<RequestInit, 'signal'>,
+    signal: AbortSignal | undefined,
+    timeoutMs = this.#o.timeoutMs ?? 30_000,
+  ): Promise<Response> {
+    const call = callSignal([signal], timeoutMs);
+    let response: Response | undefined;
     try {
-      const response = await this.#o.fetch(url, init);
+      response = await this.#o.fetch(url, { ...init, signal: call.signal });
       this.#o.onCall?.(route, String(response.status));
       return response;
     } catch (error) {
       this.#o.onCall?.(route, 'error');
-      if ((init.signal as AbortSignal | undefined)?.aborted) throw error;
+      if (call.signal.aborted) throw error;
       throw new ActionsServiceError(route.replace(/^\{actions\} /, ''), 0, null, (error as Error).message);
+    } finally {
+      // Answered: the timeout stays while a streamed body is still read.
+      if (response === undefined) call.release();
+      else releaseAnswered(call, response);
     }
   }
 
@@ -240,16 +253,20 @@ export class ActionsServiceClient {
       const admin = await this.#connection(signal);
       const url = new URL(path, admin.url);
       url.searchParams.set('api-version', API_VERSION);
-      const response = await this.#fetch(`{actions} ${call}`, url.toString(), {
-        method,
-        headers: {
-          authorization: `Bearer ${admin.token}`,
-          'content-type': 'application/json',
-          accept: 'application/json',
+      const response = await this.#fetch(
+        `{actions} ${call}`,
+        url.toString(),
+        {
+          method,
+          headers: {
+            authorization: `Bearer ${admin.token}`,
+            'content-type': 'application/json',
+            accept: 'application/json',
+          },
+          ...(body === undefined ? {} : { body: JSON.stringify(body) }),
         },
-        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-        signal: this.#signal(signal),
-      });
+        signal,
+      );
       if (response.status === 401 && attempt === 0) {
         await response.body?.cancel();
         this.#admin = null;
@@ -382,14 +399,19 @@ export class ActionsServiceClient {
     const call = 'GET {messageQueueUrl}';
     const url = new URL(session.messageQueueUrl);
     if (lastMessageId > 0) url.searchParams.set('lastMessageId', String(lastMessageId));
-    const response = await this.#fetch(`{actions} ${call}`, url.toString(), {
-      headers: {
-        authorization: `Bearer ${session.messageQueueAccessToken}`,
-        accept: `application/json; api-version=${API_VERSION}`,
-        'x-scalesetmaxcapacity': String(Math.max(0, Math.floor(maxCapacity))),
+    const response = await this.#fetch(
+      `{actions} ${call}`,
+      url.toString(),
+      {
+        headers: {
+          authorization: `Bearer ${session.messageQueueAccessToken}`,
+          accept: `application/json; api-version=${API_VERSION}`,
+          'x-scalesetmaxcapacity': String(Math.max(0, Math.floor(maxCapacity))),
+        },
       },
-      signal: this.#signal(signal, this.#o.pollTimeoutMs ?? 70_000),
-    });
+      signal,
+      this.#o.pollTimeoutMs ?? 70_000,
+    );
     if (response.status === 202) {
       await response.body?.cancel();
       return null;
@@ -422,14 +444,18 @@ export class ActionsServiceClient {
     const call = 'DELETE {messageQueueUrl}/{messageId}';
     const url = new URL(session.messageQueueUrl);
     url.pathname = `${url.pathname.replace(/\/$/, '')}/${messageId}`;
-    const response = await this.#fetch(`{actions} ${call}`, url.toString(), {
-      method: 'DELETE',
-      headers: {
-        authorization: `Bearer ${session.messageQueueAccessToken}`,
-        'content-type': 'application/json',
+    const response = await this.#fetch(
+      `{actions} ${call}`,
+      url.toString(),
+      {
+        method: 'DELETE',
+        headers: {
+          authorization: `Bearer ${session.messageQueueAccessToken}`,
+          'content-type': 'application/json',
+        },
       },
-      signal: this.#signal(signal),
-    });
+      signal,
+    );
     if (response.status === 401) {
       await response.body?.cancel();
       throw new QueueUnauthorizedError(call, 401, null);
@@ -448,15 +474,19 @@ export class ActionsServiceClient {
     const admin = await this.#connection(signal);
     const url = new URL(`_apis/runtime/runnerscalesets/${scaleSetId}/acquirejobs`, admin.url);
     url.searchParams.set('api-version', API_VERSION);
-    const response = await this.#fetch(`{actions} ${call}`, url.toString(), {
-      method: 'POST',
-      headers: {
-        authorization: `Bearer ${session.messageQueueAccessToken}`,
-        'content-type': 'application/json',
+    const response = await this.#fetch(
+      `{actions} ${call}`,
+      url.toString(),
+      {
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${session.messageQueueAccessToken}`,
+          'content-type': 'application/json',
+        },
+        body: JSON.stringify(requestIds),
       },
-      body: JSON.stringify(requestIds),
-      signal: this.#signal(signal),
-    });
+      signal,
+    );
     if (response.status === 401) {
       await response.body?.cancel();
       throw new QueueUnauthorizedError(call, 401, null);

@@ -126,20 +126,30 @@ export interface GitHubClient extends GitHubPort {
 type Params = Record<string, unknown>;
 
 /** Awaits a shared promise on behalf of one caller, who may give up (abort) without cancelling it for others. */
-function withSignal<T>(promise: Promise<T>, signal: AbortSignal | undefined, route: string): Promise<T> {
-  if (!signal) return promise;
-  if (signal.aborted)
+function withSignal<T>(
+  promise: Promise<T>,
+  signals: readonly (AbortSignal | undefined)[],
+  route: string,
+): Promise<T> {
+  const present = signals.filter((s): s is AbortSignal => s !== undefined);
+  if (present.length === 0) return promise;
+  if (present.some((s) => s.aborted))
     return Promise.reject(new GitHubError(`GitHub ${route}: aborted`, { code: 'aborted', route }));
+  // Listeners, removed when the promise settles, rather than AbortSignal.any: the client's close signal lives as long
+  // as the client, and every signal derived from it with AbortSignal.any would stay referenced (Node 20).
   return new Promise<T>((resolve, reject) => {
     const onAbort = () => reject(new GitHubError(`GitHub ${route}: aborted`, { code: 'aborted', route }));
-    signal.addEventListener('abort', onAbort, { once: true });
+    for (const s of present) s.addEventListener('abort', onAbort, { once: true });
+    const detach = () => {
+      for (const s of present) s.removeEventListener('abort', onAbort);
+    };
     promise.then(
       (v) => {
-        signal.removeEventListener('abort', onAbort);
+        detach();
         resolve(v);
       },
       (e: unknown) => {
-        signal.removeEventListener('abort', onAbort);
+        detach();
         reject(e);
       },
     );
@@ -256,8 +266,8 @@ class Client implements GitHubClient {
   }
 
   /** What a caller waits on: its own signal, and close(). */
-  #signal(signal: AbortSignal | undefined): AbortSignal {
-    return signal === undefined ? this.#closed.signal : AbortSignal.any([signal, this.#closed.signal]);
+  #signals(signal: AbortSignal | undefined): readonly (AbortSignal | undefined)[] {
+    return [signal, this.#closed.signal];
   }
 
   /**
@@ -270,9 +280,10 @@ class Client implements GitHubClient {
     params: Params,
     signal: AbortSignal | undefined,
   ): AsyncGenerator<{ data: unknown }> {
-    const waitOn = this.#signal(signal);
+    const waitOn = this.#signals(signal);
     const request = Object.assign(
-      (options: Params) => octokit.request({ ...options, request: { signal: waitOn } } as never),
+      // The transport adds close() to each request's own signal.
+      (options: Params) => octokit.request({ ...options, request: signal ? { signal } : {} } as never),
       { endpoint: (parameters: Params) => octokit.request.endpoint(route, parameters as never) },
     );
     const paginate = octokit.paginate.iterator as unknown as (
@@ -350,7 +361,7 @@ class Client implements GitHubClient {
     try {
       const { data } = await withSignal(
         app.request(route, { ...params, request: signal ? { signal } : {} }),
-        this.#signal(signal),
+        this.#signals(signal),
         route,
       );
       return data as unknown;
@@ -419,7 +430,7 @@ class Client implements GitHubClient {
       const value = { token: asString(body.token, route, 'token'), expiresAt };
       return { value, until: expiresAt - this.#registrationTokenMarginMs };
     });
-    return withSignal(shared, this.#signal(signal), route);
+    return withSignal(shared, this.#signals(signal), route);
   }
 
   async listRunners(scope: Scope, namePrefix: string, signal?: AbortSignal): Promise<RunnerList> {
@@ -524,7 +535,7 @@ class Client implements GitHubClient {
       }
       return { value: group.id };
     });
-    return withSignal(shared, this.#signal(signal), route);
+    return withSignal(shared, this.#signals(signal), route);
   }
 
   async #installationId(scope: Scope): Promise<number> {
@@ -583,7 +594,7 @@ class Client implements GitHubClient {
     signal?: AbortSignal,
   ): Promise<{ data: unknown }> {
     try {
-      const waitOn = this.#signal(signal);
+      const waitOn = this.#signals(signal);
       const octokit = await withSignal(this.#octokitFor(scope), waitOn, route);
       const response = await withSignal(
         octokit.request(route, { ...params, request: signal ? { signal } : {} }),
@@ -604,7 +615,7 @@ class Client implements GitHubClient {
     pages?: { count: number },
   ): Promise<unknown[]> {
     try {
-      const octokit = await withSignal(this.#octokitFor(scope), this.#signal(signal), route);
+      const octokit = await withSignal(this.#octokitFor(scope), this.#signals(signal), route);
       const items: unknown[] = [];
       for await (const page of this.#pages(octokit, route, params, signal)) {
         if (pages !== undefined) pages.count++;

@@ -3,6 +3,8 @@
  * every HTTP attempt, retries and installation-token requests included, so it is where calls are counted by route
  * template and status, where the last `x-ratelimit-remaining` is read, and where each attempt gets its own timeout.
  */
+import { callSignal } from '../lib/async.js';
+import { releaseAnswered } from '../lib/node-fetch.js';
 import { RequestTimeoutError } from './errors.js';
 
 export type FetchLike = (input: string | URL | Request, init?: RequestInit) => Promise<Response>;
@@ -47,16 +49,12 @@ export function createTransport(options: TransportOptions): FetchLike {
     const method = init.method ?? (input instanceof Request ? input.method : 'GET');
     const url = input instanceof Request ? input.url : String(input);
     const route = routeTemplate(method, url, options.basePath);
-    const timeout = AbortSignal.timeout(options.timeoutMs);
-    const signals = [
-      timeout,
-      ...(init.signal ? [init.signal] : []),
-      ...(options.signal ? [options.signal] : []),
-    ];
-    const signal = signals.length === 1 ? timeout : AbortSignal.any(signals);
-    let response: Response;
+    // The caller's signal and the client's close are long-lived: released once the answer is in (the timeout still
+    // bounds reading a streamed body).
+    const call = callSignal([init.signal ?? undefined, options.signal], options.timeoutMs);
+    let response: Response | undefined;
     try {
-      response = await options.fetch(input, { ...init, signal });
+      response = await options.fetch(input, { ...init, signal: call.signal });
     } catch (error) {
       options.onCall(route, 'error');
       // The caller's abort (or close()) is an AbortError, whatever reason it was given: fetch rejects with that
@@ -65,10 +63,14 @@ export function createTransport(options: TransportOptions): FetchLike {
         if (error instanceof Error && error.name === 'AbortError') throw error;
         throw Object.assign(new Error('the request was aborted', { cause: error }), { name: 'AbortError' });
       }
-      if (timeout.aborted) {
+      if (call.timedOut) {
         throw new RequestTimeoutError(`no response within ${options.timeoutMs} ms`, { cause: error });
       }
       throw error;
+    } finally {
+      // Failed: nothing more to read. Answered: the timeout stays while a streamed body is still read.
+      if (response === undefined) call.release();
+      else releaseAnswered(call, response);
     }
     options.onCall(route, response.status);
     const remaining = response.headers.get('x-ratelimit-remaining');

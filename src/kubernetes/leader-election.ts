@@ -24,7 +24,7 @@ import type { KubeConfig, V1Lease, V1LeaseSpec } from '@kubernetes/client-node';
 import { CoordinationV1Api, V1MicroTime } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { describeApiError, isConflict, isNotFound, withSignal } from './api.js';
-import { sleepUnlessAborted } from '../lib/async.js';
+import { callSignal, sleepUnlessAborted } from '../lib/async.js';
 
 export interface LeaderElectionOptions {
   readonly kubeConfig: KubeConfig;
@@ -229,10 +229,6 @@ export class LeaderElector {
     return ms * (1 + Math.random() * 0.2);
   }
 
-  #requestSignal(signal: AbortSignal, budgetMs: number): AbortSignal {
-    return AbortSignal.any([signal, AbortSignal.timeout(Math.max(1_000, budgetMs))]);
-  }
-
   #observe(spec: V1LeaseSpec | undefined): void {
     const next: Observed = {
       holder: spec?.holderIdentity ?? '',
@@ -268,7 +264,9 @@ export class LeaderElector {
   /** One acquire-or-renew step; true when this replica holds the Lease afterwards. Never throws. */
   async #attempt(signal: AbortSignal, budgetMs = this.#o.renewDeadlineMs): Promise<boolean> {
     const { namespace, name } = this.#o;
-    const options = withSignal(this.#requestSignal(signal, budgetMs));
+    // The election's signal lives as long as the process: released when the step ends, every couple of seconds.
+    const call = callSignal([signal], Math.max(1_000, budgetMs));
+    const options = withSignal(call.signal);
     try {
       // Fast path for the leader: write over its own last version; a conflict means someone else wrote.
       if (this.#mine && this.#leading) {
@@ -323,6 +321,8 @@ export class LeaderElector {
         );
       }
       return false;
+    } finally {
+      call.release();
     }
   }
 

@@ -1,7 +1,8 @@
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createNodeFetch } from './node-fetch.js';
+import { callSignal } from './async.js';
+import { bodyInMemory, createNodeFetch, releaseAnswered } from './node-fetch.js';
 
 interface Seen {
   readonly method: string;
@@ -138,6 +139,37 @@ describe('createNodeFetch without a proxy', () => {
     const pending = fetch(`${server.url}/slow`, { signal: abort.signal });
     setTimeout(() => abort.abort(new Error('gave up waiting')), 50);
     await expect(pending).rejects.toThrow(/gave up waiting|aborted/);
+  });
+
+  it('says which answers are in memory; a call ended on a streamed one is still bounded by its timeout', async () => {
+    const server = await serve((s, res) => {
+      if (s.url === '/small') {
+        res.setHeader('content-length', '2');
+        res.end('ok');
+        return;
+      }
+      res.write('the first part, then nothing'); // chunked, and stalled
+    });
+    cleanups.push(server.close);
+    const fetch = createNodeFetch();
+    cleanups.push(() => fetch.close());
+    const source = new AbortController();
+
+    const small = callSignal([source.signal], 60_000);
+    const answered = await fetch(`${server.url}/small`, { signal: small.signal });
+    expect(bodyInMemory(answered)).toBe(true);
+    releaseAnswered(small, answered);
+    expect(await answered.text()).toBe('ok');
+
+    const stalled = callSignal([source.signal], 200);
+    const streamed = await fetch(`${server.url}/stalled`, { signal: stalled.signal });
+    expect(bodyInMemory(streamed)).toBe(false);
+    expect(bodyInMemory(new Response('elsewhere'))).toBe(false);
+    releaseAnswered(stalled, streamed);
+    // Off the long-lived source, yet the rest of the body is still read under the call's timeout.
+    source.abort(new Error('not this one'));
+    await expect(streamed.text()).rejects.toThrow();
+    expect(stalled.timedOut).toBe(true);
   });
 
   it('sends a GET once more on a new connection when the kept-alive one fails before any answer', async () => {

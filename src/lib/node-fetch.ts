@@ -16,6 +16,7 @@ import https from 'node:https';
 import { Readable } from 'node:stream';
 import { rootCertificates } from 'node:tls';
 import zlib from 'node:zlib';
+import type { CallSignal } from './async.js';
 import type { ProxySettings } from './proxy.js';
 import { ProxyTunnelAgent, describeProxy, proxyAuthorization, proxyFor } from './proxy.js';
 
@@ -35,6 +36,26 @@ const NULL_BODY = new Set([101, 204, 205, 304]);
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']);
 /** A response body up to this size with a Content-Length is read whole before the Response is made. */
 const BUFFERED_BYTES = 1024 * 1024;
+
+/** Responses whose body was read whole before they were made: nothing of them is left on the network. */
+const READ_WHOLE = new WeakSet<Response>();
+
+/**
+ * Whether a response's body is already in memory (read whole by this fetch), so nothing of the request is still
+ * on its way: its signal and timeout can go. A streamed body, or another fetch's response, is still being read.
+ */
+export function bodyInMemory(response: Response): boolean {
+  return READ_WHOLE.has(response);
+}
+
+/**
+ * Ends a call (lib/async's callSignal) that was answered with `response`: all of it when the body is in memory;
+ * otherwise its long-lived sources only, so its timeout still bounds reading the body.
+ */
+export function releaseAnswered(call: CallSignal, response: Response): void {
+  if (bodyInMemory(response)) call.release();
+  else call.releaseSources();
+}
 
 /** A fetch that honours `proxy` and `ca`; `close()` frees its kept-alive connections. */
 export function createNodeFetch(options: NodeFetchOptions = {}): Fetch & { close(): void } {
@@ -151,6 +172,7 @@ export function createNodeFetch(options: NodeFetchOptions = {}): Fetch & { close
           headers,
         });
         Object.defineProperty(result, 'url', { value: url.href });
+        READ_WHOLE.add(result);
         return result;
       });
     }

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { GitHubError } from '../../src/github/errors.js';
 import type { Simulator } from '../../src/sim/github/index.js';
 import { createMetrics } from '../../src/telemetry/metrics.js';
+import { keptBy } from '../support/signals.js';
 import { TestClock, clientFor, decodeJitConfig, startSim } from './helpers.js';
 
 const ORG = { org: 'octo-org' } as const;
@@ -544,6 +545,27 @@ describe('GitHub client against the simulator', () => {
       expect(text).toContain(`runner_fleet_github_rate_limit_remaining ${t.client.rateLimitRemaining()}`);
       expect(t.client.apiCallCount()).toMatchObject({ total: t.calls.length, byStatus: { 404: 1 } });
     });
+  });
+
+  it("keeps nothing on the caller's long-lived signal once its calls are done", async () => {
+    // The executor hands every call the one signal it aborts at shutdown: what a call attaches to it must go when the
+    // call ends, or a controller that runs for weeks keeps a little of every call it ever made.
+    const t = clientFor(sim);
+    const shutdown = new AbortController();
+    for (let i = 0; i < 20; i++) {
+      await t.client.generateJitConfig(
+        ORG,
+        { name: `fleet-s${i}`, runnerGroup: 'Default', labels: ['linux'] },
+        shutdown.signal,
+      );
+      await t.client.listRunners(ORG, 'fleet-s', shutdown.signal);
+    }
+    await t.client.deleteRunner(ORG, 424242, shutdown.signal);
+    expect(keptBy(shutdown.signal)).toEqual({ listeners: 0, derived: 0 });
+    // And the signal still stops a call in flight.
+    const pending = t.client.listRunners(ORG, 'fleet-s', shutdown.signal);
+    shutdown.abort();
+    expect((await caught(pending)).code).toBe('aborted');
   });
 });
 

@@ -5,7 +5,8 @@
  */
 import { z } from 'zod';
 import type { Logger } from 'pino';
-import { createNodeFetch } from '../../lib/node-fetch.js';
+import { callSignal } from '../../lib/async.js';
+import { createNodeFetch, releaseAnswered } from '../../lib/node-fetch.js';
 import type { Instance, InstanceSelector, InstanceSpec, Provider, ProviderContext } from '../provider.js';
 import { ProviderError } from '../provider.js';
 import type { SimProviderConfig } from './schema.js';
@@ -191,18 +192,21 @@ export class SimProvider implements Provider {
     signal: AbortSignal,
     init: { method: string; body?: string; secret?: string },
   ): Promise<Response> {
-    const timeout = AbortSignal.timeout(this.#options.requestTimeout ?? 10_000);
+    // The executor's signal lives as long as the controller: released once the answer is in.
+    const call = callSignal([signal], this.#options.requestTimeout ?? 10_000);
+    let response: Response | undefined;
     try {
-      return await this.#fetch(`${this.#base}${path}`, {
+      response = await this.#fetch(`${this.#base}${path}`, {
         method: init.method,
         headers: init.body === undefined ? {} : { 'content-type': 'application/json' },
         body: init.body,
-        signal: AbortSignal.any([signal, timeout]),
+        signal: call.signal,
       });
+      return response;
     } catch (error) {
       const [code, what] = signal.aborted
         ? ['aborted', 'aborted']
-        : timeout.aborted
+        : call.timedOut
           ? ['timeout', 'timed out']
           : ['unreachable', `failed: ${scrub(error, init.secret)}`];
       // fetch's own errors (connection refused, DNS) never quote the request body, so the cause can stay.
@@ -211,6 +215,10 @@ export class SimProvider implements Provider {
         retryable: true,
         cause: code === 'unreachable' ? error : undefined,
       });
+    } finally {
+      // Answered: the timeout stays while a streamed body is still read.
+      if (response === undefined) call.release();
+      else releaseAnswered(call, response);
     }
   }
 }
