@@ -19,6 +19,8 @@ export interface HeapAfterGc {
   readonly usedBytes: number;
   /** Bytes the heap has reserved (its spaces' sizes) after the collection. */
   readonly totalBytes: number;
+  /** The target's process.memoryUsage() right after: rss, heapTotal, heapUsed, external, arrayBuffers (bytes). */
+  readonly process: NodeJS.MemoryUsage;
 }
 
 function portFree(port: number): Promise<boolean> {
@@ -78,11 +80,11 @@ export class LiveHeap {
     return new LiveHeap(ws);
   }
 
-  #call<T>(method: string): Promise<T> {
+  #call<T>(method: string, params?: object): Promise<T> {
     const id = this.#nextId++;
     return new Promise<T>((resolve, reject) => {
       this.#pending.set(id, { resolve: resolve as (result: unknown) => void, reject });
-      this.#ws.send(JSON.stringify({ id, method }));
+      this.#ws.send(JSON.stringify({ id, method, ...(params ? { params } : {}) }));
     });
   }
 
@@ -90,7 +92,11 @@ export class LiveHeap {
   async measure(): Promise<HeapAfterGc> {
     await this.#call('HeapProfiler.collectGarbage');
     const usage = await this.#call<{ usedSize: number; totalSize: number }>('Runtime.getHeapUsage');
-    return { usedBytes: usage.usedSize, totalBytes: usage.totalSize };
+    const memory = await this.#call<{ result: { value: NodeJS.MemoryUsage } }>('Runtime.evaluate', {
+      expression: 'process.memoryUsage()',
+      returnByValue: true,
+    });
+    return { usedBytes: usage.usedSize, totalBytes: usage.totalSize, process: memory.result.value };
   }
 
   close(): void {

@@ -81,6 +81,47 @@ function slopeFrom(samples: readonly { t: number; rss: number }[], fromMinute: n
   return Math.round(slope * 10) / 10;
 }
 
+/** Resident memory by kind, MB, right after a full collection: what grows, when resident memory grows. */
+interface ResidentParts {
+  /** Anonymous pages (RssAnon): the V8 heaps, malloc, thread stacks. */
+  readonly anon: number;
+  /** File-backed pages (RssFile): the node binary and libraries as far as they were paged in. */
+  readonly file: number;
+  /** The main isolate's heap as V8 reserves it (heapTotal), and its used part after the collection. */
+  readonly heapTotal: number;
+  readonly heapUsed: number;
+  /** Memory V8 knows of outside its heap: buffers and array buffers (external). */
+  readonly external: number;
+  /** Anonymous memory neither heap nor external: malloc (SQLite, zlib, the HTTP parser), worker isolates, stacks. */
+  readonly otherAnon: number;
+}
+
+function residentParts(pid: number, usage: NodeJS.MemoryUsage): ResidentParts {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (field: string) =>
+    Number(new RegExp(`^${field}:\\s+(\\d+) kB$`, 'm').exec(status)?.[1] ?? NaN) * 1024;
+  const anon = kb('RssAnon');
+  return {
+    anon: mb(anon),
+    file: mb(kb('RssFile')),
+    heapTotal: mb(usage.heapTotal),
+    heapUsed: mb(usage.heapUsed),
+    external: mb(usage.external),
+    otherAnon: mb(anon - usage.heapTotal - usage.external),
+  };
+}
+
+/** Each part's value at the first sample after `fromMinute` and at the last, as "name a -> b MB". */
+function partsChange(samples: readonly { t: number; parts: ResidentParts }[], fromMinute: number): string {
+  const fit = samples.filter((s) => s.t * 60 >= fromMinute);
+  const first = fit[0]?.parts;
+  const last = fit[fit.length - 1]?.parts;
+  if (first === undefined || last === undefined) return 'no samples';
+  return (Object.keys(first) as (keyof ResidentParts)[])
+    .map((k) => `${k} ${first[k]} -> ${last[k]}`)
+    .join(', ');
+}
+
 interface Started {
   readonly url: string;
   readonly parent: number;
@@ -231,6 +272,7 @@ async function soak(log: (line: string) => void) {
   const cli = startCli(fleet.configPath, port);
   const samples: { t: number; rss: number }[] = [];
   const heap: { t: number; rss: number }[] = [];
+  const parts: { t: number; parts: ResidentParts }[] = [];
   let inspector: LiveHeap | undefined;
   let stopJobs = false;
   try {
@@ -261,10 +303,12 @@ async function soak(log: (line: string) => void) {
       if (Date.now() - last > 60_000) {
         last = Date.now();
         const live = await inspector.measure();
-        heap.push({ t: (Date.now() - started) / 3_600_000, rss: mb(live.usedBytes) });
+        const t = (Date.now() - started) / 3_600_000;
+        heap.push({ t, rss: mb(live.usedBytes) });
+        parts.push({ t, parts: residentParts(cli.controller(), live.process) });
         log(
           `soak: ${Math.round((Date.now() - started) / 1000)} s, RSS ${samples[samples.length - 1]?.rss} MB, ` +
-            `live heap ${heap[heap.length - 1]!.rss} MB`,
+            `live heap ${heap[heap.length - 1]!.rss} MB; after it ${JSON.stringify(parts[parts.length - 1]!.parts)}`,
         );
       }
     }
@@ -279,6 +323,7 @@ async function soak(log: (line: string) => void) {
       heapFirst: heapFit[0]?.rss ?? NaN,
       heapLast: heapFit[heapFit.length - 1]?.rss ?? NaN,
       heapSamples: heap.length,
+      parts: partsChange(parts, WARMUP_MINUTES),
       slope: slopeFrom(samples, WARMUP_MINUTES),
       slopeAfterFirstMinute: slopeFrom(samples, 1),
       slopeSecondHalf: slopeFrom(samples, SOAK_MINUTES / 2),
@@ -350,7 +395,8 @@ export const benchmark: Benchmark = {
           `the same soak: the controller's JavaScript heap left after a full collection, asked for once a minute ` +
           `through its inspector (SIGUSR1, HeapProfiler.collectGarbage, Runtime.getHeapUsage; bench/live-heap.ts), ` +
           `${s.heapSamples} samples; least-squares slope after the warm-up: ${s.heapFirst} MB then, ${s.heapLast} MB ` +
-          `at the end. What a leak grows; the resident slope above also follows V8 sizing its generations. These ` +
+          `at the end. Resident memory by kind after those collections, then and at the end (MB): ${s.parts}. ` +
+          `What a leak grows; the resident slope above also follows V8 sizing its generations. These ` +
           `collections are the measurement's (one a minute), not the product's, and the resident samples include them`,
       },
     ];
