@@ -212,9 +212,8 @@ export class ActionsServiceClient {
       if (call.signal.aborted) throw error;
       throw new ActionsServiceError(route.replace(/^\{actions\} /, ''), 0, null, (error as Error).message);
     } finally {
-      // Answered: the timeout stays while a streamed body is still read.
-      if (response === undefined) call.release();
-      else releaseAnswered(call, response);
+      // Failed or answered: an answer whose body is still streamed keeps the timeout while it is read.
+      releaseAnswered(call, response);
     }
   }
 

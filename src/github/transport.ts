@@ -68,9 +68,8 @@ export function createTransport(options: TransportOptions): FetchLike {
       }
       throw error;
     } finally {
-      // Failed: nothing more to read. Answered: the timeout stays while a streamed body is still read.
-      if (response === undefined) call.release();
-      else releaseAnswered(call, response);
+      // Failed or answered: an answer whose body is still streamed keeps the timeout while it is read.
+      releaseAnswered(call, response);
     }
     options.onCall(route, response.status);
     const remaining = response.headers.get('x-ratelimit-remaining');

@@ -161,6 +161,12 @@ describe('createNodeFetch without a proxy', () => {
     releaseAnswered(small, answered);
     expect(await answered.text()).toBe('ok');
 
+    // A failed call (no response) is ended whole: its timer no longer fires.
+    const failed = callSignal([source.signal], 20);
+    releaseAnswered(failed, undefined);
+    await new Promise((resolve) => setTimeout(resolve, 60));
+    expect(failed.timedOut).toBe(false);
+
     const stalled = callSignal([source.signal], 200);
     const streamed = await fetch(`${server.url}/stalled`, { signal: stalled.signal });
     expect(bodyInMemory(streamed)).toBe(false);

@@ -49,11 +49,12 @@ export function bodyInMemory(response: Response): boolean {
 }
 
 /**
- * Ends a call (lib/async's callSignal) that was answered with `response`: all of it when the body is in memory;
- * otherwise its long-lived sources only, so its timeout still bounds reading the body.
+ * Ends a call (lib/async's callSignal) once its fetch has settled with `response`, or with none when it failed: all
+ * of it when there is nothing more to read or the body is in memory; otherwise its long-lived sources only, so its
+ * timeout still bounds reading the body.
  */
-export function releaseAnswered(call: CallSignal, response: Response): void {
-  if (bodyInMemory(response)) call.release();
+export function releaseAnswered(call: CallSignal, response: Response | undefined): void {
+  if (response === undefined || bodyInMemory(response)) call.release();
   else call.releaseSources();
 }
 

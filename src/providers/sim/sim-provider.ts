@@ -216,9 +216,8 @@ export class SimProvider implements Provider {
         cause: code === 'unreachable' ? error : undefined,
       });
     } finally {
-      // Answered: the timeout stays while a streamed body is still read.
-      if (response === undefined) call.release();
-      else releaseAnswered(call, response);
+      // Failed or answered: an answer whose body is still streamed keeps the timeout while it is read.
+      releaseAnswered(call, response);
     }
   }
 }
