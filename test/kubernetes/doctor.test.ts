@@ -15,7 +15,7 @@ import { controllerNeeds } from '../../src/providers/kubernetes/rbac-needs.js';
 import type { Simulator } from '../../src/sim/github/index.js';
 import { startSimulator } from '../../src/sim/github/index.js';
 import { createTestNamespace, requireCluster, useTestCluster } from './helpers.js';
-import { installController } from './rbac-fixture.js';
+import { installController, untilAuthorized } from './rbac-fixture.js';
 
 const ROLE_ARN = 'arn:aws:iam::123456789012:role/ci-runner';
 
@@ -189,6 +189,12 @@ describe.skipIf(!requireCluster('doctor on kubernetes'))('doctor on kubernetes',
     const pods = role.rules!.find((r) => r.resources?.includes('pods') && r.verbs.includes('watch'))!;
     pods.verbs = pods.verbs.filter((v) => v !== 'watch');
     await rbac.replaceNamespacedRole({ name: 'runner-fleet-controller', namespace: plainNs, body: role });
+    await untilAuthorized(
+      cluster,
+      { namespace: ctl, name: 'runner-fleet' },
+      [{ verb: 'watch', apiGroup: '', resource: 'pods', namespace: plainNs }],
+      false,
+    );
 
     const r = await doctor(asOperator());
     expect(r.code).toBe(1);

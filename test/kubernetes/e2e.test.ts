@@ -24,6 +24,7 @@ import {
   until,
 } from './fleet-fixture.js';
 import { requireCluster, useTestCluster } from './helpers.js';
+import { untilAuthorized } from './rbac-fixture.js';
 
 const FLEET = 'k8s-e2e';
 const ROLE_ARN = 'arn:aws:iam::123456789012:role/ci-runner';
@@ -193,6 +194,12 @@ describe.skipIf(!requireCluster('kubernetes end to end'))('kubernetes end to end
     expect(pods).toBeDefined();
     pods!.verbs = pods!.verbs.filter((v) => v !== 'delete');
     await rbac.replaceNamespacedRole({ name: 'runner-fleet-controller', namespace, body: role });
+    await untilAuthorized(
+      cluster,
+      kf.controller,
+      [{ verb: 'delete', apiGroup: '', resource: 'pods', namespace }],
+      false,
+    );
 
     const port = await freePort();
     const refused = new ControllerChild(

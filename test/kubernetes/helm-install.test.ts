@@ -25,7 +25,7 @@ import { createTestNamespace, requireCluster, useTestCluster, waitFor } from './
 import type { KubeletContainer } from './kubelet.js';
 import { extraPorts, runPodContainer } from './kubelet.js';
 import { mergePatch } from './fixtures.js';
-import { applyObjects } from './rbac-fixture.js';
+import { applyObjects, untilAuthorized } from './rbac-fixture.js';
 
 const until = untilEvery(250);
 const RELEASE = 'rf';
@@ -307,6 +307,12 @@ describe.skipIf(!available)('the chart as installed: the controller runs as its 
       .kubeConfig()
       .makeApiClient(RbacAuthorizationV1Api)
       .deleteNamespacedRoleBinding({ name: `${FULLNAME}-controller`, namespace: runners });
+    await untilAuthorized(
+      cluster,
+      { namespace: home, name: FULLNAME },
+      [{ verb: 'create', apiGroup: '', resource: 'pods', namespace: runners }],
+      false,
+    );
     began = Date.now();
     const unbound = await run(await deploymentPod(), Number(new URL(sim.baseUrl).port));
     const exit = await Promise.race([

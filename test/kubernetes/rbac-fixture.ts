@@ -3,11 +3,16 @@
  * ServiceAccount token so the code under test runs with exactly the rights the RBAC data grants.
  */
 import type { KubeConfig } from '@kubernetes/client-node';
-import { CoreV1Api, KubernetesObjectApi } from '@kubernetes/client-node';
-import type { KubeObject, NamespaceNeeds } from '../../src/kubernetes/rbac-manifests.js';
-import { controllerRbacObjects } from '../../src/kubernetes/rbac-manifests.js';
+import { AuthorizationV1Api, CoreV1Api, KubernetesObjectApi } from '@kubernetes/client-node';
+import type { KubeObject, NamespaceNeeds, Permission } from '../../src/kubernetes/rbac-manifests.js';
+import {
+  controllerPermissions,
+  controllerRbacObjects,
+  describePermission,
+} from '../../src/kubernetes/rbac-manifests.js';
+import { subjectCan } from '../../src/kubernetes/rights-check.js';
 import type { TestCluster } from './helpers.js';
-import { isApiStatus } from './helpers.js';
+import { isApiStatus, waitFor } from './helpers.js';
 
 /** Creates each object, replacing one that exists (kubectl apply, minus the three-way merge). */
 export async function applyObjects(kubeConfig: KubeConfig, objects: readonly KubeObject[]): Promise<void> {
@@ -26,6 +31,27 @@ export async function applyObjects(kubeConfig: KubeConfig, objects: readonly Kub
       });
     }
   }
+}
+
+/**
+ * Waits until the API server's authorizer answers `allowed` for every one of `permissions` of `subject`. A Role or
+ * RoleBinding write reaches the RBAC authorizer through its watch a moment after the write returns (longer on a
+ * loaded machine), so a check made at once can still see the old rules. Fails after 30 s.
+ */
+export async function untilAuthorized(
+  cluster: TestCluster,
+  subject: { readonly namespace: string; readonly name: string },
+  permissions: readonly Permission[],
+  allowed: boolean,
+): Promise<void> {
+  const authz = cluster.kubeConfig().makeApiClient(AuthorizationV1Api);
+  const what = permissions.map(describePermission).join(', ');
+  await waitFor(
+    `the authorizer to ${allowed ? 'grant' : 'refuse'} ${subject.namespace}/${subject.name}: ${what}`,
+    async () =>
+      (await Promise.all(permissions.map((p) => subjectCan(authz, subject, p)))).every((a) => a === allowed),
+    { timeoutMs: 30_000, intervalMs: 50 },
+  );
 }
 
 /** A short-lived token of a ServiceAccount (TokenRequest), and a KubeConfig that uses it. */
@@ -69,6 +95,7 @@ export async function installController(
     { includeServiceAccount: true },
   );
   await applyObjects(cluster.kubeConfig(), objects);
+  await untilAuthorized(cluster, { namespace, name }, controllerPermissions(needs, { leaseName }), true);
   const { kubeConfig } = await serviceAccountKubeConfig(cluster, namespace, name);
   return { namespace, name, kubeConfig, objects };
 }

@@ -22,7 +22,12 @@ import { mergePatch, scaleSetConfig } from './fixtures.js';
 import { helmTemplate, requireHelm } from './helm.js';
 import { createTestNamespace, requireCluster, useTestCluster } from './helpers.js';
 import type { ControllerIdentity } from './rbac-fixture.js';
-import { applyObjects, installController, serviceAccountKubeConfig } from './rbac-fixture.js';
+import {
+  applyObjects,
+  installController,
+  serviceAccountKubeConfig,
+  untilAuthorized,
+} from './rbac-fixture.js';
 
 const logger = pino({ level: 'silent' });
 const signal = () => AbortSignal.timeout(60_000);
@@ -149,6 +154,8 @@ describe.skipIf(!requireCluster('kubernetes rbac'))('least privilege', () => {
       namespace: runners,
       body: { ...role, rules },
     });
+    const deletePods = { verb: 'delete', apiGroup: '', resource: 'pods', namespace: runners } as const;
+    await untilAuthorized(cluster, controller, [deletePods], false);
 
     const result = await checkControllerRights(controller.kubeConfig, needs, { names: names() });
     expect(result.ok).toBe(false);
@@ -161,6 +168,7 @@ describe.skipIf(!requireCluster('kubernetes rbac'))('least privilege', () => {
       { kind: 'ServiceAccount', name: controller.name, namespace: home },
     ]);
     await applyObjects(cluster.kubeConfig(), objects);
+    await untilAuthorized(cluster, controller, [deletePods], true);
     expect(await checkControllerRights(controller.kubeConfig, needs, { names: names() })).toMatchObject({
       ok: true,
     });
@@ -176,11 +184,20 @@ describe.skipIf(!requireCluster('kubernetes rbac'))('least privilege', () => {
       namespace: home,
       body: { ...role, rules },
     });
+    const updateLease = {
+      verb: 'update',
+      apiGroup: 'coordination.k8s.io',
+      resource: 'leases',
+      namespace: home,
+      name: LEASE,
+    } as const;
+    await untilAuthorized(cluster, controller, [updateLease], false);
     const result = await checkControllerRights(controller.kubeConfig, needs, { names: names() });
     expect(result.ok).toBe(false);
     if (result.ok) return;
     expect(result.message).toContain(`- update leases.coordination.k8s.io "${LEASE}" in namespace ${home}`);
     await applyObjects(cluster.kubeConfig(), controller.objects);
+    await untilAuthorized(cluster, controller, [updateLease], true);
   });
 
   it('doctor, with an operator’s credentials: the controller’s rights and every runner ServiceAccount', async () => {
