@@ -326,24 +326,33 @@ export class LeaderElector {
     }
   }
 
-  /** Marks the Lease free so a successor need not wait for it to expire. Best effort. */
+  /**
+   * Marks the Lease free so a successor need not wait for it to expire. Best effort. A renewal aborted by the stop
+   * may have been written without this replica seeing the new version; the release is then refused as a conflict,
+   * and is made once more over the Lease as read back, when it still names this replica.
+   */
   async #release(): Promise<void> {
     if (!this.#mine) return;
     const { namespace, name } = this.#o;
+    const options = withSignal(AbortSignal.timeout(2_000));
+    const free = (lease: V1Lease): V1Lease => ({
+      ...lease,
+      spec: {
+        ...lease.spec,
+        holderIdentity: '',
+        leaseDurationSeconds: 1,
+        renewTime: new V1MicroTime(this.#now()),
+      },
+    });
     try {
-      const body: V1Lease = {
-        ...this.#mine,
-        spec: {
-          ...this.#mine.spec,
-          holderIdentity: '',
-          leaseDurationSeconds: 1,
-          renewTime: new V1MicroTime(this.#now()),
-        },
-      };
-      await this.#api.replaceNamespacedLease(
-        { name, namespace, body },
-        withSignal(AbortSignal.timeout(2_000)),
-      );
+      try {
+        await this.#api.replaceNamespacedLease({ name, namespace, body: free(this.#mine) }, options);
+      } catch (error) {
+        if (!isConflict(error)) throw error;
+        const current = await this.#api.readNamespacedLease({ name, namespace }, options);
+        if (current.spec?.holderIdentity !== this.#o.identity) return;
+        await this.#api.replaceNamespacedLease({ name, namespace, body: free(current) }, options);
+      }
       this.#o.logger?.info({ lease: name }, 'leader election: lease released');
     } catch (error) {
       this.#o.logger?.warn(

@@ -1,8 +1,9 @@
 /**
  * A plain-HTTP proxy on 127.0.0.1 in front of the test API server that forwards every request unchanged, except
  * the faults a test arms: the next watch answered with the API server's own "410 Gone" forms (an ERROR event in a
- * 200 stream, or an HTTP 410), or the next requests failed with HTTP 500. It lets a suite drive the rare paths of
- * the pod informer (relist after compaction, backoff after errors) deterministically, with a real API server behind.
+ * 200 stream, or an HTTP 410), the next requests failed with HTTP 500, or the answer to a write held back. It lets a
+ * suite drive rare paths (the pod informer's relist after compaction and backoff after errors, a leader stopping
+ * while its renewal is in flight) deterministically, with a real API server behind.
  */
 import type { KubeConfig } from '@kubernetes/client-node';
 import { startApiServerProxy } from '../support/api-server-proxy.js';
@@ -17,6 +18,12 @@ export interface FaultProxy {
   goneOnNextWatch(form?: 'event' | 'status', after?: Promise<void>): void;
   /** The next `count` requests (any) get HTTP 500. */
   failNext(count: number): void;
+  /**
+   * The next request with this method whose path contains `path` is forwarded, but the API server's answer is held
+   * from the client until `until` settles: the write has happened, the client does not know it yet. Resolves once
+   * the API server has answered (and the answer is being held).
+   */
+  holdNextAnswer(method: string, path: string, until: Promise<void>): Promise<void>;
   readonly counts: { watches: number; lists: number; injected: number };
   close(): Promise<void>;
 }
@@ -34,6 +41,7 @@ const GONE_STATUS = {
 export async function startFaultProxy(target: string, caCert: string): Promise<FaultProxy> {
   let gone: { form: 'event' | 'status'; after: Promise<void> } | undefined;
   let failures = 0;
+  let hold: { method: string; path: string; until: Promise<void>; answered: () => void } | undefined;
   const counts = { watches: 0, lists: 0, injected: 0 };
 
   const proxy = await startApiServerProxy({
@@ -53,6 +61,15 @@ export async function startFaultProxy(target: string, caCert: string): Promise<F
           JSON.stringify({ ...GONE_STATUS, message: 'injected failure', reason: 'InternalError', code: 500 }),
         );
         return 'answered';
+      }
+      if (hold && req.method === hold.method && (req.url ?? '').includes(hold.path)) {
+        const { until, answered } = hold;
+        hold = undefined;
+        counts.injected++;
+        return () => {
+          answered();
+          return until;
+        };
       }
       if (isWatch && gone) {
         const { form, after } = gone;
@@ -82,6 +99,11 @@ export async function startFaultProxy(target: string, caCert: string): Promise<F
     },
     failNext(count) {
       failures = count;
+    },
+    holdNextAnswer(method, path, until) {
+      return new Promise<void>((answered) => {
+        hold = { method, path, until, answered };
+      });
     },
     close: () => proxy.close(),
   };

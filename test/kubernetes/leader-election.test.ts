@@ -15,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LeaderElectionOptions } from '../../src/kubernetes/leader-election.js';
 import { LeaderElector } from '../../src/kubernetes/leader-election.js';
 import { LogSink } from '../support/log-sink.js';
+import { startFaultProxy } from './fault-proxy.js';
 import { createTestNamespace, requireCluster, useTestCluster, waitFor } from './helpers.js';
 import type { ControllerIdentity } from './rbac-fixture.js';
 import { installLeaseHolder, serviceAccountKubeConfig } from './rbac-fixture.js';
@@ -228,6 +229,38 @@ describe.skipIf(!requireCluster('leader election'))('leader election', () => {
     // Released once stopped, not expired: b leads within a retry period or so, not a lease duration later.
     expect(standby.leadAt - workStoppedAt).toBeLessThan(1_500);
     await stopB();
+  }, 60_000);
+
+  it('a leader stopped while its renewal is written but unanswered still releases the Lease', async () => {
+    const { ns, name, kubeConfig, holder } = await ownLease('rf-le-inflight');
+    const proxy = await startFaultProxy(cluster.server, cluster.caCert);
+    const logs = new LogSink();
+    try {
+      const a = new LeaderElector({
+        kubeConfig: proxy.kubeConfig(kubeConfig.getCurrentUser()?.token ?? ''),
+        namespace: ns,
+        name,
+        identity: 'a',
+        ...SHORT,
+        logger: pino({ level: 'info' }, logs),
+        onStartedLeading: (signal) => until(signal),
+      });
+      const stop = new AbortController();
+      const run = a.run(stop.signal);
+      await waitFor('a to lead', async () => a.isLeader);
+      let letGo = () => {};
+      // The next renewal reaches the API server and changes the Lease; its answer (the new version) is held back.
+      await proxy.holdNextAnswer('PUT', `/leases/${name}`, new Promise<void>((r) => (letGo = r)));
+      stop.abort();
+      await run;
+      letGo();
+      // The release must not be refused for the version a never saw: the Lease is free at once, not left to expire.
+      expect(logs.text()).toMatch(/lease released/);
+      expect(logs.text()).not.toMatch(/release failed/);
+      expect(await holder()).toBe('');
+    } finally {
+      await proxy.close();
+    }
   }, 60_000);
 
   it('a leader whose work does not stop within stopTimeoutMs does not release the Lease but lets it expire, and says why', async () => {

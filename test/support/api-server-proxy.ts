@@ -12,12 +12,14 @@ import { KubeConfig } from '@kubernetes/client-node';
 
 /**
  * Sees each request before it is forwarded. 'answered': it wrote the response itself and nothing is forwarded;
- * a function: it is given the API server's response before that is piped to the client; undefined: forward only.
+ * a function: it is given the API server's response before that is passed to the client, and when it returns a
+ * promise the answer is held until that settles (the API server has acted, the client does not know yet);
+ * undefined: forward only.
  */
 export type ProxyRequestHook = (
   req: IncomingMessage,
   res: ServerResponse,
-) => 'answered' | ((upstream: IncomingMessage) => void) | undefined;
+) => 'answered' | ((upstream: IncomingMessage) => void | Promise<void>) | undefined;
 
 export interface ApiServerProxyOptions {
   /** The API server's URL and the CA that signed its certificate. */
@@ -56,11 +58,15 @@ export async function startApiServerProxy(options: ApiServerProxyOptions): Promi
         headers: { ...req.headers, host: upstream.host },
       },
       (up) => {
-        res.writeHead(up.statusCode ?? 502, up.headers);
-        // A watch sends its headers before any event: pass them on at once, as the API server does.
-        res.flushHeaders();
-        hook?.(up);
-        up.pipe(res);
+        const held = hook?.(up);
+        const answer = () => {
+          res.writeHead(up.statusCode ?? 502, up.headers);
+          // A watch sends its headers before any event: pass them on at once, as the API server does.
+          res.flushHeaders();
+          up.pipe(res);
+        };
+        if (held) void held.then(answer, answer);
+        else answer();
       },
     );
     forward.on('error', () => res.destroy());
