@@ -217,6 +217,29 @@ export class ActionsServiceClient {
     }
   }
 
+  /** A call on the message queue, with the session's queue token; its 401 means the token expired. */
+  async #queueFetch(
+    call: string,
+    url: string,
+    session: ScaleSetSession,
+    init: { method?: string; headers: Record<string, string>; body?: string },
+    signal: AbortSignal | undefined,
+    timeoutMs?: number,
+  ): Promise<Response> {
+    const response = await this.#fetch(
+      `{actions} ${call}`,
+      url,
+      { ...init, headers: { authorization: `Bearer ${session.messageQueueAccessToken}`, ...init.headers } },
+      signal,
+      timeoutMs,
+    );
+    if (response.status === 401) {
+      await response.body?.cancel();
+      throw new QueueUnauthorizedError(call, 401, null);
+    }
+    return response;
+  }
+
   async #json(call: string, response: Response, ok: readonly number[]): Promise<Record<string, unknown>> {
     const text = await response.text();
     let body: unknown;
@@ -398,12 +421,12 @@ export class ActionsServiceClient {
     const call = 'GET {messageQueueUrl}';
     const url = new URL(session.messageQueueUrl);
     if (lastMessageId > 0) url.searchParams.set('lastMessageId', String(lastMessageId));
-    const response = await this.#fetch(
-      `{actions} ${call}`,
+    const response = await this.#queueFetch(
+      call,
       url.toString(),
+      session,
       {
         headers: {
-          authorization: `Bearer ${session.messageQueueAccessToken}`,
           accept: `application/json; api-version=${API_VERSION}`,
           'x-scalesetmaxcapacity': String(Math.max(0, Math.floor(maxCapacity))),
         },
@@ -414,10 +437,6 @@ export class ActionsServiceClient {
     if (response.status === 202) {
       await response.body?.cancel();
       return null;
-    }
-    if (response.status === 401) {
-      await response.body?.cancel();
-      throw new QueueUnauthorizedError(call, 401, null);
     }
     const body = await this.#json(call, response, [200]);
     let items: JobMessage[] = [];
@@ -443,22 +462,13 @@ export class ActionsServiceClient {
     const call = 'DELETE {messageQueueUrl}/{messageId}';
     const url = new URL(session.messageQueueUrl);
     url.pathname = `${url.pathname.replace(/\/$/, '')}/${messageId}`;
-    const response = await this.#fetch(
-      `{actions} ${call}`,
+    const response = await this.#queueFetch(
+      call,
       url.toString(),
-      {
-        method: 'DELETE',
-        headers: {
-          authorization: `Bearer ${session.messageQueueAccessToken}`,
-          'content-type': 'application/json',
-        },
-      },
+      session,
+      { method: 'DELETE', headers: { 'content-type': 'application/json' } },
       signal,
     );
-    if (response.status === 401) {
-      await response.body?.cancel();
-      throw new QueueUnauthorizedError(call, 401, null);
-    }
     await this.#json(call, response, [200, 204, 404]);
   }
 
@@ -473,23 +483,13 @@ export class ActionsServiceClient {
     const admin = await this.#connection(signal);
     const url = new URL(`_apis/runtime/runnerscalesets/${scaleSetId}/acquirejobs`, admin.url);
     url.searchParams.set('api-version', API_VERSION);
-    const response = await this.#fetch(
-      `{actions} ${call}`,
+    const response = await this.#queueFetch(
+      call,
       url.toString(),
-      {
-        method: 'POST',
-        headers: {
-          authorization: `Bearer ${session.messageQueueAccessToken}`,
-          'content-type': 'application/json',
-        },
-        body: JSON.stringify(requestIds),
-      },
+      session,
+      { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(requestIds) },
       signal,
     );
-    if (response.status === 401) {
-      await response.body?.cancel();
-      throw new QueueUnauthorizedError(call, 401, null);
-    }
     const body = await this.#json(call, response, [200]);
     return Array.isArray(body.value) ? body.value.filter((v): v is number => typeof v === 'number') : [];
   }
