@@ -29,17 +29,21 @@ const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const Database = require(workerData.driver);
 let db;
+let checkpoint;
 try {
   db = new Database(workerData.path, { fileMustExist: true });
   db.pragma('busy_timeout = 1000');
   db.pragma('wal_autocheckpoint = 0');
+  // Prepared once: a statement's SQLite memory is freed only when its JS object is collected, and this thread makes
+  // so little garbage that a statement prepared on each tick (db.pragma) stayed for good, 1.8 KB a second.
+  checkpoint = db.prepare('PRAGMA wal_checkpoint(PASSIVE)');
 } catch (error) {
   parentPort.postMessage({ type: 'failed', reason: String(error && error.message || error), code: error && error.code });
   process.exit(0);
 }
 const timer = setInterval(() => {
   try {
-    db.pragma('wal_checkpoint(PASSIVE)');
+    checkpoint.get();
   } catch (error) {
     if (error && error.code === 'SQLITE_BUSY') return;
     clearInterval(timer);

@@ -148,6 +148,14 @@ function runnerFromRow(r: RunnerSqlRow): RunnerRecord {
 /** SQLite's default: a checkpoint on the commit that takes the WAL past this many pages. */
 const DEFAULT_WAL_AUTOCHECKPOINT = 1000;
 
+/**
+ * The connection's page cache, in KiB. better-sqlite3 builds SQLite with 16 MB, and the cache keeps every page it
+ * has read or written up to that size: as the file grows with each job's rows (until the retention prunes them) it
+ * filled for hours, about 0.25 MB a minute at 2 jobs a second. The store keeps its open records in memory anyway, so
+ * SQLite's own default of 2 MB holds what the writes need (the B-tree pages they descend through).
+ */
+const PAGE_CACHE_KIB = 2048;
+
 export class Store implements FleetStore {
   readonly path: string;
   readonly #db: Db;
@@ -348,6 +356,7 @@ export class Store implements FleetStore {
       db.pragma('journal_mode = WAL');
       db.pragma(`synchronous = ${options.synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
       db.pragma('busy_timeout = 5000');
+      db.pragma(`cache_size = -${PAGE_CACHE_KIB}`);
       migrate(db);
       return new Store(db, options);
     } catch (cause) {
