@@ -350,7 +350,13 @@ export class LeaderElector {
       } catch (error) {
         if (!isConflict(error)) throw error;
         const current = await this.#api.readNamespacedLease({ name, namespace }, options);
-        if (current.spec?.holderIdentity !== this.#o.identity) return;
+        if (current.spec?.holderIdentity !== this.#o.identity) {
+          this.#o.logger?.info(
+            { lease: name, holder: current.spec?.holderIdentity ?? '' },
+            "leader election: the lease is no longer this replica's; nothing to release",
+          );
+          return;
+        }
         await this.#api.replaceNamespacedLease({ name, namespace, body: free(current) }, options);
       }
       this.#o.logger?.info({ lease: name }, 'leader election: lease released');
