@@ -160,7 +160,7 @@ describe.skipIf(!requireCluster('kubernetes rbac'))('least privilege', () => {
     const result = await checkControllerRights(controller.kubeConfig, needs, { names: names() });
     expect(result.ok).toBe(false);
     if (result.ok) return;
-    expect(result.missing).toEqual([{ verb: 'delete', apiGroup: '', resource: 'pods', namespace: runners }]);
+    expect(result.missing).toEqual([deletePods]);
     expect(result.message).toContain(`- delete pods in namespace ${runners}`);
     // The manifest names the caller's own ServiceAccount (learned from the API server) and grants everything back.
     const objects = parseAllDocuments(result.manifest).map((d) => d.toJS() as KubeObject);
